@@ -1,0 +1,212 @@
+"""Time: KST, the reporting grid, and an injectable clock.
+
+Strategy: every time-dependent piece of gs_hooks takes a :class:`Clock`. Time is epoch seconds (float, UTC)
+internally; datetimes are made at the edges. Grid instants are aligned to KST midnight, so a period that divides
+24 h gives the same instants every day (the Hive CCU grid is 13:00, 13:02, ...).
+
+:class:`SystemClock` never returns from ``sleep_until`` before the deadline, even when the event loop wakes a
+timer early (uvloop can, by ~1 ms): it re-checks the wall clock and sleeps the remainder.
+:class:`FakeClock` keeps virtual time for tests: ``await clock.advance(s)`` moves time forward, waking sleepers
+one deadline at a time, in deadline order, and lets the woken tasks run before moving on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = [
+    "KST",
+    "Clock",
+    "FakeClock",
+    "SystemClock",
+    "format_kst",
+    "grid_slot",
+    "next_grid_instant",
+    "to_datetime",
+    "to_timestamp",
+]
+
+KST = timezone(timedelta(hours=9), "KST")
+_DAY = 86_400
+
+
+def _check_period(period: float | timedelta) -> float:
+    p = period.total_seconds() if isinstance(period, timedelta) else float(period)
+    if p <= 0 or _DAY % p != 0:
+        raise ValueError(f"grid period must be a positive number of seconds dividing 24 h, got {p!r}")
+    return p
+
+
+def to_timestamp(moment: datetime | float) -> float:
+    """Epoch seconds of an aware datetime (or a float passed through)."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime: give an aware datetime (e.g. tzinfo=gs_hooks.KST)")
+        return moment.timestamp()
+    return float(moment)
+
+
+def to_datetime(ts: float, tz: timezone = KST) -> datetime:
+    """An aware datetime (KST by default) for epoch seconds."""
+    return datetime.fromtimestamp(ts, tz)
+
+
+def grid_slot(moment: datetime | float, period: float | timedelta) -> datetime:
+    """The grid instant that starts the slot ``moment`` belongs to (the latest instant <= moment), in KST."""
+    p = _check_period(period)
+    ts = to_timestamp(moment)
+    # KST midnight is at ts % 86400 == 15 h (UTC); offset by 9 h so slots align to KST midnight.
+    shifted = ts + 9 * 3600
+    start = shifted - (shifted % p) - 9 * 3600
+    return to_datetime(start)
+
+
+def next_grid_instant(now: datetime | float, period: float | timedelta) -> datetime:
+    """The first grid instant strictly after ``now``, in KST.
+
+    Args:
+        now: an aware datetime or epoch seconds.
+        period: seconds (or a timedelta) that divide 24 h.
+    """
+    p = _check_period(period)
+    return to_datetime(grid_slot(now, p).timestamp() + p)
+
+
+def format_kst(moment: datetime | float) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in KST, the platforms' zone-less date format."""
+    return to_datetime(to_timestamp(moment)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What gs_hooks needs from time. Inject :class:`FakeClock` in tests."""
+
+    def time(self) -> float:
+        """Current epoch seconds."""
+        ...
+
+    def now(self) -> datetime:
+        """Current time as an aware KST datetime."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep at least ``seconds``."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep until epoch seconds ``deadline`` (never returns before it)."""
+        ...
+
+
+class SystemClock:
+    """The real clock (``time.time``), with never-early ``sleep_until``."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(KST)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(time.time() + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                await anyio.lowlevel.checkpoint()
+                return
+            await anyio.sleep(remaining)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class FakeClock:
+    """Virtual time for tests: nothing sleeps for real.
+
+    ``await advance(seconds)`` wakes every sleeper whose deadline falls in the interval, one deadline at a time
+    and in order; after each wake it waits until every task is blocked again, so the woken code has run (and may
+    have gone back to sleep with a new deadline) before time moves on.
+
+    Args:
+        start: the initial time (aware datetime or epoch seconds); default 2026-01-01 00:00:00 KST.
+    """
+
+    def __init__(self, start: datetime | float | None = None) -> None:
+        if start is None:
+            start = datetime(2026, 1, 1, tzinfo=KST)
+        self._t = to_timestamp(start)
+        self._heap: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self._t
+
+    def now(self) -> datetime:
+        return to_datetime(self._t)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self._t + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._t:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        entry = (deadline, next(self._seq), event)
+        heapq.heappush(self._heap, entry)
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():  # cancelled: drop our entry
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+
+    @property
+    def sleepers(self) -> int:
+        """Number of tasks sleeping on this clock."""
+        return len(self._heap)
+
+    def next_deadline(self) -> float | None:
+        """The earliest sleeper's deadline, if any."""
+        return self._heap[0][0] if self._heap else None
+
+    async def settle(self) -> None:
+        """Wait until every task is blocked (woken code has run as far as it can)."""
+        await anyio.wait_all_tasks_blocked()
+
+    async def advance(self, seconds: float) -> None:
+        """Move virtual time forward by ``seconds``, waking sleepers in deadline order."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        await self.advance_to(self._t + seconds)
+
+    async def advance_to(self, moment: datetime | float) -> None:
+        """Move virtual time forward to ``moment``, waking sleepers in deadline order."""
+        target = to_timestamp(moment)
+        if target < self._t:
+            raise ValueError("time only moves forward")
+        await self.settle()
+        while self._heap and self._heap[0][0] <= target:
+            deadline = self._heap[0][0]
+            self._t = max(self._t, deadline)
+            while self._heap and self._heap[0][0] <= self._t:
+                _, _, event = heapq.heappop(self._heap)
+                event.set()
+            await self.settle()
+        self._t = target
+        await self.settle()
+
+    def set_time_nowait(self, moment: datetime | float) -> None:
+        """Jump the clock without waking anyone (simulates a process that was down)."""
+        self._t = to_timestamp(moment)
+
+    def __repr__(self) -> str:
+        return f"FakeClock({format_kst(self._t)} KST, sleepers={len(self._heap)})"

@@ -1,0 +1,163 @@
+"""The gs_hooks error tree.
+
+Every error gs_hooks raises derives from :class:`GsHooksError`. Errors from httpx, lxml and msgspec are
+translated at the boundary (``raise ... from exc``) so callers only ever catch ours::
+
+    GsHooksError
+    ├── ConfigError                 our configuration is wrong: fix the named setting
+    ├── ProtocolError               malformed input from a peer (webhook body, platform answer)
+    ├── PlatformError               the platform answered with an error result code
+    │   └── PlatformUnavailableError    the platform could not be reached / kept failing transiently
+    ├── LoginRefusedError           hooks.login() refused the player (see .reason)
+    │   ├── TokenInvalidError           Gamebase says the access token is invalid or expired
+    │   ├── MemberNotValidError         Gamebase says the member is banned / withdrawn / missing
+    │   ├── BannedError                 the ban book holds an active ban (carries .ends_at)
+    │   ├── MaintenanceError            maintenance is active and the login gate is on
+    │   └── DuplicateLoginError         the player is already logged in and the policy refuses the newer
+    └── ClosedError                 the object was used after aclose()
+
+Messages never contain a secret, bearer key or access token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = [
+    "BannedError",
+    "ClosedError",
+    "ConfigError",
+    "DuplicateLoginError",
+    "GsHooksError",
+    "LoginRefusedError",
+    "MaintenanceError",
+    "MemberNotValidError",
+    "PlatformError",
+    "PlatformUnavailableError",
+    "ProtocolError",
+    "TokenInvalidError",
+]
+
+
+class GsHooksError(Exception):
+    """Root of every error raised by gs_hooks."""
+
+
+class ConfigError(GsHooksError, ValueError):
+    """A configuration value is missing or not allowed.
+
+    Attributes:
+        setting: the environment variable or TOML key that holds the bad value.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class ProtocolError(GsHooksError):
+    """Malformed input from a peer (a webhook body, a platform response)."""
+
+
+class PlatformError(GsHooksError):
+    """A platform answered with an error result code.
+
+    Attributes:
+        platform: ``"gamebase"``, ``"hive-ccu"``, ``"gamepot"``...
+        code: the platform's result code (an int, or None when there was no answer).
+        message: the platform's result message (already redacted).
+        transaction_id: the Gamebase transaction id of the call, when there is one.
+    """
+
+    def __init__(
+        self,
+        platform: str,
+        code: int | None,
+        message: str,
+        *,
+        transaction_id: str | None = None,
+    ) -> None:
+        self.platform = platform
+        self.code = code
+        self.message = message
+        self.transaction_id = transaction_id
+        text = f"{platform} error {code}: {message}" if code is not None else f"{platform}: {message}"
+        if transaction_id:
+            text += f" (transaction {transaction_id})"
+        super().__init__(text)
+
+
+class PlatformUnavailableError(PlatformError):
+    """The platform could not be reached, or kept failing with transient errors after the retries."""
+
+
+class LoginRefusedError(GsHooksError):
+    """``hooks.login()`` refused the player.
+
+    Attributes:
+        reason: a short machine-readable code (``"token_invalid"``, ``"banned"``, ``"maintenance"``...).
+    """
+
+    reason = "refused"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class TokenInvalidError(LoginRefusedError):
+    """Gamebase reports the access token invalid or expired."""
+
+    reason = "token_invalid"
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class MemberNotValidError(LoginRefusedError):
+    """Gamebase reports the member is not in the normal state (``valid != "Y"``)."""
+
+    reason = "member_not_valid"
+
+    def __init__(self, message: str, *, valid: str | None = None, code: int | None = None) -> None:
+        self.valid = valid
+        self.code = code
+        super().__init__(message)
+
+
+class BannedError(LoginRefusedError):
+    """The ban book holds an active ban for the player.
+
+    Attributes:
+        ends_at: when the ban ends (aware datetime), or None for a permanent ban.
+    """
+
+    reason = "banned"
+
+    def __init__(self, message: str, *, ends_at: datetime | None, source: str = "") -> None:
+        self.ends_at = ends_at
+        self.source = source
+        super().__init__(message)
+
+
+class MaintenanceError(LoginRefusedError):
+    """Maintenance is active and the maintenance login gate is on."""
+
+    reason = "maintenance"
+
+    def __init__(self, message: str, *, ends_at: datetime | None = None, url: str | None = None) -> None:
+        self.ends_at = ends_at
+        self.url = url
+        super().__init__(message)
+
+
+class DuplicateLoginError(LoginRefusedError):
+    """The player already has a session and the duplicate-login policy refuses the newer one."""
+
+    reason = "duplicate_login"
+
+
+class ClosedError(GsHooksError, RuntimeError):
+    """The object was used after it was closed."""

@@ -1,0 +1,331 @@
+"""The one setup call, :func:`setup`, and the :class:`Hooks` object it returns.
+
+:class:`Hooks` owns everything with a lifetime: the session registry, the shared ``httpx.AsyncClient``, the
+sqlite store, and one anyio task group in which every background component (CCU reporter, maintenance watcher,
+ban poller, listener) runs. Components that are not configured are not created. Shutdown is orderly: each
+component is asked to flush (in reverse start order), then the task group is cancelled, then the client and
+the store are closed.
+
+``start()`` and ``aclose()`` must be awaited from the same task (the task group's cancel scope belongs to it);
+``async with hooks:`` does that for you.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import httpx
+import msgspec
+
+from ._clock import Clock, SystemClock
+from ._config import Config
+from ._exceptions import ClosedError
+from ._store import Store
+from .sessions._registry import Session, SessionRegistry
+
+__all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
+
+log = logging.getLogger("gs_hooks")
+
+
+class KickRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the game's ``on_kick`` receives.
+
+    Attributes:
+        session: the session to disconnect (already removed from the registry).
+        reason: ``ban``, ``maintenance``, ``duplicate_login``, ``manual``...
+        message: a human-readable message to show the player.
+        details: reason-specific frozen details (a ban's source/status/start/end, a maintenance window...).
+    """
+
+    session: Session
+    reason: str
+    message: str = ""
+    details: Any = None
+
+
+class OnKick(Protocol):
+    """The game's kick callback: disconnect ``request.session`` (sync or async)."""
+
+    def __call__(self, request: KickRequest, /) -> Awaitable[None] | None: ...
+
+
+class Component(Protocol):
+    """A background part owned by :class:`Hooks` (CCU reporter, watchers, listener...)."""
+
+    name: str
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; call ``task_status.started()`` once ready."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush: finish or persist in-flight work. Called before the task group is cancelled."""
+        ...
+
+
+async def call_callback(callback: Callable[..., Any] | None, *args: Any, what: str) -> bool:
+    """Call a sync or async user callback; log (do not raise) its exceptions. Returns True on success."""
+    if callback is None:
+        return True
+    try:
+        result = callback(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("%s callback raised", what)
+        return False
+    return True
+
+
+class Hooks:
+    """The object :func:`setup` returns; use it as ``async with hooks:``.
+
+    Attributes:
+        config: the configuration.
+        clock: the injected clock.
+        registry: the :class:`~gs_hooks.SessionRegistry` of live sessions.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_kick: OnKick | None = None,
+        clock: Clock | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        callbacks: dict[str, Callable[..., Any] | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.on_kick = on_kick
+        self.callbacks = dict(callbacks or {})
+        self.registry = SessionRegistry(
+            default_server_id=config.sessions.server_id,
+            duplicate_login=config.sessions.duplicate_login,
+            time=self.clock.time,
+        )
+        self._own_http = http_client is None
+        self._http = http_client
+        self._store: Store | None = None
+        self._components: list[Component] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._state = "new"
+
+    # -- shared resources ------------------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The one shared ``httpx.AsyncClient`` (created on first use)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=64))
+        return self._http
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store (opened on first use)."""
+        if self._store is None:
+            self._store = Store(self.config.state_path)
+        return self._store
+
+    def add_component(self, component: Component) -> None:
+        """Add a background component (before :meth:`start`)."""
+        if self._state != "new":
+            raise RuntimeError("components must be added before start()")
+        self._components.append(component)
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        """The configured background components, in start order."""
+        return tuple(self._components)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every configured component. Pair with :meth:`aclose` in the same task."""
+        if self._state != "new":
+            raise RuntimeError(f"cannot start hooks in state {self._state!r}")
+        self._state = "starting"
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            for component in self._components:
+                await tg.start(component.run)
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            self._state = "closed"
+            await self._close_resources()
+            raise
+        self._state = "running"
+
+    async def aclose(self) -> None:
+        """Orderly shutdown: flush components (reverse order), stop tasks, close the client and the store."""
+        if self._state in ("closed", "new"):
+            self._state = "closed"
+            await self._close_resources()
+            return
+        self._state = "closing"
+        with anyio.CancelScope(shield=True):
+            for component in reversed(self._components):
+                try:
+                    await component.aclose()
+                except Exception:
+                    log.exception("component %s failed to flush", getattr(component, "name", component))
+        tg = self._tg
+        self._tg = None
+        if tg is not None:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        self._state = "closed"
+        await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._http is not None and self._own_http:
+                await self._http.aclose()
+                self._http = None
+            if self._store is not None:
+                self._store.close()
+
+    async def __aenter__(self) -> Hooks:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def running(self) -> bool:
+        """True between start() and aclose()."""
+        return self._state == "running"
+
+    def _check_open(self) -> None:
+        if self._state in ("closing", "closed"):
+            raise ClosedError("hooks are closed")
+
+    # -- sessions ----------------------------------------------------------------------------------------------
+
+    async def kick(
+        self,
+        target: Session | str,
+        reason: str = "manual",
+        *,
+        message: str = "",
+        details: Any = None,
+    ) -> int:
+        """Disconnect a session, or every session of a player id.
+
+        The session is removed from the registry first (a second kick is a no-op), then the game's ``on_kick``
+        runs (or, with no ``on_kick``, the adapter's default: close the connection). A raising callback is
+        logged and does not keep the session registered.
+
+        Returns:
+            The number of sessions kicked.
+        """
+        sessions = (target,) if isinstance(target, Session) else self.registry.sessions_of(target)
+        kicked = 0
+        for session in sessions:
+            if self.kick_nowait_remove(session):
+                kicked += 1
+                await self._deliver_kick(KickRequest(session=session, reason=reason, message=message, details=details))
+        return kicked
+
+    def kick_nowait_remove(self, session: Session) -> bool:
+        """Remove a session ahead of a kick. False if it was already gone."""
+        return self.registry.close_nowait(session)
+
+    async def _deliver_kick(self, request: KickRequest) -> None:
+        if self.on_kick is not None:
+            await call_callback(self.on_kick, request, what="on_kick")
+            return
+        closer = request.session.closer
+        if closer is not None:
+            await call_callback(closer, what="default kick")
+
+    def bind_player(self, session: Session, player_id: str) -> list[Session]:
+        """Bind a player to a session under the duplicate-login policy.
+
+        Returns:
+            Older sessions the policy says to kick (the login flow kicks them with reason ``duplicate_login``).
+
+        Raises:
+            DuplicateLoginError: policy ``refuse_newer`` and the player is already logged in.
+        """
+        return self.registry.bind_player_nowait(session, player_id)
+
+    def track_streams(
+        self,
+        handler: Callable[[Any, Any], Awaitable[None]],
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+    ) -> Callable[[Any, Any], Awaitable[None]]:
+        """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
+
+        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session.
+        """
+        from .sessions._middleware import track_asyncio_streams
+
+        return track_asyncio_streams(self.registry, handler, server_id=server_id, channel=channel)
+
+    def __repr__(self) -> str:
+        names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
+        return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
+
+
+def setup(
+    config: Config | None = None,
+    *,
+    on_kick: OnKick | None = None,
+    clock: Clock | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    on_ban: Callable[..., Any] | None = None,
+    on_maintenance: Callable[..., Any] | None = None,
+    on_notice: Callable[..., Any] | None = None,
+    on_ccu_problem: Callable[..., Any] | None = None,
+    webstore_profile: Callable[..., Any] | None = None,
+) -> Hooks:
+    """The one setup call: build a :class:`Hooks` for ``config``; configured components only.
+
+    Args:
+        config: the configuration (``Config.from_env()`` by default).
+        on_kick: the game's kick callback; without it, kicks close the connection.
+        clock: inject a :class:`~gs_hooks.FakeClock` in tests.
+        http_client: a shared ``httpx.AsyncClient`` (one is created and owned otherwise).
+        on_ban: called with a ``BanEvent`` when a ban is applied.
+        on_maintenance: called with a ``MaintenanceChange`` on each maintenance transition.
+        on_notice: called with a ``NoticeRequest`` to show a message to a session (maintenance warnings).
+        on_ccu_problem: called with a ``CcuProblem`` when a CCU sample is refused for a non-retryable reason.
+        webstore_profile: ``async (cs_code) -> WebstoreProfile | None`` for Hive's ``/webstore-profile``.
+    """
+    callbacks: dict[str, Callable[..., Any] | None] = {
+        "on_ban": on_ban,
+        "on_maintenance": on_maintenance,
+        "on_notice": on_notice,
+        "on_ccu_problem": on_ccu_problem,
+        "webstore_profile": webstore_profile,
+    }
+    if config is None:
+        config = Config.from_env()
+    hooks = Hooks(config, on_kick=on_kick, clock=clock, http_client=http_client, callbacks=callbacks)
+    _wire_components(hooks)
+    return hooks
+
+
+def _wire_components(hooks: Hooks) -> None:
+    """Create the components the configuration turns on (each capability adds its block here)."""
+    config = hooks.config
+    del config  # no component is configured yet in the foundation

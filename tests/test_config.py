@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gs_hooks import Config, ConfigError, Secret
+from gs_hooks._config import ENV_VARS
+
+
+def test_defaults_leave_every_platform_off() -> None:
+    c = Config.from_env({})
+    assert c.ccu.url is None
+    assert c.gamebase.url is None
+    assert c.hive.auth_key is None
+    assert c.listener.listen is None
+    assert c.gamepot.project_id is None
+    assert c.ccu.period_s == 120
+    assert c.hive.suspension_path == "/hive/suspensions"
+
+
+def test_from_env_reads_the_public_contract() -> None:
+    env = {
+        "GS_HOOKS_GAME": "tinyfarm_KR",
+        "GS_HOOKS_SERVER_ID": "tinyfarm01, 2",
+        "GS_HOOKS_CCU_URL": "http://127.0.0.1:8700/modules/gameuser/currentuser/",
+        "GS_HOOKS_CCU_PERIOD_S": "60",
+        "GS_HOOKS_CCU_SPOOL": "/tmp/spool.sqlite3",
+        "GS_HOOKS_GAMEBASE_URL": "http://127.0.0.1:8700",
+        "GS_HOOKS_GAMEBASE_APP_ID": "C3JmSctU",
+        "GS_HOOKS_GAMEBASE_SECRET_KEY": "IgsaAP-very-secret",
+        "GS_HOOKS_LISTEN": "127.0.0.1:9100",
+        "GS_HOOKS_HIVE_AUTH_KEY": "bearer-secret",
+        "GS_HOOKS_HIVE_GAME_INDEX": "539",
+        "GS_HOOKS_HIVE_SUSPENSION_PATH": "/hooks/suspended",
+        "GS_HOOKS_GAMEPOT_PROJECT_ID": "12a0f2ff",
+        "GS_HOOKS_GAMEPOT_API_KEY": "x-api-secret",
+        "GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S": "300,60",
+        "GS_HOOKS_DASHBOARD": "yes",
+    }
+    c = Config.from_env(env)
+    assert c.ccu.game == "tinyfarm_KR"
+    assert c.ccu.server_ids == ("tinyfarm01", "2")
+    assert c.sessions.server_id == "tinyfarm01"
+    assert c.ccu.period_s == 60
+    assert c.ccu.spool_path == "/tmp/spool.sqlite3"
+    assert c.gamebase.secret_key == Secret("IgsaAP-very-secret")
+    assert c.hive.game_index == 539
+    assert c.hive.suspension_path == "/hooks/suspended"
+    assert c.gamebase.maintenance_warn_s == (300.0, 60.0)
+    assert c.listener.dashboard is True
+    text = repr(c) + str(c)
+    for secret in ("IgsaAP-very-secret", "bearer-secret", "x-api-secret"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "var", "fragment"),
+    [
+        ({"GS_HOOKS_SERVER_ID": "tiny_farm"}, "GS_HOOKS_SERVER_ID", "1–20 letters/digits"),
+        ({"GS_HOOKS_SERVER_ID": "a" * 21}, "GS_HOOKS_SERVER_ID", "1–20 letters/digits"),
+        ({"GS_HOOKS_CCU_PERIOD_S": "90"}, "GS_HOOKS_CCU_PERIOD_S", "whole number of minutes"),
+        ({"GS_HOOKS_CCU_PERIOD_S": "two"}, "GS_HOOKS_CCU_PERIOD_S", "not an integer"),
+        ({"GS_HOOKS_CCU_URL": "ftp://x"}, "GS_HOOKS_CCU_URL", "not an http(s) URL"),
+        ({"GS_HOOKS_CCU_URL": "http://x/"}, "GS_HOOKS_GAME", "game key is required"),
+        (
+            {"GS_HOOKS_GAMEBASE_URL": "http://x", "GS_HOOKS_GAMEBASE_APP_ID": "a"},
+            "GS_HOOKS_GAMEBASE_SECRET_KEY",
+            "required",
+        ),
+        ({"GS_HOOKS_LISTEN": "localhost"}, "GS_HOOKS_LISTEN", "host:port"),
+        ({"GS_HOOKS_DUPLICATE_LOGIN": "maybe"}, "GS_HOOKS_DUPLICATE_LOGIN", "allow"),
+        ({"GS_HOOKS_DASHBOARD": "perhaps"}, "GS_HOOKS_DASHBOARD", "not a boolean"),
+        ({"GS_HOOKS_HIVE_AUTH_KEY": "k"}, "GS_HOOKS_HIVE_GAME_INDEX", "game index is required"),
+        ({"GS_HOOKS_LISTEN_WEBSTORE_ALLOW": "10.0.0.0/8,nope"}, "GS_HOOKS_LISTEN_WEBSTORE_ALLOW", "CIDR"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_allowed(env: dict[str, str], var: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(env)
+    assert info.value.setting == var
+    assert fragment in str(info.value)
+    assert str(info.value).startswith(var + ":")
+
+
+def test_secret_never_shows() -> None:
+    s = Secret("hunter2")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "hunter2" not in f"{s}"
+    assert s.get_secret_value() == "hunter2"
+    import pickle
+
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
+
+
+def test_config_is_frozen_and_keyword_only() -> None:
+    c = Config.from_env({})
+    with pytest.raises(AttributeError):
+        c.state_path = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Config(":memory:")  # type: ignore[misc]
+
+
+def test_from_toml(tmp_path: Path) -> None:
+    p = tmp_path / "gs.toml"
+    p.write_text(
+        'state_path = ":memory:"\n'
+        "[ccu]\n"
+        'url = "http://127.0.0.1:1/modules/gameuser/currentuser/"\n'
+        'game = "derbydays_SEA"\n'
+        'server_ids = ["s1", "s2"]\n'
+        "[gamebase]\n"
+        'url = "http://127.0.0.1:1"\napp_id = "app"\nsecret_key = "tomlsecret"\n'
+    )
+    c = Config.from_toml(p)
+    assert c.state_path == ":memory:"
+    assert c.ccu.server_ids == ("s1", "s2")
+    assert c.sessions.server_id == "s1"
+    assert c.gamebase.secret_key == Secret("tomlsecret")
+    assert "tomlsecret" not in repr(c)
+
+
+def test_from_toml_errors_name_the_key(tmp_path: Path) -> None:
+    p = tmp_path / "gs.toml"
+    p.write_text('[ccu]\nserver_ids = ["bad id"]\n')
+    with pytest.raises(ConfigError, match=r"^\[ccu\] server_ids: .*1–20 letters/digits"):
+        Config.from_toml(p)
+    p.write_text("[ccu]\nnope = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Config.from_toml(p)
+    p.write_text("[ccu]\nperiod_s = 'x'\n")
+    with pytest.raises(ConfigError, match=r"\[ccu\] period_s"):
+        Config.from_toml(p)
+
+
+def test_every_env_var_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [v.name for v in ENV_VARS if f"`{v.name}`" not in readme]
+    assert missing == []
+    names = [v.name for v in ENV_VARS]
+    assert len(names) == len(set(names))
+
+
+def test_every_struct_field_has_one_env_var() -> None:
+    from gs_hooks._config import _ALIASES, _SECTIONS
+
+    covered = {(v.section, v.field) for v in ENV_VARS} | set(_ALIASES)
+
+    for section, cls in _SECTIONS.items():
+        for field in msgspec.structs.fields(cls):
+            assert (section, field.name) in covered, (section, field.name)
