@@ -216,6 +216,9 @@ class HttpServer:
         client: tuple[str, int] | None,
     ) -> tuple[Request | None, Route | None, Response | None, bool]:
         raw_target = bytes(event.target)
+        head_size = len(raw_target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head_size > self.limits.max_header_bytes:
+            return None, None, Response.error(431, _protocol_message(431), close=True), False
         path_part, _, query = raw_target.partition(b"?")
         try:
             path = unquote(path_part.decode("ascii"), errors="strict")
