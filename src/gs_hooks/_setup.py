@@ -27,6 +27,7 @@ from ._clock import Clock, SystemClock
 from ._config import Config
 from ._exceptions import ClosedError
 from ._store import Store
+from .http._app import Router
 from .sessions._registry import Session, SessionRegistry
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
@@ -117,6 +118,11 @@ class Hooks:
         self._components: list[Component] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._state = "new"
+        # Routes served by the embedded listener (and its ASGI twin); capabilities add theirs in _wire_components.
+        self.router = Router()
+        # Capability objects, set by _wire_components when configured (None = off).
+        self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
+        self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -280,6 +286,11 @@ class Hooks:
         from .sessions._middleware import track_asyncio_streams
 
         return track_asyncio_streams(self.registry, handler, server_id=server_id, channel=channel)
+
+    def forget_token(self, user_id: str) -> None:
+        """Drop cached token verifications of a player (called when the player is banned)."""
+        if self.verifier is not None:
+            self.verifier.forget(user_id)
 
     def __repr__(self) -> str:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
