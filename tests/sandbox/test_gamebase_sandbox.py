@@ -108,7 +108,11 @@ CALLS: dict[str, tuple[str, str, str, Any, dict[str, str] | None]] = {
         "POST",
         "/scores-with-extra",
         "tcgb-leaderboard",
-        {"factorUserScoreInfoList": [{"factor": "1", "userScoreInfoList": [{"userId": "u1", "score": 3, "extra": "e"}]}]},
+        {
+            "factorUserScoreInfoList": [
+                {"factor": "1", "userScoreInfoList": [{"userId": "u1", "score": 3, "extra": "e"}]}
+            ]
+        },
         None,
     ),
     "gamebase.leaderboard.delete_users": ("DELETE", "/factors/1/users", "tcgb-leaderboard", None, {"userId": "u1"}),
