@@ -288,3 +288,11 @@ def test_bad_ban_scripts_are_refused() -> None:
         sim.add_ban("u", begin=datetime(2026, 1, 1))
     with pytest.raises(GamebaseSimError, match="one of"):
         sim.add_member("u", valid="X")
+
+
+async def test_add_ban_takes_the_documented_positional_form(gb: Env) -> None:
+    now = gb.clock.now()
+    record = gb.sim.add_ban("u1", now, now + timedelta(minutes=5), "TEMPORARY", "see you soon")
+    row = (await page(gb, BANS))["result"][0]
+    assert (row["seq"], row["banType"], row["message"]) == (record.seq, "TEMPORARY", "see you soon")
+    assert row["endDate"] - row["beginDate"] == 300_000

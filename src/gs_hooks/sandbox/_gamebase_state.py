@@ -199,8 +199,8 @@ class GamebaseState:
     def add_member(
         self,
         user_id: str,
-        *,
         valid: str = "Y",
+        *,
         idp: str = "guest",
         auth_key: str | None = None,
         auth_system: str = "gbid",
@@ -322,11 +322,11 @@ class GamebaseState:
     def add_ban(
         self,
         user_id: str,
-        *,
         begin: datetime | float | None = None,
         end: datetime | float | None = None,
         ban_type: str | None = None,
         message: str = "",
+        *,
         reason: str = "",
         caller: str = "CONSOLE",
         name: str = "",
