@@ -391,3 +391,34 @@ async def test_secret_key_is_compared_exactly(gb: Env) -> None:
         body = await gb.call("GET", api("tcgb-member", "/members/u1"), headers={"X-Secret-Key": wrong})
         assert code(body) == -4010004
         assert wrong not in str(body)
+
+
+async def test_unechoable_transaction_ids_are_replaced(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    for bad in [b"caf\xe9", b"x" * 129]:
+        r = await gb.http.get(api("tcgb-member", "/members/u1"), headers={"X-TCGB-Transaction-Id": bad})
+        assert r.status_code == 200
+        tx = r.json()["header"]["transactionId"]
+        assert r.headers["X-TCGB-Transaction-Id"] == tx
+        uuid.UUID(tx)
+
+
+async def test_error_response_for_a_fault_layer(gb: Env) -> None:
+    """A fault layer in front of a route answers in the platform's shape through ``error_response``."""
+    from gs_hooks.http import Request, Response, Router, serve_http
+
+    async def faulty(request: Request) -> Response:
+        return gb.sim.error_response(request, -5000002)
+
+    router = Router()
+    router.add("GET", "/tcgb-member/v1.0/apps/{appId}/members/{userId}", faulty)
+    async with serve_http(router, port=0) as server:
+        r = await gb.http.get(
+            f"{server.url}{api('tcgb-member', '/members/u1')}", headers={"X-TCGB-Transaction-Id": "tx-1"}
+        )
+    body = r.json()
+    assert r.status_code == 200
+    assert r.headers["X-TCGB-Transaction-Id"] == "tx-1"
+    assert_same_shape(body, SAMPLE_FAILURE)
+    assert body["header"]["resultCode"] == -5000002
+    assert body["header"]["transactionId"] == "tx-1"

@@ -61,7 +61,7 @@ from .._clock import KST, Clock, to_datetime
 from ..http._app import Request, Response
 from ._gamebase_state import BanRecord, GamebaseSimError, GamebaseState, MaintenanceWindow, SimMember
 
-__all__ = ["SUPPORTED_VERSIONS", "GamebaseSim", "Handler", "RouteSpec"]
+__all__ = ["SUPPORTED_VERSIONS", "GamebaseSim", "Handler", "RouteSpec", "transaction_id"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 RouteSpec = tuple[str, str, str, Handler]
@@ -144,6 +144,10 @@ def _parse_bool(name: str, value: str | None, default: bool) -> bool:
     raise _bad(f"'{name}' must be true or false")
 
 
+def _default_message(code: int) -> str:
+    return "Internal server error (sandbox)" if code <= -5000000 else f"Error {code} (sandbox)"
+
+
 def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = msgspec.json.decode(request.body)
@@ -174,6 +178,15 @@ def _multi(request: Request, *names: str) -> list[str]:
         if key in names:
             out.extend(v for v in value.split(",") if v)
     return out
+
+
+def transaction_id(request: Request) -> str:
+    """The request's ``X-TCGB-Transaction-Id`` when it is printable ASCII of at most 128 characters, else a new
+    UUID (a value that cannot be echoed in a response header is replaced, not echoed)."""
+    value = request.header("x-tcgb-transaction-id")
+    if value and len(value) <= 128 and all(32 <= ord(ch) < 127 for ch in value):
+        return value
+    return str(uuid.uuid4())
 
 
 _Endpoint = Callable[[Request], dict[str, Any]]
@@ -312,7 +325,7 @@ class GamebaseSim(GamebaseState):
             raise GamebaseSimError(f"unknown Gamebase route {route_name!r}; known: {', '.join(self.route_names)}")
         if n < 1 or code == 0:
             raise GamebaseSimError("fail_next needs n >= 1 and a non-zero code")
-        text = message or ("Internal server error (sandbox)" if code <= -5000000 else f"Error {code} (sandbox)")
+        text = message or _default_message(code)
         self._failures.setdefault(route_name, []).extend([(code, text)] * n)
 
     def routes(self) -> list[RouteSpec]:
@@ -331,7 +344,7 @@ class GamebaseSim(GamebaseState):
 
         async def handle(request: Request) -> Response:
             self.counts[name] += 1
-            tx = request.header("x-tcgb-transaction-id") or str(uuid.uuid4())
+            tx = transaction_id(request)
             try:
                 self._check(request, service)
                 pending = self._failures.get(name)
@@ -365,6 +378,22 @@ class GamebaseSim(GamebaseState):
     @staticmethod
     def _header(tx: str, code: int = 0, message: str = "SUCCESS") -> dict[str, Any]:
         return {"transactionId": tx, "isSuccessful": code == 0, "resultCode": code, "resultMessage": message}
+
+    def error_response(
+        self, request: Request, code: int, message: str | None = None, *, throw_point: str = "gateway"
+    ) -> Response:
+        """A Gamebase failure answer for ``request`` (HTTP 200, envelope with ``traceError``, transaction id echo).
+
+        For a fault layer that answers in place of a route: the result looks like the platform's.
+
+        Args:
+            request: the request being answered.
+            code: the result code, e.g. -5000001.
+            message: the result message (default: a generic one for the code).
+            throw_point: ``traceError.throwPoint``.
+        """
+        text = message or _default_message(code)
+        return self._failure(request, transaction_id(request), _ApiError(code, text, throw_point), throw_point)
 
     def _failure(self, request: Request, tx: str, exc: _ApiError, throw_point: str) -> Response:
         uri = request.path
