@@ -145,3 +145,32 @@ async def test_emulator_runs_on_both_backends(anyio_backend: str) -> None:
         async with httpx.AsyncClient(base_url=str(gb.http.base_url)) as bare:
             r = await bare.get(token_path("u1", token))
             assert r.json()["header"]["resultCode"] == -4010003
+
+
+async def test_reset_forgets_scripted_state_and_counts(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    gb.sim.add_ban("u1")
+    gb.sim.set_maintenance(gb.clock.time(), gb.clock.time() + 60)
+    gb.sim.set_launching_status(302)
+    gb.sim.add_purchase("u1", 1)
+    gb.sim.set_score("1", "u1", 5)
+    gb.sim.fail_next("gamebase.member", -5000001)
+    assert code(await gb.call("GET", token_path("u1", token))) == -4010204
+    await admin(gb, "POST", "/reset")
+    sim = gb.sim
+    assert (sim.members, sim.tokens, sim.bans, sim.maintenances, sim.purchases, sim.leaderboard) == (
+        {},
+        {},
+        [],
+        [],
+        {},
+        {},
+    )
+    assert sim.launching_status == (200, "OK")
+    assert sim.counts == {}
+    sim.add_member("u1")
+    assert code(await gb.call("GET", api("tcgb-member", "/members/u1"))) == 0  # the injected failure is gone
+    assert code(await gb.call("GET", token_path("u1", token))) == -4010203  # tokens are forgotten
+    assert sim.app_id == "C3JmSctU"
+    assert sim.add_ban("u2").seq == 1

@@ -307,6 +307,13 @@ class GamebaseSim(GamebaseState):
 
     # -- public control -----------------------------------------------------------------------------------
 
+    def reset_nowait(self) -> None:
+        """Forget every scripted thing, the request counts and pending injected failures (app id, secret key,
+        clock and ban date format stay)."""
+        super().reset_nowait()
+        self.counts = Counter()
+        self._failures = {}
+
     @property
     def route_names(self) -> list[str]:
         """Every API route name, in registration order."""
@@ -767,6 +774,7 @@ class GamebaseSim(GamebaseState):
             ("gamebase.admin.launching", "PUT", f"{base}/launching", self._admin_launching),
             ("gamebase.admin.fail", "POST", f"{base}/fail", self._admin_fail),
             ("gamebase.admin.options", "PUT", f"{base}/options", self._admin_options),
+            ("gamebase.admin.reset", "POST", f"{base}/reset", self._admin_reset),
         ]
         return [(name, method, path, self._admin_handler(fn)) for name, method, path, fn in table]
 
@@ -894,6 +902,10 @@ class GamebaseSim(GamebaseState):
 
     def _admin_fail(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         self.fail_next(str(body["route"]), int(body["code"]), int(body.get("n", 1)), body.get("message"))
+        return {}
+
+    def _admin_reset(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        self.reset_nowait()
         return {}
 
     def _admin_options(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:

@@ -170,6 +170,11 @@ class GamebaseState:
         self.app_id = app_id
         self.secret_key = secret_key
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.reset_nowait()
+
+    def reset_nowait(self) -> None:
+        """Forget every scripted thing (members, tokens, bans, maintenance, launching, IAP, leaderboard); the app id,
+        secret key and clock stay."""
         self.product_enabled = True
         self.members: dict[str, SimMember] = {}
         self.tokens: dict[str, SimToken] = {}
