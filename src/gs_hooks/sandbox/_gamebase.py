@@ -58,6 +58,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from .._clock import KST, Clock, to_datetime
+from .._config import Secret
 from ..http._app import Request, Response
 from ._gamebase_state import BanRecord, GamebaseSimError, GamebaseState, MaintenanceWindow, SimMember
 
@@ -201,7 +202,7 @@ class GamebaseSim(GamebaseState):
 
     Args:
         app_id: the app id requests must name.
-        secret_key: the ``X-Secret-Key`` requests must carry.
+        secret_key: the ``X-Secret-Key`` requests must carry (a str or a :class:`gs_hooks.Secret`).
         clock: time source (a :class:`gs_hooks.FakeClock` in tests).
         ban_date_format: ``"millis"`` (default) or ``"iso"`` for ban history dates.
 
@@ -213,7 +214,7 @@ class GamebaseSim(GamebaseState):
         self,
         *,
         app_id: str = "sandbox-app",
-        secret_key: str = "sandbox-secret",  # noqa: S107 - the emulator's well-known default
+        secret_key: str | Secret = "sandbox-secret",  # noqa: S107 - the emulator's well-known default
         clock: Clock | None = None,
         ban_date_format: BanDateFormat = "millis",
     ) -> None:
@@ -379,7 +380,7 @@ class GamebaseSim(GamebaseState):
         key = request.header("x-secret-key")
         if not key:
             raise _ApiError(UNAUTHENTICATED, "Unauthenticated: the X-Secret-Key header is missing", "gateway")
-        if not hmac.compare_digest(key.encode("utf-8"), self.secret_key.encode("utf-8")):
+        if not hmac.compare_digest(key.encode("utf-8"), self.secret_key.get_secret_value().encode("utf-8")):
             raise _ApiError(INVALID_SECRET_KEY, "Invalid secret key", "gateway")
 
     @staticmethod
