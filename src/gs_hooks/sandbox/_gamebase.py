@@ -5,6 +5,8 @@ endpoint. Every handler runs the same pipeline: count the request under its rout
 transaction id, check the API version, the app id, the Gamebase product, the secret key, apply an injected failure,
 then run the endpoint. Results always go out as HTTP 200 with the common ``header``; failures add ``traceError``
 like the document's example. ``X-TCGB-Transaction-Id`` is echoed (or generated) in the response header and body.
+``counts`` tallies requests per route name; :meth:`GamebaseSim.error_response` gives a fault layer in front of a
+route the same failure shape.
 
 Checks and codes, in order:
 
@@ -36,8 +38,7 @@ Decisions where the document is open:
   clients can be tested against both. Absent dates (no end, not released) are ``null``.
 * Ban and release history select rows whose ``beginDate`` (release history: ``releaseDate``) lies in
   ``[begin, end]`` (both ends inclusive, so back-to-back polling windows lose nothing). ``begin``/``end`` must
-  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused, like the platform
-  would). Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is
+  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused with a hint). Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is
   the count on this page. Rows are ordered by ``seq`` (release history: by release order).
 * Success messages are ``"SUCCESS"``. Every body header carries ``transactionId`` (the launching samples omit it;
   the common section says every response carries it).
