@@ -38,8 +38,9 @@ Decisions where the document is open:
   clients can be tested against both. Absent dates (no end, not released) are ``null``.
 * Ban and release history select rows whose ``beginDate`` (release history: ``releaseDate``) lies in
   ``[begin, end]`` (both ends inclusive, so back-to-back polling windows lose nothing). ``begin``/``end`` must
-  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused with a hint). Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is
-  the count on this page. Rows are ordered by ``seq`` (release history: by release order).
+  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused with a hint).
+  Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is the
+  count on this page. Rows are ordered by ``seq`` (release history: by release order).
 * Success messages are ``"SUCCESS"``. Every body header carries ``transactionId`` (the launching samples omit it;
   the common section says every response carries it).
 * The access token never appears in a result message; ``traceError.uri`` shows it as ``****``.
