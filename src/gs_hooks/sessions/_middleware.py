@@ -17,13 +17,16 @@ ASGI WebSocket      the ASGI app                     sends ``websocket.close`` (
                                                      next ``receive()`` gets ``websocket.disconnect``
 ==================  ===============================  ==========================================================
 
-None of them imports its server library: they only use the objects the server hands them.
+The stream adapters (asyncio, anyio) also close the connection when the handler dies (raises or is cancelled),
+so no untracked connection outlives its session; the websockets and ASGI servers close theirs themselves.
+None of the adapters imports its server library: they only use the objects the server hands them.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -47,6 +50,8 @@ KICK_CLOSE_CODE = 1000
 KICK_CLOSE_REASON = "kicked"
 """WebSocket close reason of a default kick."""
 
+log = logging.getLogger("gs_hooks.sessions")
+
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar("gs_hooks_session", default=None)
 
 Scope = MutableMapping[str, Any]
@@ -59,6 +64,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def current_session() -> Session | None:
     """The session of the connection the calling task is handling (inside a tracked handler), else None."""
     return _current.get()
+
+
+def _name(handler: object) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
 
 
 def _remote(peer: object) -> Remote | None:
@@ -81,6 +90,9 @@ def track_asyncio_streams(
 ) -> Callable[[Any, Any], Awaitable[None]]:
     """Wrap an ``asyncio.start_server`` handler ``(reader, writer)`` so every connection is a tracked session.
 
+    An exception escaping the handler is logged (logger ``gs_hooks.sessions``) and the connection closed, as
+    asyncio itself would; a cancelled handler's connection is closed and the cancellation propagates.
+
     Args:
         registry: where sessions are registered.
         handler: the game's ``async def handle(reader, writer)``.
@@ -102,6 +114,13 @@ def track_asyncio_streams(
         token = _current.set(session)
         try:
             await handler(reader, writer)
+        except Exception:
+            # What asyncio would do with it, minus the loop-level error report: log it, close the connection.
+            log.exception("connection handler %s failed (%r)", _name(handler), session)
+            writer.close()
+        except BaseException:  # cancelled: close the connection, let the cancellation go on
+            writer.close()
+            raise
         finally:
             _current.reset(token)
             registry.close_nowait(session)
@@ -144,13 +163,15 @@ def track_anyio(
             closer=scope.cancel,
         )
         token = _current.set(session)
+        ended_normally = False
         try:
             with scope:
                 await handler(stream)
+            ended_normally = not scope.cancel_called
         finally:
             _current.reset(token)
             registry.close_nowait(session)
-            if scope.cancel_called:  # kicked: the connection must go even if the handler left it open
+            if not ended_normally:  # kicked, failed or cancelled: don't leave the connection open
                 with anyio.CancelScope(shield=True):
                     await anyio.aclose_forcefully(stream)
 
