@@ -31,7 +31,7 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
-from .sessions import Session, SessionEvent, SessionRegistry, current_session
+from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
@@ -66,6 +66,7 @@ __all__ = [
     "SessionsConfig",
     "SystemClock",
     "TokenInvalidError",
+    "TrackWebSocketsMiddleware",
     "current_session",
     "format_kst",
     "grid_slot",
