@@ -348,7 +348,8 @@ class HiveSender:
 
     Args:
         clock: the sandbox clock (attempt times, retry delays).
-        client: the shared ``httpx.AsyncClient`` (the sandbox sets it when it starts).
+        client: the ``httpx.AsyncClient`` to use; without one, the sender makes its own on first use and
+            closes it in :meth:`aclose`.
 
     Attributes:
         target: the registered game server, if any.
@@ -359,6 +360,7 @@ class HiveSender:
     def __init__(self, clock: Clock, client: httpx.AsyncClient | None = None) -> None:
         self.clock = clock
         self.client = client
+        self._owned: httpx.AsyncClient | None = None
         self.target: HiveTarget | None = None
         self.history: list[PushAttempt] = []
         self.webstore_calls: list[WebstoreReport] = []
@@ -381,9 +383,17 @@ class HiveSender:
         self.webstore_calls.clear()
 
     def _client(self) -> httpx.AsyncClient:
-        if self.client is None:
-            raise RuntimeError("the Hive sender has no HTTP client: use it inside Sandbox.serve()")
-        return self.client
+        if self.client is not None:
+            return self.client
+        if self._owned is None:
+            self._owned = httpx.AsyncClient(timeout=10.0)
+        return self._owned
+
+    async def aclose(self) -> None:
+        """Close the client the sender made itself (a client passed in is left open)."""
+        if self._owned is not None:
+            owned, self._owned = self._owned, None
+            await owned.aclose()
 
     async def push_suspensions(
         self,

@@ -194,7 +194,7 @@ class Sandbox:
 
         Args:
             port / host: where to listen (loopback by default).
-            client: the ``httpx.AsyncClient`` the Hive sender uses (default: one owned by the sandbox).
+            client: the ``httpx.AsyncClient`` the Hive sender uses (default: its own, made on first use).
             others: as for :class:`Sandbox`.
 
         Yields:
@@ -209,9 +209,7 @@ class Sandbox:
             gamepot_project_id=gamepot_project_id,
             gamepot_api_key=gamepot_api_key,
         )
-        own_client = client is None
-        http = client if client is not None else httpx.AsyncClient(timeout=10.0)
-        sandbox.hive.client = http
+        sandbox.hive.client = client
         server = HttpServer(sandbox.router, host=host, port=port, limits=_LIMITS)
         try:
             async with anyio.create_task_group() as tg:
@@ -223,8 +221,8 @@ class Sandbox:
                     tg.cancel_scope.cancel()
         finally:
             sandbox.server = None
-            if own_client:
-                await http.aclose()
+            with anyio.CancelScope(shield=True):
+                await sandbox.hive.aclose()
 
     @property
     def url(self) -> str:
