@@ -219,6 +219,11 @@ class Sandbox:
                     yield sandbox
                 finally:
                     tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # One failure (a bind error, or the caller's own exception from the block): raise it as itself.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             sandbox.server = None
             with anyio.CancelScope(shield=True):
