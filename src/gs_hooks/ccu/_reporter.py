@@ -130,6 +130,8 @@ class CcuReporter:
         self._inflight: dict[tuple[str, int], CcuSampleRow] = {}
         self._mirrors = 0
         self._failing = False
+        self._fail_streak = 0
+        self._probe_at = 0.0
         self._closing = False
         self._started = False
         self._sampler_waiting = False
@@ -298,20 +300,27 @@ class CcuReporter:
         async with anyio.create_task_group() as tg:
             while True:
                 self._wake = anyio.Event()
-                next_due: float | None = None
+                deadline: float | None = None
                 if not self._closing:
-                    cap = (1 if self._failing else self.config.max_inflight) - len(self._inflight)
                     now = self.clock.time()
+                    if self._failing:  # probe: one send at a time, not before the backoff
+                        limit = 0 if self._inflight or now < self._probe_at else 1
+                    else:
+                        limit = self.config.max_inflight - len(self._inflight)
                     rows, next_due, depth = await anyio.to_thread.run_sync(
-                        self._plan_sync, now, cap, set(self._inflight)
+                        self._plan_sync, now, limit, set(self._inflight)
                     )
                     self.metrics.backlog(depth)
                     for row in rows:
                         self._inflight[row.key] = row
                         tg.start_soon(self._send, row)
-                    if cap <= 0 or len(self._inflight) >= cap:
-                        next_due = None  # a finishing send wakes us
-                await self._wait(next_due)
+                    if self._failing:
+                        # a running probe wakes us when it ends; else the next probe is due at the later of both
+                        if not self._inflight and next_due is not None:
+                            deadline = max(next_due, self._probe_at)
+                    elif len(self._inflight) < self.config.max_inflight:
+                        deadline = next_due  # else a finishing send wakes us
+                await self._wait(deadline)
 
     async def _wait(self, deadline: float | None) -> None:
         wake = self._wake
@@ -381,6 +390,7 @@ class CcuReporter:
             assert code is not None
             await anyio.to_thread.run_sync(lambda: self.spool.record_sync(row.key, "delivered", code=code, now=now))
             self.metrics.delivered(code)
+            self._fail_streak = 0
             if self._failing:
                 self._failing = False
                 n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
@@ -388,7 +398,9 @@ class CcuReporter:
             return
         self.metrics.failed(label)
         if outcome is CcuOutcome.RETRY:
-            delay = self._backoff(row.attempts + 1)
+            self._fail_streak += 1
+            delay = self._backoff(max(row.attempts + 1, self._fail_streak))
+            self._probe_at = now + delay
             await anyio.to_thread.run_sync(
                 lambda: self.spool.record_sync(
                     row.key, "retry", code=code, error=error, now=now, next_attempt_at=now + delay
