@@ -44,6 +44,7 @@ def make_reporter(
     }
     on_problem = overrides.pop("on_problem", None)
     grid = overrides.pop("_grid_period_s", None)
+    metrics = overrides.pop("metrics", None)
     settings.update(overrides)
     reg = registry if registry is not None else SessionRegistry(default_server_id="1", time=clock.time)
     return CcuReporter(
@@ -53,6 +54,7 @@ def make_reporter(
         counter=SocketCounter(reg, "players"),
         clock=clock,
         on_problem=on_problem,
+        metrics=metrics,
         owns_store=True,
         _grid_period_s=grid,
     )

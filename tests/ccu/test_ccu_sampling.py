@@ -14,7 +14,7 @@ from ccu_helpers import closed_port_url, make_reporter, running, step
 from gs_hooks import KST, FakeClock, SessionRegistry, format_kst
 from gs_hooks.ccu import SampleState, make_reqkey
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["trio"])]
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])]
 
 START = datetime(2026, 3, 1, 13, 0, 30, tzinfo=KST)
 T1 = datetime(2026, 3, 1, 13, 2, tzinfo=KST).timestamp()
