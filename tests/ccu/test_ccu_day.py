@@ -23,10 +23,9 @@ GAME = "tinyfarm_KR"
 @pytest.mark.parametrize(("anyio_backend", "slots"), [("trio", 720), ("asyncio", 40)])
 async def test_a_whole_day_of_slots_crossing_midnight(tmp_path: Path, anyio_backend: str, slots: int) -> None:
     # start mid-day, a little after 12:00 KST, so the run crosses midnight (the asyncio run crosses it too)
-    start = (
-        datetime(2026, 3, 1, 12, 0, 17, tzinfo=KST) if slots == 720 else datetime(2026, 3, 1, 23, 20, 17, tzinfo=KST)
-    )
-    clock = FakeClock(start)
+    # (the slower asyncio run takes fewer slots, starting at 23:20 so it crosses midnight too)
+    first = datetime(2026, 3, 1, 12, 2, tzinfo=KST) if slots == 720 else datetime(2026, 3, 1, 23, 22, tzinfo=KST)
+    clock = FakeClock(first - timedelta(seconds=120 - 17))
     reg = SessionRegistry(default_server_id="1", time=clock.time)
     sessions = []
     async with Sandbox.serve(port=0, clock=clock, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
