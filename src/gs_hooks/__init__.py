@@ -31,6 +31,7 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
@@ -39,6 +40,12 @@ __all__ = [
     "KST",
     "BannedError",
     "CcuConfig",
+    "CcuOutcome",
+    "CcuProblem",
+    "CcuReporter",
+    "CcuSample",
+    "CcuSampleRow",
+    "CcuSpool",
     "Clock",
     "ClosedError",
     "Config",
@@ -55,6 +62,7 @@ __all__ = [
     "LoginRefusedError",
     "MaintenanceError",
     "MemberNotValidError",
+    "OnCcuProblem",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",

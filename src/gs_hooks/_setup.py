@@ -124,6 +124,8 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
+        self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -349,6 +351,31 @@ class Hooks:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
 
+    # -- ccu ---------------------------------------------------------------------------------------------------
+
+    def saw_user(self, user_id: str, server_id: str | None = None) -> None:
+        """Count a request by ``user_id`` towards web-mode CCU (unique users of the trailing period).
+
+        A no-op in socket mode or when CCU reporting is off, so a game may always call it.
+
+        Raises:
+            ValueError: empty user id, or a server id not in ``GS_HOOKS_SERVER_ID`` (web mode).
+        """
+        counter = self.ccu_counter
+        saw = getattr(counter, "saw_user", None)
+        if saw is not None:
+            saw(user_id, server_id)
+
+    async def resend_refused(self) -> int:
+        """Queue every CCU sample the collector refused (200–204, 301, 302) again, with the current game key.
+
+        Returns:
+            How many samples were queued (0 when CCU reporting is off).
+        """
+        if self.ccu is None:
+            return 0
+        return int(await self.ccu.resend_refused())
+
 
 def setup(
     config: Config | None = None,
@@ -392,4 +419,31 @@ def setup(
 def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
-    del config  # no component is configured yet in the foundation
+    if config.ccu.url is not None:
+        _wire_ccu(hooks)
+
+
+def _wire_ccu(hooks: Hooks) -> None:
+    from .ccu import CcuReporter, CcuSpool, SocketCounter, WebCounter
+
+    cc = hooks.config.ccu
+    counter: SocketCounter | WebCounter
+    if cc.count_mode == "web":
+        counter = WebCounter(cc.server_ids, period_s=cc.period_s, time=hooks.clock.time)
+        hooks.registry.add_observer(counter.observe)
+    else:
+        counter = SocketCounter(hooks.registry, cc.count)
+    own = cc.spool_path is not None and cc.spool_path != hooks.config.state_path
+    store = Store(cc.spool_path) if own and cc.spool_path is not None else hooks.store
+    hooks.ccu_counter = counter
+    hooks.ccu = CcuReporter(
+        cc,
+        http=hooks.http,
+        spool=CcuSpool(store),
+        counter=counter,
+        clock=hooks.clock,
+        on_problem=hooks.callbacks.get("on_ccu_problem"),
+        retention_days=hooks.config.gamepot.history_retention_days,
+        owns_store=own,
+    )
+    hooks.add_component(hooks.ccu)
