@@ -31,12 +31,27 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .gamebase import (
+    BanPage,
+    BanRecord,
+    GamebaseClient,
+    GamebaseResult,
+    MaintenanceChange,
+    MaintenanceDetails,
+    MaintenanceState,
+    Member,
+    NoticeRequest,
+    TokenInfo,
+    TokenVerifier,
+)
 from .sessions import Session, SessionEvent, SessionRegistry, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "BanPage",
+    "BanRecord",
     "BannedError",
     "CcuConfig",
     "Clock",
@@ -46,15 +61,22 @@ __all__ = [
     "DuplicateLoginError",
     "FakeClock",
     "GamePotConfig",
+    "GamebaseClient",
     "GamebaseConfig",
+    "GamebaseResult",
     "GsHooksError",
     "HiveConfig",
     "Hooks",
     "KickRequest",
     "ListenerConfig",
     "LoginRefusedError",
+    "MaintenanceChange",
+    "MaintenanceDetails",
     "MaintenanceError",
+    "MaintenanceState",
+    "Member",
     "MemberNotValidError",
+    "NoticeRequest",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",
@@ -65,7 +87,9 @@ __all__ = [
     "SessionRegistry",
     "SessionsConfig",
     "SystemClock",
+    "TokenInfo",
     "TokenInvalidError",
+    "TokenVerifier",
     "current_session",
     "format_kst",
     "grid_slot",

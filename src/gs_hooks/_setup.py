@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -29,6 +29,10 @@ from ._exceptions import ClosedError
 from ._store import Store
 from .http._app import Router
 from .sessions._registry import Session, SessionRegistry
+
+if TYPE_CHECKING:
+    from ._config import Secret
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -123,6 +127,8 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
+        self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -296,6 +302,41 @@ class Hooks:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
 
+    # -- gamebase ----------------------------------------------------------------------------------------------
+
+    async def login(self, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Log a player in: verify the Gamebase access token, then bind the player to the session.
+
+        Order: the maintenance gate, the token (cached, single-flight), the gate again, the ban book, then the
+        duplicate-login policy (older sessions are kicked with reason ``duplicate_login``).
+
+        Returns:
+            The verified token's member information.
+
+        Raises:
+            MaintenanceError: maintenance is active and the gate is on.
+            TokenInvalidError: the token is invalid or expired.
+            MemberNotValidError: Gamebase reports the member banned, withdrawn or missing.
+            BannedError: the ban book holds an active ban for the player.
+            DuplicateLoginError: the player is logged in elsewhere and the policy is ``refuse_newer``.
+            PlatformUnavailableError: Gamebase is unreachable (policy ``fail_closed``, or nothing cached).
+            PlatformError: Gamebase refused the call (e.g. a wrong secret key).
+            ConfigError: Gamebase is not configured.
+        """
+        from .gamebase._wire import login
+
+        return await login(self, session, user_id, access_token)
+
+    async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
+
+        Raises:
+            TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
+        """
+        from .gamebase._wire import verify_token
+
+        return await verify_token(self, user_id, access_token)
+
 
 def setup(
     config: Config | None = None,
@@ -339,4 +380,7 @@ def setup(
 def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
-    del config  # no component is configured yet in the foundation
+    if config.gamebase.url is not None:
+        from .gamebase._wire import wire_gamebase
+
+        wire_gamebase(hooks)
