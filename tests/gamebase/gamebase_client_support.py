@@ -30,6 +30,7 @@ class Faults:
     inside: int = 0
     max_inside: int = 0
     gate: Any = None  # an anyio.Event the handler waits on before answering (None: answer at once)
+    valid_as: str | None = None  # rewrite ``"valid":"Y"`` in successful answers to this state
     seen_paths: list[str] = field(default_factory=list)
 
     def wrap(self, handler: Handler) -> Handler:
@@ -43,9 +44,12 @@ class Faults:
             try:
                 if self.gate is not None:
                     await self.gate.wait()
-                return await handler(request)
+                response = await handler(request)
             finally:
                 self.inside -= 1
+            if self.valid_as is not None:
+                response.body = response.body.replace(b'"valid":"Y"', f'"valid":"{self.valid_as}"'.encode())
+            return response
 
         return wrapped
 
