@@ -32,12 +32,27 @@ from ._exceptions import (
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
 from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
+from .gamebase import (
+    BanPage,
+    BanRecord,
+    GamebaseClient,
+    GamebaseResult,
+    MaintenanceChange,
+    MaintenanceDetails,
+    MaintenanceState,
+    Member,
+    NoticeRequest,
+    TokenInfo,
+    TokenVerifier,
+)
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "BanPage",
+    "BanRecord",
     "BannedError",
     "CcuConfig",
     "CcuOutcome",
@@ -53,15 +68,22 @@ __all__ = [
     "DuplicateLoginError",
     "FakeClock",
     "GamePotConfig",
+    "GamebaseClient",
     "GamebaseConfig",
+    "GamebaseResult",
     "GsHooksError",
     "HiveConfig",
     "Hooks",
     "KickRequest",
     "ListenerConfig",
     "LoginRefusedError",
+    "MaintenanceChange",
+    "MaintenanceDetails",
     "MaintenanceError",
+    "MaintenanceState",
+    "Member",
     "MemberNotValidError",
+    "NoticeRequest",
     "OnCcuProblem",
     "OnKick",
     "PlatformError",
@@ -73,7 +95,9 @@ __all__ = [
     "SessionRegistry",
     "SessionsConfig",
     "SystemClock",
+    "TokenInfo",
     "TokenInvalidError",
+    "TokenVerifier",
     "TrackWebSocketsMiddleware",
     "current_session",
     "format_kst",

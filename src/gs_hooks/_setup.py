@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -30,6 +30,10 @@ from ._store import Store
 from .http._app import Router
 from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
+
+if TYPE_CHECKING:
+    from ._config import Secret
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -126,6 +130,8 @@ class Hooks:
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
         self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
         self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
+        self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
+        self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -376,6 +382,41 @@ class Hooks:
             return 0
         return int(await self.ccu.resend_refused())
 
+    # -- gamebase ----------------------------------------------------------------------------------------------
+
+    async def login(self, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Log a player in: verify the Gamebase access token, then bind the player to the session.
+
+        Order: the maintenance gate, the token (cached, single-flight), the gate again, the ban book, then the
+        duplicate-login policy (older sessions are kicked with reason ``duplicate_login``).
+
+        Returns:
+            The verified token's member information.
+
+        Raises:
+            MaintenanceError: maintenance is active and the gate is on.
+            TokenInvalidError: the token is invalid or expired.
+            MemberNotValidError: Gamebase reports the member banned, withdrawn or missing.
+            BannedError: the ban book holds an active ban for the player.
+            DuplicateLoginError: the player is logged in elsewhere and the policy is ``refuse_newer``.
+            PlatformUnavailableError: Gamebase is unreachable (policy ``fail_closed``, or nothing cached).
+            PlatformError: Gamebase refused the call (e.g. a wrong secret key).
+            ConfigError: Gamebase is not configured.
+        """
+        from .gamebase._wire import login
+
+        return await login(self, session, user_id, access_token)
+
+    async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
+
+        Raises:
+            TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
+        """
+        from .gamebase._wire import verify_token
+
+        return await verify_token(self, user_id, access_token)
+
 
 def setup(
     config: Config | None = None,
@@ -421,6 +462,10 @@ def _wire_components(hooks: Hooks) -> None:
     config = hooks.config
     if config.ccu.url is not None:
         _wire_ccu(hooks)
+    if config.gamebase.url is not None:
+        from .gamebase._wire import wire_gamebase
+
+        wire_gamebase(hooks)
 
 
 def _wire_ccu(hooks: Hooks) -> None:
