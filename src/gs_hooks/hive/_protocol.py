@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
@@ -91,7 +91,7 @@ class HiveSuspension(msgspec.Struct, frozen=True):
     """One item of the webhook's ``data`` list, as sent."""
 
     player_id: Annotated[int, msgspec.Meta(ge=0)]
-    status: Literal["P", "B"]
+    status: str
     start_date: str
     end_date: str
 
@@ -178,6 +178,10 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
     out: list[SuspendedPlayer] = []
     for i, item in enumerate(batch.data):
         where = f"data[{i}] (player_id {item.player_id})"
+        if item.status not in ("P", "B"):
+            raise HiveRequestError(
+                RESULT_BAD_VALUE, f"{where}: status {_clip(item.status, 20)!r} is not P (permanent) or B (period)"
+            )
         try:
             starts_at = parse_hive_date(item.start_date, zone)
             if item.end_date == NO_END_DATE:
