@@ -116,6 +116,8 @@ def test_dates_are_read_in_the_configured_zone() -> None:
         (batch(item(end_date="2026-03-01 24:00:00")), 422, "not a real date"),
         (batch(item(end_date="2026-03-01 09:00:00")), 422, "not after start_date"),
         (batch(item(), item(player_id=8, end_date="")), 422, "data[1]"),
+        (batch(item(start_date="0001-01-01 00:00:00")), 422, "not a real date"),
+        (batch(item(end_date="9999-12-31 23:59:59")), 422, "not a real date"),
     ],
 )
 def test_malformed_batches_are_refused(body: bytes, code: int, words: str) -> None:

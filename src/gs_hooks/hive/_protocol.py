@@ -67,6 +67,7 @@ WEBSTORE_BAD_REQUEST = 400
 WEBSTORE_UNAUTHORIZED = 401
 
 NO_END_DATE = "9999-12-31 00:00:00"
+_EDGE_ZONES = (timezone(timedelta(hours=14)), timezone(timedelta(hours=-14)))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
@@ -138,7 +139,10 @@ def parse_hive_date(value: str, zone: timezone) -> datetime:
         raise ValueError(f"{_clip(value, 40)!r} is not a date in the format YYYY-MM-DD HH:MM:SS")
     try:
         moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
-        moment.timestamp()  # representable as an instant (year 1 / 9999 at the zone's edge are not)
+        # Representable as an instant in every zone (year 1 / 9999 at the zone's edge are not).
+        ts = moment.timestamp()
+        for edge in _EDGE_ZONES:
+            datetime.fromtimestamp(ts, edge)
     except (ValueError, OverflowError):
         raise ValueError(f"{value!r} is not a real date and time") from None
     return moment
