@@ -410,7 +410,7 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         lambda: hooks.store,
         clock=hooks.clock,
         kick=kick_banned,
-        on_ban=on_ban,
+        on_ban=on_ban if hooks.callbacks.get("on_ban") is not None else None,
         forget_token=hooks.forget_token,
     )
     register_hive_routes(

@@ -17,6 +17,7 @@ action (:meth:`BanBook.active_ban` compares with the clock), the timer only drop
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import sqlite3
@@ -149,12 +150,8 @@ class _Row:
         self.lifted_at = lifted_at
         self.enforced = False
 
-    def same_as(self, ban: Ban) -> bool:
-        return (
-            self.ban.status == ban.status
-            and self.start == ban.starts_at.timestamp()
-            and self.end == (ban.ends_at.timestamp() if ban.ends_at is not None else None)
-        )
+    def same_as(self, other: _Row) -> bool:
+        return self.start == other.start and self.end == other.end and self.ban.status == other.ban.status
 
     def params(self) -> tuple[Any, ...]:
         b = self.ban
@@ -165,7 +162,13 @@ def default_ban_message(ban: Ban) -> str:
     """The kick message used when a ban carries none."""
     if ban.ends_at is None:
         return "You are permanently banned."
-    return f"You are banned until {ban.ends_at.strftime('%Y-%m-%d %H:%M:%S %Z')}."
+    return _until_message(ban.ends_at)
+
+
+@functools.lru_cache(maxsize=256)
+def _until_message(ends_at: datetime) -> str:
+    # a batch's bans usually share their end date: format it once
+    return f"You are banned until {ends_at.strftime('%Y-%m-%d %H:%M:%S %Z')}."
 
 
 class BanBook:
@@ -274,10 +277,11 @@ class BanBook:
         out: dict[tuple[str, str], _Row] = {}
         for ban in bans:
             key = (ban.source, ban.player_key)
+            row = _Row(ban, now)
             current = out.get(key) or self._rows.get(key)
-            if current is not None and (current.same_as(ban) or current.start > ban.starts_at.timestamp()):
+            if current is not None and (current.same_as(row) or current.start > row.start):
                 continue
-            out[key] = _Row(ban, now)
+            out[key] = row
         return list(out.values())
 
     def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:

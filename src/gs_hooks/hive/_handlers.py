@@ -217,7 +217,9 @@ class WebstoreEndpoint:
         return (True, outcome[0]) if outcome else (False, None)
 
     async def handle(self, request: Request) -> Response:
-        """Answer per the document: 200 with data, 204 with ``data: []``, 500 when the game fails or is late."""
+        """Answer per the document (HTTP 200, outcome in ``result_code``): 200 with data, 204 with ``data: []``,
+        500 when the game's callback fails, is late or returns a malformed profile. A request without a
+        ``cs_code`` gets HTTP 400 with result_code 400 (Hive never sends one)."""
         try:
             cs_code = decode_webstore_request(request.body)
         except HiveRequestError as exc:
@@ -227,16 +229,21 @@ class WebstoreEndpoint:
             done, profile = await self._profile(cs_code)
         except Exception:
             log.exception("webstore profile: the webstore_profile callback raised")
-            return Response(500, webstore_error(WEBSTORE_SERVER_ERROR, "server error", cs_code), [_JSON])
+            return self._server_error(cs_code, "server error")
         if not done:
             log.error("webstore profile: the webstore_profile callback took longer than %.1fs", self.timeout_s)
-            return Response(500, webstore_error(WEBSTORE_SERVER_ERROR, "server error (timeout)", cs_code), [_JSON])
+            return self._server_error(cs_code, "server error (timeout)")
         try:
             _, body = encode_webstore_response(cs_code, profile)
         except ProtocolError as exc:
             log.error("%s", exc)
-            return Response(500, webstore_error(WEBSTORE_SERVER_ERROR, "server error", cs_code), [_JSON])
+            return self._server_error(cs_code, "server error")
         return Response(200, body, [_JSON])
+
+    @staticmethod
+    def _server_error(cs_code: str, message: str) -> Response:
+        # The document carries the outcome in result_code; the HTTP status stays 200 (as Hive reads it).
+        return Response(200, webstore_error(WEBSTORE_SERVER_ERROR, message, cs_code), [_JSON])
 
 
 def _peer(request: Request) -> str:
