@@ -51,7 +51,7 @@ async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -
         ours: list[float] = []
         base: list[float] = []
         kicked_total = 0
-        for rep in range(repeats):
+        for _ in range(repeats):
             start = clock.now()
             batch = [
                 Ban(
