@@ -31,12 +31,18 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
+from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
 from .sessions import Session, SessionEvent, SessionRegistry, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "Ban",
+    "BanBook",
+    "BanDetails",
+    "BanEvent",
     "BannedError",
     "CcuConfig",
     "Clock",
@@ -55,6 +61,7 @@ __all__ = [
     "LoginRefusedError",
     "MaintenanceError",
     "MemberNotValidError",
+    "OnBan",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",
@@ -66,6 +73,10 @@ __all__ = [
     "SessionsConfig",
     "SystemClock",
     "TokenInvalidError",
+    "WebstoreChannel",
+    "WebstoreCharacter",
+    "WebstoreProfile",
+    "WebstoreServer",
     "current_session",
     "format_kst",
     "grid_slot",
