@@ -31,6 +31,7 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
 from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
 from .gamebase import (
     BanPage,
@@ -45,12 +46,17 @@ from .gamebase import (
     TokenInfo,
     TokenVerifier,
 )
+from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "Ban",
+    "BanBook",
+    "BanDetails",
+    "BanEvent",
     "BanPage",
     "BanRecord",
     "BannedError",
@@ -84,6 +90,7 @@ __all__ = [
     "Member",
     "MemberNotValidError",
     "NoticeRequest",
+    "OnBan",
     "OnCcuProblem",
     "OnKick",
     "PlatformError",
@@ -99,6 +106,10 @@ __all__ = [
     "TokenInvalidError",
     "TokenVerifier",
     "TrackWebSocketsMiddleware",
+    "WebstoreChannel",
+    "WebstoreCharacter",
+    "WebstoreProfile",
+    "WebstoreServer",
     "current_session",
     "format_kst",
     "grid_slot",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,7 @@ from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
     from ._config import Secret
+    from .bans import Ban
     from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
@@ -417,6 +419,53 @@ class Hooks:
 
         return await verify_token(self, user_id, access_token)
 
+    # -- bans ----------------------------------------------------------------------------------------------------
+
+    async def ban(
+        self,
+        player: str,
+        until: datetime | None = None,
+        *,
+        message: str = "",
+    ) -> Ban:
+        """Ban a player from now on: kick every live session, call ``on_ban``, refuse logins until ``until``.
+
+        Args:
+            player: the player key (as bound to sessions).
+            until: when the ban ends (aware datetime); None = permanent.
+            message: shown to the player (in the kick and the login refusal).
+
+        Returns:
+            The recorded ban (source ``api``).
+
+        Raises:
+            ValueError: ``until`` is naive or not in the future.
+        """
+        from .bans import Ban
+
+        self._check_open()
+        now = self.clock.now()
+        if until is not None:
+            if until.tzinfo is None:
+                raise ValueError("until must be an aware datetime (e.g. tzinfo=gs_hooks.KST)")
+            if until <= now:
+                raise ValueError(f"until ({until.isoformat()}) is not in the future")
+        ban = Ban(
+            player_key=player,
+            source="api",
+            status="permanent" if until is None else "temporary",
+            starts_at=now,
+            ends_at=until,
+            message=message,
+        )
+        await self.bans.apply([ban])
+        return ban
+
+    async def unban(self, player: str) -> int:
+        """Lift every ban of a player (all sources). Returns the number of bans lifted."""
+        self._check_open()
+        return len(await self.bans.lift(player))
+
 
 def setup(
     config: Config | None = None,
@@ -460,6 +509,7 @@ def setup(
 def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
+    _wire_bans(hooks, config)
     if config.ccu.url is not None:
         _wire_ccu(hooks)
     if config.gamebase.url is not None:
@@ -492,3 +542,41 @@ def _wire_ccu(hooks: Hooks) -> None:
         owns_store=own,
     )
     hooks.add_component(hooks.ccu)
+
+
+def _wire_bans(hooks: Hooks, config: Config) -> None:
+    """The ban book (always), its timer, and the Hive routes that are configured."""
+    from pathlib import Path
+
+    from .bans import BanBook, BanDetails, BanEvent, BanTimer
+    from .hive import register_hive_routes
+
+    async def kick_banned(player_key: str, message: str, details: BanDetails) -> int:
+        return await hooks.kick(player_key, "ban", message=message, details=details)
+
+    async def on_ban(event: BanEvent) -> None:
+        await call_callback(hooks.callbacks.get("on_ban"), event, what="on_ban")
+
+    hooks.bans = BanBook(
+        lambda: hooks.store,
+        clock=hooks.clock,
+        kick=kick_banned,
+        on_ban=on_ban if hooks.callbacks.get("on_ban") is not None else None,
+        forget_token=hooks.forget_token,
+    )
+    register_hive_routes(
+        hooks.router,
+        config,
+        book=hooks.bans,
+        clock=hooks.clock,
+        webstore_profile=hooks.callbacks.get("webstore_profile"),
+    )
+    # Read the store at start when there is one already or a ban source is configured (no file is created
+    # for a process that never bans anyone).
+    load_at_start = (
+        config.state_path == ":memory:"
+        or Path(config.state_path).expanduser().exists()
+        or config.hive.auth_key is not None
+        or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0)
+    )
+    hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start))
