@@ -31,6 +31,7 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .gamepot import CcuHistorySource, CcuRow, CcuSample, GamePotClient, GamePotError, MemoryCcuHistory
 from .sessions import Session, SessionEvent, SessionRegistry, current_session
 
 __version__ = "0.1.0"
@@ -39,13 +40,18 @@ __all__ = [
     "KST",
     "BannedError",
     "CcuConfig",
+    "CcuHistorySource",
+    "CcuRow",
+    "CcuSample",
     "Clock",
     "ClosedError",
     "Config",
     "ConfigError",
     "DuplicateLoginError",
     "FakeClock",
+    "GamePotClient",
     "GamePotConfig",
+    "GamePotError",
     "GamebaseConfig",
     "GsHooksError",
     "HiveConfig",
@@ -55,6 +61,7 @@ __all__ = [
     "LoginRefusedError",
     "MaintenanceError",
     "MemberNotValidError",
+    "MemoryCcuHistory",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",

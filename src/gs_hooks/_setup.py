@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -24,11 +24,14 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config
-from ._exceptions import ClosedError
+from ._config import Config, Secret
+from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
 from .sessions._registry import Session, SessionRegistry
+
+if TYPE_CHECKING:
+    from .gamepot import GamePotClient
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -123,6 +126,10 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
+        self.gamepot_history: Any = None
+        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
+        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -296,6 +303,28 @@ class Hooks:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
 
+    # -- gamepot ----------------------------------------------------------------------------------------------
+
+    def gamepot_client(self, *, project_id: str | None = None, api_key: Secret | str | None = None) -> GamePotClient:
+        """A :class:`~gs_hooks.GamePotClient` for ``gamepot.base_url`` on the shared HTTP client.
+
+        Args:
+            project_id / api_key: default to ``gamepot.project_id`` / ``gamepot.api_key``.
+
+        Raises:
+            ConfigError: no project id or key is given or configured.
+        """
+        from .gamepot import GamePotClient
+
+        gp = self.config.gamepot
+        pid = project_id or gp.project_id
+        key = api_key or gp.api_key
+        if not pid:
+            raise ConfigError("GS_HOOKS_GAMEPOT_PROJECT_ID", "a GamePot project id is needed for the client")
+        if not key:
+            raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
+        return GamePotClient(pid, key, gp.base_url, http=self.http)
+
 
 def setup(
     config: Config | None = None,
@@ -340,3 +369,7 @@ def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
     del config  # no component is configured yet in the foundation
+    # gamepot (last: reads the CCU reporter lazily)
+    from .gamepot._wire import wire_gamepot
+
+    wire_gamepot(hooks)
