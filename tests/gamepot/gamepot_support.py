@@ -3,6 +3,7 @@ independently of the code under test (so the tests compare against a second impl
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,8 +38,13 @@ async def serving(hooks: Hooks) -> AsyncIterator[str]:
         yield server.url
 
 
+def curve(minute: int, low: int, high: int) -> int:
+    """A day-shaped CCU curve: quiet at 06:00, busy at 18:00 (so the screenshot looks like a real day)."""
+    return int(low + (high - low) * (0.5 - 0.5 * math.cos(2 * math.pi * (minute - 360) / 1440)))
+
+
 def known_samples(seed: int = 7) -> Recorded:
-    """Samples over three days with gaps, two server ids, day boundaries, and a day with none."""
+    """Samples over three days with gaps, two server ids, day boundaries, and a day with few."""
     rng = random.Random(seed)
     rec: Recorded = {}
 
@@ -49,18 +55,23 @@ def known_samples(seed: int = 7) -> Recorded:
     for minute in range(0, 14 * 60 + 37, 2):
         if 180 <= minute < 240:
             continue
-        put(TODAY, minute, "1", rng.randint(50, 900))
+        put(TODAY, minute, "1", curve(minute, 120, 900) + rng.randint(-25, 25))
         if minute >= 360:
-            put(TODAY, minute, "2", rng.randint(0, 400))
+            put(TODAY, minute, "2", curve(minute, 20, 300) + rng.randint(0, 20))
     # yesterday: server 1 the whole day, a zero now and then
     yesterday = TODAY - timedelta(days=1)
     for minute in range(0, 1440, 2):
-        put(yesterday, minute, "1", 0 if minute % 97 == 0 else rng.randint(100, 1500))
+        put(yesterday, minute, "1", 0 if minute % 397 == 0 else curve(minute, 150, 1250) + rng.randint(-30, 30))
     # the day before: a few scattered samples, including 00:00 and 23:58
     before = TODAY - timedelta(days=2)
     for minute in (0, 2, 4, 600, 602, 1000, 1438):
         put(before, minute, "1", rng.randint(1, 50))
         put(before, minute, "7", rng.randint(1, 50))
+    # a week ago: a whole day on two server ids
+    week = TODAY - timedelta(days=7)
+    for minute in range(0, 1440, 2):
+        put(week, minute, "1", curve(minute, 100, 700) + rng.randint(-20, 20))
+        put(week, minute, "2", curve(minute, 10, 200) + rng.randint(0, 10))
     # outside every asked day: must never show
     put(TODAY + timedelta(days=1), 0, "1", 99_999)
     put(TODAY - timedelta(days=3), 1438, "1", 88_888)

@@ -341,7 +341,7 @@ def _day_label(day: date, today: date) -> str:
     rel = {0: "today", 1: "yesterday", 7: "a week ago"}.get(delta)
     if rel is None:
         rel = f"{delta} days ago" if delta > 0 else ("tomorrow" if delta == -1 else f"in {-delta} days")
-    return f"{day.strftime('%a')} {day.isoformat()} · {rel}"
+    return f"{rel} · {day.strftime('%a')}"
 
 
 def _nice_scale(top: int) -> tuple[int, int]:
@@ -415,7 +415,7 @@ def render_chart(series: Sequence[ChartSeries], period_s: int, now: float) -> st
             if len(r) > 1:
                 pts = " ".join(f"{x(i * per_slot):.1f},{y(s.slots[i]):.1f}" for i in r)
                 out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" class="line"{dash_attr}/>')
-        radius = 2.2 if s.name == "one" else 1.6
+        radius = 1.8 if s.name == "one" else 1.3
         for i in slots:
             minute = i * per_slot
             value = s.slots[i]
@@ -464,14 +464,17 @@ td.num,th.num{text-align:right}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}
 .badge.ok{background:#dcfce7;color:#166534}.badge.warn{background:#fef9c3;color:#854d0e}
 .badge.bad{background:#fee2e2;color:#991b1b}.badge.muted{background:#f1f5f9;color:#64748b}
-.legend{display:flex;flex-wrap:wrap;gap:18px;margin:0 0 6px}
-.legend .item{display:flex;align-items:center;gap:8px}
-.sw{display:inline-block;width:22px;height:0;border-top:3px solid}
+.sw{display:inline-block;width:24px;height:0;border-top:3px solid}
 .sw.three{border-top-style:dashed}
-.legend .stats{color:var(--muted);font-size:12px}
-form.dates{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin:0 0 10px}
-form.dates input{font:inherit;padding:3px 6px;border:1px solid var(--line);border-radius:6px}
-form.dates button{font:inherit;padding:4px 12px;border:0;border-radius:6px;background:#2563eb;color:#fff}
+form.dates{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start;margin:0 0 4px}
+form.dates .item .head{display:flex;align-items:center;gap:8px}
+form.dates .item .stats{color:var(--muted);font-size:12px;margin:2px 0 0 32px}
+form.dates input{font:inherit;font-size:13px;padding:2px 6px;border:1px solid var(--line);border-radius:6px;color:#334155}
+form.dates .actions{margin-left:auto;align-self:center}
+form.dates button{font:inherit;padding:4px 14px;border:0;border-radius:6px;background:#2563eb;color:#fff}
+form.dates a{color:var(--muted);margin-left:6px}
+.big-badge{font-size:20px;padding:2px 12px}
+ul.bans{list-style:none;margin:6px 0 0;padding:0;font-size:13px}
 .error{background:#fee2e2;color:#991b1b;padding:8px 12px;border-radius:8px}
 svg .plot{fill:#fff}
 svg .grid{stroke:#e2e8f0;stroke-width:1}
@@ -491,11 +494,132 @@ setInterval(function(){if(box&&box.checked)location.reload();},s*1000);})();
 """
 
 
+def _card_live(view: DashboardView) -> str:
+    players = sum(srv.players for srv in view.live)
+    conns = sum(srv.connections for srv in view.live)
+    return (
+        '<section class="card" id="live"><h2>Live now</h2>'
+        f'<div class="big" id="live-total">{players:,}</div>'
+        f'<div class="muted">players · {conns:,} connections</div></section>'
+    )
+
+
+def _card_delivery(view: DashboardView) -> str:
+    out = ['<section class="card" id="delivery"><h2>CCU delivery</h2>']
+    health = view.health
+    if health is None:
+        out.append('<div class="big muted">n/a</div><div class="muted">no CCU reporter configured</div></section>')
+        return "".join(out)
+    depth = health.backlog_depth
+    failing = [h for h in health.servers if h.last_result is not None and h.last_result not in _DELIVERED]
+    cls = "bad" if failing else ("warn" if depth else "ok")
+    word = f"{len(failing)} failing" if failing else ("catching up" if depth else "healthy")
+    out.append(f'<div class="big"><span class="badge big-badge {cls}" id="delivery-state">{word}</span></div>')
+    last_ok = max((h.last_success_at for h in health.servers if h.last_success_at is not None), default=None)
+    when = f"last delivered {_fmt_age(view.now, last_ok)}" if last_ok is not None else "nothing delivered yet"
+    out.append(
+        f'<div class="muted">backlog <b id="backlog">{_fmt_int(depth)}</b> samples · {_e(when)}</div></section>'
+    )
+    return "".join(out)
+
+
+def _card_maintenance(view: DashboardView) -> str:
+    out = ['<section class="card" id="maintenance"><h2>Maintenance</h2>']
+    if view.maintenance is None:
+        out.append('<div class="big muted">n/a</div><div class="muted">no maintenance watcher configured</div>')
+    else:
+        word = view.maintenance.lower()
+        cls = "ok" if word in ("none", "off", "idle", "normal", "inactive", "false", "no") else "bad"
+        out.append(
+            f'<div class="big"><span class="badge big-badge {cls}" id="maintenance-state">'
+            f"{_e(view.maintenance)}</span></div>"
+        )
+        out.append(f'<div class="muted">{_e(view.maintenance_detail or "no window announced")}</div>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _card_bans(view: DashboardView) -> str:
+    out = ['<section class="card" id="bans"><h2>Active bans</h2>']
+    if view.bans is None:
+        out.append('<div class="big muted">n/a</div><div class="muted">no ban book configured</div></section>')
+        return "".join(out)
+    total = view.bans_total or 0
+    out.append(f'<div class="big" id="bans-total">{total:,}</div>')
+    if view.bans:
+        rows = []
+        for b in view.bans[:3]:
+            until = _fmt_dt(b.ends_at)[:16] if b.ends_at is not None else "permanent"
+            rows.append(f"<li><b>{_e(b.player_id)}</b> <span class='muted'>{_e(b.source)} · {_e(until)}</span></li>")
+        more = f"<li class='muted'>and {total - 3:,} more</li>" if total > 3 else ""
+        out.append(f'<ul class="bans">{"".join(rows)}{more}</ul>')
+    else:
+        out.append('<div class="muted">no player is banned</div>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _card_chart(view: DashboardView, today: date) -> str:
+    per_slot = view.period_s // 60
+    out = ['<section class="card wide" id="chart"><h2>Concurrent users over the day (KST)</h2>']
+    out.append('<form class="dates" method="get" action="/dashboard">')
+    for s in view.series:
+        peak = max(s.slots.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
+        stats = (
+            f"peak {peak[1]:,} at {minute_label(peak[0] * per_slot)} · {len(s.slots):,} samples"
+            if peak
+            else "no samples"
+        )
+        out.append(
+            f'<div class="item" data-series="{s.name}">'
+            f'<div class="head"><span class="sw {s.name}" style="border-top-color:{_COLORS[s.name]}"></span>'
+            f"<b>{_e(_day_label(s.day, today))}</b>"
+            f'<input type="date" name="{s.name}" value="{s.day.isoformat()}" aria-label="date {s.name}"></div>'
+            f'<div class="stats">{_e(stats)}</div></div>'
+        )
+    if view.key:
+        out.append(f'<input type="hidden" name="key" value="{_e(view.key)}">')
+    reset = "/dashboard" + (f"?key={_e(view.key)}" if view.key else "")
+    out.append(f'<div class="actions"><button type="submit">Show</button> <a href="{reset}">reset</a></div></form>')
+    out.append(render_chart(view.series, view.period_s, view.now))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _card_servers(view: DashboardView) -> str:
+    health = {h.server_id: h for h in view.health.servers} if view.health is not None else {}
+    ids = list(dict.fromkeys([*(srv.server_id for srv in view.live), *health]))
+    live = {srv.server_id: srv for srv in view.live}
+    out = ['<section class="card wide" id="servers"><h2>Server ids</h2><table>']
+    out.append(
+        '<tr><th>server id</th><th class="num">players</th><th class="num">connections</th>'
+        "<th>last CCU result</th><th>last delivered (KST)</th><th></th></tr>"
+    )
+    for sid in ids:
+        srv = live.get(sid)
+        h = health.get(sid)
+        ok_at = h.last_success_at if h is not None else None
+        result = _result_badge(h.last_result) if h is not None else '<span class="muted">n/a</span>'
+        out.append(
+            f'<tr data-server="{_e(sid)}"><td><b>{_e(sid)}</b></td>'
+            f'<td class="num">{srv.players if srv else 0:,}</td><td class="num">{srv.connections if srv else 0:,}</td>'
+            f"<td>{result}</td><td>{_e(_fmt_dt(ok_at)) if ok_at is not None else ('never' if h else '—')}</td>"
+            f'<td class="muted">{_e(_fmt_age(view.now, ok_at)) if ok_at is not None else ""}</td></tr>'
+        )
+    if not ids:
+        out.append('<tr><td colspan="6" class="muted">no sessions and no CCU server ids</td></tr>')
+    out.append("</table></section>")
+    return "".join(out)
+
+
 def render_dashboard(view: DashboardView) -> str:
     """The page's HTML for a view."""
     today = datetime.fromtimestamp(view.now, KST).date()
-    total_players = sum(srv.players for srv in view.live)
-    total_conns = sum(srv.connections for srv in view.live)
+    refresh = (
+        f' · <label><input type="checkbox" id="auto" checked> auto-refresh {view.refresh_s} s</label>'
+        if view.refresh_s
+        else ""
+    )
     parts: list[str] = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -503,113 +627,21 @@ def render_dashboard(view: DashboardView) -> str:
         "<title>gs_hooks · CCU dashboard</title>",
         f"<style>{_CSS}</style></head><body>",
         "<header><h1>gs_hooks · CCU dashboard</h1>",
-        f'<span class="sub">grid every {view.period_s // 60} min</span>',
-        f'<span class="right" id="now">{_e(_fmt_dt(view.now))} KST'
-        f' · <label><input type="checkbox" id="auto" checked> auto-refresh {view.refresh_s} s</label></span>'
-        if view.refresh_s
-        else f'<span class="right" id="now">{_e(_fmt_dt(view.now))} KST</span>',
+        f'<span class="sub">samples every {view.period_s // 60} min · times in KST</span>',
+        f'<span class="right"><span id="now">{_e(_fmt_dt(view.now))} KST</span>{refresh}</span>',
         "</header><main>",
     ]
     if view.error:
         parts.append(f'<div class="wide error" id="error">{_e(view.error)}</div>')
-
-    # live CCU
-    parts.append('<section class="card" id="live"><h2>Live now</h2>')
-    parts.append(f'<div class="big" id="live-total">{total_players:,}</div>')
-    parts.append(f'<div class="muted">players logged in · {total_conns:,} connections</div></section>')
-    parts.append('<section class="card" id="live-servers"><h2>Per server id</h2><table>')
-    parts.append('<tr><th>server</th><th class="num">players</th><th class="num">connections</th></tr>')
-    for srv in view.live:
-        parts.append(
-            f'<tr data-server="{_e(srv.server_id)}"><td>{_e(srv.server_id)}</td>'
-            f'<td class="num">{srv.players:,}</td><td class="num">{srv.connections:,}</td></tr>'
-        )
-    if not view.live:
-        parts.append('<tr><td colspan="3" class="muted">no sessions</td></tr>')
-    parts.append("</table></section>")
-
-    # maintenance
-    parts.append('<section class="card" id="maintenance"><h2>Maintenance</h2>')
-    if view.maintenance is None:
-        parts.append('<div class="big muted">n/a</div><div class="muted">no maintenance watcher configured</div>')
-    else:
-        word = view.maintenance.lower()
-        cls = "ok" if word in ("none", "off", "idle", "normal", "inactive", "false") else "bad"
-        parts.append(f'<div><span class="badge {cls}" id="maintenance-state">{_e(view.maintenance)}</span></div>')
-        if view.maintenance_detail:
-            parts.append(f'<div class="muted">{_e(view.maintenance_detail)}</div>')
-    parts.append("</section>")
-
-    # bans
-    parts.append('<section class="card" id="bans"><h2>Active bans</h2>')
-    if view.bans is None:
-        parts.append('<div class="big muted">n/a</div><div class="muted">no ban book configured</div>')
-    else:
-        parts.append(f'<div class="big" id="bans-total">{view.bans_total or 0:,}</div>')
-        if view.bans:
-            parts.append("<table><tr><th>player</th><th>source</th><th>until</th></tr>")
-            for b in view.bans[:8]:
-                until = _fmt_dt(b.ends_at) if b.ends_at is not None else "permanent"
-                parts.append(f"<tr><td>{_e(b.player_id)}</td><td>{_e(b.source)}</td><td>{_e(until)}</td></tr>")
-            parts.append("</table>")
-            if (view.bans_total or 0) > 8:
-                parts.append(f'<div class="muted">and {(view.bans_total or 0) - 8:,} more</div>')
-    parts.append("</section>")
-
-    # chart
-    parts.append('<section class="card wide" id="chart"><h2>Concurrent users over the day (KST)</h2>')
-    parts.append('<form class="dates" method="get" action="/dashboard">')
-    for s in view.series:
-        parts.append(
-            f'<label><span class="sw {s.name}" style="border-top-color:{_COLORS[s.name]}"></span> '
-            f'<input type="date" name="{s.name}" value="{s.day.isoformat()}"></label>'
-        )
-    if view.key:
-        parts.append(f'<input type="hidden" name="key" value="{_e(view.key)}">')
-    reset = "/dashboard" + (f"?key={_e(view.key)}" if view.key else "")
-    parts.append(f'<button type="submit">Show</button><a href="{reset}">today · yesterday · a week ago</a></form>')
-    parts.append('<div class="legend">')
-    for s in view.series:
-        peak = max(s.slots.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
-        per_slot = view.period_s // 60
-        stats = (
-            f"peak {peak[1]:,} at {minute_label(peak[0] * per_slot)} · {len(s.slots):,} samples"
-            if peak
-            else "no samples"
-        )
-        parts.append(
-            f'<div class="item" data-series="{s.name}"><span class="sw {s.name}" '
-            f'style="border-top-color:{_COLORS[s.name]}"></span><b>{_e(_day_label(s.day, today))}</b>'
-            f'<span class="stats">{_e(stats)}</span></div>'
-        )
-    parts.append("</div>")
-    parts.append(render_chart(view.series, view.period_s, view.now))
-    parts.append("</section>")
-
-    # delivery health
-    parts.append('<section class="card wide" id="health"><h2>CCU delivery health</h2>')
-    if view.health is None:
-        parts.append('<div class="muted">n/a: no CCU reporter configured</div>')
-    else:
-        depth = view.health.backlog_depth
-        depth_cls = "ok" if depth == 0 else ("muted" if depth is None else "warn")
-        parts.append(
-            f'<p>Backlog: <span class="badge {depth_cls}" id="backlog">{_fmt_int(depth)}</span> '
-            '<span class="muted">samples waiting to be delivered</span></p>'
-        )
-        parts.append("<table><tr><th>server</th><th>last result</th><th>last success (KST)</th><th>age</th></tr>")
-        for h in view.health.servers:
-            ok_at = h.last_success_at
-            parts.append(
-                f'<tr data-server="{_e(h.server_id)}"><td>{_e(h.server_id)}</td>'
-                f"<td>{_result_badge(h.last_result)}</td>"
-                f"<td>{_e(_fmt_dt(ok_at)) if ok_at is not None else 'never'}</td>"
-                f'<td class="muted">{_e(_fmt_age(view.now, ok_at)) if ok_at is not None else ""}</td></tr>'
-            )
-        parts.append("</table>")
-    parts.append("</section>")
-
-    parts.append("</main>")
+    parts += [
+        _card_live(view),
+        _card_delivery(view),
+        _card_maintenance(view),
+        _card_bans(view),
+        _card_chart(view, today),
+        _card_servers(view),
+        "</main>",
+    ]
     if view.refresh_s:
         parts.append(f"<script>{_JS % view.refresh_s}</script>")
     parts.append("</body></html>")
