@@ -517,9 +517,7 @@ def _card_delivery(view: DashboardView) -> str:
     out.append(f'<div class="big"><span class="badge big-badge {cls}" id="delivery-state">{word}</span></div>')
     last_ok = max((h.last_success_at for h in health.servers if h.last_success_at is not None), default=None)
     when = f"last delivered {_fmt_age(view.now, last_ok)}" if last_ok is not None else "nothing delivered yet"
-    out.append(
-        f'<div class="muted">backlog <b id="backlog">{_fmt_int(depth)}</b> samples · {_e(when)}</div></section>'
-    )
+    out.append(f'<div class="muted">backlog <b id="backlog">{_fmt_int(depth)}</b> samples · {_e(when)}</div></section>')
     return "".join(out)
 
 
