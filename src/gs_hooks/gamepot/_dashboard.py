@@ -469,7 +469,7 @@ td.num,th.num{text-align:right}
 form.dates{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start;margin:0 0 4px}
 form.dates .item .head{display:flex;align-items:center;gap:8px}
 form.dates .item .stats{color:var(--muted);font-size:12px;margin:2px 0 0 32px}
-form.dates input{font:inherit;font-size:13px;padding:2px 6px;border:1px solid var(--line);border-radius:6px;color:#334155}
+form.dates input{font:inherit;font-size:13px;padding:2px 6px;border:1px solid var(--line);border-radius:6px}
 form.dates .actions{margin-left:auto;align-self:center}
 form.dates button{font:inherit;padding:4px 14px;border:0;border-radius:6px;background:#2563eb;color:#fff}
 form.dates a{color:var(--muted);margin-left:6px}
