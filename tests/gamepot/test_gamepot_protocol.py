@@ -93,11 +93,11 @@ def test_resolve_dates_defaults_each_missing_or_empty_date() -> None:
         ({"threeDate": "bad"}, -11),
         ({"twoDate": "bad"}, -12),
         ({"oneDate": "bad"}, -13),
-        ({"oneDate": "bad", "threeDate": "bad"}, -13),
-        ({"twoDate": "bad", "threeDate": "bad"}, -12),
+        ({"oneDate": "bad", "threeDate": "bad"}, -11),
+        ({"oneDate": "bad", "twoDate": "bad"}, -12),
     ],
 )
-def test_resolve_dates_error_codes_first_bad_in_query_order(query: dict[str, str], status: int) -> None:
+def test_resolve_dates_error_codes_three_then_two_then_one(query: dict[str, str], status: int) -> None:
     with pytest.raises(GamePotError) as info:
         p.resolve_dates(query, date(2026, 1, 1))
     assert info.value.status == status

@@ -5,9 +5,8 @@ the same path, query, header and answer as GamePot's dashboard API, answered fro
 tools written for GamePot can point at a game server. Validation and the answer are :mod:`._protocol`'s; this
 is the thin IO shell (read history, write JSON).
 
-HTTP status of the answers: 200 for success, 401 for the key errors (-1, -2), 404 for a wrong project id (-6),
-400 for a bad date (-11/-12/-13); the body is always the document's JSON, so a client that reads only the body
-(as GamePot's tools do) sees the documented ``status``.
+Every answer is HTTP 200 and the outcome is the body's ``status`` (GamePot's document shows only bodies; the
+sandbox settles the same way), so a tool written for GamePot reads our errors exactly as it reads GamePot's.
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ from .._config import Secret
 from ..http._app import Request, Response, Route, Router
 from ._history import CcuHistorySource
 from ._protocol import (
-    ERR_KEY_MISMATCH,
-    ERR_PROJECT_ID,
-    ERR_UNKNOWN_KEY,
     ErrorAnswer,
     GamePotError,
     InquiryDates,
@@ -40,7 +36,6 @@ __all__ = ["INQUIRY_PATH", "GamePotInquiry"]
 INQUIRY_PATH = "/v1/api/project/{projectId}/user/statistics/ccu"
 
 _encoder = msgspec.json.Encoder()
-_HTTP_STATUS = {ERR_UNKNOWN_KEY: 401, ERR_KEY_MISMATCH: 401, ERR_PROJECT_ID: 404}
 
 
 class GamePotInquiry:
@@ -90,7 +85,7 @@ class GamePotInquiry:
             dates = resolve_dates(request.query, self.clock.now().date())
         except GamePotError as exc:
             body = _encoder.encode(ErrorAnswer(exc.status, exc.message))
-            return Response(_HTTP_STATUS.get(exc.status, 400), body, [("content-type", "application/json")])
+            return Response(200, body, [("content-type", "application/json"), ("cache-control", "no-store")])
         body = await self.answer(dates)
         return Response(200, body, [("content-type", "application/json"), ("cache-control", "no-store")])
 

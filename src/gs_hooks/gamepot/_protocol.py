@@ -8,8 +8,10 @@ The rules (``gamepot-ccu-inquiry-api.txt`` and NOTES.md):
 - Dates are ``YYYY-MM-DD`` exactly (ASCII digits, a real calendar day) in KST. A missing or empty date takes
   its default: ``oneDate`` today, ``twoDate`` yesterday, ``threeDate`` the day before yesterday.
 - The key is checked first (``-1`` no ``x-api-key``, ``-2`` a key that is not the configured one), then the
-  project id (``-6``), then the dates in query order (``oneDate`` ``-13``, ``twoDate`` ``-12``,
-  ``threeDate`` ``-11``); the first failure answers.
+  project id (``-6``), then the dates in the order of their codes (``threeDate`` ``-11``, ``twoDate`` ``-12``,
+  ``oneDate`` ``-13``, as the sandbox does); the first failure answers. With one project and one key, a wrong
+  key is "the dashboard's key and the header's key differ" (``-2``) and no key at all is "a key that is not on
+  the dashboard" (``-1``).
 - Rows are per minute, ``00:00``..``23:59`` (1440). Samples are taken once per grid period (120 s): a minute
   shows the sample of the slot it falls in; its value is the sum over server ids of their sample for that slot;
   a minute whose slot has no sample (not taken yet, or the process was down) is ``null``.
@@ -241,18 +243,19 @@ def resolve_dates(query: Mapping[str, str], today: date) -> InquiryDates:
     """The inquiry's three dates from its query (missing or empty → default).
 
     Raises:
-        GamePotError: ``-13``/``-12``/``-11`` for a bad ``oneDate``/``twoDate``/``threeDate`` (first one wins).
+        GamePotError: ``-11``/``-12``/``-13`` for a bad ``threeDate``/``twoDate``/``oneDate``, checked in that
+            order (the first bad one answers).
     """
     defaults = default_dates(today)
-    out: list[date] = []
+    out: dict[str, date] = {}
     for name, status, default in (
-        ("oneDate", ERR_ONE_DATE, defaults.one),
-        ("twoDate", ERR_TWO_DATE, defaults.two),
         ("threeDate", ERR_THREE_DATE, defaults.three),
+        ("twoDate", ERR_TWO_DATE, defaults.two),
+        ("oneDate", ERR_ONE_DATE, defaults.one),
     ):
         raw = query.get(name)
-        out.append(default if raw is None or raw == "" else parse_date(raw, status, name))
-    return InquiryDates(out[0], out[1], out[2])
+        out[name] = default if raw is None or raw == "" else parse_date(raw, status, name)
+    return InquiryDates(out["oneDate"], out["twoDate"], out["threeDate"])
 
 
 def check_key(given: str | None, expected: str) -> None:
