@@ -148,7 +148,7 @@ def sample_from_row(row: Any) -> CcuSample:
     except AttributeError:
         state = ""
     try:
-        result = _first_attr(row, ("last_result", "result", "result_code"))
+        result = _first_attr(row, ("last_code", "last_result", "result", "result_code"))
     except AttributeError:
         result = None
     state_s = getattr(state, "value", state)
@@ -159,6 +159,14 @@ def sample_from_row(row: Any) -> CcuSample:
         state=str(state_s) if state_s is not None else "",
         result=int(result) if result is not None else None,
     )
+
+
+def _code_of(value: Any) -> int | None:
+    """A result code from ``last_result``: an int, or a spool row carrying ``last_code``."""
+    if value is None or isinstance(value, int):
+        return value
+    code = getattr(value, "last_code", getattr(value, "result", None))
+    return None if code is None else int(code)
 
 
 class ReporterHistory:
@@ -207,7 +215,7 @@ class ReporterHistory:
             servers.append(
                 ServerHealth(
                     server_id=sid,
-                    last_result=int(last) if last is not None else None,
+                    last_result=_code_of(last),
                     last_success_at=_as_ts(ok_at) if ok_at is not None else None,
                 )
             )
