@@ -410,20 +410,23 @@ def render_chart(series: Sequence[ChartSeries], period_s: int, now: float) -> st
             run.append(slot)
         if run:
             runs.append(run)
-        out.append(f'<g class="series s-{s.name}" data-series="{s.name}" data-date="{s.day.isoformat()}">')
+        out.append(
+            f'<g class="series s-{s.name}" data-series="{s.name}" data-date="{s.day.isoformat()}" fill="{color}">'
+            f"<title>{_e(s.day.isoformat())} (KST)</title>"
+        )
         for r in runs:
             if len(r) > 1:
                 pts = " ".join(f"{x(i * per_slot):.1f},{y(s.slots[i]):.1f}" for i in r)
                 out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" class="line"{dash_attr}/>')
         radius = 1.8 if s.name == "one" else 1.3
+        day_s = s.day.isoformat()
         for i in slots:
             minute = i * per_slot
             value = s.slots[i]
             out.append(
-                f'<circle class="pt" cx="{x(minute):.1f}" cy="{y(value):.1f}" r="{radius}" fill="{color}" '
-                f'data-series="{s.name}" data-date="{s.day.isoformat()}" data-minute="{minute}" '
-                f'data-time="{minute_label(minute)}" data-value="{value}">'
-                f"<title>{s.day.isoformat()} {minute_label(minute)} KST: {value:,} users</title></circle>"
+                f'<circle class="pt" cx="{x(minute):.1f}" cy="{y(value):.1f}" r="{radius}" '
+                f'data-series="{s.name}" data-date="{day_s}" data-minute="{minute}" '
+                f'data-time="{minute_label(minute)}" data-value="{value}"/>'
             )
         out.append("</g>")
     if any(s.day == today for s in series):
