@@ -9,6 +9,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gs_hooks import KST, CcuSample, GamePotError, PlatformError, ProtocolError
 from gs_hooks.gamepot import _protocol as p
@@ -105,9 +107,9 @@ def test_resolve_dates_error_codes_three_then_two_then_one(query: dict[str, str]
 
 def test_check_key_and_project() -> None:
     p.check_key("k3y", "k3y")
-    for given, status in ((None, -1), ("", -1), ("k3y ", -2), ("K3Y", -2), ("other", -2)):
+    for sent, status in ((None, -1), ("", -1), ("k3y ", -2), ("K3Y", -2), ("other", -2)):
         with pytest.raises(GamePotError) as info:
-            p.check_key(given, "k3y")
+            p.check_key(sent, "k3y")
         assert info.value.status == status and info.value.is_key_error
         assert "k3y" not in str(info.value)
     p.check_project("abc", "abc")
@@ -192,3 +194,20 @@ def test_protocol_module_is_not_importing_anyio_at_runtime_either() -> None:
     # the package imports anyio elsewhere; the module object itself must hold no reference to IO modules
     names = {getattr(v, "__name__", "") for v in vars(p).values() if isinstance(v, type(sys))}
     assert not {n for n in names if n.split(".")[0] in {"anyio", "httpx", "h11", "sqlite3"}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 719), st.sampled_from(["1", "2", "x9"]), st.integers(0, 100_000)),
+        max_size=60,
+        unique_by=lambda t: (t[0], t[1]),
+    )
+)
+def test_minute_values_match_the_rule_for_any_samples(entries: list[tuple[int, str, int]]) -> None:
+    d = date(2026, 7, 1)
+    samples = [CcuSample(at=_at(d, 0, 0) + slot * 120, server_id=sid, users=u) for slot, sid, u in entries]
+    got = p.minute_values(samples, d, 120)
+    for minute in range(1440):
+        in_slot = [u for slot, _, u in entries if slot == minute // 2]
+        assert got[minute] == (sum(in_slot) if in_slot else None)

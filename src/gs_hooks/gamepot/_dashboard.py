@@ -131,66 +131,54 @@ def _get(obj: Any, *names: str) -> Any:
     return None
 
 
-def ban_lines(bans: Any, now: float) -> tuple[tuple[BanLine, ...], int] | None:
-    """Active bans from the ban book, or None when it has no way to list them."""
+def ban_lines(bans: Any) -> tuple[tuple[BanLine, ...], int] | None:
+    """Active bans from the ban book (its ``active_bans()``), soonest end first; None without a ban book."""
     if bans is None:
         return None
-    lister = None
-    for name in ("active_bans", "list_active", "active_nowait", "active"):
-        candidate = getattr(bans, name, None)
-        if callable(candidate):
-            lister = candidate
-            break
-    if lister is None:
-        return None
-    try:
-        try:
-            items = list(lister(now))
-        except TypeError:
-            items = list(lister())
-    except Exception:
+    lister = getattr(bans, "active_bans", None)
+    if not callable(lister):
         return None
     lines = []
-    for item in items:
-        player = _get(item, "player_id", "user_id", "player_key", "id")
+    for item in lister():
+        player = _get(item, "player_key", "player_id", "user_id")
         source = _get(item, "source") or ""
         lines.append(
             BanLine(
                 player_id=str(player) if player is not None else "?",
                 source=str(getattr(source, "value", source)),
-                ends_at=_ts(_get(item, "ends_at", "end", "end_at", "until")),
-                reason=str(_get(item, "reason", "message") or ""),
+                ends_at=_ts(_get(item, "ends_at", "end_at")),
+                reason=str(_get(item, "message", "reason") or ""),
             )
         )
+    lines.sort(key=lambda b: (b.ends_at is None, b.ends_at or 0.0, b.player_id))
     return tuple(lines[:50]), len(lines)
 
 
-def maintenance_text(state: Any) -> tuple[str, str] | None:
-    """A short word and a detail line for the maintenance state, or None when there is no watcher."""
-    if state is None:
+def maintenance_text(watcher: Any) -> tuple[str, str] | None:
+    """A state word and a detail line from the maintenance watcher, or None when there is none.
+
+    Reads the watcher's ``state`` (an enum: none / announced / active / ended), its ``window`` (``begins_at``,
+    ``ends_at``, ``message``) and ``consecutive_failures``.
+    """
+    if watcher is None:
         return None
-    inner = getattr(state, "state", None)
-    if inner is None and callable(getattr(state, "current", None)):
-        inner = state.current()
-    if inner is not None and not isinstance(inner, str | bool):
-        word = str(getattr(inner, "value", getattr(inner, "name", inner)))
-        detail_src: Any = inner
-    else:
-        word = str(getattr(inner, "value", inner)) if inner is not None else ""
-        detail_src = state
-    active = _get(detail_src, "active", "in_maintenance")
-    if not word:
-        word = "active" if active else "none"
-    begin = _ts(_get(detail_src, "begin_at", "begins_at", "begin", "start_at"))
-    end = _ts(_get(detail_src, "end_at", "ends_at", "end"))
+    state = getattr(watcher, "state", None)
+    word = str(getattr(state, "value", state)) if state is not None else "unknown"
     parts = []
-    if begin is not None:
-        parts.append(f"from {_fmt_dt(begin)}")
-    if end is not None:
-        parts.append(f"until {_fmt_dt(end)}")
-    msg = _get(detail_src, "message", "reason")
-    if msg:
-        parts.append(str(msg))
+    window = getattr(watcher, "window", None)
+    if window is not None:
+        begin = _ts(_get(window, "begins_at", "begin_at"))
+        end = _ts(_get(window, "ends_at", "end_at"))
+        if begin is not None:
+            parts.append(f"from {_fmt_dt(begin)[:16]}")
+        if end is not None:
+            parts.append(f"until {_fmt_dt(end)[:16]}")
+        message = _get(window, "message")
+        if message:
+            parts.append(str(message)[:120])
+    failures = getattr(watcher, "consecutive_failures", 0)
+    if isinstance(failures, int) and failures > 0:
+        parts.append(f"Gamebase poll failing ({failures} in a row)")
     return word, " · ".join(parts)
 
 
@@ -267,7 +255,7 @@ class Dashboard:
         health = None
         if isinstance(self.history, HealthSource) and getattr(self.history, "available", True):
             health = await self.history.delivery_health(ids)
-        bans = ban_lines(self._bans(), now)
+        bans = ban_lines(self._bans())
         maint = maintenance_text(self._maintenance())
         return DashboardView(
             now=now,
@@ -530,7 +518,7 @@ def _card_maintenance(view: DashboardView) -> str:
         out.append('<div class="big muted">n/a</div><div class="muted">no maintenance watcher configured</div>')
     else:
         word = view.maintenance.lower()
-        cls = "ok" if word in ("none", "off", "idle", "normal", "inactive", "false", "no") else "bad"
+        cls = {"none": "ok", "ended": "ok", "announced": "warn"}.get(word, "bad")
         out.append(
             f'<div class="big"><span class="badge big-badge {cls}" id="maintenance-state">'
             f"{_e(view.maintenance)}</span></div>"
