@@ -32,7 +32,7 @@ from ._exceptions import (
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
 from .gamepot import CcuHistorySource, CcuRow, CcuSample, GamePotClient, GamePotError, MemoryCcuHistory
-from .sessions import Session, SessionEvent, SessionRegistry, current_session
+from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
@@ -73,6 +73,7 @@ __all__ = [
     "SessionsConfig",
     "SystemClock",
     "TokenInvalidError",
+    "TrackWebSocketsMiddleware",
     "current_session",
     "format_kst",
     "grid_slot",
