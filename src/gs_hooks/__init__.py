@@ -46,6 +46,7 @@ from .gamebase import (
     TokenInfo,
     TokenVerifier,
 )
+from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, MemoryCcuHistory
 from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
@@ -61,9 +62,11 @@ __all__ = [
     "BanRecord",
     "BannedError",
     "CcuConfig",
+    "CcuHistorySource",
     "CcuOutcome",
     "CcuProblem",
     "CcuReporter",
+    "CcuRow",
     "CcuSample",
     "CcuSampleRow",
     "CcuSpool",
@@ -73,7 +76,9 @@ __all__ = [
     "ConfigError",
     "DuplicateLoginError",
     "FakeClock",
+    "GamePotClient",
     "GamePotConfig",
+    "GamePotError",
     "GamebaseClient",
     "GamebaseConfig",
     "GamebaseResult",
@@ -89,6 +94,7 @@ __all__ = [
     "MaintenanceState",
     "Member",
     "MemberNotValidError",
+    "MemoryCcuHistory",
     "NoticeRequest",
     "OnBan",
     "OnCcuProblem",

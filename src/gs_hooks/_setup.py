@@ -25,8 +25,8 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config
-from ._exceptions import ClosedError
+from ._config import Config, Secret
+from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
 from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._config import Secret
     from .bans import Ban
     from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
+    from .gamepot import GamePotClient
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -134,6 +135,10 @@ class Hooks:
         self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
         self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
         self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
+        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
+        self.gamepot_history: Any = None
+        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
+        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -466,6 +471,28 @@ class Hooks:
         self._check_open()
         return len(await self.bans.lift(player))
 
+    # -- gamepot ----------------------------------------------------------------------------------------------
+
+    def gamepot_client(self, *, project_id: str | None = None, api_key: Secret | str | None = None) -> GamePotClient:
+        """A :class:`~gs_hooks.GamePotClient` for ``gamepot.base_url`` on the shared HTTP client.
+
+        Args:
+            project_id / api_key: default to ``gamepot.project_id`` / ``gamepot.api_key``.
+
+        Raises:
+            ConfigError: no project id or key is given or configured.
+        """
+        from .gamepot import GamePotClient
+
+        gp = self.config.gamepot
+        pid = project_id or gp.project_id
+        key = api_key or gp.api_key
+        if not pid:
+            raise ConfigError("GS_HOOKS_GAMEPOT_PROJECT_ID", "a GamePot project id is needed for the client")
+        if not key:
+            raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
+        return GamePotClient(pid, key, gp.base_url, http=self.http)
+
 
 def setup(
     config: Config | None = None,
@@ -516,6 +543,10 @@ def _wire_components(hooks: Hooks) -> None:
         from .gamebase._wire import wire_gamebase
 
         wire_gamebase(hooks)
+    # gamepot (last: reads the CCU reporter lazily)
+    from .gamepot._wire import wire_gamepot
+
+    wire_gamepot(hooks)
 
 
 def _wire_ccu(hooks: Hooks) -> None:
