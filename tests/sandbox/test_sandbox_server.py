@@ -47,9 +47,11 @@ async def test_reset_clears_state_but_keeps_configuration() -> None:
     async with Sandbox.serve(clock=FakeClock(), game_keys=["g1"]) as sb, httpx.AsyncClient(base_url=sb.url) as c:
         sb.faults.add("ccu", "status", status=503)
         sb.ccu.duplicate_requests = 3
+        sb.gamebase.add_member("u1")
         assert (await c.post("/_sandbox/reset")).json() == {"reset": True}
         assert sb.faults.rules == [] and sb.ccu.duplicate_requests == 0
         assert sb.ccu.game_keys == {"g1"}
+        assert "u1" not in sb.gamebase.members
 
 
 def test_url_outside_serve_is_an_error() -> None:
