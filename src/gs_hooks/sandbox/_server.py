@@ -87,6 +87,8 @@ class Sandbox:
         hive: the Hive sender (:class:`HiveSender`: suspension pushes, web-store calls).
         gamebase: the Gamebase simulator (:class:`GamebaseSim`: members, tokens, bans, maintenance...).
         faults: fault rules (:class:`Faults`).
+        game_keys: the accepted Hive game keys (configured order first).
+        gamebase_app_id / gamebase_secret / gamepot_project_id / gamepot_api_key: the values given.
         router: the routes (mountable elsewhere).
         server: the running HTTP server (inside :meth:`serve`).
     """
@@ -109,8 +111,11 @@ class Sandbox:
         self.gamepot.add_project(gamepot_project_id)
         self.gamepot.set_key(gamepot_api_key, gamepot_project_id)
         self.gamepot_project_id = gamepot_project_id
+        self.gamepot_api_key = gamepot_api_key
         self.hive = HiveSender(self.clock)
         self.gamebase_app_id = gamebase_app_id
+        self.gamebase_secret = gamebase_secret
+        self._configured_keys = tuple(dict.fromkeys(game_keys))
         self.gamebase = GamebaseSim(app_id=gamebase_app_id, secret_key=gamebase_secret, clock=self.clock)
         self.route_names: list[str] = []
         self.router = Router()
@@ -225,6 +230,13 @@ class Sandbox:
     def port(self) -> int:
         """Port of the running sandbox."""
         return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def game_keys(self) -> tuple[str, ...]:
+        """The Hive game keys the collector accepts now: the configured ones first, in order, then any added."""
+        live = self.ccu.game_keys
+        first = tuple(k for k in self._configured_keys if k in live)
+        return first + tuple(sorted(live - set(first)))
 
     def urls(self) -> dict[str, str]:
         """The URLs to configure: ``ccu_url``, ``gamebase_url``, ``gamepot_url``, ``admin_url``."""
