@@ -31,7 +31,7 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from ._app import Request, Response, Route, Router, safe_for_log
-from ._strict import chunked_body_is_strict, head_is_strict
+from ._strict import ChunkedFramingError, ChunkedScanner, head_is_strict
 
 __all__ = ["HttpLimits", "HttpServer", "serve_http"]
 
@@ -88,6 +88,8 @@ class _Reject(Exception):
         self.message = message or _MESSAGES.get(status, "request refused")
 
 
+_READ_ALL = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
 # Connection phases, as the watchdog and the timeout handling see them.
 _IDLE = 0  # waiting for the first byte of a request (nothing to answer when cut)
 _READING = 1  # head or body in progress (408 when cut)
@@ -98,7 +100,7 @@ _WRITING = 3  # the response goes out (just close when cut)
 class _Connection:
     """Per-connection state shared with the watchdog."""
 
-    __slots__ = ("capture", "client", "conn", "deadline", "phase", "scope", "stream")
+    __slots__ = ("capture", "client", "conn", "deadline", "fed", "linger", "phase", "scanner", "scope", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None, conn: h11.Connection) -> None:
         self.stream = stream
@@ -107,7 +109,10 @@ class _Connection:
         self.scope: anyio.CancelScope | None = None
         self.deadline = 0.0
         self.phase = _IDLE
-        self.capture: list[bytes] | None = None
+        self.capture: list[bytes] | None = None  # raw bytes of the request head phase
+        self.scanner: ChunkedScanner | None = None  # strict framing check of a chunked body
+        self.fed = 0  # bytes fed to the scanner
+        self.linger = False  # closing with request bytes possibly unread: drain before closing
 
     async def receive(self) -> None:
         try:
@@ -116,7 +121,17 @@ class _Connection:
             data = b""
         if self.capture is not None:
             self.capture.append(data)
+        if self.scanner is not None:
+            self.feed_scanner(data)
         self.conn.receive_data(data)
+
+    def feed_scanner(self, data: bytes) -> None:
+        assert self.scanner is not None
+        self.fed += len(data)
+        try:
+            self.scanner.feed(data)
+        except ChunkedFramingError as exc:
+            raise _Reject(exc.status, str(exc)) from None
 
     async def next_event(self) -> Any:
         conn = self.conn
@@ -217,6 +232,8 @@ class HttpServer:
                 answer = self._timeout_answer(c)
             if answer is not None:
                 await self._send_last(c, answer)
+            if c.linger:
+                await self._linger(c)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, ssl.SSLError, OSError):
             pass
         except _Close:
@@ -242,6 +259,22 @@ class HttpServer:
             try:
                 await self._send(c, response, head_only=False)
             except h11.LocalProtocolError:
+                return
+
+    async def _linger(self, c: _Connection) -> None:
+        """Half-close, then discard what the peer still sends (1 s, 1 MiB at most) before closing.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy the error answer
+        before the client reads it; a short drain lets a 408/413/400 arrive.
+        """
+        with anyio.move_on_after(1.0):
+            try:
+                if isinstance(c.stream, anyio.abc.SocketStream):
+                    await c.stream.send_eof()
+                drained = 0
+                while drained < 1 << 20:
+                    drained += len(await c.stream.receive(_RECEIVE_BYTES))
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 return
 
     async def _reject_busy(self, c: _Connection) -> None:
@@ -382,16 +415,17 @@ class HttpServer:
             raise _Reject(413, f"body larger than {limit} bytes")
         if expect and conn.they_are_waiting_for_100_continue:
             await c.stream.send(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
-        body_capture: list[bytes] | None = None
+        c.capture = None
         if chunked:
-            body_capture = [raw[raw.find(b"\r\n\r\n") + 4 :]]
-        c.capture = body_capture
-        body = await self._read_body(c, limit)
-        if body_capture is not None:
-            captured = b"".join(body_capture)
-            consumed = len(captured) - len(conn.trailing_data[0])
-            if not chunked_body_is_strict(captured[:consumed]):
-                raise _Reject(400, "malformed chunked body")
+            c.scanner = ChunkedScanner(limit)
+            c.fed = 0
+            c.feed_scanner(raw[raw.find(b"\r\n\r\n") + 4 :])
+        try:
+            body = await self._read_body(c, limit)
+        finally:
+            scanner, c.scanner = c.scanner, None
+        if scanner is not None and (not scanner.done or scanner.consumed != c.fed - len(conn.trailing_data[0])):
+            raise _Reject(400, "malformed chunked body")
         request.body = body
         return request, route, None
 
@@ -452,6 +486,8 @@ class HttpServer:
         out += conn.send(h11.EndOfMessage()) or b""
         await c.stream.send(out)
         self.requests_served += 1
+        if response.close and conn.their_state not in _READ_ALL:
+            c.linger = True
 
 
 def _header_list(headers: Any) -> list[tuple[bytes, bytes]]:
