@@ -28,6 +28,8 @@ from ._config import Config
 from ._exceptions import ClosedError
 from ._store import Store
 from .http._app import Router
+from .http._asgi import ASGIApp, as_asgi
+from .http._listener import Listener, add_builtin_routes, limits_from_config
 from .sessions._registry import Session, SessionRegistry
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
@@ -123,6 +125,8 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
+        self.listener: Listener | None = None
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -296,6 +300,23 @@ class Hooks:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
 
+    # -- listener ----------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The ``/healthz`` document: ``status`` (``ok`` while running), live ``sessions``, ``components``,
+        and the listener's counters when it is on."""
+        return {
+            "status": "ok" if self._state == "running" else self._state,
+            "sessions": len(self.registry),
+            "components": [getattr(c, "name", type(c).__name__) for c in self._components],
+            "listener": self.listener.stats() if self.listener is not None else None,
+        }
+
+    def asgi_app(self) -> ASGIApp:
+        """The routes of :attr:`router` as an ASGI app, to mount in a Starlette/FastAPI app served by uvicorn
+        instead of (or beside) the embedded listener. Limits come from ``config.listener``."""
+        return as_asgi(self.router, limits=limits_from_config(self.config.listener))
+
 
 def setup(
     config: Config | None = None,
@@ -340,3 +361,9 @@ def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
     del config  # no component is configured yet in the foundation
+
+    # -- listener (keep last: it starts after and closes before every other component) --
+    add_builtin_routes(hooks.router, health=hooks.health, admin_allow=hooks.config.listener.admin_allow)
+    if hooks.config.listener.listen is not None:
+        hooks.listener = Listener(hooks.router, hooks.config.listener)
+        hooks.add_component(hooks.listener)

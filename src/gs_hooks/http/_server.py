@@ -186,11 +186,15 @@ class HttpServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[HttpServer] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Bind and serve until cancelled. ``task_status.started`` gets the server once bound."""
+    async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Bind and serve until cancelled. ``task_status.started`` gets the server once bound.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port)
-        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with listener, anyio.create_task_group() as tg:
+            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
             tg.start_soon(self._watchdog)
             task_status.started(self)
             await listener.serve(self._serve_connection, task_group=tg)
