@@ -338,6 +338,7 @@ class _Server:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(5)
+            self.proc.stdout.close()
             raise RuntimeError(f"server {kind} did not start (exit {self.proc.returncode})")
         self.port = int(line)
 
@@ -348,6 +349,9 @@ class _Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+        finally:
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
 
 
 def _have(program: str) -> bool:
