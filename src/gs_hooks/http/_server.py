@@ -16,10 +16,13 @@ cancels the scopes whose deadline (a float the connection moves as it changes ph
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,7 @@ from urllib.parse import unquote
 import anyio
 import anyio.abc
 import h11
+import sniffio
 from anyio.streams.tls import TLSStream
 
 from ._app import Request, Response, Route, Router, safe_for_log
@@ -143,6 +147,123 @@ class _Connection:
             return event
 
 
+class _AsyncioProtocol(asyncio.Protocol):
+    """asyncio side of :class:`_AsyncioStream`: buffers what arrives, wakes the reader, tracks write pressure."""
+
+    def __init__(self, spawn: Callable[[_AsyncioStream], object]) -> None:
+        self._spawn = spawn
+        self.transport: asyncio.Transport | None = None
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.lost = False
+        self.exc: Exception | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.drain: asyncio.Future[None] | None = None
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._spawn(_AsyncioStream(self, transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered > _RECEIVE_BYTES * 4 and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # keep the transport open: the answer may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.exc = exc
+        self._wake_reader()
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.drain is None or self.drain.done():
+            self.drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def _wake_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            self.reader.set_result(None)
+
+
+class _AsyncioStream(anyio.abc.ByteStream):
+    """A byte stream straight on an asyncio transport (the server's fast path on asyncio, plain TCP)."""
+
+    def __init__(self, protocol: _AsyncioProtocol, transport: asyncio.Transport) -> None:
+        self._p = protocol
+        self._transport = transport
+        self._eager = 0
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return {anyio.abc.SocketAttribute.remote_address: lambda: self._transport.get_extra_info("peername")}
+
+    async def receive(self, max_bytes: int = _RECEIVE_BYTES) -> bytes:
+        p = self._p
+        if p.buffer:
+            self._eager += 1
+            if self._eager >= 16:  # a peer that keeps the buffer full must not starve other connections
+                self._eager = 0
+                await asyncio.sleep(0)
+        while not p.buffer:
+            self._eager = 0
+            if p.lost:
+                if p.exc is not None:
+                    raise anyio.BrokenResourceError from p.exc
+                raise anyio.EndOfStream
+            if p.eof:
+                raise anyio.EndOfStream
+            if p.reading_paused:
+                self._transport.resume_reading()
+                p.reading_paused = False
+            p.reader = asyncio.get_running_loop().create_future()
+            try:
+                await p.reader
+            finally:
+                p.reader = None
+        data = p.buffer.popleft()
+        if len(data) > max_bytes:
+            p.buffer.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        p.buffered -= len(data)
+        if p.reading_paused and p.buffered <= _RECEIVE_BYTES:
+            self._transport.resume_reading()
+            p.reading_paused = False
+        return data
+
+    async def send(self, item: bytes) -> None:
+        p = self._p
+        if p.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError
+        self._transport.write(item)
+        if p.drain is not None and not p.drain.done():
+            await p.drain
+            if p.lost:
+                raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        if not self._transport.is_closing() and self._transport.can_write_eof():
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        self._transport.close()
+        await asyncio.sleep(0)
+
+
 class HttpServer:
     """Serves a :class:`Router` over HTTP/1.1 (optionally TLS).
 
@@ -192,12 +313,38 @@ class HttpServer:
         Raises:
             OSError: the address cannot be bound.
         """
+        if self.ssl_context is None and sniffio.current_async_library() == "asyncio":
+            await self._run_asyncio(task_status)
+            return
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port)
         async with listener, anyio.create_task_group() as tg:
             self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
             tg.start_soon(self._watchdog)
             task_status.started(self)
             await listener.serve(self._serve_connection, task_group=tg)
+
+    async def _run_asyncio(self, task_status: anyio.abc.TaskStatus[Any]) -> None:
+        """The same server on asyncio's protocol API: no per-read reader toggling, no per-write checkpoint."""
+        loop = asyncio.get_running_loop()
+        groups: list[anyio.abc.TaskGroup] = []
+
+        def factory() -> _AsyncioProtocol:
+            return _AsyncioProtocol(lambda stream: groups[0].start_soon(self._serve_connection, stream))
+
+        server = await loop.create_server(factory, self.host, self.requested_port, backlog=1024, start_serving=False)
+        try:
+            async with anyio.create_task_group() as tg:
+                groups.append(tg)
+                self.port = server.sockets[0].getsockname()[1]
+                try:
+                    await server.start_serving()
+                    tg.start_soon(self._watchdog)
+                    task_status.started(self)
+                    await anyio.sleep_forever()
+                finally:
+                    server.close()  # no new connection once the group starts cancelling its tasks
+        finally:
+            server.close()
 
     async def _watchdog(self) -> None:
         limits = self.limits
@@ -273,7 +420,7 @@ class HttpServer:
         """
         with anyio.move_on_after(1.0):
             try:
-                if isinstance(c.stream, anyio.abc.SocketStream):
+                with contextlib.suppress(NotImplementedError):
                     await c.stream.send_eof()
                 drained = 0
                 while drained < 1 << 20:
@@ -313,8 +460,10 @@ class HttpServer:
             c.phase = _READING
             request: Request | None = None
             try:
-                event = await c.next_event()
-                if not isinstance(event, h11.Request):
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    event = await c.next_event()
+                if type(event) is not h11.Request:
                     return  # ConnectionClosed
                 request, route, response = await self._read_request(c, event)
             except h11.RemoteProtocolError as exc:
@@ -328,7 +477,11 @@ class HttpServer:
             if response is None and route is not None and request is not None:
                 c.phase = _HANDLING
                 c.deadline = time.monotonic() + limits.handler_timeout_s
-                response = await self._call(route, request)
+                try:
+                    response = await route.handler(request)
+                except Exception:
+                    log.exception("handler for %s %s failed", request.method, request.raw_path)
+                    response = Response.error(500, "internal error")
             assert response is not None
             c.phase = _WRITING
             c.deadline = time.monotonic() + limits.request_deadline_s
@@ -434,10 +587,14 @@ class HttpServer:
         return request, route, None
 
     async def _read_body(self, c: _Connection, limit: int) -> bytes:
+        conn = c.conn
         chunks: list[bytes] = []
         size = 0
         while True:
-            ev = await c.next_event()
+            ev = conn.next_event()
+            if ev is h11.NEED_DATA:
+                await c.receive()
+                continue
             if type(ev) is h11.Data:
                 size += len(ev.data)
                 if size > limit:
@@ -472,13 +629,6 @@ class HttpServer:
                 if type(ev) is not h11.EndOfMessage:
                     response.close = True
                 return response
-
-    async def _call(self, route: Route, request: Request) -> Response:
-        try:
-            return await route.handler(request)
-        except Exception:
-            log.exception("handler for %s %s failed", request.method, request.raw_path)
-            return Response.error(500, "internal error")
 
     async def _send(self, c: _Connection, response: Response, *, head_only: bool) -> None:
         conn = c.conn

@@ -21,8 +21,9 @@ _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*)"
 )
-# A LF not after CR, a CR not before LF, or a line starting with whitespace (obs-fold).
-_BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
+# A request line, field lines not starting with whitespace (obs-fold), every line ended by CRLF, no CR or LF
+# anywhere else, up to the first empty line.
+_STRICT_HEAD = re.compile(rb"[^\r\n]+\r\n(?:[^\r\n \t][^\r\n]*\r\n)*\r\n")
 _FIELD_LINE = re.compile(_TOKEN + rb":[ \t]*(?:[!-~\x80-\xff](?:[ \t!-~\x80-\xff]*[!-~\x80-\xff])?)?[ \t]*")
 
 
@@ -36,8 +37,7 @@ def head_is_strict(data: bytes) -> bool:
     Returns:
         False when the head has a bare LF or bare CR, obs-fold, or does not end at the first CRLFCRLF.
     """
-    end = data.find(b"\r\n\r\n")
-    return end >= 0 and _BAD_HEAD.search(data, 0, end + 2) is None
+    return _STRICT_HEAD.match(data) is not None
 
 
 class ChunkedFramingError(ValueError):
