@@ -12,7 +12,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import Config, ConfigError, ListenerConfig
-from gs_hooks.http import Request, Response
+from gs_hooks.http import Listener, Request, Response, Router
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +140,44 @@ async def test_port_in_use_fails_start() -> None:
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             await hooks.start()
         assert not hooks.running
+
+
+async def test_close_lets_a_request_in_progress_finish_and_refuses_new_ones() -> None:
+    router = Router()
+    entered = anyio.Event()
+    release = anyio.Event()
+
+    async def slow(request: Request) -> Response:
+        entered.set()
+        await release.wait()
+        return Response.json({"done": True})
+
+    router.add("POST", "/slow", slow)
+    router.add("GET", "/fast", slow)
+    listener = Listener(router, ListenerConfig(listen="127.0.0.1:0"))
+    results: list[httpx.Response] = []
+    refused: list[httpx.Response] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(listener.run)
+        url = listener.url
+
+        async def call() -> None:
+            async with httpx.AsyncClient() as client:
+                results.append(await client.post(f"{url}/slow", content=b"{}"))
+
+        async def probe_then_release() -> None:
+            with anyio.fail_after(5):
+                while not listener.server.draining:
+                    await anyio.sleep(0.01)
+            async with httpx.AsyncClient() as other:
+                refused.append(await other.get(f"{url}/fast"))
+            release.set()
+
+        tg.start_soon(call)
+        await entered.wait()
+        tg.start_soon(probe_then_release)
+        await listener.aclose()
+    assert [r.status_code for r in refused] == [503]
+    assert refused[0].json()["error"]["message"] == "shutting down; retry later"
+    assert [r.json() for r in results] == [{"done": True}]
+    assert results[0].headers["connection"] == "close"

@@ -122,8 +122,10 @@ class Listener:
                 ) from exc
 
     async def aclose(self) -> None:
-        """Stop accepting and close every connection."""
+        """Stop: refuse new connections, let requests in progress finish (5 s at most), close the rest."""
         if self._scope is not None:
+            if self.server.port:
+                await self.server.drain(grace_s=5.0)
             self._scope.cancel()
             log.info("listener on %s closed", self.url)
 

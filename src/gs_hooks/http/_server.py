@@ -278,6 +278,7 @@ class HttpServer:
         active_connections: connections open now.
         requests_served: responses sent (errors included).
         rejected_connections: connections refused with 503 at the cap.
+        draining: set by :meth:`drain`; new connections get 503 and answers close their connection.
     """
 
     def __init__(
@@ -299,6 +300,8 @@ class HttpServer:
         self.requests_served = 0
         self.rejected_connections = 0
         self._connections: set[_Connection] = set()
+        self._cap_logged_at = -1e9
+        self.draining = False
 
     @property
     def url(self) -> str:
@@ -346,6 +349,18 @@ class HttpServer:
         finally:
             server.close()
 
+    async def drain(self, grace_s: float = 5.0) -> None:
+        """Graceful stop, step one: refuse new connections (503), close idle ones, let requests in progress
+        finish (their answers carry ``Connection: close``) for up to ``grace_s``. Cancel :meth:`run` after it.
+        """
+        self.draining = True
+        for c in self._connections:
+            if c.phase == _IDLE and c.scope is not None:
+                c.scope.cancel()
+        with anyio.move_on_after(grace_s):
+            while any(c.phase != _IDLE for c in self._connections):
+                await anyio.sleep(0.01)
+
     async def _watchdog(self) -> None:
         limits = self.limits
         shortest = min(limits.request_deadline_s, limits.keepalive_s, limits.handler_timeout_s)
@@ -364,10 +379,20 @@ class HttpServer:
             stream, client, h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         )
         try:
+            if self.draining:
+                await self._reject_busy(c, "shutting down; retry later")
+                return
             if self.active_connections > self.limits.max_connections:
                 self.rejected_connections += 1
-                log.warning("connection cap %d reached; refused %s", self.limits.max_connections, _fmt_peer(client))
-                await self._reject_busy(c)
+                now = time.monotonic()
+                if now - self._cap_logged_at >= 1.0:  # a flood must not flood the log too
+                    self._cap_logged_at = now
+                    log.warning(
+                        "connection cap %d reached; refusing new connections (%d so far)",
+                        self.limits.max_connections,
+                        self.rejected_connections,
+                    )
+                await self._reject_busy(c, "too many connections; retry later")
                 return
             c.deadline = time.monotonic() + self.limits.request_deadline_s
             self._connections.add(c)
@@ -428,9 +453,9 @@ class HttpServer:
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 return
 
-    async def _reject_busy(self, c: _Connection) -> None:
+    async def _reject_busy(self, c: _Connection, message: str) -> None:
         """Answer 503 without reading the request (one second at most, handshake included), then close."""
-        response = Response.error(503, "too many connections; retry later", close=True)
+        response = Response.error(503, message, close=True)
         response.headers.append(("retry-after", "1"))
         conn = c.conn
         data = conn.send(h11.Response(status_code=503, headers=_wire_headers(response))) or b""
@@ -485,7 +510,7 @@ class HttpServer:
             assert response is not None
             c.phase = _WRITING
             c.deadline = time.monotonic() + limits.request_deadline_s
-            if conn.their_state is not h11.DONE:
+            if conn.their_state is not h11.DONE or self.draining:
                 response.close = True
             await self._send(c, response, head_only=request is not None and request.method == "HEAD")
             if response.close or conn.our_state is h11.MUST_CLOSE:
