@@ -248,3 +248,15 @@ def test_system_clock_sessions_get_real_times_and_increasing_ids() -> None:
         assert isinstance(a.id, int) and b.id > a.id
         reg.bind_player_nowait(a, "p")
         assert a.logged_in_at is not None and after <= a.logged_in_at <= time.time()
+
+
+def test_observers_added_while_sessions_are_live_see_their_close() -> None:
+    reg = _registry()
+    early = reg.open_nowait()
+    kinds: list[str] = []
+    remove = reg.add_observer(lambda e: kinds.append(e.kind))
+    reg.close_nowait(early)
+    remove()
+    late = reg.open_nowait()
+    reg.close_nowait(late)
+    assert kinds == ["close"]

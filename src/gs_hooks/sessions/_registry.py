@@ -156,6 +156,10 @@ class SessionRegistry:
             register a new connection (see :class:`OpenNowait`).
         close_nowait: ``close_nowait(session) -> bool``: unregister a session; False if it was not live (a
             second close is a no-op).
+
+    Both are replaced when the first observer is added and when the last is removed: look them up on the
+    registry at each call (as the adapters do); a reference kept from before :meth:`add_observer` would skip
+    the observers.
     """
 
     open_nowait: OpenNowait
