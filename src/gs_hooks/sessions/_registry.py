@@ -197,7 +197,8 @@ class SessionRegistry:
         system_time = now is _time_module.time
         new_session = Session
         next_id = _next_id
-        unbind = self._unbind
+        players = self._players
+        players_on = self._players_on
 
         def open_nowait(
             *,
@@ -228,8 +229,21 @@ class SessionRegistry:
                 del servers[session.server_id][session.id]
             except KeyError:
                 return False
-            if session.player_id is not None:
-                unbind(session)
+            pid = session.player_id
+            if pid is not None:  # logged in: out of the player index and the players-per-server count
+                entry = players.get(pid)
+                if entry is session:
+                    del players[pid]
+                elif type(entry) is list:
+                    entry.remove(session)  # identity: Session equality is identity
+                    if len(entry) == 1:
+                        players[pid] = entry[0]
+                sid = session.server_id
+                n = players_on[sid] - 1
+                if n:
+                    players_on[sid] = n
+                else:
+                    del players_on[sid]
             return True
 
         return open_nowait, close_nowait
@@ -307,25 +321,6 @@ class SessionRegistry:
         if self._observers:
             self._notify(SessionEvent("login", session))
         return older
-
-    def _unbind(self, session: Session) -> None:
-        pid = session.player_id
-        assert pid is not None  # checked by the caller
-        players = self._players
-        entry = players.get(pid)
-        if entry is session:
-            del players[pid]
-        elif type(entry) is list:
-            entry.remove(session)  # identity: Session equality is identity
-            if len(entry) == 1:
-                players[pid] = entry[0]
-        sid = session.server_id
-        players_on = self._players_on
-        n = players_on[sid] - 1
-        if n:
-            players_on[sid] = n
-        else:
-            del players_on[sid]
 
     # -- observers ---------------------------------------------------------------------------------------------
 
