@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -143,8 +144,9 @@ class Sandbox:
             self._platform("ccu", "POST", path, self.ccu.handle, self.ccu.answer_injected)
         self._platform("gamepot.ccu", "GET", GAMEPOT_CCU_PATH, self.gamepot.handle, self.gamepot.answer_injected)
         if self.gamebase is not None:
+            gamebase_render = _gamebase_renderer(self.clock)
             for name, method, path, handler in self.gamebase.routes():
-                self._platform(name, method, path, handler, _gamebase_result)
+                self._platform(name, method, path, handler, gamebase_render)
             for _name, method, path, handler in self.gamebase.admin_routes():
                 self.router.add(method, path, handler)
         admin: list[tuple[str, str, Callable[[Request], Awaitable[Any]]]] = [
@@ -404,15 +406,24 @@ class Sandbox:
         return report.to_json()
 
 
-async def _gamebase_result(request: Request, code: int) -> Response:
-    """An injected Gamebase result code in the common envelope (HTTP 200, transaction id echoed)."""
-    tx = request.header("x-tcgb-transaction-id") or "sandbox-fault"
-    envelope = {
-        "header": {
+def _gamebase_renderer(clock: Clock) -> ResultRenderer:
+    """Injected Gamebase result codes in the common envelope (HTTP 200, transaction id echoed, ``traceError``
+    like the simulator's own failures; the access token in the path is masked)."""
+
+    async def render(request: Request, code: int) -> Response:
+        tx = request.header("x-tcgb-transaction-id") or f"sandbox-{uuid.uuid4()}"
+        uri = request.path
+        token = request.path_params.get("accessToken")
+        if token:
+            uri = uri.replace(token, "****")
+        header: dict[str, Any] = {
             "transactionId": tx,
             "isSuccessful": code == 0,
             "resultCode": code,
-            "resultMessage": "sandbox fault: injected result code",
+            "resultMessage": "SUCCESS" if code == 0 else f"Injected failure {code} (sandbox fault)",
         }
-    }
-    return Response.json(envelope, headers=[("x-tcgb-transaction-id", tx)])
+        if code != 0:
+            header["traceError"] = {"trackingTime": int(clock.time() * 1000), "throwPoint": "sandbox", "uri": uri}
+        return Response.json({"header": header}, headers=[("X-TCGB-Transaction-Id", tx)])
+
+    return render
