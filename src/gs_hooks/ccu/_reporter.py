@@ -137,6 +137,7 @@ class CcuReporter:
         self._sampler_waiting = False
         self._dispatcher_waiting = False
         self._tg: anyio.abc.TaskGroup | None = None
+        self._send_tg: anyio.abc.TaskGroup | None = None
         self._sampler_scope: anyio.CancelScope | None = None
         self._wake: anyio.Event | None = None
         self._changed: anyio.Event | None = None
@@ -257,13 +258,24 @@ class CcuReporter:
             )
             for sid in self.config.server_ids
         ]
+
+        def write() -> tuple[list[CcuSampleRow], bool]:
+            return self.spool.add_sync(samples, now), self.spool.has_pending_before_sync(slot)
+
         try:
-            added = await anyio.to_thread.run_sync(self.spool.add_sync, samples, now)
+            added, backlog = await anyio.to_thread.run_sync(write)
         except Exception:
             log.exception("CCU: cannot write the samples of %s to the spool; they are not sent", date)
             self.metrics.failed("spool")
             return
         self.samples_taken += len(added)
+        # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
+        # instead of waiting for the dispatcher's next look at the spool.
+        if not backlog and not self._failing and not self._closing and self._send_tg is not None:
+            for row in added:
+                if len(self._inflight) < self.config.max_inflight:
+                    self._inflight[row.key] = row
+                    self._send_tg.start_soon(self._send, row)
         self._kick()
         for sample, _ in samples:
             self.metrics.sampled(sample.server, sample.user)
@@ -298,6 +310,7 @@ class CcuReporter:
 
     async def _dispatcher(self) -> None:
         async with anyio.create_task_group() as tg:
+            self._send_tg = tg
             while True:
                 self._wake = anyio.Event()
                 deadline: float | None = None
