@@ -52,7 +52,10 @@ async def test_100_delivered_in_either_sending_method(tmp_path: Path, env: tuple
     for k in range(5):
         reg.bind_player_nowait(reg.open_nowait(server_id="2"), f"p{k}")
     reg.bind_player_nowait(reg.open_nowait(server_id="1"), "q")
-    reporter = reporter_for(tmp_path, env, registry=reg, send_method=method, xml_root="ccudata")
+    metrics = prometheus_client.CollectorRegistry()
+    reporter = reporter_for(
+        tmp_path, env, registry=reg, send_method=method, xml_root="ccudata", metrics=CcuMetrics(metrics)
+    )
     async with running(reporter):
         await step(clock, reporter, 90)
         saved = [(s.game, s.server, s.date, s.user, s.reqkey, s.method) for s in sb.ccu.samples]
@@ -67,6 +70,10 @@ async def test_100_delivered_in_either_sending_method(tmp_path: Path, env: tuple
         assert [(r.state, r.last_code, r.attempts) for r in rows] == [(SampleState.DELIVERED, 100, 1)] * 2
         assert await reporter.spool.last_success_at("2") == clock.time()
         assert await reporter.spool.backlog_depth() == 0
+    assert metrics.get_sample_value("gs_hooks_ccu_users", {"server": "2"}) == 5
+    assert metrics.get_sample_value("gs_hooks_ccu_users", {"server": "1"}) == 1
+    assert metrics.get_sample_value("gs_hooks_ccu_samples_delivered_total", {"code": "100"}) == 2
+    assert metrics.get_sample_value("gs_hooks_ccu_send_seconds_count") == 2
 
 
 async def test_101_duplicate_counts_as_delivered(tmp_path: Path, env: tuple) -> None:
