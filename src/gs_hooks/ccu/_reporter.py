@@ -238,7 +238,7 @@ class CcuReporter:
                 await self.clock.sleep_until(nxt)
                 self._sampler_waiting = False
                 now = self.clock.time()
-                slot = grid_slot(now, self.period_s).timestamp()
+                slot = max(nxt, grid_slot(now, self.period_s).timestamp())
                 if slot > nxt:
                     log.warning(
                         "CCU: woke %.0f s late; slots from %s to before %s are not sampled",
@@ -390,13 +390,21 @@ class CcuReporter:
             self.metrics.latency(time.perf_counter() - t0)
             if code is not None:
                 label, error = str(code), CODE_MESSAGES.get(code, f"unknown result code {code}")
-            with anyio.CancelScope(shield=True):
-                await self._record(row, code, label, error)
+            problem: CcuProblem | None = None
+            with anyio.CancelScope(shield=True):  # an answer we got is recorded, even during shutdown
+                try:
+                    problem = await self._record(row, code, label, error)
+                except Exception:  # the row stays as it was (pending): it is sent again, the reqkey dedups it
+                    log.exception("CCU: cannot record the result of %s %s in the spool", row.server, row.date)
+            if problem is not None and self.on_problem is not None:
+                from .._setup import call_callback
+
+                await call_callback(self.on_problem, problem, what="on_ccu_problem")
         finally:
             del self._inflight[row.key]
             self._kick()
 
-    async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> None:
+    async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> CcuProblem | None:
         outcome = classify(code)
         now = self.clock.time()
         if outcome is CcuOutcome.DELIVERED:
@@ -408,7 +416,7 @@ class CcuReporter:
                 self._failing = False
                 n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
                 log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
-            return
+            return None
         self.metrics.failed(label)
         if outcome is CcuOutcome.RETRY:
             self._fail_streak += 1
@@ -428,13 +436,13 @@ class CcuReporter:
                 row.attempts + 1,
                 delay,
             )
-            return
+            return None
         await anyio.to_thread.run_sync(
             lambda: self.spool.record_sync(row.key, "refused", code=code, error=error, now=now)
         )
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
-        problem = CcuProblem(
+        return CcuProblem(
             server=row.server,
             date=row.date,
             user=row.user,
@@ -443,10 +451,6 @@ class CcuReporter:
             outcome=outcome.value,
             message=message,
         )
-        if self.on_problem is not None:
-            from .._setup import call_callback
-
-            await call_callback(self.on_problem, problem, what="on_ccu_problem")
 
     # -- mirror ------------------------------------------------------------------------------------------------
 
