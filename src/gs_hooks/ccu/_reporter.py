@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import msgspec
@@ -39,6 +40,8 @@ from ._spool import CcuSampleRow, CcuSpool
 __all__ = ["CcuProblem", "CcuReporter", "OnCcuProblem"]
 
 log = logging.getLogger("gs_hooks.ccu")
+
+_SPIN_S = 0.002
 
 
 class CcuProblem(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,7 +238,7 @@ class CcuReporter:
             while True:
                 self._sampler_waiting = True
                 self._notify()
-                await self.clock.sleep_until(nxt)
+                await self._sleep_until_instant(nxt)
                 self._sampler_waiting = False
                 now = self.clock.time()
                 slot = max(nxt, grid_slot(now, self.period_s).timestamp())
@@ -248,6 +251,17 @@ class CcuReporter:
                     )
                 await self._take(round(slot), now)
                 nxt = slot + self.period_s
+
+    async def _sleep_until_instant(self, instant: float) -> None:
+        if isinstance(self.clock, SystemClock):
+            # Event-loop timers fire late by up to a couple of milliseconds (asyncio rounds its poll timeout up
+            # to whole milliseconds): sleep until just before the instant, then yield in a tight loop until it
+            # has passed. Never early; costs at most ~2 ms of CPU per slot.
+            await self.clock.sleep_until(instant - _SPIN_S)
+            while self.clock.time() < instant:
+                await anyio.lowlevel.checkpoint()
+        else:
+            await self.clock.sleep_until(instant)
 
     async def _take(self, slot: int, now: float) -> None:
         date = format_kst(slot)
