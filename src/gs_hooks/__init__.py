@@ -31,6 +31,8 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
+from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
+from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
 from .gamebase import (
     BanPage,
     BanRecord,
@@ -44,23 +46,39 @@ from .gamebase import (
     TokenInfo,
     TokenVerifier,
 )
-from .sessions import Session, SessionEvent, SessionRegistry, current_session
+from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, MemoryCcuHistory
+from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
+from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "Ban",
+    "BanBook",
+    "BanDetails",
+    "BanEvent",
     "BanPage",
     "BanRecord",
     "BannedError",
     "CcuConfig",
+    "CcuHistorySource",
+    "CcuOutcome",
+    "CcuProblem",
+    "CcuReporter",
+    "CcuRow",
+    "CcuSample",
+    "CcuSampleRow",
+    "CcuSpool",
     "Clock",
     "ClosedError",
     "Config",
     "ConfigError",
     "DuplicateLoginError",
     "FakeClock",
+    "GamePotClient",
     "GamePotConfig",
+    "GamePotError",
     "GamebaseClient",
     "GamebaseConfig",
     "GamebaseResult",
@@ -76,7 +94,10 @@ __all__ = [
     "MaintenanceState",
     "Member",
     "MemberNotValidError",
+    "MemoryCcuHistory",
     "NoticeRequest",
+    "OnBan",
+    "OnCcuProblem",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",
@@ -90,6 +111,11 @@ __all__ = [
     "TokenInfo",
     "TokenInvalidError",
     "TokenVerifier",
+    "TrackWebSocketsMiddleware",
+    "WebstoreChannel",
+    "WebstoreCharacter",
+    "WebstoreProfile",
+    "WebstoreServer",
     "current_session",
     "format_kst",
     "grid_slot",
