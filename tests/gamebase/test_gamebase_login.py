@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from gamebase_client_support import Env, Recorder, make_hooks, serve_gamebase
@@ -24,6 +23,7 @@ from gs_hooks import (
     TokenInvalidError,
     setup,
 )
+from gs_hooks.bans import Ban
 
 pytestmark = pytest.mark.anyio
 
@@ -34,22 +34,6 @@ async def gb() -> AsyncIterator[Env]:
         env.sim.add_member("u1")
         env.sim.add_member("u2")
         yield env
-
-
-@dataclass(frozen=True)
-class Ban:
-    ends_at: datetime | None
-    source: str
-
-
-class BanBook:
-    """The ban book's interface as hooks.login uses it (the real one is another capability)."""
-
-    def __init__(self) -> None:
-        self.bans: dict[str, Ban] = {}
-
-    def active_ban(self, player_id: str) -> Ban | None:
-        return self.bans.get(player_id)
 
 
 async def test_login_verifies_then_binds(gb: Env) -> None:
@@ -100,11 +84,18 @@ async def test_login_refusals_leave_the_session_unbound(
 
 async def test_login_consults_the_ban_book_after_the_token(gb: Env) -> None:
     token = gb.sim.issue_token("u1")
-    async with make_hooks(gb, Recorder()) as hooks:
-        book = BanBook()
-        hooks.bans = book
+    rec = Recorder()
+    async with make_hooks(gb, rec) as hooks:
+        assert hooks.bans is not None
+        session = hooks.registry.open_nowait()
+        await hooks.login(session, "u1", token)
+        assert hooks.verifier.cached_nowait("u1", token) is not None
         until = gb.clock.now() + timedelta(days=3)
-        book.bans["u1"] = Ban(ends_at=until, source="hive")
+        await hooks.bans.apply(
+            [Ban(player_key="u1", source="hive", status="temporary", starts_at=gb.clock.now(), ends_at=until)]
+        )
+        assert [k.reason for k in rec.kicks] == ["ban"]  # the book kicks the live session
+        assert hooks.verifier.cached_nowait("u1", token) is None  # and drops the cached verification
         session = hooks.registry.open_nowait()
         with pytest.raises(BannedError) as info:
             await hooks.login(session, "u1", token)
@@ -114,10 +105,11 @@ async def test_login_consults_the_ban_book_after_the_token(gb: Env) -> None:
         # a forged token for a banned player learns nothing about the ban
         with pytest.raises(TokenInvalidError):
             await hooks.login(session, "u1", "forged-token-value")
-        book.bans["u1"] = Ban(ends_at=None, source="gamebase")
+        await hooks.bans.lift("u1")
+        await hooks.bans.apply([Ban(player_key="u1", source="api", status="permanent", starts_at=gb.clock.now())])
         with pytest.raises(BannedError, match="permanently"):
             await hooks.login(session, "u1", token)
-        del book.bans["u1"]
+        await hooks.bans.lift("u1")
         await hooks.login(session, "u1", token)
         assert session.player_id == "u1"
 
@@ -131,7 +123,7 @@ async def test_duplicate_login_kicks_the_older_session(gb: Env) -> None:
         await hooks.login(second, "u1", gb.sim.issue_token("u1"))
         assert [(k.session.id, k.reason) for k in rec.kicks] == [(first.id, "duplicate_login")]
         assert hooks.registry.sessions_of("u1") == (second,)
-        assert first.closed
+        assert first not in hooks.registry
 
 
 async def test_refuse_newer_policy(gb: Env) -> None:
@@ -150,7 +142,7 @@ async def test_login_on_a_closed_session_is_refused(gb: Env) -> None:
     async with make_hooks(gb, Recorder()) as hooks:
         session = hooks.registry.open_nowait()
         hooks.registry.close_nowait(session)
-        with pytest.raises(LoginRefusedError, match="closed session"):
+        with pytest.raises(LoginRefusedError, match="the session is closed"):
             await hooks.login(session, "u1", gb.sim.issue_token("u1"))
 
 
