@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._setup import Hooks, KickRequest, OnKick, setup
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
 from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
-from .sessions import Session, SessionEvent, SessionRegistry, current_session
+from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
@@ -73,6 +73,7 @@ __all__ = [
     "SessionsConfig",
     "SystemClock",
     "TokenInvalidError",
+    "TrackWebSocketsMiddleware",
     "WebstoreChannel",
     "WebstoreCharacter",
     "WebstoreProfile",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +29,7 @@ from ._config import Config
 from ._exceptions import ClosedError
 from ._store import Store
 from .http._app import Router
+from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
@@ -238,14 +239,26 @@ class Hooks:
     ) -> int:
         """Disconnect a session, or every session of a player id.
 
-        The session is removed from the registry first (a second kick is a no-op), then the game's ``on_kick``
-        runs (or, with no ``on_kick``, the adapter's default: close the connection). A raising callback is
-        logged and does not keep the session registered.
+        Each session is removed from the registry first (so a second kick of it is a no-op), then the game's
+        ``on_kick`` receives a frozen :class:`KickRequest`; with no ``on_kick``, the adapter's default kick
+        closes the connection. A raising ``on_kick`` is logged, the session stays removed, and the default kick
+        closes the connection so no untracked connection is left behind.
+
+        Args:
+            target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player).
+            reason: ``ban``, ``maintenance``, ``duplicate_login``, ``manual``...
+            message: a human-readable message to show the player.
+            details: reason-specific frozen details, passed through in the request.
 
         Returns:
-            The number of sessions kicked.
+            The number of sessions kicked (0 when none was live).
         """
-        sessions = (target,) if isinstance(target, Session) else self.registry.sessions_of(target)
+        if isinstance(target, Session):
+            sessions: tuple[Session, ...] = (target,)
+        elif isinstance(target, str):
+            sessions = self.registry.sessions_of(target)
+        else:
+            raise TypeError(f"kick() takes a Session or a player id (str), not {type(target).__name__}")
         kicked = 0
         for session in sessions:
             if self.kick_nowait_remove(session):
@@ -258,8 +271,7 @@ class Hooks:
         return self.registry.close_nowait(session)
 
     async def _deliver_kick(self, request: KickRequest) -> None:
-        if self.on_kick is not None:
-            await call_callback(self.on_kick, request, what="on_kick")
+        if self.on_kick is not None and await call_callback(self.on_kick, request, what="on_kick"):
             return
         closer = request.session.closer
         if closer is not None:
@@ -285,11 +297,52 @@ class Hooks:
     ) -> Callable[[Any, Any], Awaitable[None]]:
         """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
 
-        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session.
+        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session. The default
+        kick closes the writer.
         """
         from .sessions._middleware import track_asyncio_streams
 
         return track_asyncio_streams(self.registry, handler, server_id=server_id, channel=channel)
+
+    def track_anyio(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Wrap an anyio ``Listener.serve`` handler so each connection is a tracked session.
+
+        The default kick cancels the handler and closes the stream.
+        """
+        from .sessions._middleware import track_anyio
+
+        return track_anyio(self.registry, handler, server_id=server_id, channel=channel)
+
+    def track_websockets(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Wrap a ``websockets.asyncio.server.serve`` handler (websockets ≥ 13) so each connection is tracked.
+
+        The default kick closes the WebSocket (code 1000, reason ``kicked``).
+        """
+        from .sessions._middleware import track_websockets
+
+        return track_websockets(self.registry, handler, server_id=server_id, channel=channel)
+
+    def asgi_middleware(
+        self, app: ASGIApp, *, server_id: str | None = None, channel: str = ""
+    ) -> TrackWebSocketsMiddleware:
+        """Wrap an ASGI app (Starlette, FastAPI...) so each WebSocket connection is a tracked session.
+
+        Returns:
+            A :class:`~gs_hooks.TrackWebSocketsMiddleware` around ``app``; HTTP passes through untouched.
+        """
+        return TrackWebSocketsMiddleware(app, registry=self.registry, server_id=server_id, channel=channel)
 
     def forget_token(self, user_id: str) -> None:
         """Drop cached token verifications of a player (called when the player is banned)."""
@@ -420,12 +473,17 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         clock=hooks.clock,
         webstore_profile=hooks.callbacks.get("webstore_profile"),
     )
-    # Read the store at start when there is one already or a ban source is configured (no file is created
-    # for a process that never bans anyone).
-    load_at_start = (
-        config.state_path == ":memory:"
-        or Path(config.state_path).expanduser().exists()
-        or config.hive.auth_key is not None
-        or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0)
-    )
-    hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start))
+
+    def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        tg = hooks._tg
+        if tg is None or not hooks.running:
+            return False
+        tg.start_soon(fn)
+        return True
+
+    hooks.bans.spawn = spawn
+    # The timer (bans that start later, dropping ended ones) runs when a platform ban source is configured; it
+    # reads the store at start when there is one already (no file is created for a process that bans nobody).
+    if config.hive.auth_key is not None or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0):
+        load_at_start = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
+        hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start or config.hive.auth_key is not None))

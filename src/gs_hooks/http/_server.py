@@ -22,7 +22,7 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSListener
 
-from ._app import Request, Response, Route, Router
+from ._app import DropConnection, Request, Response, Route, Router
 
 __all__ = ["HttpLimits", "HttpServer", "serve_http"]
 
@@ -295,6 +295,8 @@ class HttpServer:
         try:
             with anyio.fail_after(self.limits.handler_timeout_s):
                 return await route.handler(request)
+        except DropConnection:
+            raise _Close from None
         except TimeoutError:
             log.error("handler for %s %s timed out", request.method, request.raw_path)
             return Response.error(500, "handler timed out")
