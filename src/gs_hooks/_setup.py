@@ -25,15 +25,18 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config
-from ._exceptions import ClosedError
+from ._config import Config, Secret
+from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
 from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
+    from ._config import Secret
     from .bans import Ban
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
+    from .gamepot import GamePotClient
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -128,6 +131,14 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
+        self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
+        self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
+        self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
+        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
+        self.gamepot_history: Any = None
+        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
+        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -353,6 +364,66 @@ class Hooks:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
 
+    # -- ccu ---------------------------------------------------------------------------------------------------
+
+    def saw_user(self, user_id: str, server_id: str | None = None) -> None:
+        """Count a request by ``user_id`` towards web-mode CCU (unique users of the trailing period).
+
+        A no-op in socket mode or when CCU reporting is off, so a game may always call it.
+
+        Raises:
+            ValueError: empty user id, or a server id not in ``GS_HOOKS_SERVER_ID`` (web mode).
+        """
+        counter = self.ccu_counter
+        saw = getattr(counter, "saw_user", None)
+        if saw is not None:
+            saw(user_id, server_id)
+
+    async def resend_refused(self) -> int:
+        """Queue every CCU sample the collector refused (200–204, 301, 302) again, with the current game key.
+
+        Returns:
+            How many samples were queued (0 when CCU reporting is off).
+        """
+        if self.ccu is None:
+            return 0
+        return int(await self.ccu.resend_refused())
+
+    # -- gamebase ----------------------------------------------------------------------------------------------
+
+    async def login(self, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Log a player in: verify the Gamebase access token, then bind the player to the session.
+
+        Order: the maintenance gate, the token (cached, single-flight), the gate again, the ban book, then the
+        duplicate-login policy (older sessions are kicked with reason ``duplicate_login``).
+
+        Returns:
+            The verified token's member information.
+
+        Raises:
+            MaintenanceError: maintenance is active and the gate is on.
+            TokenInvalidError: the token is invalid or expired.
+            MemberNotValidError: Gamebase reports the member banned, withdrawn or missing.
+            BannedError: the ban book holds an active ban for the player.
+            DuplicateLoginError: the player is logged in elsewhere and the policy is ``refuse_newer``.
+            PlatformUnavailableError: Gamebase is unreachable (policy ``fail_closed``, or nothing cached).
+            PlatformError: Gamebase refused the call (e.g. a wrong secret key).
+            ConfigError: Gamebase is not configured.
+        """
+        from .gamebase._wire import login
+
+        return await login(self, session, user_id, access_token)
+
+    async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
+
+        Raises:
+            TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
+        """
+        from .gamebase._wire import verify_token
+
+        return await verify_token(self, user_id, access_token)
+
     # -- bans ----------------------------------------------------------------------------------------------------
 
     async def ban(
@@ -400,6 +471,28 @@ class Hooks:
         self._check_open()
         return len(await self.bans.lift(player))
 
+    # -- gamepot ----------------------------------------------------------------------------------------------
+
+    def gamepot_client(self, *, project_id: str | None = None, api_key: Secret | str | None = None) -> GamePotClient:
+        """A :class:`~gs_hooks.GamePotClient` for ``gamepot.base_url`` on the shared HTTP client.
+
+        Args:
+            project_id / api_key: default to ``gamepot.project_id`` / ``gamepot.api_key``.
+
+        Raises:
+            ConfigError: no project id or key is given or configured.
+        """
+        from .gamepot import GamePotClient
+
+        gp = self.config.gamepot
+        pid = project_id or gp.project_id
+        key = api_key or gp.api_key
+        if not pid:
+            raise ConfigError("GS_HOOKS_GAMEPOT_PROJECT_ID", "a GamePot project id is needed for the client")
+        if not key:
+            raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
+        return GamePotClient(pid, key, gp.base_url, http=self.http)
+
 
 def setup(
     config: Config | None = None,
@@ -444,6 +537,42 @@ def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
     _wire_bans(hooks, config)
+    if config.ccu.url is not None:
+        _wire_ccu(hooks)
+    if config.gamebase.url is not None:
+        from .gamebase._wire import wire_gamebase
+
+        wire_gamebase(hooks)
+    # gamepot (last: reads the CCU reporter lazily)
+    from .gamepot._wire import wire_gamepot
+
+    wire_gamepot(hooks)
+
+
+def _wire_ccu(hooks: Hooks) -> None:
+    from .ccu import CcuReporter, CcuSpool, SocketCounter, WebCounter
+
+    cc = hooks.config.ccu
+    counter: SocketCounter | WebCounter
+    if cc.count_mode == "web":
+        counter = WebCounter(cc.server_ids, period_s=cc.period_s, time=hooks.clock.time)
+        hooks.registry.add_observer(counter.observe)
+    else:
+        counter = SocketCounter(hooks.registry, cc.count)
+    own = cc.spool_path is not None and cc.spool_path != hooks.config.state_path
+    store = Store(cc.spool_path) if own and cc.spool_path is not None else hooks.store
+    hooks.ccu_counter = counter
+    hooks.ccu = CcuReporter(
+        cc,
+        http=hooks.http,
+        spool=CcuSpool(store),
+        counter=counter,
+        clock=hooks.clock,
+        on_problem=hooks.callbacks.get("on_ccu_problem"),
+        retention_days=hooks.config.gamepot.history_retention_days,
+        owns_store=own,
+    )
+    hooks.add_component(hooks.ccu)
 
 
 def _wire_bans(hooks: Hooks, config: Config) -> None:
