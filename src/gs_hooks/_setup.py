@@ -543,6 +543,7 @@ def _wire_components(hooks: Hooks) -> None:
         from .gamebase._wire import wire_gamebase
 
         wire_gamebase(hooks)
+        _wire_ban_poller(hooks, config)
     # gamepot (last: reads the CCU reporter lazily)
     from .gamepot._wire import wire_gamepot
 
@@ -573,6 +574,27 @@ def _wire_ccu(hooks: Hooks) -> None:
         owns_store=own,
     )
     hooks.add_component(hooks.ccu)
+
+
+def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
+    """The Gamebase ban/release history poller (after the Gamebase client exists), when its period is > 0."""
+    g = config.gamebase
+    if hooks.gamebase is None or g.ban_poll_s <= 0:
+        return
+    from .gamebase._ban_poller import BanPoller
+
+    hooks.add_component(
+        BanPoller(
+            hooks.gamebase,
+            hooks.bans,
+            store=lambda: hooks.store,
+            clock=hooks.clock,
+            poll_s=g.ban_poll_s,
+            overlap_s=g.ban_overlap_s,
+            page_size=g.ban_page_size,
+            player_key_format=config.hive.player_key_format,
+        )
+    )
 
 
 def _wire_bans(hooks: Hooks, config: Config) -> None:
