@@ -190,3 +190,19 @@ async def test_a_failed_poll_keeps_the_watermark_and_the_next_one_catches_up(tmp
         await g.polled(2)
         assert g.hooks.bans.active_ban("u9") is not None
         assert g.poller.watermark == T0 + timedelta(seconds=120)
+
+
+async def test_the_login_gate_refuses_until_the_ban_ends_then_lets_the_player_in(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    async with sandbox(clock) as sb, game(sb, tmp_path / "s.db", clock, ban_poll_s=0.0) as g:
+        sb.gamebase.add_member("p1")
+        until = T0 + timedelta(hours=1)
+        await g.hooks.ban("p1", until, message="spam")
+        token = sb.gamebase.issue_token("p1", ttl=86_400)
+        s = g.hooks.registry.open_nowait()
+        with pytest.raises(gs_hooks.BannedError) as refused:
+            await g.hooks.login(s, "p1", token)
+        assert refused.value.ends_at == until and refused.value.source == "api"
+        await clock.advance(3600)
+        await g.hooks.login(s, "p1", token)
+        assert g.hooks.registry.sessions_of("p1") == (s,)
