@@ -89,7 +89,9 @@ async def amain(args: argparse.Namespace) -> int:
         if args.bots:
             from .bots import run_bots
 
-            bots = asyncio.create_task(run_bots(args.bots, args.host, port, sandbox_url=env.get("GS_HOOKS_SANDBOX_URL")))
+            bots = asyncio.create_task(
+                run_bots(args.bots, args.host, port, sandbox_url=env.get("GS_HOOKS_SANDBOX_URL"))
+            )
             stack.callback(bots.cancel)
         await stop.wait()
         print("shutting down: flushing CCU spool, closing listener", flush=True)

@@ -31,18 +31,45 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
-from .gamepot import CcuHistorySource, CcuRow, CcuSample, GamePotClient, GamePotError, MemoryCcuHistory
+from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
+from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
+from .gamebase import (
+    BanPage,
+    BanRecord,
+    GamebaseClient,
+    GamebaseResult,
+    MaintenanceChange,
+    MaintenanceDetails,
+    MaintenanceState,
+    Member,
+    NoticeRequest,
+    TokenInfo,
+    TokenVerifier,
+)
+from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, MemoryCcuHistory
+from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KST",
+    "Ban",
+    "BanBook",
+    "BanDetails",
+    "BanEvent",
+    "BanPage",
+    "BanRecord",
     "BannedError",
     "CcuConfig",
     "CcuHistorySource",
+    "CcuOutcome",
+    "CcuProblem",
+    "CcuReporter",
     "CcuRow",
     "CcuSample",
+    "CcuSampleRow",
+    "CcuSpool",
     "Clock",
     "ClosedError",
     "Config",
@@ -52,16 +79,25 @@ __all__ = [
     "GamePotClient",
     "GamePotConfig",
     "GamePotError",
+    "GamebaseClient",
     "GamebaseConfig",
+    "GamebaseResult",
     "GsHooksError",
     "HiveConfig",
     "Hooks",
     "KickRequest",
     "ListenerConfig",
     "LoginRefusedError",
+    "MaintenanceChange",
+    "MaintenanceDetails",
     "MaintenanceError",
+    "MaintenanceState",
+    "Member",
     "MemberNotValidError",
     "MemoryCcuHistory",
+    "NoticeRequest",
+    "OnBan",
+    "OnCcuProblem",
     "OnKick",
     "PlatformError",
     "PlatformUnavailableError",
@@ -72,8 +108,14 @@ __all__ = [
     "SessionRegistry",
     "SessionsConfig",
     "SystemClock",
+    "TokenInfo",
     "TokenInvalidError",
+    "TokenVerifier",
     "TrackWebSocketsMiddleware",
+    "WebstoreChannel",
+    "WebstoreCharacter",
+    "WebstoreProfile",
+    "WebstoreServer",
     "current_session",
     "format_kst",
     "grid_slot",
