@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ._protocol import KST, CcuSample
+from ._protocol import KST, HistorySample
 
 __all__ = [
     "CcuHistorySource",
@@ -59,7 +59,7 @@ class DeliveryHealth(msgspec.Struct, frozen=True, kw_only=True):
 class CcuHistorySource(Protocol):
     """A CCU history: the samples taken, by grid slot."""
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)`` (all server ids, or one)."""
         ...
 
@@ -80,15 +80,15 @@ class MemoryCcuHistory:
     ``record_nowait(at, server_id, users)``.
     """
 
-    def __init__(self, samples: Iterable[CcuSample] = ()) -> None:
-        self._samples: list[CcuSample] = list(samples)
+    def __init__(self, samples: Iterable[HistorySample] = ()) -> None:
+        self._samples: list[HistorySample] = list(samples)
 
     def record_nowait(self, at: datetime | float, server_id: str, users: int, *, result: int | None = None) -> None:
         """Add a sample for the slot starting at ``at`` (aware datetime or epoch seconds)."""
         ts = at.timestamp() if isinstance(at, datetime) else float(at)
         if isinstance(at, datetime) and at.tzinfo is None:
             raise ValueError("naive datetime: give an aware datetime (e.g. tzinfo=gs_hooks.KST)")
-        self._samples.append(CcuSample(at=ts, server_id=server_id, users=users, result=result))
+        self._samples.append(HistorySample(at=ts, server_id=server_id, users=users, result=result))
 
     def prune_nowait(self, before_ts: float) -> int:
         """Drop samples older than ``before_ts``. Returns how many were dropped."""
@@ -97,7 +97,7 @@ class MemoryCcuHistory:
         self._samples = kept
         return dropped
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)``."""
         return [
             s for s in self._samples if start_ts <= s.at < end_ts and (server_id is None or s.server_id == server_id)
@@ -136,9 +136,9 @@ def _as_ts(value: Any) -> float:
     return float(value)
 
 
-def sample_from_row(row: Any) -> CcuSample:
-    """Convert a spool row (whatever its field names) to a :class:`CcuSample`."""
-    if isinstance(row, CcuSample):
+def sample_from_row(row: Any) -> HistorySample:
+    """Convert a spool row (whatever its field names) to a :class:`HistorySample`."""
+    if isinstance(row, HistorySample):
         return row
     at = _as_ts(_first_attr(row, ("slot_ts", "slot", "at", "ts", "date", "slot_date")))
     server_id = str(_first_attr(row, ("server_id", "server")))
@@ -152,7 +152,7 @@ def sample_from_row(row: Any) -> CcuSample:
     except AttributeError:
         result = None
     state_s = getattr(state, "value", state)
-    return CcuSample(
+    return HistorySample(
         at=at,
         server_id=server_id,
         users=users,
@@ -193,7 +193,7 @@ class ReporterHistory:
         """Whether a spool is there to read."""
         return self._spool() is not None
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)``; empty while there is no reporter."""
         spool = self._spool()
         if spool is None:
