@@ -16,6 +16,7 @@ from gamepot_support import NOW, TODAY, Recorded, fill, known_samples, make_hook
 
 from gs_hooks import Ban, MemoryCcuHistory, Secret
 from gs_hooks.gamepot import DeliveryHealth, ServerHealth
+from gs_hooks.http import serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -238,3 +239,29 @@ async def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     # width, height from the IHDR chunk
     assert int.from_bytes(data[16:20], "big") == 1280 and int.from_bytes(data[20:24], "big") == 900
+
+
+async def test_maintenance_state_from_the_gamebase_watcher() -> None:
+    from gs_hooks import Config, FakeClock, GamebaseConfig, GamePotConfig, ListenerConfig, setup
+    from gs_hooks.sandbox import Sandbox
+
+    clock = FakeClock(NOW)
+    async with Sandbox.serve(clock=clock, gamebase_app_id="gp-app", gamebase_secret="gp-secret-key") as sb:
+        sb.gamebase.set_maintenance(NOW + timedelta(minutes=10), NOW + timedelta(minutes=40), "server upgrade")
+        cfg = Config(
+            state_path=":memory:",
+            gamepot=GamePotConfig(),
+            listener=ListenerConfig(dashboard=True),
+            gamebase=GamebaseConfig(url=sb.url, app_id="gp-app", secret_key=Secret("gp-secret-key"), ban_poll_s=0),
+        )
+        hooks = setup(cfg, clock=clock)
+        async with hooks, serve_http(hooks.router, port=0) as server, httpx.AsyncClient(base_url=server.url) as c:
+            announced = lxml.html.fromstring((await c.get("/dashboard")).text)
+            await clock.advance(11 * 60)
+            await hooks.maintenance.wait_idle()
+            active = lxml.html.fromstring((await c.get("/dashboard")).text)
+    card = announced.get_element_by_id("maintenance")
+    assert card.get_element_by_id("maintenance-state").text_content() == "announced"
+    assert "from 2026-11-22 14:47 · until 2026-11-22 15:17 · server upgrade" in card.text_content()
+    assert active.get_element_by_id("maintenance-state").text_content() == "active"
+    assert "badge bad" in lxml.html.tostring(active.get_element_by_id("maintenance-state")).decode()
