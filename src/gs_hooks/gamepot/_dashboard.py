@@ -538,7 +538,7 @@ def _card_bans(view: DashboardView) -> str:
     if view.bans:
         rows = []
         for b in view.bans[:3]:
-            until = _fmt_dt(b.ends_at)[:16] if b.ends_at is not None else "permanent"
+            until = f"until {_fmt_dt(b.ends_at)[5:16]}" if b.ends_at is not None else "permanent"
             rows.append(f"<li><b>{_e(b.player_id)}</b> <span class='muted'>{_e(b.source)} · {_e(until)}</span></li>")
         more = f"<li class='muted'>and {total - 3:,} more</li>" if total > 3 else ""
         out.append(f'<ul class="bans">{"".join(rows)}{more}</ul>')
