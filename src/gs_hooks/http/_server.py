@@ -17,8 +17,8 @@ cancels the scopes whose deadline (a float the connection moves as it changes ph
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import contextlib
+import contextvars
 import logging
 import ssl
 import time
