@@ -6,7 +6,7 @@
 Parts:
 
 1. **pair**: create + register + unregister of one session (``open_nowait`` + ``close_nowait``, called the way
-   the adapters call them), median ns per pair over repeats, with 10,000 other sessions live; beside bare
+   the adapters call them: by position), median ns per pair over repeats, with 10,000 other sessions live; beside bare
    inline dict code doing the same indexing (a tuple record into a per-server dict and out again). Also the
    full lifecycle with a login (``bind_player_nowait``: the by-player index and the players-per-server count)
    beside the same bare dict code for both indexes.
@@ -54,7 +54,7 @@ def _ours_pairs(reg: SessionRegistry, n: int) -> float:
     remote = REMOTE
     t0 = time.perf_counter_ns()
     for _ in range(n):
-        close_nowait(open_nowait(server_id=None, channel="", remote=remote, closer=None))
+        close_nowait(open_nowait(None, "", remote, None))
     return (time.perf_counter_ns() - t0) / n
 
 
@@ -75,7 +75,7 @@ def _ours_logins(reg: SessionRegistry, pids: list[str], n: int) -> float:
     remote = REMOTE
     t0 = time.perf_counter_ns()
     for k in range(n):
-        session = open_nowait(server_id=None, channel="", remote=remote, closer=None)
+        session = open_nowait(None, "", remote, None)
         bind(session, pids[k])
         close_nowait(session)
     return (time.perf_counter_ns() - t0) / n
