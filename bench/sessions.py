@@ -313,12 +313,15 @@ async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any
     bare_rate = statistics.median(rates["bare"])
     tracked_rate = statistics.median(rates["tracked"])
     # Each round runs both servers back to back: the ratio within a round cancels slow drifts in machine load.
-    pairwise = statistics.median(t / b for t, b in zip(rates["tracked"], rates["bare"], strict=True))
+    ratios = [t / b for t, b in zip(rates["tracked"], rates["bare"], strict=True)]
+    pairwise = statistics.median(ratios)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [pairwise, pairwise, pairwise]
     return {
         "bare_roundtrips_per_s": round(bare_rate),
         "tracked_roundtrips_per_s": round(tracked_rate),
         "echo_ratio": round(pairwise, 3),
         "echo_ratio_of_medians": round(tracked_rate / bare_rate, 3),
+        "echo_ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
         "rounds": rounds,
         "clients": clients,
         "trips_per_client": trips,
@@ -345,7 +348,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         result = {
             "pair": bench_pairs(repeats=41, block=20_000),
             "memory": bench_memory_and_gc(sessions=1_000_000, gc_repeats=7),
-            "echo": bench_echo(rounds=15, clients=50, trips=200),
+            "echo": bench_echo(rounds=21, clients=50, trips=200),
         }
     result["bars"] = _verdicts(result)
     return result
@@ -389,6 +392,12 @@ def print_table(result: dict[str, Any]) -> None:
             f"{e['tracked_roundtrips_per_s']}",
             f"{e['bare_roundtrips_per_s']}",
             e["echo_ratio"],
+        ),
+        (
+            "  per-round ratio quartiles (of medians)",
+            "",
+            "",
+            f"{e['echo_ratio_quartiles']} ({e['echo_ratio_of_medians']})",
         ),
     ]
     header = ("measure", "gs_hooks", "baseline", "ratio")
