@@ -287,7 +287,7 @@ class CcuReporter:
         # instead of waiting for the dispatcher's next look at the spool.
         if not backlog and not self._failing and not self._closing and self._send_tg is not None:
             for row in added:
-                if len(self._inflight) < self.config.max_inflight:
+                if row.key not in self._inflight and len(self._inflight) < self.config.max_inflight:
                     self._inflight[row.key] = row
                     self._send_tg.start_soon(self._send, row)
         self._kick()
@@ -339,8 +339,9 @@ class CcuReporter:
                     )
                     self.metrics.backlog(depth)
                     for row in rows:
-                        self._inflight[row.key] = row
-                        tg.start_soon(self._send, row)
+                        if row.key not in self._inflight:  # the sampler's fast path may have started it meanwhile
+                            self._inflight[row.key] = row
+                            tg.start_soon(self._send, row)
                     if self._failing:
                         # a running probe wakes us when it ends; else the next probe is due at the later of both
                         if not self._inflight and next_due is not None:
@@ -415,7 +416,7 @@ class CcuReporter:
 
                 await call_callback(self.on_problem, problem, what="on_ccu_problem")
         finally:
-            del self._inflight[row.key]
+            self._inflight.pop(row.key, None)
             self._kick()
 
     async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> CcuProblem | None:
