@@ -261,7 +261,7 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int) -> d
             "plain_httpx_cpu_us_per_request": round(statistics.median(cpu / n * 1e6 for _, cpu in base[c])),
         }
     best_base = max(s["plain_httpx_per_s"] for s in sweep.values())
-    chosen = sweep[f"c{default}"] if f"c{default}" in sweep else None
+    chosen = sweep.get(f"c{default}")
     out: dict[str, Any] = {
         "tokens_per_storm": n,
         "rounds": rounds,
