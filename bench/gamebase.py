@@ -98,6 +98,8 @@ class SandboxProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 # -- cache hit ------------------------------------------------------------------------------------------------
