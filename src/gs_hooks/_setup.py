@@ -29,7 +29,9 @@ from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
-from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
+from .http._asgi import ASGIApp, as_asgi
+from .http._listener import Listener, add_builtin_routes, limits_from_config
+from .sessions._middleware import TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
@@ -139,6 +141,8 @@ class Hooks:
         self.gamepot_history: Any = None
         self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
         self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
+        # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
+        self.listener: Listener | None = None
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -493,6 +497,23 @@ class Hooks:
             raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
         return GamePotClient(pid, key, gp.base_url, http=self.http)
 
+    # -- listener ----------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The ``/healthz`` document: ``status`` (``ok`` while running), live ``sessions``, ``components``,
+        and the listener's counters when it is on."""
+        return {
+            "status": "ok" if self._state == "running" else self._state,
+            "sessions": len(self.registry),
+            "components": [getattr(c, "name", type(c).__name__) for c in self._components],
+            "listener": self.listener.stats() if self.listener is not None else None,
+        }
+
+    def asgi_app(self) -> ASGIApp:
+        """The routes of :attr:`router` as an ASGI app, to mount in a Starlette/FastAPI app served by uvicorn
+        instead of (or beside) the embedded listener. Limits come from ``config.listener``."""
+        return as_asgi(self.router, limits=limits_from_config(self.config.listener))
+
 
 def setup(
     config: Config | None = None,
@@ -548,6 +569,12 @@ def _wire_components(hooks: Hooks) -> None:
     from .gamepot._wire import wire_gamepot
 
     wire_gamepot(hooks)
+
+    # -- listener (keep last: it starts after and closes before every other component) --
+    add_builtin_routes(hooks.router, health=hooks.health, admin_allow=hooks.config.listener.admin_allow)
+    if hooks.config.listener.listen is not None:
+        hooks.listener = Listener(hooks.router, hooks.config.listener)
+        hooks.add_component(hooks.listener)
 
 
 def _wire_ccu(hooks: Hooks) -> None:

@@ -6,28 +6,59 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from gamepot_support import API_KEY, PROJECT, TODAY, expected_answer, fill, known_samples, make_hooks, serving
+from gamepot_support import (
+    API_KEY,
+    NOW,
+    PROJECT,
+    TODAY,
+    expected_answer,
+    fill,
+    fill_spool,
+    known_samples,
+    make_ccu_hooks,
+    make_hooks,
+    serving,
+)
 
 from gs_hooks import MemoryCcuHistory
+from gs_hooks.http import serve_http
 
 pytestmark = pytest.mark.anyio
 
 PATH = f"/v1/api/project/{PROJECT}/user/statistics/ccu"
 
 
-async def test_three_dates_equal_the_documents_rules_row_by_row() -> None:
+@pytest.mark.parametrize("source", ["ccu_spool", "memory"])
+async def test_three_dates_equal_the_documents_rules_row_by_row(source: str) -> None:
+    """The bar: samples in the CCU history (the reporter's sqlite spool, or the in-memory source), the inquiry
+    over HTTP, every one of the 1440 rows compared with the document's rule computed independently."""
     rec = known_samples()
-    hooks = make_hooks()
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    hooks.gamepot_history = history
     one, two, three = TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=2)
-    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
-        r = await client.get(
-            PATH,
-            params={"oneDate": one.isoformat(), "twoDate": two.isoformat(), "threeDate": three.isoformat()},
-            headers={"x-api-key": API_KEY, "accept-language": "ko"},
-        )
+    if source == "ccu_spool":
+        hooks = make_ccu_hooks()
+        spool = hooks.ccu.spool
+        assert fill_spool(spool, rec, NOW.timestamp()) == sum(len(v) for v in rec.values())
+        # delivery state does not matter to the count: some delivered, some refused, the rest pending
+        for k, row in enumerate(spool.rows_sync()):
+            if k % 3 == 1:
+                spool.record_sync(row.key, "delivered", code=100, now=NOW.timestamp())
+            elif k % 7 == 2:
+                spool.record_sync(row.key, "refused", code=202, error="bad server id", now=NOW.timestamp())
+        assert {r.state.value for r in spool.rows_sync()} == {"pending", "delivered", "refused"}
+    else:
+        hooks = make_hooks()
+        history = MemoryCcuHistory()
+        fill(history, rec)
+        hooks.gamepot_history = history
+    try:
+        async with serve_http(hooks.router, port=0) as server, httpx.AsyncClient(base_url=server.url) as client:
+            r = await client.get(
+                PATH,
+                params={"oneDate": one.isoformat(), "twoDate": two.isoformat(), "threeDate": three.isoformat()},
+                headers={"x-api-key": API_KEY, "accept-language": "ko"},
+            )
+    finally:
+        await hooks.aclose()
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     got = r.json()
