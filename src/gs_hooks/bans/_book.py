@@ -9,10 +9,13 @@ ended or were lifted longer than ``retention_s`` ago are purged.
 
 Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` persist (one sqlite
 transaction) and update memory without awaiting; the bans they bring into force are queued and enforced by the
-book's timer component. :meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce
-inline. Enforcing a ban = kick every live session of the player, drop the player's cached token verifications,
-call ``on_ban``. A ban whose start lies in the future is enforced by the timer when it starts; expiry needs no
-action (:meth:`BanBook.active_ban` compares with the clock), the timer only drops ended bans from memory.
+book's timer component (or, where no timer runs, by a task started in the Hooks task group).
+:meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce inline. Enforcing a ban =
+kick every live session of the player, drop the player's cached token verifications, call ``on_ban``.
+
+A ban whose start lies in the future is enforced by the timer when it starts (the timer runs when a platform ban
+source is configured; without one, such a ban still gates logins from its start). Expiry needs no action
+(:meth:`BanBook.active_ban` compares with the clock); the timer only drops ended bans from memory.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import functools
 import heapq
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -207,6 +210,9 @@ class BanBook:
         self._loaded = False
         self._lock: anyio.Lock | None = None
         self._wake: Callable[[], None] | None = None
+        # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
+        # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
+        self.spawn: Callable[[Callable[[], Coroutine[Any, Any, Any]]], bool] | None = None
 
     # -- storage ---------------------------------------------------------------------------------------------
 
@@ -299,6 +305,8 @@ class BanBook:
             self._pending.extend(rows)
             if self._wake is not None:
                 self._wake()
+            elif self.spawn is not None:
+                self.spawn(self.tick)
         return [r.ban for r in rows]
 
     def apply_nowait(self, ban: Ban) -> bool:
@@ -423,6 +431,9 @@ class BanBook:
                 self._put(row)
         # Outside the lock: a game callback may itself ban or unban.
         await self._enforce_due(rows)
+        if self._pending and self._wake is None:
+            pending, self._pending = self._pending, []
+            await self._enforce_due(pending)
         return [r.ban for r in rows]
 
     async def lift(
