@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -266,3 +267,74 @@ def quiet(logger: str) -> Iterator[None]:
         yield
     finally:
         log.setLevel(level)
+
+
+# -- driving components that have no wait_idle() ---------------------------------------------------------------------
+
+
+class InflightTransport(httpx.AsyncBaseTransport):
+    """httpx's real transport, counting the requests in flight (so a test knows when real IO is pending)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.inflight = 0
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.inflight += 1
+        self.sent += 1
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            self.inflight -= 1
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class SleepProbe:
+    """A clock wrapper that knows when its user is asleep on it (to tell "waiting for time" from "busy with IO or a
+    worker thread" for a component that has no ``wait_idle()``). Delegates everything to the wrapped clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sleeping = 0
+
+    def time(self) -> float:
+        return self.clock.time()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.clock.time() + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        self.sleeping += 1
+        try:
+            await self.clock.sleep_until(deadline)
+        finally:
+            self.sleeping -= 1
+
+
+async def run_clock(clock: FakeClock, probe: SleepProbe, seconds: float) -> None:
+    """Advance virtual time by ``seconds``, one sleeper's deadline at a time; before each step, wait (tiny real
+    waits) until the probed component is asleep on the clock, so its HTTP and sqlite work has finished."""
+    target = clock.time() + seconds
+    while True:
+        await _asleep(clock, probe)
+        deadline = clock.next_deadline()
+        if deadline is None or deadline > target:
+            break
+        await clock.advance_to(max(deadline, clock.time()))
+    await clock.advance_to(target)
+    await _asleep(clock, probe)
+
+
+async def _asleep(clock: FakeClock, probe: SleepProbe) -> None:
+    with anyio.fail_after(30):
+        while True:
+            await clock.settle()
+            if probe.sleeping:
+                return
+            await anyio.sleep(0.001)
