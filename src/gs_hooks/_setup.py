@@ -15,8 +15,9 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -24,13 +25,20 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config
-from ._exceptions import ClosedError
+from ._config import Config, Secret
+from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
-from .http._asgi import ASGIApp, as_asgi
+from .http._asgi import as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
+from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
+
+if TYPE_CHECKING:
+    from ._config import Secret
+    from .bans import Ban
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
+    from .gamepot import GamePotClient
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -125,6 +133,14 @@ class Hooks:
         # Capability objects, set by _wire_components when configured (None = off).
         self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
         self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
+        self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
+        self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
+        self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
+        self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
+        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
+        self.gamepot_history: Any = None
+        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
+        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
         # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
         self.listener: Listener | None = None
 
@@ -238,14 +254,26 @@ class Hooks:
     ) -> int:
         """Disconnect a session, or every session of a player id.
 
-        The session is removed from the registry first (a second kick is a no-op), then the game's ``on_kick``
-        runs (or, with no ``on_kick``, the adapter's default: close the connection). A raising callback is
-        logged and does not keep the session registered.
+        Each session is removed from the registry first (so a second kick of it is a no-op), then the game's
+        ``on_kick`` receives a frozen :class:`KickRequest`; with no ``on_kick``, the adapter's default kick
+        closes the connection. A raising ``on_kick`` is logged, the session stays removed, and the default kick
+        closes the connection so no untracked connection is left behind.
+
+        Args:
+            target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player).
+            reason: ``ban``, ``maintenance``, ``duplicate_login``, ``manual``...
+            message: a human-readable message to show the player.
+            details: reason-specific frozen details, passed through in the request.
 
         Returns:
-            The number of sessions kicked.
+            The number of sessions kicked (0 when none was live).
         """
-        sessions = (target,) if isinstance(target, Session) else self.registry.sessions_of(target)
+        if isinstance(target, Session):
+            sessions: tuple[Session, ...] = (target,)
+        elif isinstance(target, str):
+            sessions = self.registry.sessions_of(target)
+        else:
+            raise TypeError(f"kick() takes a Session or a player id (str), not {type(target).__name__}")
         kicked = 0
         for session in sessions:
             if self.kick_nowait_remove(session):
@@ -258,8 +286,7 @@ class Hooks:
         return self.registry.close_nowait(session)
 
     async def _deliver_kick(self, request: KickRequest) -> None:
-        if self.on_kick is not None:
-            await call_callback(self.on_kick, request, what="on_kick")
+        if self.on_kick is not None and await call_callback(self.on_kick, request, what="on_kick"):
             return
         closer = request.session.closer
         if closer is not None:
@@ -285,11 +312,52 @@ class Hooks:
     ) -> Callable[[Any, Any], Awaitable[None]]:
         """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
 
-        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session.
+        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session. The default
+        kick closes the writer.
         """
         from .sessions._middleware import track_asyncio_streams
 
         return track_asyncio_streams(self.registry, handler, server_id=server_id, channel=channel)
+
+    def track_anyio(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Wrap an anyio ``Listener.serve`` handler so each connection is a tracked session.
+
+        The default kick cancels the handler and closes the stream.
+        """
+        from .sessions._middleware import track_anyio
+
+        return track_anyio(self.registry, handler, server_id=server_id, channel=channel)
+
+    def track_websockets(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Wrap a ``websockets.asyncio.server.serve`` handler (websockets ≥ 13) so each connection is tracked.
+
+        The default kick closes the WebSocket (code 1000, reason ``kicked``).
+        """
+        from .sessions._middleware import track_websockets
+
+        return track_websockets(self.registry, handler, server_id=server_id, channel=channel)
+
+    def asgi_middleware(
+        self, app: ASGIApp, *, server_id: str | None = None, channel: str = ""
+    ) -> TrackWebSocketsMiddleware:
+        """Wrap an ASGI app (Starlette, FastAPI...) so each WebSocket connection is a tracked session.
+
+        Returns:
+            A :class:`~gs_hooks.TrackWebSocketsMiddleware` around ``app``; HTTP passes through untouched.
+        """
+        return TrackWebSocketsMiddleware(app, registry=self.registry, server_id=server_id, channel=channel)
 
     def forget_token(self, user_id: str) -> None:
         """Drop cached token verifications of a player (called when the player is banned)."""
@@ -299,6 +367,135 @@ class Hooks:
     def __repr__(self) -> str:
         names = ", ".join(getattr(c, "name", type(c).__name__) for c in self._components)
         return f"Hooks(state={self._state!r}, sessions={len(self.registry)}, components=[{names}])"
+
+    # -- ccu ---------------------------------------------------------------------------------------------------
+
+    def saw_user(self, user_id: str, server_id: str | None = None) -> None:
+        """Count a request by ``user_id`` towards web-mode CCU (unique users of the trailing period).
+
+        A no-op in socket mode or when CCU reporting is off, so a game may always call it.
+
+        Raises:
+            ValueError: empty user id, or a server id not in ``GS_HOOKS_SERVER_ID`` (web mode).
+        """
+        counter = self.ccu_counter
+        saw = getattr(counter, "saw_user", None)
+        if saw is not None:
+            saw(user_id, server_id)
+
+    async def resend_refused(self) -> int:
+        """Queue every CCU sample the collector refused (200–204, 301, 302) again, with the current game key.
+
+        Returns:
+            How many samples were queued (0 when CCU reporting is off).
+        """
+        if self.ccu is None:
+            return 0
+        return int(await self.ccu.resend_refused())
+
+    # -- gamebase ----------------------------------------------------------------------------------------------
+
+    async def login(self, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Log a player in: verify the Gamebase access token, then bind the player to the session.
+
+        Order: the maintenance gate, the token (cached, single-flight), the gate again, the ban book, then the
+        duplicate-login policy (older sessions are kicked with reason ``duplicate_login``).
+
+        Returns:
+            The verified token's member information.
+
+        Raises:
+            MaintenanceError: maintenance is active and the gate is on.
+            TokenInvalidError: the token is invalid or expired.
+            MemberNotValidError: Gamebase reports the member banned, withdrawn or missing.
+            BannedError: the ban book holds an active ban for the player.
+            DuplicateLoginError: the player is logged in elsewhere and the policy is ``refuse_newer``.
+            PlatformUnavailableError: Gamebase is unreachable (policy ``fail_closed``, or nothing cached).
+            PlatformError: Gamebase refused the call (e.g. a wrong secret key).
+            ConfigError: Gamebase is not configured.
+        """
+        from .gamebase._wire import login
+
+        return await login(self, session, user_id, access_token)
+
+    async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
+
+        Raises:
+            TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
+        """
+        from .gamebase._wire import verify_token
+
+        return await verify_token(self, user_id, access_token)
+
+    # -- bans ----------------------------------------------------------------------------------------------------
+
+    async def ban(
+        self,
+        player: str,
+        until: datetime | None = None,
+        *,
+        message: str = "",
+    ) -> Ban:
+        """Ban a player from now on: kick every live session, call ``on_ban``, refuse logins until ``until``.
+
+        Args:
+            player: the player key (as bound to sessions).
+            until: when the ban ends (aware datetime); None = permanent.
+            message: shown to the player (in the kick and the login refusal).
+
+        Returns:
+            The recorded ban (source ``api``).
+
+        Raises:
+            ValueError: ``until`` is naive or not in the future.
+        """
+        from .bans import Ban
+
+        self._check_open()
+        now = self.clock.now()
+        if until is not None:
+            if until.tzinfo is None:
+                raise ValueError("until must be an aware datetime (e.g. tzinfo=gs_hooks.KST)")
+            if until <= now:
+                raise ValueError(f"until ({until.isoformat()}) is not in the future")
+        ban = Ban(
+            player_key=player,
+            source="api",
+            status="permanent" if until is None else "temporary",
+            starts_at=now,
+            ends_at=until,
+            message=message,
+        )
+        await self.bans.apply([ban])
+        return ban
+
+    async def unban(self, player: str) -> int:
+        """Lift every ban of a player (all sources). Returns the number of bans lifted."""
+        self._check_open()
+        return len(await self.bans.lift(player))
+
+    # -- gamepot ----------------------------------------------------------------------------------------------
+
+    def gamepot_client(self, *, project_id: str | None = None, api_key: Secret | str | None = None) -> GamePotClient:
+        """A :class:`~gs_hooks.GamePotClient` for ``gamepot.base_url`` on the shared HTTP client.
+
+        Args:
+            project_id / api_key: default to ``gamepot.project_id`` / ``gamepot.api_key``.
+
+        Raises:
+            ConfigError: no project id or key is given or configured.
+        """
+        from .gamepot import GamePotClient
+
+        gp = self.config.gamepot
+        pid = project_id or gp.project_id
+        key = api_key or gp.api_key
+        if not pid:
+            raise ConfigError("GS_HOOKS_GAMEPOT_PROJECT_ID", "a GamePot project id is needed for the client")
+        if not key:
+            raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
+        return GamePotClient(pid, key, gp.base_url, http=self.http)
 
     # -- listener ----------------------------------------------------------------------------------------------
 
@@ -360,10 +557,84 @@ def setup(
 def _wire_components(hooks: Hooks) -> None:
     """Create the components the configuration turns on (each capability adds its block here)."""
     config = hooks.config
-    del config  # no component is configured yet in the foundation
+    _wire_bans(hooks, config)
+    if config.ccu.url is not None:
+        _wire_ccu(hooks)
+    if config.gamebase.url is not None:
+        from .gamebase._wire import wire_gamebase
+
+        wire_gamebase(hooks)
+    # gamepot (last: reads the CCU reporter lazily)
+    from .gamepot._wire import wire_gamepot
+
+    wire_gamepot(hooks)
 
     # -- listener (keep last: it starts after and closes before every other component) --
     add_builtin_routes(hooks.router, health=hooks.health, admin_allow=hooks.config.listener.admin_allow)
     if hooks.config.listener.listen is not None:
         hooks.listener = Listener(hooks.router, hooks.config.listener)
         hooks.add_component(hooks.listener)
+
+
+def _wire_ccu(hooks: Hooks) -> None:
+    from .ccu import CcuReporter, CcuSpool, SocketCounter, WebCounter
+
+    cc = hooks.config.ccu
+    counter: SocketCounter | WebCounter
+    if cc.count_mode == "web":
+        counter = WebCounter(cc.server_ids, period_s=cc.period_s, time=hooks.clock.time)
+        hooks.registry.add_observer(counter.observe)
+    else:
+        counter = SocketCounter(hooks.registry, cc.count)
+    own = cc.spool_path is not None and cc.spool_path != hooks.config.state_path
+    store = Store(cc.spool_path) if own and cc.spool_path is not None else hooks.store
+    hooks.ccu_counter = counter
+    hooks.ccu = CcuReporter(
+        cc,
+        http=hooks.http,
+        spool=CcuSpool(store),
+        counter=counter,
+        clock=hooks.clock,
+        on_problem=hooks.callbacks.get("on_ccu_problem"),
+        retention_days=hooks.config.gamepot.history_retention_days,
+        owns_store=own,
+    )
+    hooks.add_component(hooks.ccu)
+
+
+def _wire_bans(hooks: Hooks, config: Config) -> None:
+    """The ban book (always), its timer, and the Hive routes that are configured."""
+    from pathlib import Path
+
+    from .bans import BanBook, BanDetails, BanEvent, BanTimer
+    from .hive import register_hive_routes
+
+    async def kick_banned(player_key: str, message: str, details: BanDetails) -> int:
+        return await hooks.kick(player_key, "ban", message=message, details=details)
+
+    async def on_ban(event: BanEvent) -> None:
+        await call_callback(hooks.callbacks.get("on_ban"), event, what="on_ban")
+
+    hooks.bans = BanBook(
+        lambda: hooks.store,
+        clock=hooks.clock,
+        kick=kick_banned,
+        on_ban=on_ban if hooks.callbacks.get("on_ban") is not None else None,
+        forget_token=hooks.forget_token,
+    )
+    register_hive_routes(
+        hooks.router,
+        config,
+        book=hooks.bans,
+        clock=hooks.clock,
+        webstore_profile=hooks.callbacks.get("webstore_profile"),
+    )
+    # Read the store at start when there is one already or a ban source is configured (no file is created
+    # for a process that never bans anyone).
+    load_at_start = (
+        config.state_path == ":memory:"
+        or Path(config.state_path).expanduser().exists()
+        or config.hive.auth_key is not None
+        or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0)
+    )
+    hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start))

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
-__all__ = ["Request", "Response", "Route", "Router", "parse_allowlist", "safe_for_log"]
+__all__ = ["DropConnection", "Request", "Response", "Route", "Router", "parse_allowlist", "safe_for_log"]
 
 _json_encoder = msgspec.json.Encoder()
 
@@ -119,6 +119,10 @@ class Response:
         r = cls.json({"error": {"status": status, "message": message}}, status)
         r.close = close
         return r
+
+
+class DropConnection(Exception):
+    """Raised by a handler to close the connection without sending any response (fault injection)."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]

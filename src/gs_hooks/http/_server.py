@@ -34,7 +34,7 @@ import h11
 import sniffio
 from anyio.streams.tls import TLSStream
 
-from ._app import Request, Response, Route, Router, safe_for_log
+from ._app import DropConnection, Request, Response, Route, Router, safe_for_log
 from ._strict import ChunkedFramingError, ChunkedScanner, head_is_strict
 
 __all__ = ["HttpLimits", "HttpServer", "serve_http"]
@@ -504,6 +504,8 @@ class HttpServer:
                 c.deadline = time.monotonic() + limits.handler_timeout_s
                 try:
                     response = await route.handler(request)
+                except DropConnection:
+                    raise _Close from None
                 except Exception:
                     log.exception("handler for %s %s failed", request.method, request.raw_path)
                     response = Response.error(500, "internal error")

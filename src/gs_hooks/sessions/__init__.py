@@ -1,6 +1,27 @@
 """Session registry and connection-tracking middleware."""
 
-from ._middleware import current_session, track_asyncio_streams
-from ._registry import Session, SessionEvent, SessionRegistry
+from ._middleware import (
+    KICK_CLOSE_CODE,
+    KICK_CLOSE_REASON,
+    TrackWebSocketsMiddleware,
+    current_session,
+    track_anyio,
+    track_asyncio_streams,
+    track_websockets,
+)
+from ._registry import Closer, Remote, Session, SessionEvent, SessionRegistry
 
-__all__ = ["Session", "SessionEvent", "SessionRegistry", "current_session", "track_asyncio_streams"]
+__all__ = [
+    "KICK_CLOSE_CODE",
+    "KICK_CLOSE_REASON",
+    "Closer",
+    "Remote",
+    "Session",
+    "SessionEvent",
+    "SessionRegistry",
+    "TrackWebSocketsMiddleware",
+    "current_session",
+    "track_anyio",
+    "track_asyncio_streams",
+    "track_websockets",
+]

@@ -1,54 +1,94 @@
-"""The session registry: every live connection, indexed by id, player and server id.
+"""The session registry: every live connection, indexed by server id and by player.
 
-Sync core: every mutation is a plain ``*_nowait`` method (no awaits, no IO), so it is cheap, atomic with
+Sync core: every mutation is a plain ``*_nowait`` function (no awaits, no IO), so it is cheap, atomic with
 respect to the event loop, and usable from any backend. The async parts (calling the game's ``on_kick``) live
 in :mod:`gs_hooks._setup`.
 
-Indexes: ``_by_id`` (session id → Session), ``_by_player`` (player id → {session id: Session}),
-``_by_server`` (server id → {session id: Session}) and ``_players_on_server`` (server id → logged-in count), so
-"sessions of player X" and "count on server S" are O(1).
+Strategy (the registry sits on every connect and disconnect, and may hold a million sessions):
+
+- A :class:`Session` is a ``msgspec.Struct`` with ``gc=False``: no per-object ``__dict__``, no GC header, never
+  visited by the cyclic collector. Dicts that hold only such objects are not tracked either, so a full
+  ``gc.collect()`` costs the same with a million sessions as with none. (The flip side, as with any
+  ``gc=False`` struct: a reference cycle running *through* a session, e.g. a session stored in its own
+  ``attrs``, is never collected. Don't build one.)
+- Session ids come from one process-wide counter, so an id is never reused and never collides with a session
+  of another registry: removal can be a plain ``del bucket[id]``.
+- Indexes: ``_servers`` (server id → {session id: Session}; a bucket lives as long as the registry, server ids
+  being few), ``_players`` (player id → the Session, or a list of them when several are logged in) and
+  ``_players_on`` (server id → logged-in count, kept exact). "Sessions of player X", "count on server S" are
+  O(1); ``get(id)`` is O(number of server ids).
+- ``open_nowait`` and ``close_nowait`` are closures over those dicts, installed per instance (a closure reads
+  its cells faster than a method reads ``self`` attributes); while observers are registered, observing
+  variants replace them, so the common case pays no "any observers?" test.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import time as _time_module
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
+from .._clock import SystemClock
 from .._exceptions import DuplicateLoginError
 
-__all__ = ["Session", "SessionEvent", "SessionRegistry"]
+__all__ = ["Closer", "Remote", "Session", "SessionEvent", "SessionRegistry"]
+
+log = logging.getLogger("gs_hooks.sessions")
 
 Closer = Callable[[], Any]
+"""A connection's default kick: a zero-argument callable (sync, or returning an awaitable) that closes it."""
+
+Remote = tuple[Any, ...]
+"""The peer address as the transport reports it: ``(host, port)`` (IPv6 may add flow info and scope id)."""
+
+DuplicateLogin = Literal["allow", "kick_older", "refuse_newer"]
+
+_next_id = itertools.count(1).__next__
 
 
-class Session(msgspec.Struct, kw_only=True, gc=False, weakref=False):
+class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
     """One live connection.
 
+    Sessions are created by :meth:`SessionRegistry.open_nowait` (adapters do it for you), never directly.
+    Equality is identity.
+
     Attributes:
-        id: unique (per registry) session id.
+        id: unique session id (never reused within the process).
         server_id: the server id the session counts towards.
-        channel: game channel (free text, "" when unused).
-        remote: peer address (host, port) when known.
         connected_at: epoch seconds of the connection.
+        channel: game channel (free text, "" when unused).
+        remote: peer address as the transport reports it, ``(host, port, ...)``, when known.
+        closer: the adapter's default kick (closes the connection), used when the game gives no ``on_kick``.
         player_id: the player bound by login, None before.
         logged_in_at: epoch seconds of the login, None before.
-        attrs: the game's own attributes (created on first use).
-        closer: the adapter's default kick (closes the connection) used when the game gives no ``on_kick``.
+        attrs: the game's own attributes; None until first set (see :meth:`set_attr`).
     """
 
     id: int
     server_id: str
+    connected_at: float
     channel: str = ""
-    remote: tuple[str, int] | None = None
-    connected_at: float = 0.0
+    remote: Remote | None = None
+    closer: Closer | None = None
     player_id: str | None = None
     logged_in_at: float | None = None
     attrs: dict[str, Any] | None = None
-    closer: Closer | None = None
-    closed: bool = False
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Set one of the game's attributes on this session (creates :attr:`attrs` on first use)."""
+        attrs = self.attrs
+        if attrs is None:
+            attrs = self.attrs = {}
+        attrs[key] = value
+
+    def get_attr(self, key: str, default: Any = None) -> Any:
+        """One of the game's attributes, or ``default``."""
+        attrs = self.attrs
+        return default if attrs is None else attrs.get(key, default)
 
     def __repr__(self) -> str:
         return (
@@ -58,7 +98,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False, weakref=False):
 
 
 class SessionEvent(msgspec.Struct, frozen=True):
-    """An open/close/login event for observers.
+    """An open/login/close event for observers.
 
     Attributes:
         kind: ``open``, ``login`` or ``close``.
@@ -72,145 +112,218 @@ class SessionEvent(msgspec.Struct, frozen=True):
 Observer = Callable[[SessionEvent], None]
 
 
+class OpenNowait(Protocol):
+    """Signature of :attr:`SessionRegistry.open_nowait`."""
+
+    def __call__(
+        self,
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+        remote: Remote | None = None,
+        closer: Closer | None = None,
+    ) -> Session:
+        """Register a new connection and return its session.
+
+        Args:
+            server_id: the server id it counts towards (default: the registry's ``default_server_id``).
+            channel: game channel, free text.
+            remote: peer address as the transport reports it; stored as given.
+            closer: zero-argument callable that closes the connection (the default kick).
+        """
+        ...
+
+
+class CloseNowait(Protocol):
+    """Signature of :attr:`SessionRegistry.close_nowait`."""
+
+    def __call__(self, session: Session, /) -> bool:
+        """Unregister a session. Returns False when it was not live here (already closed: a no-op)."""
+        ...
+
+
 class SessionRegistry:
-    """Live sessions with O(1) lookups by id, by player and by server id.
+    """Live sessions with O(1) lookups by player and counts by server id.
 
     Args:
         default_server_id: server id of sessions that do not name one.
-        duplicate_login: ``allow``, ``kick_older`` or ``refuse_newer``.
-        time: callable returning epoch seconds (the injected clock's ``time``).
+        duplicate_login: ``allow``, ``kick_older`` or ``refuse_newer`` (see :meth:`bind_player_nowait`).
+        time: callable returning epoch seconds (the injected clock's ``time``; ``time.time`` by default).
+
+    Attributes:
+        open_nowait: ``open_nowait(*, server_id=None, channel="", remote=None, closer=None) -> Session``:
+            register a new connection (see :class:`OpenNowait`).
+        close_nowait: ``close_nowait(session) -> bool``: unregister a session; False if it was not live (a
+            second close is a no-op).
     """
 
-    __slots__ = (
-        "_by_id",
-        "_by_player",
-        "_by_server",
-        "_ids",
-        "_observers",
-        "_players_on_server",
-        "_time",
-        "default_server_id",
-        "duplicate_login",
-    )
+    open_nowait: OpenNowait
+    close_nowait: CloseNowait
 
     def __init__(
         self,
         *,
         default_server_id: str = "0",
-        duplicate_login: Literal["allow", "kick_older", "refuse_newer"] = "kick_older",
+        duplicate_login: DuplicateLogin = "kick_older",
         time: Callable[[], float] | None = None,
     ) -> None:
-        import time as _time
-
+        if duplicate_login not in ("allow", "kick_older", "refuse_newer"):
+            raise ValueError(f"duplicate_login must be allow, kick_older or refuse_newer, not {duplicate_login!r}")
         self.default_server_id = default_server_id
-        self.duplicate_login = duplicate_login
-        self._time = time or _time.time
-        self._ids = itertools.count(1)
-        self._by_id: dict[int, Session] = {}
-        self._by_player: dict[str, dict[int, Session]] = {}
-        self._by_server: dict[str, dict[int, Session]] = {}
-        self._players_on_server: dict[str, int] = {}
+        self.duplicate_login: DuplicateLogin = duplicate_login
+        # The system clock's bound ``time`` method is a Python-level hop; read the C function directly.
+        if time is None or getattr(time, "__func__", None) is SystemClock.time:
+            time = _time_module.time
+        self._time = time
+        self._servers: dict[str, dict[int, Session]] = {default_server_id: {}}
+        self._players: dict[str, Session | list[Session]] = {}
+        self._players_on: dict[str, int] = {}
         self._observers: list[Observer] = []
+        self._open_plain, self._close_plain = self._make_fast_paths()
+        self._install()
 
     # -- mutations (sync core) -------------------------------------------------------------------------------
 
-    def open_nowait(
+    def _make_fast_paths(self) -> tuple[OpenNowait, CloseNowait]:
+        servers = self._servers
+        default = self.default_server_id
+        default_bucket = servers[default]
+        now = self._time
+        new_session = Session
+        next_id = _next_id
+        unbind = self._unbind
+
+        def open_nowait(
+            *,
+            server_id: str | None = None,
+            channel: str = "",
+            remote: Remote | None = None,
+            closer: Closer | None = None,
+        ) -> Session:
+            if server_id is None:
+                server_id = default
+                bucket = default_bucket
+            else:
+                try:
+                    bucket = servers[server_id]
+                except KeyError:
+                    if type(server_id) is not str:
+                        raise TypeError(f"server_id must be a str, not {type(server_id).__name__}") from None
+                    bucket = servers[server_id] = {}
+            session_id = next_id()
+            bucket[session_id] = session = new_session(session_id, server_id, now(), channel, remote, closer)
+            return session
+
+        def close_nowait(session: Session, /) -> bool:
+            try:
+                del servers[session.server_id][session.id]
+            except KeyError:
+                return False
+            if session.player_id is not None:
+                unbind(session)
+            return True
+
+        return open_nowait, close_nowait
+
+    def _install(self) -> None:
+        if self._observers:
+            self.open_nowait = self._open_observed
+            self.close_nowait = self._close_observed
+        else:
+            self.open_nowait = self._open_plain
+            self.close_nowait = self._close_plain
+
+    def _open_observed(
         self,
         *,
         server_id: str | None = None,
         channel: str = "",
-        remote: tuple[str, int] | None = None,
+        remote: Remote | None = None,
         closer: Closer | None = None,
     ) -> Session:
-        """Register a new connection and return its session."""
-        sid = server_id or self.default_server_id
-        session = Session(
-            id=next(self._ids),
-            server_id=sid,
-            channel=channel,
-            remote=remote,
-            connected_at=self._time(),
-            closer=closer,
-        )
-        self._by_id[session.id] = session
-        bucket = self._by_server.get(sid)
-        if bucket is None:
-            bucket = self._by_server[sid] = {}
-        bucket[session.id] = session
-        if self._observers:
-            self._notify(SessionEvent("open", session))
+        session = self._open_plain(server_id=server_id, channel=channel, remote=remote, closer=closer)
+        self._notify(SessionEvent("open", session))
         return session
 
-    def close_nowait(self, session: Session) -> bool:
-        """Unregister a session. Returns False when it was already closed (a no-op)."""
-        if self._by_id.pop(session.id, None) is None:
+    def _close_observed(self, session: Session, /) -> bool:
+        if not self._close_plain(session):
             return False
-        session.closed = True
-        bucket = self._by_server[session.server_id]
-        del bucket[session.id]
-        if not bucket:
-            del self._by_server[session.server_id]
-        pid = session.player_id
-        if pid is not None:
-            self._unbind(session, pid)
-        if self._observers:
-            self._notify(SessionEvent("close", session))
+        self._notify(SessionEvent("close", session))
         return True
 
     def bind_player_nowait(self, session: Session, player_id: str) -> list[Session]:
         """Bind a logged-in player to a session, applying the duplicate-login policy.
 
+        Policies: ``allow`` keeps every session of the player; ``kick_older`` binds the new one and returns the
+        older ones for the caller to kick (they stay registered until kicked or closed); ``refuse_newer``
+        raises and leaves the new session unbound.
+
         Returns:
-            The older sessions of the same player that must be kicked (``kick_older`` policy), else [].
+            The older sessions of the same player that must be kicked (``kick_older``), else [].
 
         Raises:
-            DuplicateLoginError: the policy is ``refuse_newer`` and the player already has a session.
-            ValueError: the session is closed or already bound to another player.
+            DuplicateLoginError: the policy is ``refuse_newer`` and the player already has a live session.
+            ValueError: the session is not live in this registry, or already bound to another player.
         """
-        if session.closed or session.id not in self._by_id:
-            raise ValueError("cannot bind a player to a closed session")
+        if session not in self:
+            raise ValueError(f"cannot bind player {player_id!r}: {session!r} is not live in this registry")
         if session.player_id is not None:
             if session.player_id == player_id:
                 return []
-            raise ValueError("session is already bound to another player")
-        existing = self._by_player.get(player_id)
+            raise ValueError(f"{session!r} is already bound to another player; open a new session instead")
+        existing = self._players.get(player_id)
         older: list[Session] = []
-        if existing:
+        if existing is not None:
             if self.duplicate_login == "refuse_newer":
-                raise DuplicateLoginError(f"player {player_id!r} is already logged in")
+                raise DuplicateLoginError(f"player {player_id!r} is already logged in (policy refuse_newer)")
             if self.duplicate_login == "kick_older":
-                older = list(existing.values())
+                older = [existing] if isinstance(existing, Session) else list(existing)
         session.player_id = player_id
         session.logged_in_at = self._time()
         if existing is None:
-            existing = self._by_player[player_id] = {}
-        existing[session.id] = session
-        self._players_on_server[session.server_id] = self._players_on_server.get(session.server_id, 0) + 1
+            self._players[player_id] = session
+        elif isinstance(existing, Session):
+            self._players[player_id] = [existing, session]
+        else:
+            existing.append(session)
+        sid = session.server_id
+        self._players_on[sid] = self._players_on.get(sid, 0) + 1
         if self._observers:
             self._notify(SessionEvent("login", session))
         return older
 
-    def _unbind(self, session: Session, pid: str) -> None:
-        sessions = self._by_player.get(pid)
-        if sessions is not None:
-            sessions.pop(session.id, None)
-            if not sessions:
-                del self._by_player[pid]
-        n = self._players_on_server.get(session.server_id, 0) - 1
-        if n > 0:
-            self._players_on_server[session.server_id] = n
+    def _unbind(self, session: Session) -> None:
+        pid = session.player_id
+        assert pid is not None
+        entry = self._players.get(pid)
+        if entry is session:
+            del self._players[pid]
+        elif isinstance(entry, list):
+            entry.remove(session)  # identity: Session equality is identity
+            if len(entry) == 1:
+                self._players[pid] = entry[0]
+        sid = session.server_id
+        n = self._players_on[sid] - 1
+        if n:
+            self._players_on[sid] = n
         else:
-            self._players_on_server.pop(session.server_id, None)
+            del self._players_on[sid]
 
     # -- observers ---------------------------------------------------------------------------------------------
 
     def add_observer(self, observer: Observer) -> Callable[[], None]:
-        """Call ``observer(SessionEvent)`` on every open/login/close. Returns a function that removes it."""
+        """Call ``observer(SessionEvent)`` on every open/login/close (exceptions are logged, not raised).
+
+        Returns:
+            A function that removes the observer (idempotent).
+        """
         self._observers.append(observer)
+        self._install()
 
         def remove() -> None:
             if observer in self._observers:
                 self._observers.remove(observer)
+                self._install()
 
         return remove
 
@@ -219,51 +332,61 @@ class SessionRegistry:
             try:
                 observer(event)
             except Exception:  # an observer must not break the registry
-                import logging
-
-                logging.getLogger("gs_hooks.sessions").exception("session observer failed")
+                log.exception("session observer %r failed on %s", observer, event.kind)
 
     # -- queries -------------------------------------------------------------------------------------------------
 
     def get(self, session_id: int) -> Session | None:
-        """The live session with that id, or None."""
-        return self._by_id.get(session_id)
+        """The live session with that id, or None (O(number of server ids))."""
+        for bucket in self._servers.values():
+            session = bucket.get(session_id)
+            if session is not None:
+                return session
+        return None
 
     def sessions_of(self, player_id: str) -> tuple[Session, ...]:
-        """Live sessions of a player (usually zero or one)."""
-        sessions = self._by_player.get(player_id)
-        return tuple(sessions.values()) if sessions else ()
+        """Live sessions of a player (usually zero or one), oldest first."""
+        entry = self._players.get(player_id)
+        if entry is None:
+            return ()
+        if isinstance(entry, Session):
+            return (entry,)
+        return tuple(entry)
 
     def sessions_on(self, server_id: str) -> tuple[Session, ...]:
-        """Live sessions counted towards a server id."""
-        bucket = self._by_server.get(server_id)
+        """Live sessions counted towards a server id, logged in or not."""
+        bucket = self._servers.get(server_id)
         return tuple(bucket.values()) if bucket else ()
 
     def count_connections(self, server_id: str) -> int:
         """Connections on a server id, logged in or not (O(1))."""
-        bucket = self._by_server.get(server_id)
+        bucket = self._servers.get(server_id)
         return len(bucket) if bucket else 0
 
     def count_players(self, server_id: str) -> int:
         """Logged-in sessions on a server id (O(1))."""
-        return self._players_on_server.get(server_id, 0)
+        return self._players_on.get(server_id, 0)
 
     def server_ids(self) -> tuple[str, ...]:
         """Server ids that have at least one live session."""
-        return tuple(self._by_server)
+        return tuple(sid for sid, bucket in self._servers.items() if bucket)
 
     def player_ids(self) -> tuple[str, ...]:
         """Players with at least one live session."""
-        return tuple(self._by_player)
+        return tuple(self._players)
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return sum(len(bucket) for bucket in self._servers.values())
 
     def __iter__(self) -> Iterator[Session]:
-        return iter(tuple(self._by_id.values()))
+        """Iterate over a snapshot of the live sessions (safe to close sessions while iterating)."""
+        return iter([s for bucket in tuple(self._servers.values()) for s in tuple(bucket.values())])
 
     def __contains__(self, session: object) -> bool:
-        return isinstance(session, Session) and self._by_id.get(session.id) is session
+        if not isinstance(session, Session):
+            return False
+        bucket = self._servers.get(session.server_id)
+        return bucket is not None and bucket.get(session.id) is session
 
     def __repr__(self) -> str:
-        return f"SessionRegistry(sessions={len(self._by_id)}, players={len(self._by_player)})"
+        return f"SessionRegistry(sessions={len(self)}, players={len(self._players)})"

@@ -1,0 +1,217 @@
+"""A small real game server on gs_hooks: newline-delimited JSON over TCP (asyncio streams).
+
+Client → server: ``{"op":"login","user_id":"…","access_token":"…"}``, ``{"op":"chat","text":"…"}``,
+``{"op":"ping"}``. Server → client: ``welcome``, ``error`` (code + message), ``notice`` (maintenance warnings),
+``chat`` (broadcast), ``pong``, and ``kick`` (reason + message) right before a kicked connection is closed.
+
+This file is the pattern to copy: the game owns its sockets and protocol; gs_hooks tracks the connections
+(``hooks.track_streams``), verifies logins (``hooks.login``), and asks the game to kick (``on_kick``) or to show
+a notice (``on_notice``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+import gs_hooks
+
+log = logging.getLogger("example.server")
+
+MAX_LINE = 4096
+
+
+@dataclass
+class Player:
+    """What the game knows about a logged-in player (used by the web-store callback)."""
+
+    user_id: str
+    server_id: str
+    channel: str
+    character: str
+    level: int = 1
+
+
+@dataclass
+class GameServer:
+    """The game: its connections, players, and the gs_hooks callbacks."""
+
+    server_id: str = "0"
+    channel: str = "1"
+    hooks: gs_hooks.Hooks | None = None
+    writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
+    players: dict[str, Player] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=lambda: {"logins": 0, "kicks": 0, "notices": 0, "errors": 0})
+    _server: asyncio.AbstractServer | None = None
+
+    # -- gs_hooks callbacks ----------------------------------------------------------------------------------
+
+    async def on_kick(self, request: gs_hooks.KickRequest) -> None:
+        """Tell the client why, then close its connection."""
+        self.stats["kicks"] += 1
+        writer = self.writers.get(request.session.id)
+        if writer is None:
+            return
+        await self._send(writer, {"op": "kick", "reason": request.reason, "message": request.message})
+        writer.close()
+
+    async def on_notice(self, notice: Any) -> None:
+        """Show a notice (maintenance warning) to one session or to everyone."""
+        session = getattr(notice, "session", None)
+        text = getattr(notice, "message", None) or getattr(notice, "text", "")
+        targets = [self.writers[session.id]] if session is not None and session.id in self.writers else []
+        if session is None:
+            targets = list(self.writers.values())
+        for writer in targets:
+            self.stats["notices"] += 1
+            await self._send(writer, {"op": "notice", "text": text})
+
+    async def webstore_profile(self, cs_code: str) -> gs_hooks.WebstoreProfile | None:
+        """Hive's web store asks which server/channel/character a user has (cs_code is the user id here)."""
+        player = self.players.get(cs_code)
+        if player is None:
+            return None
+        return gs_hooks.WebstoreProfile(
+            servers=[
+                gs_hooks.WebstoreServer(
+                    server_id=player.server_id,
+                    server_name=f"Server {player.server_id}",
+                    channels=[
+                        gs_hooks.WebstoreChannel(
+                            channel_id=player.channel,
+                            channel_name=f"Channel {player.channel}",
+                            characters=[
+                                gs_hooks.WebstoreCharacter(
+                                    character_id=player.character,
+                                    character_name=player.character,
+                                    character_level=str(player.level),
+                                )
+                            ],
+                        )
+                    ],
+                )
+            ]
+        )
+
+    # -- the game protocol ----------------------------------------------------------------------------------
+
+    async def handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: read JSON lines until EOF; malformed input gets an error, never a crash."""
+        session = gs_hooks.current_session()
+        assert session is not None, "handle_client must be wrapped by hooks.track_streams"
+        self.writers[session.id] = writer
+        try:
+            while not reader.at_eof():
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    break
+                except asyncio.LimitOverrunError:
+                    await self._error(writer, "line_too_long", f"lines are limited to {MAX_LINE} bytes")
+                    break
+                if session.closed:
+                    break
+                await self._dispatch(session, writer, line)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.writers.pop(session.id, None)
+            if session.player_id is not None and not self.hooks_registry_has_player(session.player_id):
+                self.players.pop(session.player_id, None)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def hooks_registry_has_player(self, player_id: str) -> bool:
+        assert self.hooks is not None
+        return bool(self.hooks.registry.sessions_of(player_id))
+
+    async def _dispatch(self, session: gs_hooks.Session, writer: asyncio.StreamWriter, line: bytes) -> None:
+        try:
+            msg = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            await self._error(writer, "malformed", "each line must be one JSON object")
+            return
+        if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
+            await self._error(writer, "malformed", 'a message is a JSON object with a string "op"')
+            return
+        op = msg["op"]
+        if op == "ping":
+            await self._send(writer, {"op": "pong"})
+        elif op == "login":
+            await self._login(session, writer, msg)
+        elif op == "chat":
+            if session.player_id is None:
+                await self._error(writer, "not_logged_in", "log in first")
+                return
+            text = msg.get("text")
+            if not isinstance(text, str) or len(text) > 500:
+                await self._error(writer, "malformed", "chat text must be a string of at most 500 characters")
+                return
+            for other in list(self.writers.values()):
+                await self._send(other, {"op": "chat", "from": session.player_id, "text": text})
+        else:
+            await self._error(writer, "unknown_op", f"unknown op {op[:40]!r}; use login, chat or ping")
+
+    async def _login(self, session: gs_hooks.Session, writer: asyncio.StreamWriter, msg: dict[str, Any]) -> None:
+        assert self.hooks is not None
+        user_id, token = msg.get("user_id"), msg.get("access_token")
+        if not isinstance(user_id, str) or not isinstance(token, str) or not user_id or not token:
+            await self._error(writer, "malformed", "login needs string user_id and access_token")
+            return
+        try:
+            await self.hooks.login(session, user_id, token)
+        except gs_hooks.BannedError as exc:
+            ends = exc.ends_at.isoformat() if exc.ends_at else "never (permanent)"
+            await self._error(writer, "banned", f"{exc.message}; the ban ends: {ends}")
+            return
+        except gs_hooks.MaintenanceError as exc:
+            ends = f" until {exc.ends_at.isoformat()}" if exc.ends_at else ""
+            await self._error(writer, "maintenance", f"{exc.message}{ends}")
+            return
+        except gs_hooks.LoginRefusedError as exc:
+            await self._error(writer, exc.reason, exc.message)
+            return
+        except gs_hooks.PlatformError:
+            await self._error(writer, "unavailable", "login service unavailable, retry shortly")
+            return
+        self.stats["logins"] += 1
+        self.players[user_id] = Player(user_id, session.server_id, self.channel, f"hero-{user_id}", level=10)
+        await self._send(writer, {"op": "welcome", "player": user_id, "server_id": session.server_id})
+
+    async def _error(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
+        self.stats["errors"] += 1
+        await self._send(writer, {"op": "error", "code": code, "message": message})
+
+    async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
+        if writer.is_closing():
+            return
+        try:
+            writer.write(msgspec.json.encode(obj) + b"\n")
+            await asyncio.wait_for(writer.drain(), timeout=5)
+        except (ConnectionError, OSError, TimeoutError):
+            writer.close()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self, hooks: gs_hooks.Hooks, host: str, port: int) -> int:
+        """Listen for players; returns the bound port."""
+        self.hooks = hooks
+        self._server = await asyncio.start_server(hooks.track_streams(self.handle_client), host, port, limit=MAX_LINE)
+        sock = self._server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self.writers.values()):
+            writer.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)

@@ -1,0 +1,30 @@
+"""The ``gs-hooks`` command (also ``python -m gs_hooks``).
+
+Sub-commands:
+    sandbox   run the local platform emulator and print the settings that point gs_hooks at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    from .sandbox._cli import add_sandbox_parser, run_sandbox
+
+    parser = argparse.ArgumentParser(prog="gs-hooks", description="gs_hooks command-line tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_sandbox_parser(sub)
+    args = parser.parse_args(argv)
+    if args.command == "sandbox":
+        return run_sandbox(args)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

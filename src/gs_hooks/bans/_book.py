@@ -1,0 +1,588 @@
+"""The ban book: active bans by player key, durable in the sqlite store, enforced on live sessions.
+
+Strategy: one row per (source, player key) — ``hive``, ``gamebase`` or ``api`` — in the table ``bans_book``.
+A ban's identity is (source, player, start, end, status): applying an identical ban again is a no-op (no second
+kick), so platform retransmissions and poll overlaps are harmless. A ban that starts earlier than the one already
+recorded for the same source and player is stale and ignored. Lifting a ban keeps its row as a tombstone
+(``lifted_at``), so a re-read of the same ban (poll overlap, retransmission) does not bring it back; rows that
+ended or were lifted longer than ``retention_s`` ago are purged.
+
+Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` persist (one sqlite
+transaction) and update memory without awaiting; the bans they bring into force are queued and enforced by the
+book's timer component. :meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce
+inline. Enforcing a ban = kick every live session of the player, drop the player's cached token verifications,
+call ``on_ban``. A ban whose start lies in the future is enforced by the timer when it starts; expiry needs no
+action (:meth:`BanBook.active_ban` compares with the clock), the timer only drops ended bans from memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.abc
+import msgspec
+
+from .._clock import Clock, to_datetime, to_timestamp
+from .._store import Store
+
+__all__ = ["Ban", "BanBook", "BanDetails", "BanEvent", "BanStatus", "BanTimer", "OnBan"]
+
+log = logging.getLogger("gs_hooks.bans")
+
+BanStatus = Literal["permanent", "temporary"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bans_book (
+    source      TEXT NOT NULL,
+    player_key  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    starts_at   REAL NOT NULL,
+    ends_at     REAL,
+    message     TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    lifted_at   REAL,
+    PRIMARY KEY (source, player_key)
+)
+"""
+
+_UPSERT = (
+    "INSERT INTO bans_book (source, player_key, status, starts_at, ends_at, message, recorded_at, lifted_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, player_key) DO UPDATE SET status = excluded.status, starts_at = excluded.starts_at, "
+    "ends_at = excluded.ends_at, message = excluded.message, recorded_at = excluded.recorded_at, "
+    "lifted_at = excluded.lifted_at"
+)
+
+
+class Ban(msgspec.Struct, frozen=True, kw_only=True):
+    """One ban of one player by one source.
+
+    Attributes:
+        player_key: the session registry's player key.
+        source: ``hive`` (suspension webhook), ``gamebase`` (ban history) or ``api`` (``hooks.ban``).
+        status: ``permanent`` or ``temporary``.
+        starts_at: when the ban starts (aware datetime).
+        ends_at: when it ends (aware datetime), None for a permanent ban.
+        message: a message for the player (may be empty).
+    """
+
+    player_key: str
+    source: str
+    status: BanStatus
+    starts_at: datetime
+    ends_at: datetime | None = None
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.starts_at.tzinfo is None or (self.ends_at is not None and self.ends_at.tzinfo is None):
+            raise ValueError("ban dates must be aware datetimes (e.g. tzinfo=gs_hooks.KST)")
+        if self.status == "permanent" and self.ends_at is not None:
+            raise ValueError("a permanent ban has no end date")
+        if self.status == "temporary" and self.ends_at is None:
+            raise ValueError("a temporary ban needs an end date")
+
+    def in_force(self, now: datetime | float) -> bool:
+        """Whether the ban holds at ``now`` (started, not ended)."""
+        ts = to_timestamp(now)
+        if self.starts_at.timestamp() > ts:
+            return False
+        return self.ends_at is None or ts < self.ends_at.timestamp()
+
+
+class BanDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``details`` of a :class:`~gs_hooks.KickRequest` with reason ``ban``.
+
+    Attributes:
+        source: where the ban came from (``hive``, ``gamebase``, ``api``).
+        status: ``permanent`` or ``temporary``.
+        starts_at: start of the ban.
+        ends_at: end of the ban, None when permanent.
+        message: the ban's message.
+    """
+
+    source: str
+    status: BanStatus
+    starts_at: datetime
+    ends_at: datetime | None
+    message: str
+
+
+class BanEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``on_ban`` receives when a ban comes into force.
+
+    Attributes:
+        player_key: the banned player.
+        ban: the ban.
+        sessions_kicked: how many live sessions of the player were kicked.
+    """
+
+    player_key: str
+    ban: Ban
+    sessions_kicked: int
+
+
+class OnBan(Protocol):
+    """The game's ban callback (sync or async)."""
+
+    def __call__(self, event: BanEvent, /) -> Awaitable[None] | None: ...
+
+
+KickBanned = Callable[[str, str, BanDetails], Awaitable[int]]
+
+
+class _Row:
+    """A recorded ban plus the book's bookkeeping (epoch floats for cheap comparisons)."""
+
+    __slots__ = ("ban", "end", "enforced", "lifted_at", "recorded_at", "start")
+
+    def __init__(self, ban: Ban, recorded_at: float, lifted_at: float | None = None) -> None:
+        self.ban = ban
+        self.start = ban.starts_at.timestamp()
+        self.end = ban.ends_at.timestamp() if ban.ends_at is not None else None
+        self.recorded_at = recorded_at
+        self.lifted_at = lifted_at
+        self.enforced = False
+
+    def same_as(self, other: _Row) -> bool:
+        return self.start == other.start and self.end == other.end and self.ban.status == other.ban.status
+
+    def params(self) -> tuple[Any, ...]:
+        b = self.ban
+        return (b.source, b.player_key, b.status, self.start, self.end, b.message, self.recorded_at, self.lifted_at)
+
+
+def default_ban_message(ban: Ban) -> str:
+    """The kick message used when a ban carries none."""
+    if ban.ends_at is None:
+        return "You are permanently banned."
+    return _until_message(ban.ends_at)
+
+
+@functools.lru_cache(maxsize=256)
+def _until_message(ends_at: datetime) -> str:
+    # a batch's bans usually share their end date: format it once
+    return f"You are banned until {ends_at.strftime('%Y-%m-%d %H:%M:%S %Z')}."
+
+
+class BanBook:
+    """Active bans by player key: durable, idempotent, enforced on live sessions, with expiry on time.
+
+    Args:
+        store: the sqlite store, or a function returning it (opened on first use).
+        clock: the injected clock.
+        kick: ``async (player_key, message, details) -> sessions kicked`` (Hooks passes its ``kick``).
+        on_ban: ``async (BanEvent)`` called when a ban comes into force.
+        forget_token: drops the player's cached token verifications.
+        retention_s: how long ended or lifted bans are remembered (tombstones that keep re-reads idempotent).
+    """
+
+    def __init__(
+        self,
+        store: Store | Callable[[], Store],
+        *,
+        clock: Clock,
+        kick: KickBanned | None = None,
+        on_ban: Callable[[BanEvent], Awaitable[Any]] | None = None,
+        forget_token: Callable[[str], None] | None = None,
+        retention_s: float = 7 * 86_400.0,
+    ) -> None:
+        self._store_source = store
+        self.clock = clock
+        self._kick = kick
+        self._on_ban = on_ban
+        self._forget_token = forget_token
+        self.retention_s = retention_s
+        self._rows: dict[tuple[str, str], _Row] = {}
+        self._by_player: dict[str, dict[str, _Row]] = {}
+        self._timeline: list[tuple[float, int, tuple[str, str]]] = []
+        self._seq = 0
+        self._pending: list[_Row] = []
+        self._loaded = False
+        self._lock: anyio.Lock | None = None
+        self._wake: Callable[[], None] | None = None
+
+    # -- storage ---------------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store the book persists to."""
+        s = self._store_source
+        return s if isinstance(s, Store) else s()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the book has read the store."""
+        return self._loaded
+
+    def load_nowait(self) -> None:
+        """Read the store (once): create the table, purge old rows, load the rest. Blocks on sqlite."""
+        if self._loaded:
+            return
+        now = self.clock.time()
+        rows = self.store.run_sync(lambda conn: _load(conn, now - self.retention_s))
+        self._install(rows, now)
+
+    async def load(self) -> None:
+        """:meth:`load_nowait` on a worker thread."""
+        if self._loaded:
+            return
+        now = self.clock.time()
+        rows = await self.store.run(lambda conn: _load(conn, now - self.retention_s))
+        if not self._loaded:
+            self._install(rows, now)
+
+    def _install(self, rows: list[_Row], now: float) -> None:
+        for row in rows:
+            # Bans already in force were enforced by the process that recorded them (or while we were down,
+            # when no session was live): only bans that start later still need the timer.
+            row.enforced = row.start <= now
+            self._put(row)
+        self._loaded = True
+
+    def _put(self, row: _Row) -> None:
+        key = (row.ban.source, row.ban.player_key)
+        self._rows[key] = row
+        sources = self._by_player.get(row.ban.player_key)
+        if row.lifted_at is None:
+            if sources is None:
+                sources = self._by_player[row.ban.player_key] = {}
+            sources[row.ban.source] = row
+            if not row.enforced:
+                self._schedule(row.start, key)
+            elif row.end is not None:
+                self._schedule(row.end, key)
+        elif sources is not None:
+            sources.pop(row.ban.source, None)
+            if not sources:
+                del self._by_player[row.ban.player_key]
+
+    def _schedule(self, when: float, key: tuple[str, str]) -> None:
+        self._seq += 1
+        heapq.heappush(self._timeline, (when, self._seq, key))
+        if self._wake is not None:
+            self._wake()
+
+    # -- sync core ---------------------------------------------------------------------------------------------
+
+    def _diff(self, bans: Iterable[Ban]) -> list[_Row]:
+        """New rows for the bans that change the book (identical and stale bans are dropped)."""
+        now = self.clock.time()
+        out: dict[tuple[str, str], _Row] = {}
+        for ban in bans:
+            key = (ban.source, ban.player_key)
+            row = _Row(ban, now)
+            current = out.get(key) or self._rows.get(key)
+            if current is not None and (current.same_as(row) or current.start > row.start):
+                continue
+            out[key] = row
+        return list(out.values())
+
+    def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:
+        """Record bans (one sqlite transaction, blocking) and queue their enforcement for the timer.
+
+        Returns:
+            The bans that changed the book (identical re-sends and stale bans are left out).
+        """
+        self.load_nowait()
+        rows = self._diff(bans)
+        if rows:
+            self.store.run_sync(lambda conn: _write(conn, rows))
+            for row in rows:
+                self._put(row)
+            self._pending.extend(rows)
+            if self._wake is not None:
+                self._wake()
+        return [r.ban for r in rows]
+
+    def apply_nowait(self, ban: Ban) -> bool:
+        """Record one ban; True when it changed the book. See :meth:`apply_many_nowait`."""
+        return bool(self.apply_many_nowait((ban,)))
+
+    def _lift_rows(self, player_key: str, source: str | None, started_by: float | None) -> list[_Row]:
+        now = self.clock.time()
+        sources = self._by_player.get(player_key)
+        if not sources:
+            return []
+        out: list[_Row] = []
+        for row in sources.values():
+            if source is not None and row.ban.source != source:
+                continue
+            if started_by is not None and row.start > started_by:
+                continue
+            lifted = _Row(row.ban, row.recorded_at, lifted_at=now)
+            lifted.enforced = row.enforced
+            out.append(lifted)
+        return out
+
+    def lift_nowait(
+        self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
+    ) -> list[Ban]:
+        """Lift the player's bans (every source, or one), persisting at once (blocking).
+
+        Args:
+            player_key: the player.
+            source: lift only this source's ban.
+            started_by: lift only bans that started at or before this instant (a release does not lift a
+                later ban).
+
+        Returns:
+            The bans lifted.
+        """
+        self.load_nowait()
+        rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
+        if rows:
+            self.store.run_sync(lambda conn: _write(conn, rows))
+            for row in rows:
+                self._put(row)
+        return [r.ban for r in rows]
+
+    # -- queries -----------------------------------------------------------------------------------------------
+
+    def active_ban(self, player_key: str) -> Ban | None:
+        """The ban in force for the player now, or None. With several, the one that ends last (permanent first)."""
+        if not self._loaded:
+            self.load_nowait()
+        sources = self._by_player.get(player_key)
+        if not sources:
+            return None
+        now = self.clock.time()
+        best: _Row | None = None
+        for row in sources.values():
+            if row.start > now or (row.end is not None and row.end <= now):
+                continue
+            if best is None or (best.end is not None and (row.end is None or row.end > best.end)):
+                best = row
+        return best.ban if best is not None else None
+
+    def bans_of(self, player_key: str) -> list[Ban]:
+        """Every unlifted ban recorded for the player (in force, future or ended but not yet dropped)."""
+        if not self._loaded:
+            self.load_nowait()
+        sources = self._by_player.get(player_key)
+        return [r.ban for r in sources.values()] if sources else []
+
+    def active_bans(self) -> list[Ban]:
+        """Every ban in force now."""
+        if not self._loaded:
+            self.load_nowait()
+        now = self.clock.time()
+        return [
+            r.ban
+            for sources in self._by_player.values()
+            for r in sources.values()
+            if r.start <= now and (r.end is None or r.end > now)
+        ]
+
+    def __len__(self) -> int:
+        """Number of bans in force now."""
+        return len(self.active_bans())
+
+    def next_deadline(self) -> float | None:
+        """When the timer must next look at the book (a ban starts or ends), or None."""
+        while self._timeline:
+            when, _, key = self._timeline[0]
+            row = self._rows.get(key)
+            if row is not None and row.lifted_at is None and when in (row.start, row.end):
+                return when
+            heapq.heappop(self._timeline)
+        return None
+
+    # -- async shell -------------------------------------------------------------------------------------------
+
+    def _get_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def apply(self, bans: Iterable[Ban]) -> list[Ban]:
+        """Record bans durably (worker thread, one transaction), then enforce those in force now.
+
+        Returns once every ban is recorded and the in-force ones enforced (sessions kicked, ``on_ban`` called).
+
+        Returns:
+            The bans that changed the book.
+
+        Raises:
+            sqlite3.Error / RuntimeError: the store failed; nothing was changed in memory.
+        """
+        bans = list(bans)
+        async with self._get_lock():
+            await self.load()
+            rows = self._diff(bans)
+            if not rows:
+                return []
+            await self.store.run(lambda conn: _write(conn, rows))
+            for row in rows:
+                self._put(row)
+        # Outside the lock: a game callback may itself ban or unban.
+        await self._enforce_due(rows)
+        return [r.ban for r in rows]
+
+    async def lift(
+        self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
+    ) -> list[Ban]:
+        """Lift bans durably (worker thread). See :meth:`lift_nowait`."""
+        async with self._get_lock():
+            await self.load()
+            rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
+            if rows:
+                await self.store.run(lambda conn: _write(conn, rows))
+                for row in rows:
+                    self._put(row)
+        return [r.ban for r in rows]
+
+    async def _enforce_due(self, rows: Iterable[_Row]) -> int:
+        """Enforce the rows that are in force now and were not enforced yet. Returns sessions kicked."""
+        now = self.clock.time()
+        kicked = 0
+        for row in rows:
+            if row.enforced or row.lifted_at is not None or row.start > now:
+                continue
+            current = self._rows.get((row.ban.source, row.ban.player_key))
+            if current is not row:  # replaced or lifted since
+                continue
+            row.enforced = True
+            if row.end is not None:
+                if row.end <= now:
+                    continue
+                self._schedule(row.end, (row.ban.source, row.ban.player_key))
+            kicked += await self._enforce(row.ban)
+        return kicked
+
+    async def _enforce(self, ban: Ban) -> int:
+        key = ban.player_key
+        if self._forget_token is not None:
+            try:
+                self._forget_token(key)
+            except Exception:
+                log.exception("dropping cached tokens of a banned player failed")
+        n = 0
+        if self._kick is not None:
+            details = BanDetails(
+                source=ban.source,
+                status=ban.status,
+                starts_at=ban.starts_at,
+                ends_at=ban.ends_at,
+                message=ban.message,
+            )
+            n = await self._kick(key, ban.message or default_ban_message(ban), details)
+        if self._on_ban is not None:
+            await self._on_ban(BanEvent(player_key=key, ban=ban, sessions_kicked=n))
+        return n
+
+    async def tick(self) -> int:
+        """Enforce queued and newly started bans; drop ended ones from memory. Returns sessions kicked."""
+        await self.load()
+        kicked = 0
+        if self._pending:
+            pending, self._pending = self._pending, []
+            kicked += await self._enforce_due(pending)
+        now = self.clock.time()
+        due: list[_Row] = []
+        while self._timeline and self._timeline[0][0] <= now:
+            when, _, key = heapq.heappop(self._timeline)
+            row = self._rows.get(key)
+            if row is None or row.lifted_at is not None:
+                continue
+            if not row.enforced and when == row.start:
+                due.append(row)
+            elif row.end is not None and when == row.end and row.end <= now:
+                sources = self._by_player.get(row.ban.player_key)
+                if sources is not None and sources.get(row.ban.source) is row:
+                    del sources[row.ban.source]
+                    if not sources:
+                        del self._by_player[row.ban.player_key]
+        kicked += await self._enforce_due(due)
+        return kicked
+
+    def __repr__(self) -> str:
+        return f"BanBook(players={len(self._by_player)}, loaded={self._loaded})"
+
+
+def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
+    conn.execute(_SCHEMA)
+    conn.execute(
+        "DELETE FROM bans_book WHERE (lifted_at IS NOT NULL AND lifted_at < ?) "
+        "OR (ends_at IS NOT NULL AND ends_at < ?)",
+        (purge_before, purge_before),
+    )
+    out: list[_Row] = []
+    for source, player_key, status, starts_at, ends_at, message, recorded_at, lifted_at in conn.execute(
+        "SELECT source, player_key, status, starts_at, ends_at, message, recorded_at, lifted_at FROM bans_book"
+    ):
+        ban = Ban(
+            player_key=player_key,
+            source=source,
+            status=status,
+            starts_at=to_datetime(starts_at),
+            ends_at=None if ends_at is None else to_datetime(ends_at),
+            message=message,
+        )
+        out.append(_Row(ban, recorded_at, lifted_at))
+    return out
+
+
+def _write(conn: sqlite3.Connection, rows: list[_Row]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_UPSERT, [r.params() for r in rows])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class BanTimer:
+    """The ban book's component: enforces bans queued by the sync core and bans whose start has come, and
+    drops ended bans from memory. Sleeps on the injected clock until the next start or end.
+
+    Args:
+        book: the ban book.
+        load_at_start: read the store when starting (otherwise the book loads on first use).
+    """
+
+    name = "bans"
+
+    def __init__(self, book: BanBook, *, load_at_start: bool = True) -> None:
+        self.book = book
+        self.load_at_start = load_at_start
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled."""
+        book = self.book
+        if self.load_at_start:
+            await book.load()
+        task_status.started()
+        try:
+            while True:
+                wake = anyio.Event()
+                book._wake = wake.set
+                if book.loaded:
+                    try:
+                        await book.tick()
+                    except Exception:
+                        log.exception("ban timer tick failed")
+                deadline = book.next_deadline() if book.loaded else None
+                if book._pending:
+                    continue
+                async with anyio.create_task_group() as tg:
+                    if deadline is not None:
+                        tg.start_soon(self._sleep_then_cancel, deadline, tg.cancel_scope)
+                    await wake.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            book._wake = None
+
+    async def _sleep_then_cancel(self, deadline: float, scope: anyio.CancelScope) -> None:
+        await self.book.clock.sleep_until(deadline)
+        scope.cancel()
+
+    async def aclose(self) -> None:
+        """Nothing to flush: every ban is durable once recorded."""

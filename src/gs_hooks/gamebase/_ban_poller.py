@@ -1,0 +1,249 @@
+"""The Gamebase ban poller: Ban Histories and Ban Release Histories into the ban book.
+
+Strategy: every ``poll_s`` the poller reads both histories for the window ``[watermark - overlap, now]``, all
+pages, then records the bans (source ``gamebase``) and lifts the released ones, and only then moves the watermark
+to ``now`` — persisted in sqlite (``bans_watermarks``), so a restart resumes where the last complete poll ended.
+The overlap re-reads the end of the previous window, so a history row that became visible late (a ban whose
+begin date lies slightly in the past, replication lag) is not missed; re-reading a row is harmless because the
+ban book is idempotent (same source, player, start, end = no-op; a lifted ban stays lifted). A failed poll keeps
+the watermark: the next poll covers the gap. With no watermark yet, the first window starts ``initial_lookback_s``
+ago.
+
+Within a window, a ban that a release in the same window lifted is not applied first (no kick for a ban that is
+already over); a release lifts every ban of the user that started by the release time (Hive's suspension
+webhook never sends lifts, so a Gamebase release also ends a Hive suspension, see NOTES.md).
+
+The client is duck-typed: ``iter_ban_histories(begin, end, page_size=...)`` and
+``iter_ban_release_histories(...)`` are async iterators of pages (objects with ``.records``) or of records;
+a record has ``user_id``, ``ban_type``, ``message``, ``seq`` and its dates as ``begins_at``/``ends_at``/
+``released_at`` (or ``begin_date``/``end_date``/``release_date``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .._clock import KST, Clock, to_datetime
+from .._store import Store
+from ..bans._book import Ban, BanBook
+
+__all__ = ["BanPoller", "GamebaseBan"]
+
+log = logging.getLogger("gs_hooks.gamebase.bans")
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS bans_watermarks (stream TEXT PRIMARY KEY, until_ts REAL NOT NULL)"
+STREAM = "gamebase"
+
+
+@dataclass(frozen=True, slots=True)
+class GamebaseBan:
+    """One history row, normalised.
+
+    Attributes:
+        user_id: the Gamebase user id.
+        permanent: ``PERMANENT``, or no end date.
+        begins_at / ends_at / released_at: aware datetimes (``ends_at`` None when permanent).
+        message: the ban message ("" when none).
+        seq: the history sequence number, when given.
+    """
+
+    user_id: str
+    permanent: bool
+    begins_at: datetime | None
+    ends_at: datetime | None
+    released_at: datetime | None
+    message: str
+    seq: int | None
+
+
+def _first(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def normalise(record: Any) -> GamebaseBan:
+    """A client record (whatever its attribute spelling) as a :class:`GamebaseBan`."""
+    ends_at = _first(record, "ends_at", "end_date")
+    ban_type = str(_first(record, "ban_type") or "").upper()
+    return GamebaseBan(
+        user_id=str(record.user_id),
+        permanent=ban_type == "PERMANENT" or ends_at is None,
+        begins_at=_first(record, "begins_at", "begin_date"),
+        ends_at=ends_at,
+        released_at=_first(record, "released_at", "release_date"),
+        message=str(_first(record, "message") or ""),
+        seq=_first(record, "seq"),
+    )
+
+
+async def _records(pages: AsyncIterator[Any]) -> list[GamebaseBan]:
+    out: list[GamebaseBan] = []
+    async for page in pages:
+        records = getattr(page, "records", None)
+        for record in records if records is not None else (page,):
+            out.append(normalise(record))
+    return out
+
+
+class BanPoller:
+    """Polls Gamebase ban and ban release histories into the ban book.
+
+    Args:
+        client: the Gamebase client (see the module docstring for what it must offer).
+        book: the ban book.
+        store: the sqlite store holding the watermark.
+        clock: the injected clock.
+        poll_s: poll period.
+        overlap_s: how much of the previous window each poll re-reads.
+        page_size: history page size.
+        player_key_format: maps a Gamebase ``userId`` to the player key (``{id}``).
+        initial_lookback_s: the first window's length when no watermark is stored.
+    """
+
+    name = "gamebase.bans"
+
+    def __init__(
+        self,
+        client: Any,
+        book: BanBook,
+        *,
+        store: Store | Callable[[], Store],
+        clock: Clock,
+        poll_s: float = 60.0,
+        overlap_s: float = 300.0,
+        page_size: int = 100,
+        player_key_format: str = "{id}",
+        initial_lookback_s: float = 86_400.0,
+    ) -> None:
+        self.client = client
+        self.book = book
+        self._store_source = store
+        self.clock = clock
+        self.poll_s = poll_s
+        self.overlap_s = overlap_s
+        self.page_size = page_size
+        self.player_key_format = player_key_format
+        self.initial_lookback_s = initial_lookback_s
+        self.polls = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._watermark: float | None = None
+        self._loaded = False
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        s = self._store_source
+        return s if isinstance(s, Store) else s()
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The end of the last complete poll's window (None before the first)."""
+        return None if self._watermark is None else to_datetime(self._watermark)
+
+    async def _load_watermark(self) -> None:
+        if self._loaded:
+            return
+
+        def read(conn: Any) -> float | None:
+            conn.execute(_SCHEMA)
+            row = conn.execute("SELECT until_ts FROM bans_watermarks WHERE stream = ?", (STREAM,)).fetchone()
+            return None if row is None else float(row[0])
+
+        self._watermark = await self.store.run(read)
+        self._loaded = True
+
+    async def _save_watermark(self, until: float) -> None:
+        def write(conn: Any) -> None:
+            conn.execute(
+                "INSERT INTO bans_watermarks (stream, until_ts) VALUES (?, ?) "
+                "ON CONFLICT (stream) DO UPDATE SET until_ts = excluded.until_ts",
+                (STREAM, until),
+            )
+
+        await self.store.run(write)
+        self._watermark = until
+
+    def _player_key(self, user_id: str) -> str:
+        return self.player_key_format.replace("{id}", user_id)
+
+    def _to_ban(self, row: GamebaseBan, now: datetime) -> Ban:
+        begins_at = row.begins_at or now
+        ends_at = None if row.permanent else row.ends_at
+        if ends_at is not None and ends_at <= begins_at:
+            ends_at = begins_at  # an empty ban: recorded, never in force
+        return Ban(
+            player_key=self._player_key(row.user_id),
+            source="gamebase",
+            status="permanent" if ends_at is None else "temporary",
+            starts_at=begins_at.astimezone(KST),
+            ends_at=None if ends_at is None else ends_at.astimezone(KST),
+            message=row.message,
+        )
+
+    async def poll_once(self) -> tuple[int, int]:
+        """One poll: read both histories for the window, record bans, lift releases, move the watermark.
+
+        Returns:
+            (bans that changed the book, bans lifted).
+
+        Raises:
+            Exception: whatever the client raises (the watermark then stays where it was).
+        """
+        await self._load_watermark()
+        now_ts = self.clock.time()
+        now = to_datetime(now_ts)
+        since = self._watermark if self._watermark is not None else now_ts - self.initial_lookback_s
+        begin = to_datetime(min(since - self.overlap_s, now_ts))
+        bans = await _records(self.client.iter_ban_histories(begin, now, page_size=self.page_size))
+        releases = await _records(self.client.iter_ban_release_histories(begin, now, page_size=self.page_size))
+        released_by: dict[str, datetime] = {}
+        for r in releases:
+            at = r.released_at or now
+            if r.user_id not in released_by or released_by[r.user_id] < at:
+                released_by[r.user_id] = at
+
+        def still_on(row: GamebaseBan) -> bool:
+            at = released_by.get(row.user_id)
+            return at is None or (row.begins_at is not None and row.begins_at > at)
+
+        to_apply = [self._to_ban(b, now) for b in bans if still_on(b)]
+        to_apply.sort(key=lambda b: b.starts_at)
+        changed = await self.book.apply(to_apply) if to_apply else []
+        lifted = 0
+        for user_id, at in released_by.items():
+            lifted += len(await self.book.lift(self._player_key(user_id), started_by=at))
+        await self._save_watermark(now_ts)
+        self.polls += 1
+        if changed or lifted:
+            log.info("gamebase ban poll: %d bans recorded, %d lifted", len(changed), lifted)
+        return len(changed), lifted
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Poll until cancelled (the first poll right away)."""
+        task_status.started()
+        while True:
+            try:
+                await self.poll_once()
+                self.last_error = None
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("gamebase ban poll failed (will retry in %.0fs): %s", self.poll_s, self.last_error)
+            await self.clock.sleep(self.poll_s)
+
+    async def aclose(self) -> None:
+        """Nothing to flush: the watermark only moves after a complete poll."""
+
+    def __repr__(self) -> str:
+        return f"BanPoller(polls={self.polls}, failures={self.failures}, watermark={self.watermark})"

@@ -1,0 +1,610 @@
+"""The Gamebase server-API client: one method per endpoint of the v1.0 document.
+
+Thin IO shell over :mod:`._protocol`: builds the path, sends the request through the shared
+``httpx.AsyncClient`` and hands the body to the pure decoder. Retries: transport errors, HTTP 5xx and the
+transient result codes (-5000001..-5000015, -5000201..-5000208) are retried ``retries`` times with jittered
+exponential backoff on the injected clock, always with the same transaction id; when they run out the call
+raises :class:`~gs_hooks.PlatformUnavailableError`. Any other error code raises
+:class:`~gs_hooks.PlatformError` at once.
+
+Secrets: the secret key only ever sits in the request headers; the access token is a URL path segment, so no
+URL is ever put in a message (httpx errors are translated to the route name) and httpx's own request log
+line is filtered (:class:`_RedactTokenPaths`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from .._clock import Clock, SystemClock
+from .._config import Secret
+from .._exceptions import PlatformError, PlatformUnavailableError, ProtocolError
+from ._protocol import (
+    PLATFORM,
+    BanPage,
+    GamebaseResult,
+    IdpInfo,
+    MemberDetail,
+    MemberList,
+    SimpleLaunching,
+    TokenInfo,
+    UnderMaintenance,
+    UserIds,
+    _Result,
+    decode_ban_page,
+    decode_result,
+    decode_wrapped,
+    format_date,
+    is_transient,
+    redact,
+)
+
+__all__ = ["GamebaseClient"]
+
+log = logging.getLogger("gs_hooks.gamebase")
+
+T = TypeVar("T")
+R = TypeVar("R", bound=_Result)
+
+_CONTENT_TYPE: Final = "application/json; charset=UTF-8"
+_json_encoder = msgspec.json.Encoder()
+_TOKEN_SEGMENT = re.compile(r"(/tokens/)[^/?#\s\"']+")
+
+
+class _RedactTokenPaths(logging.Filter):
+    """Masks the access-token path segment in httpx's ``HTTP Request: GET <url>`` log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            changed = False
+            new: list[object] = []
+            for arg in args:
+                if isinstance(arg, httpx.URL | str):
+                    text = str(arg)
+                    if "/tokens/" in text:
+                        arg = _TOKEN_SEGMENT.sub(r"\1***", text)
+                        changed = True
+                new.append(arg)
+            if changed:
+                record.args = tuple(new)
+        if isinstance(record.msg, str) and "/tokens/" in record.msg:
+            record.msg = _TOKEN_SEGMENT.sub(r"\1***", record.msg)
+        return True
+
+
+def _install_log_filter() -> None:
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactTokenPaths) for f in httpx_log.filters):
+        httpx_log.addFilter(_RedactTokenPaths())
+
+
+def _seg(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+def _new_transaction_id() -> str:
+    return str(uuid.uuid4())
+
+
+class GamebaseClient:
+    """Typed client of the Gamebase server API.
+
+    Every method takes an optional ``transaction_id`` (one is generated when omitted); the result's
+    ``transaction_id`` and every raised :class:`~gs_hooks.PlatformError`'s ``transaction_id`` carry it.
+
+    Args:
+        http: the shared ``httpx.AsyncClient``.
+        base_url: e.g. ``https://api-gamebase.cloud.toast.com``.
+        app_id: the NHN Cloud project id.
+        secret_key: the ``X-Secret-Key`` value.
+        api_version: the path version (``v1.0``).
+        timeout_s: timeout of one HTTP attempt.
+        retries: extra attempts on transient failures.
+        clock: the clock the backoff sleeps on.
+        backoff_base_s / backoff_max_s: the backoff before retry ``n`` is drawn from
+            ``[d/2, d]`` with ``d = min(backoff_max_s, backoff_base_s * 2**n)``.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        app_id: str,
+        secret_key: Secret | str,
+        api_version: str = "v1.0",
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        clock: Clock | None = None,
+        backoff_base_s: float = 0.1,
+        backoff_max_s: float = 2.0,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self.app_id = app_id
+        self._secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
+        self.api_version = api_version
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.clock: Clock = clock or SystemClock()
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._random = random.Random()
+        self._timeout = httpx.Timeout(timeout_s)
+        self._app = _seg(app_id)
+        self._headers = {"Content-Type": _CONTENT_TYPE, "X-Secret-Key": self._secret.get_secret_value()}
+        self.requests_sent = 0
+        _install_log_filter()
+
+    def __repr__(self) -> str:
+        return (
+            f"GamebaseClient(base_url={self.base_url!r}, app_id={self.app_id!r}, "
+            f"api_version={self.api_version!r}, secret_key={self._secret!r})"
+        )
+
+    def _path(self, service: str, rest: str) -> str:
+        return f"{self.base_url}/{service}/{self.api_version}/apps/{self._app}/{rest}"
+
+    # -- the request core ---------------------------------------------------------------------------------------
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based), jittered."""
+        d = min(self.backoff_max_s, self.backoff_base_s * float(2**attempt))
+        return d / 2 + self._random.random() * d / 2
+
+    async def _request(
+        self,
+        route: str,
+        method: str,
+        url: str,
+        decode: Callable[[bytes, str, Sequence[str]], T],
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        transaction_id: str | None,
+        secrets: Sequence[str] = (),
+        retries: int | None = None,
+    ) -> T:
+        tx = transaction_id or _new_transaction_id()
+        headers = {**self._headers, "X-TCGB-Transaction-Id": tx}
+        content = _json_encoder.encode(body) if body is not None else None
+        hidden = (*secrets, *(quote(s, safe="") for s in secrets if s), self._secret.get_secret_value())
+        attempts = 1 + (self.retries if retries is None else retries)
+        last: PlatformError | None = None
+        cause: BaseException | None = None
+        for attempt in range(attempts):
+            if attempt:
+                delay = self.backoff(attempt - 1)
+                log.warning(
+                    "gamebase %s: %s; retry %d/%d in %.2fs (transaction %s)",
+                    route,
+                    last.message if last is not None else "failed",
+                    attempt,
+                    attempts - 1,
+                    delay,
+                    tx,
+                )
+                await self.clock.sleep(delay)
+            self.requests_sent += 1
+            try:
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=headers, timeout=self._timeout
+                )
+            except httpx.HTTPError as exc:
+                what = redact(str(exc), hidden)
+                detail = f"{type(exc).__name__}: {what}" if what else type(exc).__name__
+                last = PlatformUnavailableError(PLATFORM, None, f"{route}: {detail}", transaction_id=tx)
+                cause = exc
+                continue
+            status = response.status_code
+            echoed = response.headers.get("x-tcgb-transaction-id") or tx
+            if status >= 500:
+                last = PlatformUnavailableError(PLATFORM, None, f"{route}: HTTP {status}", transaction_id=echoed)
+                cause = None
+                continue
+            try:
+                result = decode(response.content, echoed, hidden)
+            except PlatformError as err:
+                if not is_transient(err.code):
+                    log.info("gamebase %s failed: %s", route, err)
+                    raise
+                last, cause = err, None
+                continue
+            except ProtocolError:
+                if status != 200:
+                    raise PlatformError(
+                        PLATFORM, None, f"{route}: HTTP {status} with a body that is not a Gamebase answer"
+                    ) from None
+                raise
+            log.debug("gamebase %s ok (transaction %s)", route, echoed)
+            return result
+        assert last is not None
+        raise PlatformUnavailableError(
+            PLATFORM,
+            last.code,
+            f"{last.message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})",
+            transaction_id=last.transaction_id or tx,
+        ) from cause
+
+    async def _typed(
+        self,
+        route: str,
+        method: str,
+        url: str,
+        type_: type[R],
+        *,
+        transaction_id: str | None,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        secrets: Sequence[str] = (),
+        retries: int | None = None,
+    ) -> R:
+        def decode(raw: bytes, tx: str, hidden: Sequence[str]) -> R:
+            return decode_result(raw, type_, route=route, transaction_id=tx, secrets=hidden)
+
+        return await self._request(
+            route,
+            method,
+            url,
+            decode,
+            params=params,
+            body=body,
+            transaction_id=transaction_id,
+            secrets=secrets,
+            retries=retries,
+        )
+
+    async def _wrapped(
+        self,
+        route: str,
+        method: str,
+        url: str,
+        *,
+        transaction_id: str | None,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> GamebaseResult:
+        def decode(raw: bytes, tx: str, hidden: Sequence[str]) -> GamebaseResult:
+            return decode_wrapped(raw, route=route, transaction_id=tx)
+
+        return await self._request(route, method, url, decode, params=params, body=body, transaction_id=transaction_id)
+
+    # -- authentication -------------------------------------------------------------------------------------------
+
+    async def verify_token(
+        self,
+        user_id: str,
+        access_token: str | Secret,
+        *,
+        linked_idp: bool = False,
+        transaction_id: str | None = None,
+        retries: int | None = None,
+    ) -> TokenInfo:
+        """Token Authentication: the member an access token belongs to.
+
+        The caller decides what ``member.valid`` means (a login accepts only ``"Y"``).
+
+        Raises:
+            PlatformError: e.g. code -4010203 (invalid token), -4010208 (expired), -4010204 (not a valid
+                member), or a configuration code (-4010001/2/3/4, -4000007, -4060003).
+            PlatformUnavailableError: Gamebase could not be reached or kept failing transiently.
+        """
+        token = access_token.get_secret_value() if isinstance(access_token, Secret) else access_token
+        url = self._path("tcgb-gateway", f"members/{_seg(user_id)}/tokens/{_seg(token)}")
+        url += "?linkedIdP=true" if linked_idp else "?linkedIdP=false"
+        return await self._typed(
+            "verify_token",
+            "GET",
+            url,
+            TokenInfo,
+            transaction_id=transaction_id,
+            secrets=(token,),
+            retries=retries,
+        )
+
+    # -- launching --------------------------------------------------------------------------------------------------
+
+    async def simple_launching(
+        self,
+        os_code: str,
+        client_version: str,
+        *,
+        transaction_id: str | None = None,
+        retries: int | None = None,
+    ) -> SimpleLaunching:
+        """Get Simple Launching for a client (``os_code``: AOS, IOS, WEB, WINDOWS)."""
+        return await self._typed(
+            "simple_launching",
+            "GET",
+            self._path("tcgb-launching", "launching/simple"),
+            SimpleLaunching,
+            params={"osCode": os_code, "clientVersion": client_version},
+            transaction_id=transaction_id,
+            retries=retries,
+        )
+
+    # -- member ---------------------------------------------------------------------------------------------------
+
+    async def member(
+        self, user_id: str, *, include_member_info: bool = True, transaction_id: str | None = None
+    ) -> MemberDetail:
+        """Get Member (code -4040401 when the user id is unknown)."""
+        return await self._typed(
+            "member",
+            "GET",
+            self._path("tcgb-member", f"members/{_seg(user_id)}"),
+            MemberDetail,
+            params={"includeMemberInfo": "true" if include_member_info else "false"},
+            transaction_id=transaction_id,
+        )
+
+    async def members(self, user_ids: Sequence[str], *, transaction_id: str | None = None) -> MemberList:
+        """Get Members: brief information of several members."""
+        return await self._typed(
+            "members",
+            "POST",
+            self._path("tcgb-member", "members"),
+            MemberList,
+            body={"userIdList": list(user_ids)},
+            transaction_id=transaction_id,
+        )
+
+    async def idp_info(self, user_ids: Sequence[str], *, transaction_id: str | None = None) -> IdpInfo:
+        """Get IdP Information: user id → IdP mappings."""
+        return await self._typed(
+            "idp_info",
+            "POST",
+            self._path("tcgb-member", "auth/authKeys"),
+            IdpInfo,
+            body={"userIdList": list(user_ids)},
+            transaction_id=transaction_id,
+        )
+
+    async def user_ids_by_auth_key(
+        self, auth_keys: Sequence[str], *, auth_system: str = "gbid", transaction_id: str | None = None
+    ) -> UserIds:
+        """Get UserId Information with Auth key: auth key → user id."""
+        return await self._typed(
+            "user_ids_by_auth_key",
+            "POST",
+            self._path("tcgb-member", "members/userIds/authKeys"),
+            UserIds,
+            params={"authSystem": auth_system},
+            body={"authKeyList": list(auth_keys)},
+            transaction_id=transaction_id,
+        )
+
+    # -- ban histories --------------------------------------------------------------------------------------------
+
+    async def _ban_page(
+        self,
+        route: str,
+        rest: str,
+        begin: datetime,
+        end: datetime,
+        page: int,
+        size: int,
+        transaction_id: str | None,
+    ) -> BanPage:
+        def decode(raw: bytes, tx: str, hidden: Sequence[str]) -> BanPage:
+            return decode_ban_page(raw, route=route, transaction_id=tx)
+
+        params = {"begin": format_date(begin), "end": format_date(end), "page": str(page), "size": str(size)}
+        return await self._request(
+            route, "GET", self._path("tcgb-member", rest), decode, params=params, transaction_id=transaction_id
+        )
+
+    async def ban_histories(
+        self,
+        begin: datetime,
+        end: datetime,
+        *,
+        page: int = 0,
+        size: int = 100,
+        transaction_id: str | None = None,
+    ) -> BanPage:
+        """One page of Ban Histories: bans made between ``begin`` and ``end`` (aware datetimes)."""
+        return await self._ban_page("ban_histories", "members/bans", begin, end, page, size, transaction_id)
+
+    async def ban_release_histories(
+        self,
+        begin: datetime,
+        end: datetime,
+        *,
+        page: int = 0,
+        size: int = 100,
+        transaction_id: str | None = None,
+    ) -> BanPage:
+        """One page of Ban Release Histories: bans lifted between ``begin`` and ``end``."""
+        return await self._ban_page(
+            "ban_release_histories", "members/bans/release", begin, end, page, size, transaction_id
+        )
+
+    def iter_ban_histories(self, begin: datetime, end: datetime, *, page_size: int = 100) -> AsyncIterator[BanPage]:
+        """Every page of Ban Histories between ``begin`` and ``end``, in order."""
+        return _pages(lambda p: self.ban_histories(begin, end, page=p, size=page_size))
+
+    def iter_ban_release_histories(
+        self, begin: datetime, end: datetime, *, page_size: int = 100
+    ) -> AsyncIterator[BanPage]:
+        """Every page of Ban Release Histories between ``begin`` and ``end``, in order."""
+        return _pages(lambda p: self.ban_release_histories(begin, end, page=p, size=page_size))
+
+    # -- maintenance ------------------------------------------------------------------------------------------------
+
+    async def under_maintenance(
+        self, *, transaction_id: str | None = None, retries: int | None = None
+    ) -> UnderMaintenance:
+        """Check Maintenance Set: whether maintenance is set, and its windows."""
+        return await self._typed(
+            "under_maintenance",
+            "GET",
+            self._path("tcgb-launching", "maintenances/under-maintenance"),
+            UnderMaintenance,
+            transaction_id=transaction_id,
+            retries=retries,
+        )
+
+    # -- IAP wrapper ----------------------------------------------------------------------------------------------
+
+    async def iap_consume(
+        self,
+        payment_seq: str,
+        item_seq: str | int,
+        body: Mapping[str, Any] | None = None,
+        *,
+        transaction_id: str | None = None,
+    ) -> GamebaseResult:
+        """IAP Consume Items (``/inapp/v3/consume/{paymentSeq}/items/{itemSeq}``)."""
+        return await self._wrapped(
+            "iap_consume",
+            "POST",
+            self._path("tcgb-inapp", f"consume/{_seg(payment_seq)}/items/{_seg(item_seq)}"),
+            body=dict(body or {}),
+            transaction_id=transaction_id,
+        )
+
+    async def iap_items(self, app_seq: str | int, *, transaction_id: str | None = None) -> GamebaseResult:
+        """IAP Retrieve Items of an app (``/standard/item/list/{appSeq}``)."""
+        return await self._wrapped(
+            "iap_items", "GET", self._path("tcgb-inapp", f"item/list/{_seg(app_seq)}"), transaction_id=transaction_id
+        )
+
+    async def iap_consumables(self, body: Mapping[str, Any], *, transaction_id: str | None = None) -> GamebaseResult:
+        """IAP Retrieve List of Non-consumed Purchases (``/standard/inapp/v1/consumable/list``)."""
+        return await self._wrapped(
+            "iap_consumables",
+            "POST",
+            self._path("tcgb-inapp", "consumable/list"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    # -- Leaderboard wrapper ------------------------------------------------------------------------------------------
+
+    async def leaderboard_user_count(self, factor: str | int, *, transaction_id: str | None = None) -> GamebaseResult:
+        """Leaderboard: number of users registered at a factor."""
+        return await self._wrapped(
+            "leaderboard_user_count",
+            "GET",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/user-count"),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_user(
+        self, factor: str | int, user_id: str, *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: score and rank of one user."""
+        return await self._wrapped(
+            "leaderboard_user",
+            "GET",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            params={"userId": user_id},
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_users(self, body: Mapping[str, Any], *, transaction_id: str | None = None) -> GamebaseResult:
+        """Leaderboard: scores and ranks of several users (``get-users``)."""
+        return await self._wrapped(
+            "leaderboard_users",
+            "POST",
+            self._path("tcgb-leaderboard", "get-users"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_range(
+        self, factor: str | int, start: int, size: int, *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: the scores and ranks of a range (``start`` is 1-based)."""
+        return await self._wrapped(
+            "leaderboard_range",
+            "GET",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            params={"start": str(start), "size": str(size)},
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_set_score(
+        self, factor: str | int, user_id: str, body: Mapping[str, Any], *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: register the score of one user."""
+        return await self._wrapped(
+            "leaderboard_set_score",
+            "POST",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users/{_seg(user_id)}/score"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_set_score_with_extra(
+        self, factor: str | int, user_id: str, body: Mapping[str, Any], *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: register the score and extra data of one user."""
+        return await self._wrapped(
+            "leaderboard_set_score_with_extra",
+            "POST",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users/{_seg(user_id)}/score-with-extra"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_set_scores(
+        self, body: Mapping[str, Any], *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: register the scores of several users."""
+        return await self._wrapped(
+            "leaderboard_set_scores",
+            "POST",
+            self._path("tcgb-leaderboard", "scores"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_set_scores_with_extra(
+        self, body: Mapping[str, Any], *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: register the scores and extra data of several users."""
+        return await self._wrapped(
+            "leaderboard_set_scores_with_extra",
+            "POST",
+            self._path("tcgb-leaderboard", "scores-with-extra"),
+            body=dict(body),
+            transaction_id=transaction_id,
+        )
+
+    async def leaderboard_delete_user(
+        self, factor: str | int, user_id: str, *, transaction_id: str | None = None
+    ) -> GamebaseResult:
+        """Leaderboard: delete the leaderboard information of one user at a factor."""
+        return await self._wrapped(
+            "leaderboard_delete_user",
+            "DELETE",
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            params={"userId": user_id},
+            transaction_id=transaction_id,
+        )
+
+
+async def _pages(fetch: Callable[[int], Awaitable[BanPage]]) -> AsyncIterator[BanPage]:
+    page = 0
+    while True:
+        result = await fetch(page)
+        yield result
+        info = result.paging
+        if info.last or not result.records or (info.total_pages and page + 1 >= info.total_pages):
+            return
+        page += 1

@@ -1,0 +1,364 @@
+"""The maintenance watcher: polls Gamebase, keeps the maintenance state machine, warns, gates and kicks.
+
+Strategy: one loop. Each turn it sleeps until the earliest of: the next poll, the next warning lead time, the
+announced window's begin, the active window's end. Then it polls when a poll is due or a boundary was reached,
+and hands the known windows and the time to :func:`._protocol.derive_maintenance`, which says which state we
+should be in; :func:`._protocol.maintenance_path` gives the legal moves, and each move calls
+``on_maintenance(MaintenanceChange)``. Entering ACTIVE kicks every session (``maintenance_kick``); the login gate
+is simply "state is ACTIVE" (``maintenance_gate``).
+
+A failed poll changes nothing: the last known windows stay, so an announced window still begins on time by the
+clock, but an active one only ends on a successful poll (no flapping gate). Failures back off (the period
+doubles per consecutive failure, up to ``backoff_max_s``) and are logged; :attr:`MaintenanceWatcher.last_error`
+holds the latest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import anyio.abc
+import msgspec
+
+from .._clock import Clock, to_datetime
+from .._exceptions import GsHooksError, MaintenanceError
+from ..sessions._registry import Session
+from ._client import GamebaseClient
+from ._protocol import (
+    MaintenanceDetails,
+    MaintenanceState,
+    derive_maintenance,
+    due_warnings,
+    maintenance_path,
+)
+
+if TYPE_CHECKING:
+    from .._setup import Hooks
+
+__all__ = ["MaintenanceChange", "MaintenanceWatcher", "NoticeRequest", "OnMaintenance", "OnNotice"]
+
+log = logging.getLogger("gs_hooks.gamebase.maintenance")
+
+
+class MaintenanceChange(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``on_maintenance`` receives on each maintenance transition.
+
+    Attributes:
+        previous: the state before.
+        state: the state now (equal to ``previous`` when the window itself changed).
+        details: the window concerned (for ENDED: the window that ended), None when unknown.
+        at: when the transition happened (aware datetime, KST).
+    """
+
+    previous: MaintenanceState
+    state: MaintenanceState
+    details: MaintenanceDetails | None
+    at: datetime
+
+
+class NoticeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``on_notice`` receives: show ``message`` to the player of ``session``.
+
+    Attributes:
+        session: the session to notify.
+        kind: ``maintenance_warning``.
+        message: the maintenance message (or a default text).
+        seconds_left: seconds until the maintenance begins.
+        details: the maintenance window.
+    """
+
+    session: Session
+    kind: str
+    message: str
+    seconds_left: float
+    details: MaintenanceDetails | None = None
+
+
+class OnMaintenance(Protocol):
+    """The game's maintenance callback (sync or async)."""
+
+    def __call__(self, change: MaintenanceChange, /) -> Any: ...
+
+
+class OnNotice(Protocol):
+    """The game's notice callback (sync or async): show a message to one session."""
+
+    def __call__(self, request: NoticeRequest, /) -> Any: ...
+
+
+class MaintenanceWatcher:
+    """Background component watching Gamebase maintenance (see the module docstring).
+
+    Args:
+        client: the Gamebase client.
+        hooks: the :class:`~gs_hooks.Hooks` whose sessions are warned and kicked and whose callbacks are called.
+        clock: the clock.
+        poll_s: the poll period.
+        gate: refuse logins while active (read by ``hooks.login``).
+        kick: kick every session when a window becomes active.
+        warn_s: lead times (seconds before begin) at which sessions are warned.
+        launching: ``(os_code, client_version)`` to also poll simple launching, or None.
+        backoff_max_s: the longest wait between failing polls.
+
+    Attributes:
+        state: the current :class:`MaintenanceState`.
+        window: the current window (announced or active), else None.
+        last_error: the error of the latest failed poll (None after a success).
+        consecutive_failures: failed polls in a row.
+        polls: polls attempted.
+    """
+
+    name = "gamebase-maintenance"
+
+    def __init__(
+        self,
+        client: GamebaseClient,
+        hooks: Hooks,
+        *,
+        clock: Clock,
+        poll_s: float = 30.0,
+        gate: bool = True,
+        kick: bool = True,
+        warn_s: tuple[float, ...] = (600.0, 300.0, 60.0),
+        launching: tuple[str, str] | None = None,
+        backoff_max_s: float = 300.0,
+    ) -> None:
+        if poll_s <= 0:
+            raise ValueError("poll_s must be > 0")
+        self.client = client
+        self.hooks = hooks
+        self.clock = clock
+        self.poll_s = poll_s
+        self.gate = gate
+        self.kick = kick
+        self.warn_s = tuple(sorted(set(warn_s), reverse=True))
+        self.launching = launching
+        self.backoff_max_s = max(backoff_max_s, poll_s)
+        self.state = MaintenanceState.NONE
+        self.window: MaintenanceDetails | None = None
+        self.last_error: GsHooksError | None = None
+        self.consecutive_failures = 0
+        self.polls = 0
+        self._windows: tuple[MaintenanceDetails, ...] = ()
+        self._under = False
+        self._next_poll = 0.0
+        self._warned: set[float] = set()
+        self._sleeping = False
+        self._idle = anyio.Event()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MaintenanceWatcher(state={self.state.value}, failures={self.consecutive_failures})"
+
+    # -- queries ----------------------------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """True while a maintenance window is in progress."""
+        return self.state is MaintenanceState.ACTIVE
+
+    def gate_error(self) -> MaintenanceError | None:
+        """The error a login gets now (gate on and maintenance active), else None."""
+        if not (self.gate and self.state is MaintenanceState.ACTIVE):
+            return None
+        w = self.window
+        message = (w.message if w is not None else "") or "the game is under maintenance"
+        return MaintenanceError(
+            message, ends_at=w.ends_at if w is not None else None, url=w.url if w is not None else None
+        )
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Poll once, report started, then watch until cancelled."""
+        await self._turn(poll=True)
+        task_status.started()
+        while True:
+            wake = self._next_wake()
+            self._sleeping = True
+            self._idle.set()
+            try:
+                await self.clock.sleep_until(wake)
+            finally:
+                self._sleeping = False
+                self._idle = anyio.Event()
+            now = self.clock.time()
+            await self._turn(poll=now >= self._next_poll or self._boundary_reached(wake))
+
+    async def aclose(self) -> None:
+        """Nothing to flush: the state is re-read from Gamebase on start."""
+        self._closed = True
+
+    async def wait_idle(self) -> None:
+        """Return once the watcher is asleep until its next wake-up (for tests driving a fake clock)."""
+        while not self._sleeping:
+            await self._idle.wait()
+
+    def _boundary(self) -> float | None:
+        w = self.window
+        if w is None:
+            return None
+        if self.state is MaintenanceState.ANNOUNCED and w.begins_at is not None:
+            return w.begins_at.timestamp()
+        if self.state is MaintenanceState.ACTIVE and w.ends_at is not None:
+            return w.ends_at.timestamp()
+        return None
+
+    def _boundary_reached(self, wake: float) -> bool:
+        b = self._boundary()
+        return b is not None and b <= wake
+
+    def _next_wake(self) -> float:
+        now = self.clock.time()
+        wake = self._next_poll
+        b = self._boundary()
+        if b is not None and b > now:
+            wake = min(wake, b)
+        nxt = self._next_warning(now)
+        if nxt is not None:
+            wake = min(wake, nxt)
+        return wake
+
+    def _next_warning(self, now: float) -> float | None:
+        w = self.window
+        if self.state is not MaintenanceState.ANNOUNCED or w is None or w.begins_at is None:
+            return None
+        _, nxt = due_warnings(w.begins_at.timestamp(), self.warn_s, frozenset(self._warned), now)
+        return nxt
+
+    async def _turn(self, *, poll: bool) -> None:
+        fresh = await self.poll_once() if poll else False
+        now = self.clock.time()
+        target, window = derive_maintenance(self.state, self._windows, now, under_maintenance=self._under, fresh=fresh)
+        await self._apply(target, window, now)
+        await self._warn(now)
+
+    async def poll_once(self) -> bool:
+        """Poll Gamebase now; True on success. A failure keeps the last known windows."""
+        self.polls += 1
+        now = self.clock.time()
+        try:
+            under = await self.client.under_maintenance(retries=0)
+            windows = [MaintenanceDetails.from_info(m) for m in under.maintenances]
+            flag = under.under_maintenance
+            if self.launching is not None:
+                launching = await self.client.simple_launching(*self.launching, retries=0)
+                data = launching.launching_data
+                if data.status.code == 303:
+                    flag = True
+                    if data.maintenance is not None:
+                        extra = MaintenanceDetails.from_info(data.maintenance)
+                        if not any(_same_window(extra, w) for w in windows):
+                            windows.append(extra)
+        except (GsHooksError, ValueError) as exc:
+            error = exc if isinstance(exc, GsHooksError) else GsHooksError(f"unreadable maintenance date: {exc}")
+            self.last_error = error
+            self.consecutive_failures += 1
+            delay = min(self.poll_s * (2**self.consecutive_failures), self.backoff_max_s)
+            self._next_poll = now + delay
+            log.warning(
+                "maintenance poll failed (%d in a row): %s; keeping state %s, next poll in %.0fs",
+                self.consecutive_failures,
+                error,
+                self.state.value,
+                delay,
+            )
+            return False
+        if self.consecutive_failures:
+            log.info("maintenance poll recovered after %d failures", self.consecutive_failures)
+        self.last_error = None
+        self.consecutive_failures = 0
+        self._windows = tuple(windows)
+        self._under = flag
+        self._next_poll = now + self.poll_s
+        return True
+
+    # -- transitions --------------------------------------------------------------------------------------------------
+
+    async def _apply(self, target: MaintenanceState, window: MaintenanceDetails | None, now: float) -> None:
+        if target is self.state:
+            if (
+                window is not None
+                and window != self.window
+                and target
+                in (
+                    MaintenanceState.ANNOUNCED,
+                    MaintenanceState.ACTIVE,
+                )
+            ):
+                old = self.window
+                self.window = window
+                if old is None or old.begins_at != window.begins_at:
+                    self._warned.clear()
+                await self._changed(target, target, window, now)
+            return
+        for step in maintenance_path(self.state, target):
+            previous = self.state
+            self.state = step
+            if step is MaintenanceState.ENDED or step is MaintenanceState.NONE:
+                details = self.window
+                self.window = None
+            else:
+                details = window
+                if self.window is None or window is None or self.window.begins_at != window.begins_at:
+                    self._warned.clear()
+                self.window = window
+            log.info("maintenance %s -> %s", previous.value, step.value)
+            await self._changed(previous, step, details, now)
+            if step is MaintenanceState.ACTIVE and self.kick:
+                await self._kick_all(window)
+
+    async def _changed(
+        self,
+        previous: MaintenanceState,
+        state: MaintenanceState,
+        details: MaintenanceDetails | None,
+        now: float,
+    ) -> None:
+        from .._setup import call_callback
+
+        change = MaintenanceChange(previous=previous, state=state, details=details, at=to_datetime(now))
+        await call_callback(self.hooks.callbacks.get("on_maintenance"), change, what="on_maintenance")
+
+    async def _kick_all(self, window: MaintenanceDetails | None) -> None:
+        message = (window.message if window is not None else "") or "the game is under maintenance"
+        sessions = list(self.hooks.registry)
+        for session in sessions:
+            await self.hooks.kick(session, "maintenance", message=message, details=window)
+        if sessions:
+            log.info("maintenance began: kicked %d sessions", len(sessions))
+
+    async def _warn(self, now: float) -> None:
+        w = self.window
+        if self.state is not MaintenanceState.ANNOUNCED or w is None or w.begins_at is None:
+            return
+        begins = w.begins_at.timestamp()
+        due, _ = due_warnings(begins, self.warn_s, frozenset(self._warned), now)
+        if not due:
+            return
+        self._warned.update(due)
+        seconds_left = begins - now
+        on_notice: Callable[..., Any] | None = self.hooks.callbacks.get("on_notice")
+        message = w.message or f"Maintenance begins in {max(1, round(seconds_left / 60))} min"
+        if on_notice is None:
+            log.info("maintenance begins in %.0fs (no on_notice callback to warn sessions)", seconds_left)
+            return
+        from .._setup import call_callback
+
+        for session in list(self.hooks.registry):
+            request = NoticeRequest(
+                session=session,
+                kind="maintenance_warning",
+                message=message,
+                seconds_left=seconds_left,
+                details=w,
+            )
+            await call_callback(on_notice, request, what="on_notice")
+
+
+def _same_window(a: MaintenanceDetails, b: MaintenanceDetails) -> bool:
+    return a.begins_at == b.begins_at and a.ends_at == b.ends_at

@@ -1,0 +1,300 @@
+"""The login-token verifier: caches, single-flight, a concurrency cap and a failure policy.
+
+Strategy: a cache hit is one dict lookup and one clock read, with no await inside (the hot path of a login
+storm's second wave). A miss joins the *flight* of its (user, token) if one is in the air, so N concurrent
+logins with the same token cost one request; otherwise it becomes the flight's leader, waits for a slot of the
+:class:`anyio.CapacityLimiter` and asks Gamebase. Definitive refusals (invalid/expired token, member not valid)
+go to a short negative cache; Gamebase being unreachable is never cached. ``forget(user_id)`` drops a user's
+entries and bumps the user's generation so a flight already in the air does not cache its answer.
+
+Failure policy when Gamebase is unreachable (:class:`~gs_hooks.PlatformUnavailableError`): ``fail_closed``
+raises; ``allow_cached`` accepts an expired positive verification of the same (user, token) still in memory
+(kept up to :data:`STALE_KEEP_S`), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, Literal
+
+import anyio
+import msgspec
+
+from .._clock import Clock, SystemClock
+from .._config import Secret
+from .._exceptions import (
+    LoginRefusedError,
+    MemberNotValidError,
+    PlatformError,
+    PlatformUnavailableError,
+    TokenInvalidError,
+)
+from ._client import GamebaseClient
+from ._protocol import ResultClass, TokenInfo, classify
+
+__all__ = ["STALE_KEEP_S", "TokenVerifier"]
+
+log = logging.getLogger("gs_hooks.gamebase")
+
+STALE_KEEP_S: Final = 86_400.0
+"""How long an expired positive verification stays usable under the ``allow_cached`` policy."""
+
+_MEMBER_STATES: Final = {
+    "D": "withdrawn",
+    "B": "banned",
+    "T": "ban-suspended",
+    "P": "ban-suspended",
+    "M": "missing account",
+}
+
+
+class _Refusal(msgspec.Struct, frozen=True):
+    """A definitive "no" from Gamebase, kept in the negative cache; a fresh error is raised each time."""
+
+    kind: Literal["token", "member"]
+    message: str
+    code: int | None = None
+    valid: str | None = None
+
+    def error(self) -> LoginRefusedError:
+        if self.kind == "token":
+            return TokenInvalidError(self.message, code=self.code)
+        return MemberNotValidError(self.message, valid=self.valid, code=self.code)
+
+
+class _Flight:
+    __slots__ = ("done", "error", "refusal", "result")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.result: TokenInfo | None = None
+        self.refusal: _Refusal | None = None
+        self.error: PlatformError | None = None
+
+
+def _copy_error(err: PlatformError) -> PlatformError:
+    cls = PlatformUnavailableError if isinstance(err, PlatformUnavailableError) else PlatformError
+    return cls(err.platform, err.code, err.message, transaction_id=err.transaction_id)
+
+
+class TokenVerifier:
+    """Verifies Gamebase access tokens for logins.
+
+    Args:
+        client: the Gamebase client.
+        clock: the clock cache lifetimes are measured on.
+        concurrency: at most this many verification requests in flight towards Gamebase.
+        ttl_s: lifetime of a positive verification.
+        negative_ttl_s: lifetime of a refusal (invalid token, member not valid).
+        failure_policy: ``fail_closed`` or ``allow_cached`` (see the module docstring).
+        max_entries: the positive cache's size bound (oldest entries are dropped past it).
+
+    Attributes:
+        hits / misses / requests: cache hits, misses, and verification requests sent (leaders).
+    """
+
+    def __init__(
+        self,
+        client: GamebaseClient,
+        *,
+        clock: Clock | None = None,
+        concurrency: int = 8,
+        ttl_s: float = 300.0,
+        negative_ttl_s: float = 5.0,
+        failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed",
+        max_entries: int = 100_000,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.client = client
+        self.clock: Clock = clock or client.clock or SystemClock()
+        self._time = self.clock.time
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.failure_policy = failure_policy
+        self.max_entries = max_entries
+        # (user, token) -> (expires_at, info)
+        self._positive: dict[tuple[str, str], tuple[float, TokenInfo]] = {}
+        self._negative: dict[tuple[str, str], tuple[float, _Refusal]] = {}
+        self._flights: dict[tuple[str, str], _Flight] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._generation: dict[str, int] = {}
+        self.hits = 0
+        self.misses = 0
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenVerifier(cached={len(self._positive)}, refused={len(self._negative)}, "
+            f"in_flight={len(self._flights)}, policy={self.failure_policy!r})"
+        )
+
+    @property
+    def concurrency(self) -> int:
+        """The cap on concurrent verification requests."""
+        return int(self.limiter.total_tokens)
+
+    def cached_nowait(self, user_id: str, access_token: str) -> TokenInfo | None:
+        """The cached, unexpired verification of (user, token), or None. No IO."""
+        entry = self._positive.get((user_id, access_token))
+        if entry is not None and entry[0] > self._time():
+            return entry[1]
+        return None
+
+    async def verify(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+        """Verify a token: the member if the token is valid and ``member.valid == "Y"``.
+
+        Raises:
+            TokenInvalidError: the token is invalid or expired.
+            MemberNotValidError: the member is banned, withdrawn or missing.
+            PlatformUnavailableError: Gamebase is unreachable (and no cached verification is allowed).
+            PlatformError: Gamebase refused the call for another reason (e.g. our secret key is wrong).
+        """
+        token = access_token if isinstance(access_token, str) else access_token.get_secret_value()
+        key = (user_id, token)
+        entry = self._positive.get(key)
+        if entry is not None and entry[0] > self._time():
+            self.hits += 1
+            return entry[1]
+        return await self._slow(key, entry)
+
+    async def _slow(self, key: tuple[str, str], entry: tuple[float, TokenInfo] | None) -> TokenInfo:
+        now = self._time()
+        neg = self._negative.get(key)
+        if neg is not None:
+            if neg[0] > now:
+                self.hits += 1
+                raise neg[1].error()
+            del self._negative[key]
+        self.misses += 1
+        while True:
+            flight = self._flights.get(key)
+            if flight is None:
+                return await self._lead(key)
+            await flight.done.wait()
+            if flight.result is not None:
+                return flight.result
+            if flight.refusal is not None:
+                raise flight.refusal.error()
+            if flight.error is not None:
+                stale = self._stale(key, flight.error)
+                if stale is not None:
+                    return stale
+                raise _copy_error(flight.error) from flight.error
+            # The leader was cancelled: take over.
+
+    async def _lead(self, key: tuple[str, str]) -> TokenInfo:
+        user_id, token = key
+        flight = self._flights[key] = _Flight()
+        generation = self._generation.get(user_id, 0)
+        try:
+            async with self.limiter:
+                self.requests += 1
+                try:
+                    info = await self.client.verify_token(user_id, token)
+                except PlatformError as err:
+                    refusal = _refusal_for(err)
+                    if refusal is None:
+                        flight.error = err
+                        stale = self._stale(key, err)
+                        if stale is not None:
+                            return stale
+                        raise
+                    flight.refusal = refusal
+                    if self._generation.get(user_id, 0) == generation:
+                        self._negative[key] = (self._time() + self.negative_ttl_s, refusal)
+                        self._by_user.setdefault(user_id, set()).add(token)
+                    raise refusal.error() from err
+            valid = info.member.valid
+            if valid != "Y":
+                state = _MEMBER_STATES.get(valid, f"state {valid!r}")
+                refusal = _Refusal("member", f"Gamebase member {user_id!r} is not valid: {state}", valid=valid)
+                flight.refusal = refusal
+                if self._generation.get(user_id, 0) == generation:
+                    self._negative[key] = (self._time() + self.negative_ttl_s, refusal)
+                    self._by_user.setdefault(user_id, set()).add(token)
+                raise refusal.error()
+            flight.result = info
+            if self._generation.get(user_id, 0) == generation:
+                self._store(key, info)
+            return info
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    def _store(self, key: tuple[str, str], info: TokenInfo) -> None:
+        positive = self._positive
+        positive.pop(key, None)  # re-insert at the end: insertion order is age order
+        positive[key] = (self._time() + self.ttl_s, info)
+        self._by_user.setdefault(key[0], set()).add(key[1])
+        if len(positive) > self.max_entries:
+            self._evict()
+
+    def _evict(self) -> None:
+        now = self._time()
+        positive = self._positive
+        target = int(self.max_entries * 0.9)
+        for key in list(positive):
+            if len(positive) <= target:
+                break
+            expires, _ = positive[key]
+            del positive[key]
+            tokens = self._by_user.get(key[0])
+            if tokens is not None:
+                tokens.discard(key[1])
+                if not tokens:
+                    del self._by_user[key[0]]
+            del expires
+        for key in [k for k, (exp, _) in self._negative.items() if exp <= now]:
+            del self._negative[key]
+
+    def _stale(self, key: tuple[str, str], err: PlatformError) -> TokenInfo | None:
+        if self.failure_policy != "allow_cached" or not isinstance(err, PlatformUnavailableError):
+            return None
+        entry = self._positive.get(key)
+        if entry is None or entry[0] + STALE_KEEP_S - self.ttl_s < self._time():
+            return None
+        log.warning(
+            "Gamebase unreachable (%s); accepting the cached verification of user %r (policy allow_cached)",
+            err.message,
+            key[0],
+        )
+        return entry[1]
+
+    def forget(self, user_id: str) -> int:
+        """Drop every cached verification (positive and negative) of a user; in-flight answers are not cached.
+
+        Returns:
+            The number of cache entries dropped.
+        """
+        self._generation[user_id] = self._generation.get(user_id, 0) + 1
+        tokens = self._by_user.pop(user_id, set())
+        dropped = 0
+        for token in tokens:
+            key = (user_id, token)
+            if self._positive.pop(key, None) is not None:
+                dropped += 1
+            if self._negative.pop(key, None) is not None:
+                dropped += 1
+        return dropped
+
+    def clear(self) -> None:
+        """Drop every cached verification."""
+        for user_id in list(self._by_user):
+            self.forget(user_id)
+        self._positive.clear()
+        self._negative.clear()
+
+
+def _refusal_for(err: PlatformError) -> _Refusal | None:
+    kind = classify(err.code)
+    if kind is ResultClass.TOKEN_INVALID:
+        return _Refusal("token", "the Gamebase access token is invalid", code=err.code)
+    if kind is ResultClass.TOKEN_EXPIRED:
+        return _Refusal("token", "the Gamebase access token has expired", code=err.code)
+    if kind is ResultClass.MEMBER_NOT_VALID:
+        return _Refusal("member", "Gamebase reports the member banned, withdrawn or missing", code=err.code)
+    if kind is ResultClass.NO_SUCH_MEMBER:
+        return _Refusal("member", "Gamebase knows no such member", code=err.code, valid="M")
+    return None

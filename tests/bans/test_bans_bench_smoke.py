@@ -1,0 +1,13 @@
+"""The bans bench runs (once, small). No timing is asserted: speed is measured by ``python -m bench.bans``."""
+
+from __future__ import annotations
+
+from bench import bans
+
+
+def test_bans_bench_smoke_runs_and_kicks_every_banned_session() -> None:
+    result = bans.run(smoke=True)
+    for store in ("memory_store", "file_store"):
+        figures = result[store]
+        assert figures["kicked_per_repeat"] == figures["bans"] == 200
+        assert figures["apply_ms_median"] > 0 and figures["lookups_ms_median"] > 0

@@ -1,0 +1,88 @@
+"""Shared pieces of the gamebase tests: the sandbox's Gamebase served over loopback, and a client for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gs_hooks import FakeClock
+from gs_hooks.gamebase import GamebaseClient
+from gs_hooks.http import Request, Response, Router, serve_http
+from gs_hooks.http._server import HttpServer
+from gs_hooks.sandbox._gamebase import GamebaseSim
+
+APP = "C3JmSctU"
+KEY = "IgsaAP-test-secret-key"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Faults:
+    """HTTP-level faults in front of the sim: answer the next ``http_500`` requests with HTTP 500, and track how
+    many requests are inside the sim at once."""
+
+    http_500: int = 0
+    inside: int = 0
+    max_inside: int = 0
+    gate: Any = None  # an anyio.Event the handler waits on before answering (None: answer at once)
+    valid_as: str | None = None  # rewrite ``"valid":"Y"`` in successful answers to this state
+    seen_paths: list[str] = field(default_factory=list)
+
+    def wrap(self, handler: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            self.seen_paths.append(request.path)
+            if self.http_500 > 0:
+                self.http_500 -= 1
+                return Response.text("internal error", status=500)
+            self.inside += 1
+            self.max_inside = max(self.max_inside, self.inside)
+            try:
+                if self.gate is not None:
+                    await self.gate.wait()
+                response = await handler(request)
+            finally:
+                self.inside -= 1
+            if self.valid_as is not None:
+                response.body = response.body.replace(b'"valid":"Y"', f'"valid":"{self.valid_as}"'.encode())
+            return response
+
+        return wrapped
+
+
+@dataclass
+class Env:
+    sim: GamebaseSim
+    clock: FakeClock
+    server: HttpServer
+    http: httpx.AsyncClient
+    faults: Faults
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, **kwargs: Any) -> GamebaseClient:
+        options: dict[str, Any] = {"base_url": self.url, "app_id": APP, "secret_key": KEY, "clock": self.clock}
+        options.update(kwargs)
+        return GamebaseClient(self.http, **options)
+
+
+@asynccontextmanager
+async def serve_gamebase(
+    clock: FakeClock | None = None, *, max_connections: int = 100, **kwargs: Any
+) -> AsyncIterator[Env]:
+    """The sandbox's Gamebase on a free loopback port, with a shared httpx client."""
+    clock = clock or FakeClock()
+    sim = GamebaseSim(app_id=APP, secret_key=KEY, clock=clock, **kwargs)
+    faults = Faults()
+    router = Router()
+    for _, method, path, handler in sim.routes() + sim.admin_routes():
+        router.add(method, path, faults.wrap(handler))
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    async with serve_http(router, port=0) as server, httpx.AsyncClient(limits=limits) as http:
+        yield Env(sim, clock, server, http, faults)

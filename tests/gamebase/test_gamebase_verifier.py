@@ -1,0 +1,291 @@
+"""TokenVerifier against the sandbox's Gamebase: single-flight, caches, cap, failure policy, forget."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from gamebase_client_support import Env, serve_gamebase
+
+from gs_hooks import (
+    MemberNotValidError,
+    PlatformError,
+    PlatformUnavailableError,
+    Secret,
+    TokenInvalidError,
+)
+from gs_hooks.gamebase import TokenVerifier
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def gb() -> AsyncIterator[Env]:
+    async with serve_gamebase() as env:
+        yield env
+
+
+def verifier(env: Env, **kwargs: object) -> TokenVerifier:
+    client = env.client(retries=int(kwargs.pop("retries", 1)), backoff_base_s=0.0)  # type: ignore[call-overload]
+    kwargs.setdefault("clock", env.clock)
+    return TokenVerifier(client, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_requests() -> None:
+    async with serve_gamebase() as gb:
+        users = [f"user{i}" for i in range(1000)]
+        tokens = []
+        for user in users:
+            gb.sim.add_member(user)
+            tokens.append(gb.sim.issue_token(user))
+        v = verifier(gb)
+        gb.faults.gate = anyio.Event()  # hold every answer until all 10,000 calls are waiting
+        results: dict[int, str] = {}
+
+        async def one(i: int) -> None:
+            info = await v.verify(users[i % 1000], tokens[i % 1000])
+            results[i] = info.member.user_id
+
+        async with anyio.create_task_group() as tg:
+            for i in range(10_000):
+                tg.start_soon(one, i)
+            await anyio.wait_all_tasks_blocked()
+            assert len(v._flights) == 1000  # every (user, token) is in the air once
+            assert gb.faults.max_inside == v.concurrency == 8  # the cap holds the rest back
+            gb.faults.gate.set()
+        assert gb.sim.counts["gamebase.token"] == 1000
+        assert v.requests == 1000
+        assert gb.faults.max_inside == 8
+        assert results == {i: users[i % 1000] for i in range(10_000)}
+        # a second wave is served from the cache
+        for i in range(0, 10_000, 7):
+            assert (await v.verify(users[i % 1000], tokens[i % 1000])).member.user_id == users[i % 1000]
+        assert gb.sim.counts["gamebase.token"] == 1000
+        assert v.cached_nowait(users[5], tokens[5]) is not None
+        assert v.cached_nowait(users[5], tokens[6]) is None
+
+
+async def test_positive_cache_expires_after_its_ttl(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb, ttl_s=300.0)
+    await v.verify("u1", token)
+    await gb.clock.advance(299)
+    await v.verify("u1", Secret(token))
+    assert gb.sim.counts["gamebase.token"] == 1
+    assert v.hits == 1
+    await gb.clock.advance(2)
+    await v.verify("u1", token)
+    assert gb.sim.counts["gamebase.token"] == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "code", "valid"),
+    [
+        ("unknown", TokenInvalidError, -4010203, None),
+        ("expired", TokenInvalidError, -4010208, None),
+        ("banned", MemberNotValidError, -4010204, None),
+        ("no_member_code", MemberNotValidError, -4040401, "M"),
+        ("valid_B", MemberNotValidError, None, "B"),
+        ("valid_D", MemberNotValidError, None, "D"),
+        ("valid_T", MemberNotValidError, None, "T"),
+        ("valid_P", MemberNotValidError, None, "P"),
+        ("valid_M", MemberNotValidError, None, "M"),
+    ],
+)
+async def test_refusals_are_specific_and_negatively_cached(
+    gb: Env, script: str, error: type[Exception], code: int | None, valid: str | None
+) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1", ttl=100)
+    if script == "unknown":
+        token = "not-a-real-token-xyz"
+    elif script == "expired":
+        await gb.clock.advance(100)
+    elif script == "banned":
+        gb.sim.add_ban("u1")
+    elif script == "no_member_code":
+        gb.sim.fail_next("gamebase.token", -4040401, n=2)
+    else:
+        gb.faults.valid_as = script[-1]  # Gamebase answers success with member.valid != "Y"
+    v = verifier(gb, negative_ttl_s=5.0)
+    with pytest.raises(error) as info:
+        await v.verify("u1", token)
+    assert getattr(info.value, "code", None) == code
+    if error is MemberNotValidError:
+        assert info.value.valid == valid  # type: ignore[attr-defined]
+    assert token not in str(info.value)
+    # within the negative TTL: refused again without asking
+    await gb.clock.advance(4)
+    with pytest.raises(error):
+        await v.verify("u1", token)
+    assert gb.sim.counts["gamebase.token"] == 1
+    # after it: asked again
+    await gb.clock.advance(2)
+    with pytest.raises(error):
+        await v.verify("u1", token)
+    assert gb.sim.counts["gamebase.token"] == 2
+
+
+async def test_configuration_errors_are_raised_and_not_cached(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    gb.sim.fail_next("gamebase.token", -4010004, n=2)
+    v = verifier(gb)
+    for _ in range(2):
+        with pytest.raises(PlatformError) as info:
+            await v.verify("u1", token)
+        assert info.value.code == -4010004
+        assert not isinstance(info.value, PlatformUnavailableError)
+    assert (await v.verify("u1", token)).member.user_id == "u1"
+    assert gb.sim.counts["gamebase.token"] == 3
+
+
+async def test_single_flight_followers_share_the_leaders_refusal(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    v = verifier(gb)
+    gb.faults.gate = anyio.Event()
+    errors: list[BaseException] = []
+
+    async def one() -> None:
+        try:
+            await v.verify("u1", "bad-token-value")
+        except TokenInvalidError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(one)
+        await anyio.wait_all_tasks_blocked()
+        gb.faults.gate.set()
+    assert len(errors) == 50
+    assert len({id(e) for e in errors}) == 50  # each caller gets its own error object
+    assert gb.sim.counts["gamebase.token"] == 1
+
+
+async def test_fail_closed_refuses_when_gamebase_is_unreachable(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb, ttl_s=60.0, retries=1)
+    await v.verify("u1", token)
+    await gb.clock.advance(61)
+    gb.sim.fail_next("gamebase.token", -5000003, n=2)
+    with pytest.raises(PlatformUnavailableError) as info:
+        await v.verify("u1", token)
+    assert info.value.code == -5000003
+    assert gb.sim.counts["gamebase.token"] == 3  # 1 + the failed attempt and its retry
+    # not cached: once Gamebase is back, the next call asks and succeeds
+    assert (await v.verify("u1", token)).member.user_id == "u1"
+
+
+async def test_allow_cached_accepts_a_previous_verification_of_the_same_token(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    gb.sim.add_member("u2")
+    token = gb.sim.issue_token("u1")
+    other = gb.sim.issue_token("u2")
+    v = verifier(gb, ttl_s=60.0, retries=0, failure_policy="allow_cached")
+    first = await v.verify("u1", token)
+    await gb.clock.advance(3600)
+    gb.faults.http_500 = 2
+    assert await v.verify("u1", token) is first
+    # a token never verified is still refused
+    with pytest.raises(PlatformUnavailableError):
+        await v.verify("u2", other)
+    # a definitive refusal is not overridden by the cache
+    gb.sim.revoke_token(token)
+    with pytest.raises(TokenInvalidError):
+        await v.verify("u1", token)
+    assert gb.faults.http_500 == 0
+
+
+async def test_allow_cached_does_not_cover_configuration_errors(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb, ttl_s=60.0, failure_policy="allow_cached")
+    await v.verify("u1", token)
+    await gb.clock.advance(61)
+    gb.sim.fail_next("gamebase.token", -4010004)
+    with pytest.raises(PlatformError) as info:
+        await v.verify("u1", token)
+    assert info.value.code == -4010004
+
+
+async def test_forget_drops_a_users_entries(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    gb.sim.add_member("u2")
+    t1 = gb.sim.issue_token("u1")
+    t1b = gb.sim.issue_token("u1")
+    t2 = gb.sim.issue_token("u2")
+    v = verifier(gb)
+    for user, token in (("u1", t1), ("u1", t1b), ("u2", t2)):
+        await v.verify(user, token)
+    with pytest.raises(TokenInvalidError):
+        await v.verify("u1", "junk-token-1")
+    assert v.forget("u1") == 3
+    assert v.cached_nowait("u1", t1) is None
+    assert v.cached_nowait("u2", t2) is not None
+    await v.verify("u1", t1)
+    assert gb.sim.counts["gamebase.token"] == 5
+    assert v.forget("nobody") == 0
+
+
+async def test_forget_during_a_flight_keeps_its_answer_out_of_the_cache(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb)
+    gb.faults.gate = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(v.verify, "u1", token)
+        await anyio.wait_all_tasks_blocked()
+        v.forget("u1")  # e.g. the player was banned meanwhile
+        gb.faults.gate.set()
+    assert v.cached_nowait("u1", token) is None
+
+
+async def test_a_cancelled_leader_hands_over_to_a_follower(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb)
+    gb.faults.gate = anyio.Event()
+    got: list[str] = []
+    leader_scope = anyio.CancelScope()
+
+    async def leader() -> None:
+        with leader_scope:
+            await v.verify("u1", token)
+
+    async def follower() -> None:
+        got.append((await v.verify("u1", token)).member.user_id)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leader)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(follower)
+        await anyio.wait_all_tasks_blocked()
+        assert v.requests == 1
+        leader_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        gb.faults.gate.set()
+    assert leader_scope.cancelled_caught
+    assert got == ["u1"]
+    assert v.requests == 2  # the follower asked again itself
+    assert v.cached_nowait("u1", token) is not None
+
+
+async def test_eviction_bounds_the_cache(gb: Env) -> None:
+    v = verifier(gb, max_entries=10)
+    for i in range(25):
+        gb.sim.add_member(f"u{i}")
+        await v.verify(f"u{i}", gb.sim.issue_token(f"u{i}"))
+    assert len(v._positive) <= 10
+    assert sum(len(t) for t in v._by_user.values()) == len(v._positive)
+
+
+async def test_repr_shows_no_token(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb)
+    await v.verify("u1", token)
+    assert token not in repr(v)
+    assert "cached=1" in repr(v)

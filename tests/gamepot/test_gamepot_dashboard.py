@@ -1,0 +1,208 @@
+"""The /dashboard page: access rules, and the chart's data points against the history — in real headless
+Chromium when the ``chromium`` binary is there, and by parsing the server's HTML otherwise."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import anyio
+import httpx
+import lxml.html
+import pytest
+from gamepot_support import NOW, TODAY, Recorded, fill, known_samples, make_hooks, serving
+
+from gs_hooks import MemoryCcuHistory, Secret
+from gs_hooks.gamepot import DeliveryHealth, ServerHealth
+
+pytestmark = pytest.mark.anyio
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DEFAULT_DAYS = (TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=7))
+
+
+class HealthyHistory(MemoryCcuHistory):
+    """An in-memory history that also reports delivery health (plain data, like the reporter's spool would)."""
+
+    def __init__(self, health: DeliveryHealth) -> None:
+        super().__init__()
+        self.health = health
+
+    async def delivery_health(self, server_ids: Iterable[str]) -> DeliveryHealth:
+        return self.health
+
+
+def expected_points(rec: Recorded, day: date) -> dict[int, int]:
+    """minute of each slot that has a sample → users summed over server ids (the chart's data points)."""
+    out: dict[int, int] = {}
+    for (d, hhmm), servers in rec.items():
+        if d == day:
+            hh, mm = hhmm.split(":")
+            out[int(hh) * 60 + int(mm)] = sum(servers.values())
+    return out
+
+
+def chart_points(page: str) -> dict[tuple[str, str], dict[int, int]]:
+    """(series, date) → {minute: value}, read from the SVG circles of a page's HTML."""
+    doc = lxml.html.fromstring(page)
+    svg = doc.xpath('//svg[@id="ccu-chart"]')
+    assert len(svg) == 1
+    out: dict[tuple[str, str], dict[int, int]] = {}
+    for c in svg[0].xpath('.//circle[contains(concat(" ", @class, " "), " pt ")]'):
+        key = (c.get("data-series"), c.get("data-date"))
+        minute = int(c.get("data-minute"))
+        assert c.get("data-time") == f"{minute // 60:02d}:{minute % 60:02d}"
+        assert minute not in out.setdefault(key, {}), "one point per slot"
+        out[key][minute] = int(c.get("data-value"))
+    return out
+
+
+def check_chart(page: str, rec: Recorded, days: Sequence[date]) -> None:
+    points = chart_points(page)
+    assert set(points) <= {(n, d.isoformat()) for n, d in zip(("one", "two", "three"), days, strict=True)}
+    for name, day in zip(("one", "two", "three"), days, strict=True):
+        want = expected_points(rec, day)
+        assert points.get((name, day.isoformat()), {}) == want, f"{name} {day}"
+
+
+def history_with(rec: Recorded) -> MemoryCcuHistory:
+    history = MemoryCcuHistory()
+    fill(history, rec)
+    return history
+
+
+async def test_dashboard_is_off_by_default() -> None:
+    hooks = make_hooks()
+    assert hooks.dashboard is None
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/dashboard")).status_code == 404
+
+
+async def test_chart_points_match_the_history_in_the_html() -> None:
+    rec = known_samples()
+    hooks = make_hooks(dashboard=True)
+    hooks.gamepot_history = history_with(rec)
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/dashboard")
+        chosen = await client.get("/dashboard", params={"one": "2026-11-20", "three": "2026-11-21"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src 'unsafe-inline'" in r.headers["content-security-policy"]
+    check_chart(r.text, rec, DEFAULT_DAYS)
+    assert len(expected_points(rec, TODAY)) > 300  # the comparison is not vacuous
+    check_chart(chosen.text, rec, (date(2026, 11, 20), TODAY - timedelta(days=1), date(2026, 11, 21)))
+    doc = lxml.html.fromstring(chosen.text)
+    assert doc.xpath('//input[@name="one"]/@value') == ["2026-11-20"]
+    assert "http://" not in r.text.replace("http://www.w3.org/2000/svg", "")  # no CDN, no external asset
+
+
+async def test_bad_dashboard_date_is_a_clear_400_page() -> None:
+    hooks = make_hooks(dashboard=True)
+    hooks.gamepot_history = MemoryCcuHistory()
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/dashboard", params={"two": "2026-13-01"})
+    assert r.status_code == 400
+    doc = lxml.html.fromstring(r.text)
+    assert "two='2026-13-01' is not a date: use YYYY-MM-DD" in doc.get_element_by_id("error").text_content()
+    assert doc.get_element_by_id("ccu-chart") is not None
+
+
+async def test_dashboard_key_and_allowlist() -> None:
+    key = "dash-secret-123"
+    hooks = make_hooks(dashboard=True, listener={"dashboard_key": Secret(key)})
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/dashboard")).status_code == 401
+        assert (await client.get("/dashboard", params={"key": "wrong"})).status_code == 401
+        by_header = await client.get("/dashboard", headers={"x-gs-hooks-key": key})
+        by_query = await client.get("/dashboard", params={"key": key, "one": "2026-11-01"})
+    assert by_header.status_code == 200 and key not in by_header.text
+    assert by_query.status_code == 200
+    # the date form carries the key given in the query along, so "Show" keeps working
+    assert lxml.html.fromstring(by_query.text).xpath('//form//input[@name="key"]/@value') == [key]
+    assert key not in repr(hooks.dashboard)
+
+    fenced = make_hooks(dashboard=True, listener={"dashboard_allow": ("192.0.2.0/24",)})
+    async with serving(fenced) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/dashboard")).status_code == 403
+
+
+async def test_live_counts_and_delivery_health_are_shown() -> None:
+    hooks = make_hooks(dashboard=True)
+    health = DeliveryHealth(
+        backlog_depth=3,
+        servers=(
+            ServerHealth(server_id="1", last_result=100, last_success_at=NOW.timestamp() - 120),
+            ServerHealth(server_id="2", last_result=201, last_success_at=None),
+        ),
+    )
+    hooks.gamepot_history = HealthyHistory(health)
+    for i in range(4):
+        hooks.bind_player(hooks.registry.open_nowait(server_id="1"), f"p{i}")
+    hooks.registry.open_nowait(server_id="2")
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        page = (await client.get("/dashboard")).text
+    doc = lxml.html.fromstring(page)
+    assert doc.get_element_by_id("live-total").text_content() == "4"
+    assert doc.get_element_by_id("backlog").text_content() == "3"
+    assert doc.get_element_by_id("delivery-state").text_content() == "1 failing"
+    row1 = doc.xpath('//section[@id="servers"]//tr[@data-server="1"]')[0].text_content()
+    row2 = doc.xpath('//section[@id="servers"]//tr[@data-server="2"]')[0].text_content()
+    assert "100 saved" in row1 and "2026-11-22 14:35:10" in row1 and "2 min ago" in row1
+    assert "201 bad game key" in row2 and "never" in row2
+    assert "4" in row1 and "1" in row2
+    # no ban book and no maintenance watcher configured: said plainly
+    assert "n/a" in doc.get_element_by_id("bans").text_content()
+    assert "n/a" in doc.get_element_by_id("maintenance").text_content()
+
+
+async def _chromium(*args: str) -> str:
+    assert CHROMIUM is not None
+    result = await anyio.run_process(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            *args,
+        ],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return result.stdout.decode("utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` binary on PATH (Debian: apt-get install chromium)")
+async def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
+    rec = known_samples()
+    hooks = make_hooks(dashboard=True)
+    hooks.gamepot_history = history_with(rec)
+    for i in range(7):
+        hooks.bind_player(hooks.registry.open_nowait(server_id="1"), f"p{i}")
+    shot = tmp_path / "dashboard.png"
+    async with serving(hooks) as url:
+        dom = await _chromium(f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", url + "/dashboard")
+        await _chromium(
+            f"--user-data-dir={tmp_path / 'profile-shot'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,900",
+            url + "/dashboard",
+        )
+    # the DOM as the browser built it: every data point of the three default days matches the history
+    check_chart(dom, rec, DEFAULT_DAYS)
+    doc = lxml.html.fromstring(dom)
+    legend = [el.text_content() for el in doc.xpath('//form[@class="dates"]//div[@class="item"]//b')]
+    assert legend == ["today · Sun", "yesterday · Sat", "a week ago · Sun"]
+    assert doc.get_element_by_id("live-total").text_content() == "7"
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    # width, height from the IHDR chunk
+    assert int.from_bytes(data[16:20], "big") == 1280 and int.from_bytes(data[20:24], "big") == 900

@@ -1,0 +1,145 @@
+"""The GamePot-compatible CCU inquiry on the listener, over real HTTP with plain httpx."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from gamepot_support import API_KEY, PROJECT, TODAY, expected_answer, fill, known_samples, make_hooks, serving
+
+from gs_hooks import MemoryCcuHistory
+
+pytestmark = pytest.mark.anyio
+
+PATH = f"/v1/api/project/{PROJECT}/user/statistics/ccu"
+
+
+async def test_three_dates_equal_the_documents_rules_row_by_row() -> None:
+    rec = known_samples()
+    hooks = make_hooks()
+    history = MemoryCcuHistory()
+    fill(history, rec)
+    hooks.gamepot_history = history
+    one, two, three = TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=2)
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(
+            PATH,
+            params={"oneDate": one.isoformat(), "twoDate": two.isoformat(), "threeDate": three.isoformat()},
+            headers={"x-api-key": API_KEY, "accept-language": "ko"},
+        )
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    got = r.json()
+    want = expected_answer(rec, one, two, three)
+    assert list(got) == ["status", "result"]
+    assert list(got["result"]) == ["totalCount", "edges"]
+    assert got["status"] == 1 and got["result"]["totalCount"] == 1440
+    assert len(got["result"]["edges"]) == 1440
+    for m, (g, w) in enumerate(zip(got["result"]["edges"], want["result"]["edges"], strict=True)):
+        assert list(g["node"]) == ["createdAt", "one", "two", "three"], m
+        assert g == w, f"row {m} ({w['node']['createdAt']})"
+    edges = got["result"]["edges"]
+    # spot checks of the rule itself, so a shared misunderstanding would show here too
+    assert edges[0]["node"]["createdAt"] == "00:00" and edges[-1]["node"]["createdAt"] == "23:59"
+    assert edges[1]["node"]["one"] == edges[0]["node"]["one"] is not None  # 00:01 shows the 00:00 slot
+    assert edges[3 * 60 + 10]["node"]["one"] is None  # 03:10: the process was down
+    assert edges[14 * 60 + 37]["node"]["one"] is not None  # now's slot (14:36) has its sample
+    assert edges[14 * 60 + 38]["node"]["one"] is None  # the future
+    assert edges[1439]["node"]["three"] is not None  # 23:59 shows 23:58 of the day before yesterday
+    assert edges[1439]["node"]["one"] is None  # tomorrow's 00:00 sample is not today's 23:58
+    # the value is the sum over server ids at the slot
+    s = rec[(one, "12:00")]
+    assert edges[12 * 60]["node"]["one"] == s["1"] + s["2"]
+
+
+async def test_missing_dates_default_to_today_and_the_two_days_before() -> None:
+    rec = known_samples()
+    hooks = make_hooks()
+    history = MemoryCcuHistory()
+    fill(history, rec)
+    hooks.gamepot_history = history
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r_none = await client.get(PATH, headers={"x-api-key": API_KEY})
+        r_empty = await client.get(PATH + "?oneDate=&twoDate=&threeDate=", headers={"x-api-key": API_KEY})
+        r_one = await client.get(
+            PATH, params={"oneDate": (TODAY - timedelta(days=1)).isoformat()}, headers={"x-api-key": API_KEY}
+        )
+    want = expected_answer(rec, TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=2))
+    assert r_none.status_code == 200 and r_none.json() == want
+    assert r_empty.json() == want
+    want_one = expected_answer(rec, TODAY - timedelta(days=1), TODAY - timedelta(days=1), TODAY - timedelta(days=2))
+    assert r_one.json() == want_one
+
+
+async def test_a_day_without_samples_is_all_null() -> None:
+    hooks = make_hooks()
+    hooks.gamepot_history = MemoryCcuHistory()
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(PATH, params={"oneDate": "2020-03-01"}, headers={"x-api-key": API_KEY})
+    edges = r.json()["result"]["edges"]
+    assert len(edges) == 1440
+    assert all(e["node"]["one"] is None for e in edges)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "query", "status"),
+    [
+        (PATH, {}, {}, -1),
+        (PATH, {"x-api-key": ""}, {}, -1),
+        (PATH, {"x-api-key": API_KEY + "x"}, {}, -2),
+        (PATH, {"x-api-key": "short"}, {}, -2),
+        (PATH.replace(PROJECT, "other-project"), {"x-api-key": API_KEY}, {}, -6),
+        (PATH, {"x-api-key": API_KEY}, {"threeDate": "2020-5-09"}, -11),
+        (PATH, {"x-api-key": API_KEY}, {"twoDate": "2020/04/01"}, -12),
+        (PATH, {"x-api-key": API_KEY}, {"oneDate": "2020-02-30"}, -13),
+        (PATH, {"x-api-key": API_KEY}, {"oneDate": "20200301"}, -13),
+        (PATH, {"x-api-key": API_KEY}, {"oneDate": "２０２０-03-01"}, -13),
+        # precedence: key, then project, then threeDate, twoDate, oneDate
+        (PATH.replace(PROJECT, "other-project"), {"x-api-key": "nope"}, {"oneDate": "x"}, -2),
+        (PATH.replace(PROJECT, "other-project"), {"x-api-key": API_KEY}, {"oneDate": "x"}, -6),
+        (PATH, {"x-api-key": API_KEY}, {"oneDate": "x", "twoDate": "y", "threeDate": "z"}, -11),
+        (PATH, {"x-api-key": API_KEY}, {"oneDate": "x", "twoDate": "y"}, -12),
+    ],
+)
+async def test_each_error_code_is_reachable(
+    path: str, headers: dict[str, str], query: dict[str, str], status: int
+) -> None:
+    hooks = make_hooks()
+    hooks.gamepot_history = MemoryCcuHistory()
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(path, params=query, headers=headers)
+    assert r.status_code == 200  # as GamePot's document (and the sandbox): the outcome is the body's status
+    body = r.json()
+    assert list(body) == ["status", "message"]
+    assert body["status"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    assert API_KEY not in r.text
+    if status == -6:
+        assert body["message"] == "projectId was wrong."
+
+
+async def test_inquiry_is_off_without_a_project_id_and_obeys_the_admin_allowlist() -> None:
+    from gs_hooks import Config, FakeClock, setup
+
+    off = setup(Config(state_path=":memory:"), clock=FakeClock())
+    assert off.gamepot_inquiry is None
+    assert all("statistics/ccu" not in r.pattern for r in off.router.routes())
+    await off.aclose()
+
+    fenced = make_hooks(listener={"admin_allow": ("10.0.0.0/8",)})
+    async with serving(fenced) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(PATH, headers={"x-api-key": API_KEY})
+    assert r.status_code == 403
+
+    open_ = make_hooks(listener={"admin_allow": ("127.0.0.0/8",)})
+    async with serving(open_) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(PATH, headers={"x-api-key": API_KEY})
+    assert r.status_code == 200
+
+
+async def test_the_key_is_not_in_any_repr() -> None:
+    hooks = make_hooks()
+    assert API_KEY not in repr(hooks.gamepot_inquiry)
+    assert API_KEY not in repr(hooks.config)
+    await hooks.aclose()

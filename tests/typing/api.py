@@ -1,0 +1,85 @@
+"""Exercises the public API under ``mypy --strict`` (run by scripts/check); never executed by pytest."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import anyio.abc
+
+import gs_hooks
+from gs_hooks import KickRequest, Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware
+from gs_hooks.sessions import current_session, track_anyio, track_asyncio_streams, track_websockets
+
+
+async def kick_player(request: KickRequest) -> None:
+    session: Session = request.session
+    reason: str = request.reason
+    message: str = request.message
+    print(session.id, session.player_id, reason, message, request.details)
+
+
+def kick_player_sync(request: KickRequest) -> None:
+    print(request.session.server_id)
+
+
+async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    session = current_session()
+    if session is not None:
+        session.set_attr("level", 3)
+        level: Any = session.get_attr("level")
+        print(level, session.remote, session.channel, session.connected_at, session.logged_in_at)
+    writer.close()
+
+
+async def handle_stream(stream: anyio.abc.SocketStream) -> None:
+    await stream.aclose()
+
+
+async def handle_ws(websocket: Any) -> None:
+    await websocket.close()
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+async def main() -> None:
+    hooks: gs_hooks.Hooks = gs_hooks.setup(gs_hooks.Config.from_env(), on_kick=kick_player)
+    gs_hooks.setup(gs_hooks.Config(), on_kick=kick_player_sync)
+    async with hooks:
+        server = await asyncio.start_server(hooks.track_streams(handle_client), "127.0.0.1", 0)
+        server.close()
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        handler = hooks.track_anyio(handle_stream, server_id="1", channel="lobby")
+        del listener, handler
+        hooks.track_websockets(handle_ws)
+        middleware: TrackWebSocketsMiddleware = hooks.asgi_middleware(asgi_app, server_id="2")
+        TrackWebSocketsMiddleware(asgi_app, registry=hooks.registry, channel="c")
+        del middleware
+
+        registry: SessionRegistry = hooks.registry
+        session = registry.open_nowait(server_id="1", channel="", remote=("127.0.0.1", 1), closer=lambda: None)
+        older: list[Session] = hooks.bind_player(session, "player-1")
+        older = registry.bind_player_nowait(session, "player-1")
+        n: int = await hooks.kick(session, "ban", message="bye", details=None)
+        n = await hooks.kick("player-1")
+        closed: bool = registry.close_nowait(session)
+        counts: tuple[int, int] = (registry.count_players("1"), registry.count_connections("1"))
+        found: Session | None = registry.get(session.id)
+        mine: tuple[Session, ...] = registry.sessions_of("player-1") + registry.sessions_on("1")
+        remove = registry.add_observer(lambda event: print(event.kind, event.session.id))
+        remove()
+
+        def observer(event: SessionEvent) -> None:
+            print(event.kind)
+
+        registry.add_observer(observer)
+        print(older, n, closed, counts, found, mine, len(registry), list(registry), session in registry)
+
+    await hooks.start()
+    await hooks.aclose()
+    track_asyncio_streams(SessionRegistry(), handle_client)
+    track_anyio(SessionRegistry(duplicate_login="refuse_newer"), handle_stream)
+    track_websockets(SessionRegistry(default_server_id="7"), handle_ws)
