@@ -63,7 +63,13 @@ def make_app() -> App:
     app.router.add("POST", "/small", echo, max_body=10)
     app.router.add("POST", "/internal", echo, allow=["10.0.0.0/8"])
     app.router.add("GET", "/boom/{what}", boom)
+
+    async def split(request: Request) -> Response:
+        app.calls.append(request)
+        return Response(200, b"x", [("x-user", request.query.get("v", ""))])
+
     app.router.add("GET", "/slow", slow)
+    app.router.add("GET", "/split", split)
     return app
 
 
@@ -412,6 +418,17 @@ async def test_handler_error_is_a_json_500(server: HttpServer, app: App) -> None
     replies, _ = await exchange(server, b"GET /boom/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert replies[0].status == 500
     assert replies[0].json() == {"error": {"status": 500, "message": "internal error"}}
+
+
+async def test_response_splitting_by_a_handler_is_refused(server: HttpServer, app: App) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(b"GET /split?v=a%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await stream.send(b"GET /split?v=fine HTTP/1.1\r\nHost: t\r\n\r\n")
+        bad, good = await read_replies(stream, 2)
+    assert bad.status == 500
+    assert "set-cookie" not in bad.headers
+    assert good.status == 200
+    assert good.headers["x-user"] == "fine"
 
 
 # -- deadlines, idle, cap -----------------------------------------------------------------------------------------
