@@ -380,8 +380,8 @@ def run(
     Returns:
         ``{"req_per_s": {server: median}, "samples": {server: [...]}, "ratios": {...}, "setup": {...}}``.
     """
-    rounds = rounds or (1 if smoke else 9)
-    requests = requests or (200 if smoke else 4_000)
+    rounds = rounds or (1 if smoke else 15)
+    requests = requests or (200 if smoke else 2_000)
     if smoke:
         connections = min(connections, 4)
     body = payload(100)
@@ -427,6 +427,7 @@ def run(
             "body_bytes": len(body),
             "server_cpu": server_cpu,
             "python": sys.version.split()[0],
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
     }
 
@@ -445,7 +446,7 @@ def _print(result: dict[str, Any]) -> None:
     print(
         f"listener bench: {setup['requests']} POSTs of {setup['body_bytes']} B x {setup['rounds']} rounds, "
         f"{setup['connections']} keep-alive connections, server on cpu {setup['server_cpu']}, "
-        f"Python {setup['python']}"
+        f"Python {setup['python']}, load average at the end {setup['load_average']}"
     )
     for kind, rate in result["req_per_s"].items():
         spread = ", ".join(f"{s:.0f}" for s in result["samples"][kind])
