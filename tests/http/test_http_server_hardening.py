@@ -489,28 +489,30 @@ async def test_slow_handler_gets_500_and_close(server: HttpServer, app: App) -> 
     assert closed
 
 
-async def test_connection_cap_answers_503_and_frees_up(server: HttpServer, app: App) -> None:
-    held = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(LIMITS.max_connections)]
-    try:
-        # The held connections are accepted (they are idle, not yet timed out).
+async def test_connection_cap_answers_503_and_frees_up(app: App) -> None:
+    # Long deadlines here: the held idle connections must not time out while the test runs on a busy machine.
+    limits = HttpLimits(max_connections=3, request_deadline_s=30, keepalive_s=30)
+    async with serve_http(app.router, limits=limits) as server:
+        held = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(limits.max_connections)]
+        try:
+            with anyio.fail_after(5):
+                while server.active_connections < limits.max_connections:
+                    await anyio.sleep(0.01)
+            replies, closed = await exchange(server, post("/echo", b"x"))
+            assert [r.status for r in replies] == [503]
+            assert replies[0].headers["retry-after"] == "1"
+            assert replies[0].json() == {"error": {"status": 503, "message": "too many connections; retry later"}}
+            assert closed
+            assert app.calls == []
+            assert server.rejected_connections == 1
+        finally:
+            for stream in held:
+                await stream.aclose()
         with anyio.fail_after(5):
-            while server.active_connections < LIMITS.max_connections:
+            while server.active_connections:
                 await anyio.sleep(0.01)
-        replies, closed = await exchange(server, post("/echo", b"x"))
-        assert [r.status for r in replies] == [503]
-        assert replies[0].headers["retry-after"] == "1"
-        assert replies[0].json() == {"error": {"status": 503, "message": "too many connections; retry later"}}
-        assert closed
-        assert app.calls == []
-        assert server.rejected_connections == 1
-    finally:
-        for stream in held:
-            await stream.aclose()
-    with anyio.fail_after(5):
-        while server.active_connections:
-            await anyio.sleep(0.01)
-    replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
-    assert [r.status for r in replies] == [200]
+        replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
+        assert [r.status for r in replies] == [200]
 
 
 # -- logs -------------------------------------------------------------------------------------------------------
