@@ -77,9 +77,9 @@ LIMITS = HttpLimits(
     max_header_bytes=2048,
     max_body_bytes=1024,
     request_deadline_s=0.5,
-    keepalive_s=0.5,
+    keepalive_s=1.5,  # margin for a busy machine between the requests of one connection
     max_connections=3,
-    handler_timeout_s=0.5,
+    handler_timeout_s=1.0,
 )
 
 
