@@ -419,6 +419,7 @@ def run(
         "samples": samples,
         "ratios": paired,
         "ratios_of_medians": _ratios(medians),
+        "ratios_of_best": _ratios({kind: max(v) for kind, v in samples.items()}),
         "cpu_ratios": _ratios(cpu_medians),
         "setup": {
             "rounds": rounds,
@@ -453,13 +454,14 @@ def _print(result: dict[str, Any]) -> None:
         per_cpu = result["req_per_cpu_s"][kind]
         print(f"  {kind:10s} {rate:7.0f} req/s   {per_cpu:7.0f} req per server CPU-s   (rounds: {spread})")
     bars = {"ours/starlette": 1.1, "ours/asgi": 0.9}
-    print("  ratio            paired  of-medians  server-CPU   (paired = median over rounds of the round's ratio)")
+    print("  ratio            paired  of-medians  of-best  server-CPU   (paired: median of the per-round ratios)")
     for name, value in result["ratios"].items():
         bar = bars.get(name)
         of_medians = result["ratios_of_medians"].get(name, 0.0)
+        of_best = result["ratios_of_best"].get(name, 0.0)
         cpu_value = result["cpu_ratios"].get(name, 0.0)
         verdict = "" if bar is None else (f"   bar >= {bar}: " + ("met" if value >= bar else "NOT met"))
-        print(f"  {name:16s} {value:5.2f}x     {of_medians:5.2f}x      {cpu_value:5.2f}x{verdict}")
+        print(f"  {name:16s} {value:5.2f}x     {of_medians:5.2f}x    {of_best:5.2f}x    {cpu_value:5.2f}x{verdict}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
