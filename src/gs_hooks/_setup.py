@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,9 +29,9 @@ from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
-from .http._asgi import as_asgi
+from .http._asgi import ASGIApp, as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
-from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
+from .sessions._middleware import TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
@@ -564,6 +564,7 @@ def _wire_components(hooks: Hooks) -> None:
         from .gamebase._wire import wire_gamebase
 
         wire_gamebase(hooks)
+        _wire_ban_poller(hooks, config)
     # gamepot (last: reads the CCU reporter lazily)
     from .gamepot._wire import wire_gamepot
 
@@ -602,6 +603,27 @@ def _wire_ccu(hooks: Hooks) -> None:
     hooks.add_component(hooks.ccu)
 
 
+def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
+    """The Gamebase ban/release history poller (after the Gamebase client exists), when its period is > 0."""
+    g = config.gamebase
+    if hooks.gamebase is None or g.ban_poll_s <= 0:
+        return
+    from .gamebase._ban_poller import BanPoller
+
+    hooks.add_component(
+        BanPoller(
+            hooks.gamebase,
+            hooks.bans,
+            store=lambda: hooks.store,
+            clock=hooks.clock,
+            poll_s=g.ban_poll_s,
+            overlap_s=g.ban_overlap_s,
+            page_size=g.ban_page_size,
+            player_key_format=config.hive.player_key_format,
+        )
+    )
+
+
 def _wire_bans(hooks: Hooks, config: Config) -> None:
     """The ban book (always), its timer, and the Hive routes that are configured."""
     from pathlib import Path
@@ -629,12 +651,17 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         clock=hooks.clock,
         webstore_profile=hooks.callbacks.get("webstore_profile"),
     )
-    # Read the store at start when there is one already or a ban source is configured (no file is created
-    # for a process that never bans anyone).
-    load_at_start = (
-        config.state_path == ":memory:"
-        or Path(config.state_path).expanduser().exists()
-        or config.hive.auth_key is not None
-        or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0)
-    )
-    hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start))
+
+    def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        tg = hooks._tg
+        if tg is None or not hooks.running:
+            return False
+        tg.start_soon(fn)
+        return True
+
+    hooks.bans.spawn = spawn
+    # The timer (bans that start later, dropping ended ones) runs when a platform ban source is configured; it
+    # reads the store at start when there is one already (no file is created for a process that bans nobody).
+    if config.hive.auth_key is not None or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0):
+        load_at_start = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
+        hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start or config.hive.auth_key is not None))

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
-from gs_hooks import FakeClock
+from gs_hooks import Config, FakeClock, GamebaseConfig, Hooks, KickRequest, Secret, SessionsConfig, setup
 from gs_hooks.gamebase import GamebaseClient
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.http._server import HttpServer
@@ -86,3 +87,62 @@ async def serve_gamebase(
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     async with serve_http(router, port=0) as server, httpx.AsyncClient(limits=limits) as http:
         yield Env(sim, clock, server, http, faults)
+
+
+def gamebase_config(env: Env, **settings: Any) -> Config:
+    """A Config with Gamebase pointed at the served sim (no retries: a fake clock would hold their backoff)."""
+    options: dict[str, Any] = {
+        "url": env.url,
+        "app_id": APP,
+        "secret_key": Secret(KEY),
+        "retries": 0,
+        "maintenance_poll_s": 30.0,
+    }
+    sessions = settings.pop("duplicate_login", None)
+    options.update(settings)
+    config = Config(state_path=":memory:", gamebase=GamebaseConfig(**options))
+    if sessions is not None:
+        config = msgspec.structs.replace(config, sessions=SessionsConfig(duplicate_login=sessions))
+    return config
+
+
+@dataclass
+class Recorder:
+    """Collects what the callbacks receive."""
+
+    kicks: list[KickRequest] = field(default_factory=list)
+    changes: list[Any] = field(default_factory=list)
+    notices: list[Any] = field(default_factory=list)
+
+    def on_kick(self, request: KickRequest) -> None:
+        self.kicks.append(request)
+
+    def on_maintenance(self, change: Any) -> None:
+        self.changes.append(change)
+
+    def on_notice(self, request: Any) -> None:
+        self.notices.append(request)
+
+
+def make_hooks(env: Env, recorder: Recorder, **settings: Any) -> Hooks:
+    return setup(
+        gamebase_config(env, **settings),
+        clock=env.clock,
+        on_kick=recorder.on_kick,
+        on_maintenance=recorder.on_maintenance,
+        on_notice=recorder.on_notice,
+    )
+
+
+async def run_until(clock: FakeClock, watcher: Any, target: float) -> None:
+    """Move the fake clock to ``target`` one wake-up at a time, letting the watcher finish each turn (its polls
+    are real HTTP round trips) before time moves on."""
+    while True:
+        await watcher.wait_idle()
+        deadline = clock.next_deadline()
+        if deadline is None or deadline > target:
+            break
+        await clock.advance_to(deadline)
+    if target > clock.time():
+        await clock.advance_to(target)
+    await watcher.wait_idle()

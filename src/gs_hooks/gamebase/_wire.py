@@ -102,6 +102,8 @@ async def login(hooks: Hooks, session: Session, user_id: str, access_token: str 
             raise BannedError(
                 f"player {user_id!r} is banned {until}", ends_at=ends_at, source=str(getattr(ban, "source", ""))
             )
+    if session not in hooks.registry:
+        raise LoginRefusedError(f"cannot log in player {user_id!r}: the session is closed (the client went away)")
     try:
         older = hooks.bind_player(session, user_id)
     except ValueError as exc:

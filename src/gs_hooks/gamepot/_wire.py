@@ -76,12 +76,8 @@ def wire_gamepot(hooks: Hooks) -> None:
             period_s=config.ccu.period_s,
             server_ids=config.ccu.server_ids if config.ccu.url is not None else (),
             key=li.dashboard_key,
-            bans=lambda: getattr(hooks, "bans", None),
-            maintenance=lambda: _maintenance_of(hooks),
+            bans=lambda: hooks.bans,
+            maintenance=lambda: hooks.maintenance,
         )
         dashboard.install(hooks.router, allow=li.dashboard_allow)
         hooks.dashboard = dashboard
-
-
-def _maintenance_of(hooks: Any) -> Any:
-    return getattr(hooks, "maintenance", None)
