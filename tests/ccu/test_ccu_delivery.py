@@ -318,3 +318,19 @@ async def test_setup_wires_the_reporter_web_mode_and_the_problem_callback(tmp_pa
         await step(clock, hooks.ccu, 0)
         assert sorted((s.server, s.date, s.user) for s in sb.ccu.samples) == [("1", D1, 2), ("2", D1, 1)]
     assert hooks.ccu.spool.store._closed
+
+
+async def test_a_refusal_during_an_outage_ends_probe_mode(tmp_path: Path, env: tuple) -> None:
+    clock, sb, _ = env
+    reporter = reporter_for(tmp_path, env, server_ids=("1",), backoff_base_s=2.0)
+    sb.faults.add("ccu", "drop", count=3)
+    sb.faults.add("ccu", "result", code=204, count=1)  # the collector is back, and refuses the probe
+    async with running(reporter):
+        await step(clock, reporter, 90 + 100)  # 13:03:40: the 13:02 sample failed three times, then was refused
+        rows = reporter.spool.rows_sync()
+        assert [(r.date, r.state, r.attempts) for r in rows] == [(D1, SampleState.REFUSED, 4)]
+        # a refusal is a proper answer: the collector is up, so no more probing with backoff
+        assert not reporter._failing
+        await step(clock, reporter, 20)
+        row = reporter.spool.get_sync("1", round(datetime(2026, 3, 1, 13, 4, tzinfo=KST).timestamp()))
+        assert row is not None and (row.state, row.attempts) == (SampleState.DELIVERED, 1)

@@ -355,15 +355,18 @@ class CcuReporter:
         assert wake is not None
         if wake.is_set():
             return
-        self._dispatcher_waiting = True
-        self._notify()
         try:
             if deadline is None:
+                self._dispatcher_waiting = True
+                self._notify()
                 await wake.wait()
                 return
             async with anyio.create_task_group() as tg:
 
                 async def timer() -> None:
+                    # Idle only once the timer is armed (a FakeClock then knows our deadline).
+                    self._dispatcher_waiting = True
+                    self._notify()
                     await self.clock.sleep_until(deadline)
                     tg.cancel_scope.cancel()
 
@@ -426,11 +429,7 @@ class CcuReporter:
             assert code is not None
             await anyio.to_thread.run_sync(lambda: self.spool.record_sync(row.key, "delivered", code=code, now=now))
             self.metrics.delivered(code)
-            self._fail_streak = 0
-            if self._failing:
-                self._failing = False
-                n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
-                log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
+            await self._healthy(now)
             return None
         self.metrics.failed(label)
         if outcome is CcuOutcome.RETRY:
@@ -455,6 +454,7 @@ class CcuReporter:
         await anyio.to_thread.run_sync(
             lambda: self.spool.record_sync(row.key, "refused", code=code, error=error, now=now)
         )
+        await self._healthy(now)  # a refusal is still a proper answer: the collector is up
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(
@@ -466,6 +466,13 @@ class CcuReporter:
             outcome=outcome.value,
             message=message,
         )
+
+    async def _healthy(self, now: float) -> None:
+        self._fail_streak = 0
+        if self._failing:
+            self._failing = False
+            n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
+            log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
 
     # -- mirror ------------------------------------------------------------------------------------------------
 
