@@ -285,12 +285,17 @@ class CcuReporter:
         self.samples_taken += len(added)
         # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
         # instead of waiting for the dispatcher's next look at the spool.
+        fast = 0
         if not backlog and not self._failing and not self._closing and self._send_tg is not None:
             for row in added:
                 if row.key not in self._inflight and len(self._inflight) < self.config.max_inflight:
                     self._inflight[row.key] = row
                     self._send_tg.start_soon(self._send, row)
-        self._kick()
+                    fast += 1
+        if fast == len(added):
+            self._notify()  # all on their way: the dispatcher has nothing to do (a finishing send wakes it)
+        else:
+            self._kick()
         for sample, _ in samples:
             self.metrics.sampled(sample.server, sample.user)
         if self.config.mirror_url is not None and self._tg is not None:
