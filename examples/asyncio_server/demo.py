@@ -40,12 +40,16 @@ class Story:
         self.seen: dict[str, str] = {}
         self.started = time.monotonic()
         self.tty = sys.stdout.isatty()
+        self._last_status = ""
 
     def ok(self, step: str, detail: str) -> None:
         self.seen[step] = detail
         self._line(f"[{time.monotonic() - self.started:5.1f}s] ✔ {step}: {detail}", final=True)
 
     def status(self, text: str) -> None:
+        if not self.tty and text == self._last_status:
+            return  # a log file gets each status once; a terminal gets a live line
+        self._last_status = text
         self._line(f"[{time.monotonic() - self.started:5.1f}s] … {text}", final=not self.tty)
 
     def _line(self, text: str, *, final: bool) -> None:
@@ -125,8 +129,7 @@ async def _story(
             break
         if time.monotonic() > deadline:
             raise TimeoutError("no CCU sample reached the sandbox collector")
-        wait = hooks.clock.now()
-        story.status(f"waiting for the next {period}s grid instant for CCU (now {wait:%H:%M:%S} KST)")
+        story.status(f"waiting for the next {period}s grid instant for a CCU sample")
         await asyncio.sleep(1)
 
     # 3. Hive suspension batch: ban two players
@@ -145,8 +148,8 @@ async def _story(
     await retry.connect(host, port)
     answer = await retry.login(tokens[retry.user_id])
     await retry.close()
-    assert answer["op"] == "error" and answer["code"] == "banned", answer
-    story.ok("ban refusal", answer["message"])
+    assert answer["op"] == "error" and answer["code"] == "banned" and answer.get("ends_at"), answer
+    story.ok("ban refusal", f"{answer['message']} (ends_at {answer['ends_at']})")
 
     # 4. maintenance window: begin in 8 s, lasting 8 s
     remaining = bots[2:]
@@ -164,7 +167,7 @@ async def _story(
     answer = await late.login(tokens[late.user_id])
     await late.close()
     assert answer["op"] == "error" and answer["code"] == "maintenance", answer
-    story.ok("maintenance refusal", answer["message"])
+    story.ok("maintenance refusal", f"{answer['message']} (ends_at {answer.get('ends_at')})")
     while datetime.now(gs_hooks.KST) < finish + timedelta(seconds=2):
         story.status("maintenance in progress; waiting for its end")
         await asyncio.sleep(0.5)

@@ -16,6 +16,7 @@ from gs_hooks import (
     TokenInvalidError,
 )
 from gs_hooks.gamebase import TokenVerifier
+from gs_hooks.gamebase._verifier import Slots
 
 pytestmark = pytest.mark.anyio
 
@@ -289,3 +290,62 @@ async def test_repr_shows_no_token(gb: Env) -> None:
     await v.verify("u1", token)
     assert token not in repr(v)
     assert "cached=1" in repr(v)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_slots_cap_fifo_and_cancellation() -> None:
+    slots = Slots(1)
+    order: list[int] = []
+    gate = anyio.Event()
+
+    async def user(i: int) -> None:
+        async with slots:
+            order.append(i)
+            await gate.wait()
+
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(user, i)
+            await anyio.wait_all_tasks_blocked()
+        assert (slots.borrowed, slots.waiting) == (1, 4)
+        assert order == [0]
+        # a waiter cancelled while queued leaves the queue
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(anyio.get_cancelled_exc_class()):
+                await slots.acquire()
+        assert slots.waiting == 4
+        gate.set()
+    assert order == [0, 1, 2, 3, 4]  # FIFO
+    assert (slots.borrowed, slots.waiting) == (0, 0)
+    with pytest.raises(ValueError, match=">= 1"):
+        Slots(0)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_slots_hand_over_a_slot_given_to_a_cancelled_waiter() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    got: list[str] = []
+    waiter_scope = anyio.CancelScope()
+
+    async def cancelled_waiter() -> None:
+        with waiter_scope:
+            await slots.acquire()
+            got.append("waiter")  # pragma: no cover - cancelled first
+            slots.release()  # pragma: no cover
+
+    async def next_waiter() -> None:
+        async with slots:
+            got.append("next")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancelled_waiter)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(next_waiter)
+        await anyio.wait_all_tasks_blocked()
+        waiter_scope.cancel()  # the first waiter is being cancelled...
+        slots.release()  # ...when the slot is handed to it: it passes the slot on
+    assert got == ["next"]
+    assert waiter_scope.cancelled_caught
+    assert (slots.borrowed, slots.waiting) == (0, 0)

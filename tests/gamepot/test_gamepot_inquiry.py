@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import lxml.html
 import pytest
 from gamepot_support import (
     API_KEY,
@@ -174,3 +175,29 @@ async def test_the_key_is_not_in_any_repr() -> None:
     assert API_KEY not in repr(hooks.gamepot_inquiry)
     assert API_KEY not in repr(hooks.config)
     await hooks.aclose()
+
+
+async def test_served_by_the_hooks_own_listener_when_configured() -> None:
+    """The production path: ``GS_HOOKS_LISTEN`` set, the listener component serves the inquiry and the dashboard."""
+    from gs_hooks import Config, FakeClock, GamePotConfig, ListenerConfig, Secret, setup
+
+    cfg = Config(
+        state_path=":memory:",
+        gamepot=GamePotConfig(project_id=PROJECT, api_key=Secret(API_KEY)),
+        listener=ListenerConfig(listen="127.0.0.1:0", dashboard=True),
+    )
+    hooks = setup(cfg, clock=FakeClock(NOW))
+    history = MemoryCcuHistory()
+    history.record_nowait(NOW.replace(hour=0, minute=0, second=0), "1", 42)
+    hooks.gamepot_history = history
+    async with hooks:
+        assert hooks.listener is not None
+        async with httpx.AsyncClient(base_url=hooks.listener.url) as client:
+            inquiry = await client.get(PATH, headers={"x-api-key": API_KEY})
+            page = await client.get("/dashboard")
+    edges = inquiry.json()["result"]["edges"]
+    assert edges[0]["node"] == {"createdAt": "00:00", "one": 42, "two": None, "three": None}
+    assert edges[1]["node"]["one"] == 42 and edges[2]["node"]["one"] is None
+    assert page.status_code == 200
+    points = lxml.html.fromstring(page.text).xpath('//circle[@data-series="one"]')
+    assert [(c.get("data-minute"), c.get("data-value")) for c in points] == [("0", "42")]

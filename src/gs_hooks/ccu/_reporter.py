@@ -385,7 +385,8 @@ class CcuReporter:
             self._dispatcher_waiting = False
 
     def _backoff(self, attempts: int) -> float:
-        base = min(self.config.backoff_max_s, self.config.backoff_base_s * float(2 ** max(0, attempts - 1)))
+        # The exponent is clamped: past ~1,024 failures in a row (a day-long outage) 2**n no longer fits a float.
+        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2.0 ** min(max(0, attempts - 1), 1000))
         return base * (0.5 + 0.5 * self._rng.random())
 
     async def _send(self, row: CcuSampleRow) -> None:

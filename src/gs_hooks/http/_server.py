@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
 import time
@@ -330,9 +331,13 @@ class HttpServer:
         """The same server on asyncio's protocol API: no per-read reader toggling, no per-write checkpoint."""
         loop = asyncio.get_running_loop()
         groups: list[anyio.abc.TaskGroup] = []
+        # Protocol callbacks run outside any task, where sniffio (and so anyio) cannot tell the backend under a
+        # plain asyncio.run(); spawn connection tasks from a context that names it.
+        spawn_ctx = contextvars.copy_context()
+        spawn_ctx.run(sniffio.current_async_library_cvar.set, "asyncio")
 
         def factory() -> _AsyncioProtocol:
-            return _AsyncioProtocol(lambda stream: groups[0].start_soon(self._serve_connection, stream))
+            return _AsyncioProtocol(lambda stream: spawn_ctx.run(groups[0].start_soon, self._serve_connection, stream))
 
         server = await loop.create_server(factory, self.host, self.requested_port, backlog=1024, start_serving=False)
         try:
