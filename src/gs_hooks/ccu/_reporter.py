@@ -265,13 +265,18 @@ class CcuReporter:
 
     async def _take(self, slot: int, now: float) -> None:
         date = format_kst(slot)
-        samples = [
-            (
-                CcuSample.create(game=self.config.game, server=sid, date=date, user=self.counter.count(sid, slot)),
-                slot,
-            )
-            for sid in self.config.server_ids
-        ]
+        try:
+            samples = [
+                (
+                    CcuSample.create(game=self.config.game, server=sid, date=date, user=self.counter.count(sid, slot)),
+                    slot,
+                )
+                for sid in self.config.server_ids
+            ]
+        except Exception:  # a broken counter must not stop the reporter: this slot is skipped, loudly
+            log.exception("CCU: counting failed; the slot %s is not sampled", date)
+            self.metrics.failed("count")
+            return
 
         def write() -> tuple[list[CcuSampleRow], bool]:
             return self.spool.add_sync(samples, now), self.spool.has_pending_before_sync(slot)
