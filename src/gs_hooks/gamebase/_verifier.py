@@ -167,7 +167,7 @@ class TokenVerifier:
         client: GamebaseClient,
         *,
         clock: Clock | None = None,
-        concurrency: int = 8,
+        concurrency: int = 4,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 5.0,
         failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed",
