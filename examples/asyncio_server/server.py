@@ -114,8 +114,8 @@ class GameServer:
                 except asyncio.LimitOverrunError:
                     await self._error(writer, "line_too_long", f"lines are limited to {MAX_LINE} bytes")
                     break
-                if session.closed:
-                    break
+                if self.hooks is None or session not in self.hooks.registry:
+                    break  # kicked
                 await self._dispatch(session, writer, line)
         except (ConnectionError, OSError):
             pass
@@ -167,12 +167,12 @@ class GameServer:
         try:
             await self.hooks.login(session, user_id, token)
         except gs_hooks.BannedError as exc:
-            ends = exc.ends_at.isoformat() if exc.ends_at else "never (permanent)"
-            await self._error(writer, "banned", f"{exc.message}; the ban ends: {ends}")
+            ends = exc.ends_at.isoformat() if exc.ends_at else None
+            await self._error(writer, "banned", exc.message, ends_at=ends)
             return
         except gs_hooks.MaintenanceError as exc:
-            ends = f" until {exc.ends_at.isoformat()}" if exc.ends_at else ""
-            await self._error(writer, "maintenance", f"{exc.message}{ends}")
+            ends = exc.ends_at.isoformat() if exc.ends_at else None
+            await self._error(writer, "maintenance", exc.message, ends_at=ends)
             return
         except gs_hooks.LoginRefusedError as exc:
             await self._error(writer, exc.reason, exc.message)
@@ -184,9 +184,14 @@ class GameServer:
         self.players[user_id] = Player(user_id, session.server_id, self.channel, f"hero-{user_id}", level=10)
         await self._send(writer, {"op": "welcome", "player": user_id, "server_id": session.server_id})
 
-    async def _error(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
+    async def _error(
+        self, writer: asyncio.StreamWriter, code: str, message: str, *, ends_at: str | None = None
+    ) -> None:
         self.stats["errors"] += 1
-        await self._send(writer, {"op": "error", "code": code, "message": message})
+        msg: dict[str, Any] = {"op": "error", "code": code, "message": message}
+        if ends_at is not None:
+            msg["ends_at"] = ends_at  # when a ban / a maintenance ends (ISO 8601)
+        await self._send(writer, msg)
 
     async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
         if writer.is_closing():

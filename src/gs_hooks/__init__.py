@@ -46,7 +46,7 @@ from .gamebase import (
     TokenInfo,
     TokenVerifier,
 )
-from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, MemoryCcuHistory
+from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, HistorySample, MemoryCcuHistory
 from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
 from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
 
@@ -83,6 +83,7 @@ __all__ = [
     "GamebaseConfig",
     "GamebaseResult",
     "GsHooksError",
+    "HistorySample",
     "HiveConfig",
     "Hooks",
     "KickRequest",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +29,9 @@ from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .http._app import Router
-from .sessions._middleware import ASGIApp, TrackWebSocketsMiddleware
+from .http._asgi import ASGIApp, as_asgi
+from .http._listener import Listener, add_builtin_routes, limits_from_config
+from .sessions._middleware import TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
@@ -139,6 +141,8 @@ class Hooks:
         self.gamepot_history: Any = None
         self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
         self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
+        # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
+        self.listener: Listener | None = None
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -493,6 +497,23 @@ class Hooks:
             raise ConfigError("GS_HOOKS_GAMEPOT_API_KEY", "a GamePot x-api-key is needed for the client")
         return GamePotClient(pid, key, gp.base_url, http=self.http)
 
+    # -- listener ----------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The ``/healthz`` document: ``status`` (``ok`` while running), live ``sessions``, ``components``,
+        and the listener's counters when it is on."""
+        return {
+            "status": "ok" if self._state == "running" else self._state,
+            "sessions": len(self.registry),
+            "components": [getattr(c, "name", type(c).__name__) for c in self._components],
+            "listener": self.listener.stats() if self.listener is not None else None,
+        }
+
+    def asgi_app(self) -> ASGIApp:
+        """The routes of :attr:`router` as an ASGI app, to mount in a Starlette/FastAPI app served by uvicorn
+        instead of (or beside) the embedded listener. Limits come from ``config.listener``."""
+        return as_asgi(self.router, limits=limits_from_config(self.config.listener))
+
 
 def setup(
     config: Config | None = None,
@@ -543,10 +564,17 @@ def _wire_components(hooks: Hooks) -> None:
         from .gamebase._wire import wire_gamebase
 
         wire_gamebase(hooks)
+        _wire_ban_poller(hooks, config)
     # gamepot (last: reads the CCU reporter lazily)
     from .gamepot._wire import wire_gamepot
 
     wire_gamepot(hooks)
+
+    # -- listener (keep last: it starts after and closes before every other component) --
+    add_builtin_routes(hooks.router, health=hooks.health, admin_allow=hooks.config.listener.admin_allow)
+    if hooks.config.listener.listen is not None:
+        hooks.listener = Listener(hooks.router, hooks.config.listener)
+        hooks.add_component(hooks.listener)
 
 
 def _wire_ccu(hooks: Hooks) -> None:
@@ -573,6 +601,27 @@ def _wire_ccu(hooks: Hooks) -> None:
         owns_store=own,
     )
     hooks.add_component(hooks.ccu)
+
+
+def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
+    """The Gamebase ban/release history poller (after the Gamebase client exists), when its period is > 0."""
+    g = config.gamebase
+    if hooks.gamebase is None or g.ban_poll_s <= 0:
+        return
+    from .gamebase._ban_poller import BanPoller
+
+    hooks.add_component(
+        BanPoller(
+            hooks.gamebase,
+            hooks.bans,
+            store=lambda: hooks.store,
+            clock=hooks.clock,
+            poll_s=g.ban_poll_s,
+            overlap_s=g.ban_overlap_s,
+            page_size=g.ban_page_size,
+            player_key_format=config.hive.player_key_format,
+        )
+    )
 
 
 def _wire_bans(hooks: Hooks, config: Config) -> None:
@@ -602,12 +651,17 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         clock=hooks.clock,
         webstore_profile=hooks.callbacks.get("webstore_profile"),
     )
-    # Read the store at start when there is one already or a ban source is configured (no file is created
-    # for a process that never bans anyone).
-    load_at_start = (
-        config.state_path == ":memory:"
-        or Path(config.state_path).expanduser().exists()
-        or config.hive.auth_key is not None
-        or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0)
-    )
-    hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start))
+
+    def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        tg = hooks._tg
+        if tg is None or not hooks.running:
+            return False
+        tg.start_soon(fn)
+        return True
+
+    hooks.bans.spawn = spawn
+    # The timer (bans that start later, dropping ended ones) runs when a platform ban source is configured; it
+    # reads the store at start when there is one already (no file is created for a process that bans nobody).
+    if config.hive.auth_key is not None or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0):
+        load_at_start = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
+        hooks.add_component(BanTimer(hooks.bans, load_at_start=load_at_start or config.hive.auth_key is not None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 import gs_hooks
@@ -38,8 +39,11 @@ class TokenCache:
         self.forgotten.append(user_id)
 
 
-def make_hooks(path: Path, clock: FakeClock, rec: Recorder) -> gs_hooks.Hooks:
-    return gs_hooks.setup(gs_hooks.Config(state_path=str(path)), on_kick=rec.on_kick, on_ban=rec.on_ban, clock=clock)
+def make_hooks(path: Path, clock: FakeClock, rec: Recorder, *, hive: bool = False) -> gs_hooks.Hooks:
+    """Hooks on a sqlite file; ``hive=True`` configures the webhook (a platform ban source: the timer runs)."""
+    hive_config = gs_hooks.HiveConfig(auth_key=gs_hooks.Secret("hive-key-for-the-timer"), game_index=1)
+    config = gs_hooks.Config(state_path=str(path), hive=hive_config if hive else gs_hooks.HiveConfig())
+    return gs_hooks.setup(config, on_kick=rec.on_kick, on_ban=rec.on_ban, clock=clock)
 
 
 def login(hooks: gs_hooks.Hooks, player: str) -> gs_hooks.Session:
@@ -121,23 +125,25 @@ async def test_bans_survive_a_restart_and_are_not_enforced_twice(tmp_path: Path)
         assert rec2.bans == [] and rec2.kicks == []
 
 
-async def test_expired_ban_lets_the_player_pass_the_gate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_timer", [True, False])
+async def test_expired_ban_lets_the_player_pass_the_gate(tmp_path: Path, with_timer: bool) -> None:
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(tmp_path / "s.db", clock, rec) as hooks:
+    async with make_hooks(tmp_path / "s.db", clock, rec, hive=with_timer) as hooks:
         await hooks.ban("p", T0 + timedelta(minutes=30))
         await clock.advance(29 * 60)
         ban = hooks.bans.active_ban("p")
         assert ban is not None and ban.ends_at == T0 + timedelta(minutes=30)
         await clock.advance(60)
         assert hooks.bans.active_ban("p") is None
-        assert hooks.bans.bans_of("p") == []  # the timer dropped it from memory
+        if with_timer:
+            assert hooks.bans.bans_of("p") == []  # the timer dropped it from memory
         s = login(hooks, "p")
         assert s in hooks.registry
 
 
 async def test_future_ban_is_enforced_by_the_timer_when_it_starts(tmp_path: Path) -> None:
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(tmp_path / "s.db", clock, rec) as hooks:
+    async with make_hooks(tmp_path / "s.db", clock, rec, hive=True) as hooks:
         s = login(hooks, "p")
         start = T0 + timedelta(minutes=10)
         ban = Ban(player_key="p", source="gamebase", status="temporary", starts_at=start, ends_at=start + timedelta(1))
@@ -151,10 +157,12 @@ async def test_future_ban_is_enforced_by_the_timer_when_it_starts(tmp_path: Path
         assert len(rec.bans) == 1
 
 
-async def test_nowait_apply_is_durable_at_once_and_enforced_by_the_timer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_timer", [True, False])
+async def test_nowait_apply_is_durable_at_once_and_enforced_soon(tmp_path: Path, with_timer: bool) -> None:
     path = tmp_path / "s.db"
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(path, clock, rec) as hooks:
+    async with make_hooks(path, clock, rec, hive=with_timer) as hooks:
+        assert [c.name for c in hooks.components] == (["bans"] if with_timer else [])
         s = login(hooks, "p")
         ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
         assert hooks.bans.apply_nowait(ban) is True
@@ -241,3 +249,25 @@ async def test_no_store_file_is_created_when_nothing_is_banned(tmp_path: Path) -
     async with make_hooks(path, FakeClock(T0), Recorder()):
         pass
     assert not path.exists()
+
+
+async def test_old_rows_are_purged_by_the_timer_after_the_retention(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    clock, rec = FakeClock(T0), Recorder()
+    async with make_hooks(path, clock, rec, hive=True) as hooks:
+        hooks.bans.retention_s = 86_400
+        await hooks.ban("short", T0 + timedelta(hours=1))
+        await hooks.ban("lifted", None)
+        await hooks.unban("lifted")
+        await hooks.ban("perm", None)
+        await clock.advance(86_400)  # not yet past the retention
+        assert len(hooks.bans._rows) == 3
+        await clock.advance(2 * 3600)
+        with anyio.fail_after(5):  # the purge's sqlite delete runs on a worker thread
+            while len(hooks.bans._rows) > 1:
+                await anyio.sleep(0.001)
+        assert set(hooks.bans._rows) == {("api", "perm")}
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT player_key FROM bans_book").fetchall() == [("perm",)]

@@ -28,6 +28,7 @@ async def test_a_whole_day_of_slots_crossing_midnight(tmp_path: Path, anyio_back
     clock = FakeClock(first - timedelta(seconds=120 - 17))
     reg = SessionRegistry(default_server_id="1", time=clock.time)
     sessions = []
+    reg.bind_player_nowait(reg.open_nowait(server_id="2"), "b")
     async with Sandbox.serve(port=0, clock=clock, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
         reporter = make_reporter(tmp_path, clock, http, url=sb.urls()["ccu_url"], registry=reg)
         expected: dict[tuple[str, str], int] = {}
@@ -46,8 +47,8 @@ async def test_a_whole_day_of_slots_crossing_midnight(tmp_path: Path, anyio_back
                 expected[("1", date)] = reg.count_players("1")
                 expected[("2", date)] = reg.count_players("2")
                 await step(clock, reporter, 120)
-                # delivered within its own slot
-                assert ("2", date) in {(x.server, x.date) for x in sb.ccu.samples[-2:]}
+                # both delivered within their own slot
+                assert {(x.server, x.date) for x in sb.ccu.samples[-2:]} == {("1", date), ("2", date)}
         got = [(x.server, x.date) for x in sb.ccu.samples]
         assert len(got) == len(set(got)) == 2 * slots
         assert {(x.server, x.date): x.user for x in sb.ccu.samples} == expected

@@ -52,7 +52,10 @@ async def test_100_delivered_in_either_sending_method(tmp_path: Path, env: tuple
     for k in range(5):
         reg.bind_player_nowait(reg.open_nowait(server_id="2"), f"p{k}")
     reg.bind_player_nowait(reg.open_nowait(server_id="1"), "q")
-    reporter = reporter_for(tmp_path, env, registry=reg, send_method=method, xml_root="ccudata")
+    metrics = prometheus_client.CollectorRegistry()
+    reporter = reporter_for(
+        tmp_path, env, registry=reg, send_method=method, xml_root="ccudata", metrics=CcuMetrics(metrics)
+    )
     async with running(reporter):
         await step(clock, reporter, 90)
         saved = [(s.game, s.server, s.date, s.user, s.reqkey, s.method) for s in sb.ccu.samples]
@@ -67,6 +70,10 @@ async def test_100_delivered_in_either_sending_method(tmp_path: Path, env: tuple
         assert [(r.state, r.last_code, r.attempts) for r in rows] == [(SampleState.DELIVERED, 100, 1)] * 2
         assert await reporter.spool.last_success_at("2") == clock.time()
         assert await reporter.spool.backlog_depth() == 0
+    assert metrics.get_sample_value("gs_hooks_ccu_users", {"server": "2"}) == 5
+    assert metrics.get_sample_value("gs_hooks_ccu_users", {"server": "1"}) == 1
+    assert metrics.get_sample_value("gs_hooks_ccu_samples_delivered_total", {"code": "100"}) == 2
+    assert metrics.get_sample_value("gs_hooks_ccu_send_seconds_count") == 2
 
 
 async def test_101_duplicate_counts_as_delivered(tmp_path: Path, env: tuple) -> None:
@@ -96,6 +103,7 @@ async def test_101_duplicate_counts_as_delivered(tmp_path: Path, env: tuple) -> 
         ({"kind": "drop"}, "transport"),
         ({"kind": "status", "status": 503}, "http_503"),
         ({"kind": "status", "status": 500}, "http_500"),
+        ({"kind": "result", "code": 999}, "999"),  # a code the document does not list: resending is harmless
     ],
 )
 async def test_retryable_failures_are_resent_with_the_same_date_and_reqkey(
@@ -117,7 +125,8 @@ async def test_retryable_failures_are_resent_with_the_same_date_and_reqkey(
         saved = [(s.date, s.reqkey) for s in sb.ccu.samples if s.server == "1"]
         assert saved[0] == (D1, key)
         if fault["kind"] == "result":  # the collector logged all three, all with the original date and key
-            assert attempts_of(sb, "1", D1) == [(300, key, True), (300, key, True), (100, key, False)]
+            c = fault["code"]
+            assert attempts_of(sb, "1", D1) == [(c, key, True), (c, key, True), (100, key, False)]
     assert registry.get_sample_value("gs_hooks_ccu_samples_failed_total", {"code": label}) == 2
     assert registry.get_sample_value("gs_hooks_ccu_samples_delivered_total", {"code": "100"}) >= 1
     assert sb.ccu.duplicates_saved == 0

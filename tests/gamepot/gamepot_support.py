@@ -111,3 +111,38 @@ def expected_answer(rec: Recorded, one: date, two: date, three: date) -> dict[st
         for m in range(1440)
     ]
     return {"status": 1, "result": {"totalCount": 1440, "edges": edges}}
+
+
+GAME = "tinyfarm_KR"
+
+
+def make_ccu_hooks(
+    ccu_url: str = "http://127.0.0.1:9/modules/gameuser/currentuser/",
+    *,
+    dashboard: bool = False,
+    clock: FakeClock | None = None,
+    server_ids: tuple[str, ...] = ("1", "2", "7"),
+) -> Hooks:
+    """Hooks with the Hive CCU reporter wired (its spool in the in-memory store is the CCU history)."""
+    cfg = Config(
+        state_path=":memory:",
+        gamepot=GamePotConfig(project_id=PROJECT, api_key=Secret(API_KEY)),
+        listener=ListenerConfig(dashboard=dashboard),
+        ccu=CcuConfig(url=ccu_url, game=GAME, server_ids=server_ids, backoff_base_s=1.0, backoff_max_s=4.0),
+    )
+    return setup(cfg, clock=clock or FakeClock(NOW))
+
+
+def fill_spool(spool: Any, rec: Recorded, now: float) -> int:
+    """Write every known sample into the reporter's spool through its public API (as pending rows)."""
+    from gs_hooks.ccu import CcuSample
+
+    rows = []
+    for (day, hhmm), servers in rec.items():
+        hh, mm = hhmm.split(":")
+        at = datetime(day.year, day.month, day.day, int(hh), int(mm), tzinfo=KST)
+        date = at.strftime("%Y-%m-%d %H:%M:%S")
+        for server, users in servers.items():
+            rows.append((CcuSample.create(game=GAME, server=server, date=date, user=users), int(at.timestamp())))
+    spool.open_sync()
+    return len(spool.add_sync(rows, now))

@@ -14,8 +14,9 @@ import lxml.html
 import pytest
 from gamepot_support import NOW, TODAY, Recorded, fill, known_samples, make_hooks, serving
 
-from gs_hooks import MemoryCcuHistory, Secret
+from gs_hooks import Ban, MemoryCcuHistory, Secret
 from gs_hooks.gamepot import DeliveryHealth, ServerHealth
+from gs_hooks.http import serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -151,9 +152,41 @@ async def test_live_counts_and_delivery_health_are_shown() -> None:
     assert "100 saved" in row1 and "2026-11-22 14:35:10" in row1 and "2 min ago" in row1
     assert "201 bad game key" in row2 and "never" in row2
     assert "4" in row1 and "1" in row2
-    # no ban book and no maintenance watcher configured: said plainly
-    assert "n/a" in doc.get_element_by_id("bans").text_content()
+    # the ban book is there but empty; no maintenance watcher is configured (no Gamebase URL): said plainly
+    assert doc.get_element_by_id("bans-total").text_content() == "0"
+    assert "no player is banned" in doc.get_element_by_id("bans").text_content()
     assert "n/a" in doc.get_element_by_id("maintenance").text_content()
+
+
+async def test_active_bans_from_the_ban_book_are_listed() -> None:
+    hooks = make_hooks(dashboard=True)
+    hooks.gamepot_history = MemoryCcuHistory()
+    start = NOW - timedelta(hours=1)
+    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
+        hooks.bans.apply_many_nowait(
+            [
+                Ban(player_key="cheater-1", source="hive", status="permanent", starts_at=start),
+                Ban(
+                    player_key="spammer-2",
+                    source="api",
+                    status="temporary",
+                    starts_at=start,
+                    ends_at=NOW + timedelta(days=3),
+                ),
+                Ban(
+                    player_key="later-3",
+                    source="api",
+                    status="temporary",
+                    starts_at=NOW + timedelta(days=1),
+                    ends_at=NOW + timedelta(days=2),
+                ),  # not in force yet
+            ]
+        )
+        page = (await client.get("/dashboard")).text
+    bans = lxml.html.fromstring(page).get_element_by_id("bans")
+    assert bans.get_element_by_id("bans-total").text_content() == "2"
+    items = [li.text_content() for li in bans.xpath(".//li")]
+    assert items == ["spammer-2 api · until 11-25 14:37", "cheater-1 hive · permanent"]
 
 
 async def _chromium(*args: str) -> str:
@@ -206,3 +239,29 @@ async def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     # width, height from the IHDR chunk
     assert int.from_bytes(data[16:20], "big") == 1280 and int.from_bytes(data[20:24], "big") == 900
+
+
+async def test_maintenance_state_from_the_gamebase_watcher() -> None:
+    from gs_hooks import Config, FakeClock, GamebaseConfig, GamePotConfig, ListenerConfig, setup
+    from gs_hooks.sandbox import Sandbox
+
+    clock = FakeClock(NOW)
+    async with Sandbox.serve(clock=clock, gamebase_app_id="gp-app", gamebase_secret="gp-secret-key") as sb:
+        sb.gamebase.set_maintenance(NOW + timedelta(minutes=10), NOW + timedelta(minutes=40), "server upgrade")
+        cfg = Config(
+            state_path=":memory:",
+            gamepot=GamePotConfig(),
+            listener=ListenerConfig(dashboard=True),
+            gamebase=GamebaseConfig(url=sb.url, app_id="gp-app", secret_key=Secret("gp-secret-key"), ban_poll_s=0),
+        )
+        hooks = setup(cfg, clock=clock)
+        async with hooks, serve_http(hooks.router, port=0) as server, httpx.AsyncClient(base_url=server.url) as c:
+            announced = lxml.html.fromstring((await c.get("/dashboard")).text)
+            await clock.advance(11 * 60)
+            await hooks.maintenance.wait_idle()
+            active = lxml.html.fromstring((await c.get("/dashboard")).text)
+    card = announced.get_element_by_id("maintenance")
+    assert card.get_element_by_id("maintenance-state").text_content() == "announced"
+    assert "from 2026-11-22 14:47 · until 2026-11-22 15:17 · server upgrade" in card.text_content()
+    assert active.get_element_by_id("maintenance-state").text_content() == "active"
+    assert "badge bad" in lxml.html.tostring(active.get_element_by_id("maintenance-state")).decode()

@@ -5,29 +5,61 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import lxml.html
 import pytest
-from gamepot_support import API_KEY, PROJECT, TODAY, expected_answer, fill, known_samples, make_hooks, serving
+from gamepot_support import (
+    API_KEY,
+    NOW,
+    PROJECT,
+    TODAY,
+    expected_answer,
+    fill,
+    fill_spool,
+    known_samples,
+    make_ccu_hooks,
+    make_hooks,
+    serving,
+)
 
 from gs_hooks import MemoryCcuHistory
+from gs_hooks.http import serve_http
 
 pytestmark = pytest.mark.anyio
 
 PATH = f"/v1/api/project/{PROJECT}/user/statistics/ccu"
 
 
-async def test_three_dates_equal_the_documents_rules_row_by_row() -> None:
+@pytest.mark.parametrize("source", ["ccu_spool", "memory"])
+async def test_three_dates_equal_the_documents_rules_row_by_row(source: str) -> None:
+    """The bar: samples in the CCU history (the reporter's sqlite spool, or the in-memory source), the inquiry
+    over HTTP, every one of the 1440 rows compared with the document's rule computed independently."""
     rec = known_samples()
-    hooks = make_hooks()
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    hooks.gamepot_history = history
     one, two, three = TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=2)
-    async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
-        r = await client.get(
-            PATH,
-            params={"oneDate": one.isoformat(), "twoDate": two.isoformat(), "threeDate": three.isoformat()},
-            headers={"x-api-key": API_KEY, "accept-language": "ko"},
-        )
+    if source == "ccu_spool":
+        hooks = make_ccu_hooks()
+        spool = hooks.ccu.spool
+        assert fill_spool(spool, rec, NOW.timestamp()) == sum(len(v) for v in rec.values())
+        # delivery state does not matter to the count: some delivered, some refused, the rest pending
+        for k, row in enumerate(spool.rows_sync()):
+            if k % 3 == 1:
+                spool.record_sync(row.key, "delivered", code=100, now=NOW.timestamp())
+            elif k % 7 == 2:
+                spool.record_sync(row.key, "refused", code=202, error="bad server id", now=NOW.timestamp())
+        assert {r.state.value for r in spool.rows_sync()} == {"pending", "delivered", "refused"}
+    else:
+        hooks = make_hooks()
+        history = MemoryCcuHistory()
+        fill(history, rec)
+        hooks.gamepot_history = history
+    try:
+        async with serve_http(hooks.router, port=0) as server, httpx.AsyncClient(base_url=server.url) as client:
+            r = await client.get(
+                PATH,
+                params={"oneDate": one.isoformat(), "twoDate": two.isoformat(), "threeDate": three.isoformat()},
+                headers={"x-api-key": API_KEY, "accept-language": "ko"},
+            )
+    finally:
+        await hooks.aclose()
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     got = r.json()
@@ -143,3 +175,29 @@ async def test_the_key_is_not_in_any_repr() -> None:
     assert API_KEY not in repr(hooks.gamepot_inquiry)
     assert API_KEY not in repr(hooks.config)
     await hooks.aclose()
+
+
+async def test_served_by_the_hooks_own_listener_when_configured() -> None:
+    """The production path: ``GS_HOOKS_LISTEN`` set, the listener component serves the inquiry and the dashboard."""
+    from gs_hooks import Config, FakeClock, GamePotConfig, ListenerConfig, Secret, setup
+
+    cfg = Config(
+        state_path=":memory:",
+        gamepot=GamePotConfig(project_id=PROJECT, api_key=Secret(API_KEY)),
+        listener=ListenerConfig(listen="127.0.0.1:0", dashboard=True),
+    )
+    hooks = setup(cfg, clock=FakeClock(NOW))
+    history = MemoryCcuHistory()
+    history.record_nowait(NOW.replace(hour=0, minute=0, second=0), "1", 42)
+    hooks.gamepot_history = history
+    async with hooks:
+        assert hooks.listener is not None
+        async with httpx.AsyncClient(base_url=hooks.listener.url) as client:
+            inquiry = await client.get(PATH, headers={"x-api-key": API_KEY})
+            page = await client.get("/dashboard")
+    edges = inquiry.json()["result"]["edges"]
+    assert edges[0]["node"] == {"createdAt": "00:00", "one": 42, "two": None, "three": None}
+    assert edges[1]["node"]["one"] == 42 and edges[2]["node"]["one"] is None
+    assert page.status_code == 200
+    points = lxml.html.fromstring(page.text).xpath('//circle[@data-series="one"]')
+    assert [(c.get("data-minute"), c.get("data-value")) for c in points] == [("0", "42")]

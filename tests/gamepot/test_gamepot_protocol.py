@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gs_hooks import KST, CcuSample, GamePotError, PlatformError, ProtocolError
+from gs_hooks import KST, GamePotError, HistorySample, PlatformError, ProtocolError
 from gs_hooks.gamepot import _protocol as p
 
 
@@ -125,12 +125,12 @@ def _at(day: date, hh: int, mm: int, ss: int = 0) -> float:
 def test_minute_values_two_minute_slots_sum_over_servers() -> None:
     d = date(2026, 5, 5)
     samples = [
-        CcuSample(at=_at(d, 0, 0), server_id="1", users=10),
-        CcuSample(at=_at(d, 0, 0), server_id="2", users=5),
-        CcuSample(at=_at(d, 0, 4), server_id="1", users=7),
-        CcuSample(at=_at(d, 23, 58), server_id="2", users=3),
-        CcuSample(at=_at(d, 0, 0) - 120, server_id="1", users=1000),  # the day before
-        CcuSample(at=_at(d, 0, 0) + 86_400, server_id="1", users=2000),  # the day after
+        HistorySample(at=_at(d, 0, 0), server_id="1", users=10),
+        HistorySample(at=_at(d, 0, 0), server_id="2", users=5),
+        HistorySample(at=_at(d, 0, 4), server_id="1", users=7),
+        HistorySample(at=_at(d, 23, 58), server_id="2", users=3),
+        HistorySample(at=_at(d, 0, 0) - 120, server_id="1", users=1000),  # the day before
+        HistorySample(at=_at(d, 0, 0) + 86_400, server_id="1", users=2000),  # the day after
     ]
     v = p.minute_values(samples, d, 120)
     assert len(v) == 1440
@@ -144,8 +144,8 @@ def test_minute_values_two_minute_slots_sum_over_servers() -> None:
 def test_minute_values_one_minute_period_and_latest_sample_per_server_in_a_slot() -> None:
     d = date(2026, 5, 5)
     samples = [
-        CcuSample(at=_at(d, 10, 0), server_id="1", users=10),
-        CcuSample(at=_at(d, 10, 1), server_id="1", users=12),
+        HistorySample(at=_at(d, 10, 0), server_id="1", users=10),
+        HistorySample(at=_at(d, 10, 1), server_id="1", users=12),
     ]
     v60 = p.minute_values(samples, d, 60)
     assert (v60[600], v60[601], v60[602]) == (10, 12, None)
@@ -206,7 +206,7 @@ def test_protocol_module_is_not_importing_anyio_at_runtime_either() -> None:
 )
 def test_minute_values_match_the_rule_for_any_samples(entries: list[tuple[int, str, int]]) -> None:
     d = date(2026, 7, 1)
-    samples = [CcuSample(at=_at(d, 0, 0) + slot * 120, server_id=sid, users=u) for slot, sid, u in entries]
+    samples = [HistorySample(at=_at(d, 0, 0) + slot * 120, server_id=sid, users=u) for slot, sid, u in entries]
     got = p.minute_values(samples, d, 120)
     for minute in range(1440):
         in_slot = [u for slot, _, u in entries if slot == minute // 2]

@@ -35,6 +35,7 @@ from gs_hooks.hive import (
     decode_webstore_request,
 )
 from gs_hooks.http import serve_http
+from gs_hooks.sandbox import validate_webstore_answer
 
 EXAMPLES = int(os.environ.get("GS_HOOKS_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -279,6 +280,8 @@ def test_webstore_answers_every_body_without_500(live: Live, client: httpx.Clien
         cs_code = json.loads(body)["cs_code"]
         assert answer["cs_code"] == cs_code
         assert answer["result_code"] == (204 if len(cs_code) % 2 else 200)
+        _, violations = validate_webstore_answer(r.status_code, r.headers["content-type"], r.content, cs_code)
+        assert violations == []
     else:
         assert answer["result_code"] == 400 and answer["data"] == []
     assert live.state() == before

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from gamebase_sandbox_support import (
     APP,
@@ -24,6 +25,8 @@ from gamebase_sandbox_support import (
     serve_gamebase,
 )
 
+from gs_hooks import Secret
+from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.sandbox._gamebase import GamebaseSim
 from gs_hooks.sandbox._gamebase_state import GamebaseSimError
 
@@ -405,7 +408,6 @@ async def test_unechoable_transaction_ids_are_replaced(gb: Env) -> None:
 
 async def test_error_response_for_a_fault_layer(gb: Env) -> None:
     """A fault layer in front of a route answers in the platform's shape through ``error_response``."""
-    from gs_hooks.http import Request, Response, Router, serve_http
 
     async def faulty(request: Request) -> Response:
         return gb.sim.error_response(request, -5000002)
@@ -422,3 +424,17 @@ async def test_error_response_for_a_fault_layer(gb: Env) -> None:
     assert_same_shape(body, SAMPLE_FAILURE)
     assert body["header"]["resultCode"] == -5000002
     assert body["header"]["transactionId"] == "tx-1"
+
+
+async def test_secret_key_may_be_given_as_a_secret() -> None:
+    sim = GamebaseSim(app_id=APP, secret_key=Secret(KEY))
+    assert KEY not in repr(sim.secret_key)
+    router = Router()
+    for _, method, path, handler in sim.routes():
+        router.add(method, path, handler)
+    sim.add_member("u1")
+    async with serve_http(router, port=0) as server, httpx.AsyncClient(base_url=server.url) as client:
+        ok = await client.get(api("tcgb-member", "/members/u1"), headers={"X-Secret-Key": KEY})
+        bad = await client.get(api("tcgb-member", "/members/u1"), headers={"X-Secret-Key": "no"})
+    assert code(ok.json()) == 0
+    assert code(bad.json()) == -4010004

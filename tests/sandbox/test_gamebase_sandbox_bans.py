@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+import anyio
+import msgspec
 import pytest
 from gamebase_sandbox_support import (
     APP,
@@ -16,7 +19,11 @@ from gamebase_sandbox_support import (
     code,
     serve_gamebase,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gs_hooks.http import Request
+from gs_hooks.sandbox._gamebase import GamebaseSim
 from gs_hooks.sandbox._gamebase_state import GamebaseSimError
 
 pytestmark = pytest.mark.anyio
@@ -276,8 +283,6 @@ async def test_withdrawn_wins_over_ban_and_release(gb: Env) -> None:
 
 
 def test_bad_ban_scripts_are_refused() -> None:
-    from gs_hooks.sandbox._gamebase import GamebaseSim
-
     sim = GamebaseSim()
     now = sim.clock.now()
     with pytest.raises(GamebaseSimError, match="after its begin"):
@@ -296,3 +301,32 @@ async def test_add_ban_takes_the_documented_positional_form(gb: Env) -> None:
     row = (await page(gb, BANS))["result"][0]
     assert (row["seq"], row["banType"], row["message"]) == (record.seq, "TEMPORARY", "see you soon")
     assert row["endDate"] - row["beginDate"] == 300_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(0, 120), size=st.integers(1, 50), extra_pages=st.integers(0, 2))
+def test_paging_invariants(total: int, size: int, extra_pages: int) -> None:
+    """Whatever the row count and page size: pages partition the rows in seq order and pagingInfo agrees."""
+    sim = GamebaseSim(app_id=APP, secret_key="k")
+    for i in range(total):
+        sim.add_ban(f"u{i}")
+    handler = next(h for name, _, path, h in sim.routes() if name == "gamebase.bans" and "/v1.0/" in path)
+    pages = max(1, -(-total // size)) + extra_pages
+    seqs: list[int] = []
+    for page_no in range(pages):
+        request = Request(
+            "GET",
+            BANS,
+            query_string=urlencode({**WIDE, "page": page_no, "size": size}),
+            headers=[(b"x-secret-key", b"k")],
+            path_params={"appId": APP},
+        )
+        body = msgspec.json.decode(anyio.run(handler, request).body)
+        info = body["pagingInfo"]
+        assert info["totalElements"] == total
+        assert info["totalPages"] == -(-total // size)
+        assert info["first"] is (page_no == 0)
+        assert info["last"] is (page_no >= info["totalPages"] - 1)
+        assert info["numberOfElements"] == len(body["result"]) <= size
+        seqs += [row["seq"] for row in body["result"]]
+    assert seqs == list(range(1, total + 1))

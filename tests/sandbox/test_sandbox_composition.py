@@ -12,8 +12,6 @@ from gs_hooks.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
-pytest.importorskip("gs_hooks.sandbox._gamebase", reason="the Gamebase simulator is not merged yet")
-
 APP = "sandbox-app"
 SECRET = "sandbox-secret"
 

@@ -40,6 +40,10 @@ async def test_urls_and_info() -> None:
         assert info["urls"] == urls
         assert {"ccu", "gamepot.ccu"} <= set(info["routes"])
         assert info["ccu"]["period_s"] == 120 and info["ccu"]["game_keys"] == ["sandbox_game"]
+        assert (sb.gamebase_app_id, sb.gamebase_secret) == ("sandbox-app", "sandbox-secret")
+        assert (sb.gamepot_project_id, sb.gamepot_api_key) == ("sandbox-project", "sandbox-gamepot-key")
+        sb.ccu.set_game_keys(["zz", "sandbox_game", "aa"])
+        assert sb.game_keys == ("sandbox_game", "aa", "zz")
         assert "sandbox-gamepot-key" not in (await client.get(f"{sb.url}/_sandbox/gamepot")).text
 
 
@@ -47,9 +51,12 @@ async def test_reset_clears_state_but_keeps_configuration() -> None:
     async with Sandbox.serve(clock=FakeClock(), game_keys=["g1"]) as sb, httpx.AsyncClient(base_url=sb.url) as c:
         sb.faults.add("ccu", "status", status=503)
         sb.ccu.duplicate_requests = 3
+        sb.gamebase.add_member("u1")
         assert (await c.post("/_sandbox/reset")).json() == {"reset": True}
         assert sb.faults.rules == [] and sb.ccu.duplicate_requests == 0
         assert sb.ccu.game_keys == {"g1"}
+        assert sb.game_keys == ("g1",)
+        assert "u1" not in sb.gamebase.members
 
 
 def test_url_outside_serve_is_an_error() -> None:

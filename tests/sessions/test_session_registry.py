@@ -28,6 +28,9 @@ def test_open_indexes_by_server_and_counts_connections() -> None:
     assert reg.get(a.id) is a and reg.get(b.id) is b and reg.get(-1) is None
     assert a in reg and object() not in reg
     assert a.id != b.id
+    c = reg.open_nowait("s2", "ch2", ("10.0.0.2", 6000), None)  # by position, as the adapters call it
+    assert (c.server_id, c.channel, c.remote, c.closer) == ("s2", "ch2", ("10.0.0.2", 6000), None)
+    assert reg.count_connections("s2") == 2
 
 
 def test_ids_are_never_reused_across_registries() -> None:
@@ -232,3 +235,31 @@ async def test_registry_is_usable_from_any_backend(anyio_backend: str) -> None:
         for i in range(30):
             tg.start_soon(client, i)
     assert len(opened) == 30 and len(reg) == 0 and reg.count_players("s1") == 0 and reg.player_ids() == ()
+
+
+def test_system_clock_sessions_get_real_times_and_increasing_ids() -> None:
+    import time
+
+    import gs_hooks
+
+    for reg in (SessionRegistry(), gs_hooks.setup(gs_hooks.Config()).registry):
+        before = time.time()
+        a = reg.open_nowait()
+        b = reg.open_nowait(server_id="other")
+        after = time.time()
+        assert before <= a.connected_at <= b.connected_at <= after
+        assert isinstance(a.id, int) and b.id > a.id
+        reg.bind_player_nowait(a, "p")
+        assert a.logged_in_at is not None and after <= a.logged_in_at <= time.time()
+
+
+def test_observers_added_while_sessions_are_live_see_their_close() -> None:
+    reg = _registry()
+    early = reg.open_nowait()
+    kinds: list[str] = []
+    remove = reg.add_observer(lambda e: kinds.append(e.kind))
+    reg.close_nowait(early)
+    remove()
+    late = reg.open_nowait()
+    reg.close_nowait(late)
+    assert kinds == ["close"]

@@ -9,10 +9,13 @@ ended or were lifted longer than ``retention_s`` ago are purged.
 
 Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` persist (one sqlite
 transaction) and update memory without awaiting; the bans they bring into force are queued and enforced by the
-book's timer component. :meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce
-inline. Enforcing a ban = kick every live session of the player, drop the player's cached token verifications,
-call ``on_ban``. A ban whose start lies in the future is enforced by the timer when it starts; expiry needs no
-action (:meth:`BanBook.active_ban` compares with the clock), the timer only drops ended bans from memory.
+book's timer component (or, where no timer runs, by a task started in the Hooks task group).
+:meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce inline. Enforcing a ban =
+kick every live session of the player, drop the player's cached token verifications, call ``on_ban``.
+
+A ban whose start lies in the future is enforced by the timer when it starts (the timer runs when a platform ban
+source is configured; without one, such a ban still gates logins from its start). Expiry needs no action
+(:meth:`BanBook.active_ban` compares with the clock); the timer only drops ended bans from memory.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import functools
 import heapq
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -37,6 +40,8 @@ __all__ = ["Ban", "BanBook", "BanDetails", "BanEvent", "BanStatus", "BanTimer", 
 log = logging.getLogger("gs_hooks.bans")
 
 BanStatus = Literal["permanent", "temporary"]
+
+PURGE_EVERY_S = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bans_book (
@@ -205,8 +210,12 @@ class BanBook:
         self._seq = 0
         self._pending: list[_Row] = []
         self._loaded = False
+        self._next_purge: float | None = None
         self._lock: anyio.Lock | None = None
         self._wake: Callable[[], None] | None = None
+        # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
+        # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
+        self.spawn: Callable[[Callable[[], Coroutine[Any, Any, Any]]], bool] | None = None
 
     # -- storage ---------------------------------------------------------------------------------------------
 
@@ -239,6 +248,7 @@ class BanBook:
             self._install(rows, now)
 
     def _install(self, rows: list[_Row], now: float) -> None:
+        self._next_purge = now + PURGE_EVERY_S
         for row in rows:
             # Bans already in force were enforced by the process that recorded them (or while we were down,
             # when no session was live): only bans that start later still need the timer.
@@ -299,6 +309,8 @@ class BanBook:
             self._pending.extend(rows)
             if self._wake is not None:
                 self._wake()
+            elif self.spawn is not None:
+                self.spawn(self.tick)
         return [r.ban for r in rows]
 
     def apply_nowait(self, ban: Ban) -> bool:
@@ -385,14 +397,36 @@ class BanBook:
         return len(self.active_bans())
 
     def next_deadline(self) -> float | None:
-        """When the timer must next look at the book (a ban starts or ends), or None."""
+        """When the timer must next look at the book (a ban starts or ends, or old rows are purged), or None."""
         while self._timeline:
             when, _, key = self._timeline[0]
             row = self._rows.get(key)
             if row is not None and row.lifted_at is None and when in (row.start, row.end):
-                return when
+                return when if self._next_purge is None else min(when, self._next_purge)
             heapq.heappop(self._timeline)
-        return None
+        return self._next_purge
+
+    async def purge(self) -> int:
+        """Forget bans that ended or were lifted more than ``retention_s`` ago (memory and store)."""
+        now = self.clock.time()
+        self._next_purge = now + PURGE_EVERY_S
+        cutoff = now - self.retention_s
+        stale = [
+            key
+            for key, row in self._rows.items()
+            if (row.lifted_at is not None and row.lifted_at < cutoff) or (row.end is not None and row.end < cutoff)
+        ]
+        if not stale:
+            return 0
+        await self.store.run(lambda conn: _delete(conn, stale))
+        for key in stale:
+            row = self._rows.pop(key)
+            sources = self._by_player.get(row.ban.player_key)
+            if sources is not None and sources.get(row.ban.source) is row:
+                del sources[row.ban.source]
+                if not sources:
+                    del self._by_player[row.ban.player_key]
+        return len(stale)
 
     # -- async shell -------------------------------------------------------------------------------------------
 
@@ -423,6 +457,9 @@ class BanBook:
                 self._put(row)
         # Outside the lock: a game callback may itself ban or unban.
         await self._enforce_due(rows)
+        if self._pending and self._wake is None:
+            pending, self._pending = self._pending, []
+            await self._enforce_due(pending)
         return [r.ban for r in rows]
 
     async def lift(
@@ -500,6 +537,8 @@ class BanBook:
                     if not sources:
                         del self._by_player[row.ban.player_key]
         kicked += await self._enforce_due(due)
+        if self._next_purge is not None and self._next_purge <= now:
+            await self.purge()
         return kicked
 
     def __repr__(self) -> str:
@@ -527,6 +566,16 @@ def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
         )
         out.append(_Row(ban, recorded_at, lifted_at))
     return out
+
+
+def _delete(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM bans_book WHERE source = ? AND player_key = ?", keys)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _write(conn: sqlite3.Connection, rows: list[_Row]) -> None:

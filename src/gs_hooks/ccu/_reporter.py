@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import msgspec
@@ -39,6 +40,8 @@ from ._spool import CcuSampleRow, CcuSpool
 __all__ = ["CcuProblem", "CcuReporter", "OnCcuProblem"]
 
 log = logging.getLogger("gs_hooks.ccu")
+
+_SPIN_S = 0.002
 
 
 class CcuProblem(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +140,7 @@ class CcuReporter:
         self._sampler_waiting = False
         self._dispatcher_waiting = False
         self._tg: anyio.abc.TaskGroup | None = None
+        self._send_tg: anyio.abc.TaskGroup | None = None
         self._sampler_scope: anyio.CancelScope | None = None
         self._wake: anyio.Event | None = None
         self._changed: anyio.Event | None = None
@@ -234,10 +238,10 @@ class CcuReporter:
             while True:
                 self._sampler_waiting = True
                 self._notify()
-                await self.clock.sleep_until(nxt)
+                await self._sleep_until_instant(nxt)
                 self._sampler_waiting = False
                 now = self.clock.time()
-                slot = grid_slot(now, self.period_s).timestamp()
+                slot = max(nxt, grid_slot(now, self.period_s).timestamp())
                 if slot > nxt:
                     log.warning(
                         "CCU: woke %.0f s late; slots from %s to before %s are not sampled",
@@ -248,6 +252,17 @@ class CcuReporter:
                 await self._take(round(slot), now)
                 nxt = slot + self.period_s
 
+    async def _sleep_until_instant(self, instant: float) -> None:
+        if isinstance(self.clock, SystemClock):
+            # Event-loop timers fire late by up to a couple of milliseconds (asyncio rounds its poll timeout up
+            # to whole milliseconds): sleep until just before the instant, then yield in a tight loop until it
+            # has passed. Never early; costs at most ~2 ms of CPU per slot.
+            await self.clock.sleep_until(instant - _SPIN_S)
+            while self.clock.time() < instant:
+                await anyio.lowlevel.checkpoint()
+        else:
+            await self.clock.sleep_until(instant)
+
     async def _take(self, slot: int, now: float) -> None:
         date = format_kst(slot)
         samples = [
@@ -257,13 +272,24 @@ class CcuReporter:
             )
             for sid in self.config.server_ids
         ]
+
+        def write() -> tuple[list[CcuSampleRow], bool]:
+            return self.spool.add_sync(samples, now), self.spool.has_pending_before_sync(slot)
+
         try:
-            added = await anyio.to_thread.run_sync(self.spool.add_sync, samples, now)
+            added, backlog = await anyio.to_thread.run_sync(write)
         except Exception:
             log.exception("CCU: cannot write the samples of %s to the spool; they are not sent", date)
             self.metrics.failed("spool")
             return
         self.samples_taken += len(added)
+        # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
+        # instead of waiting for the dispatcher's next look at the spool.
+        if not backlog and not self._failing and not self._closing and self._send_tg is not None:
+            for row in added:
+                if row.key not in self._inflight and len(self._inflight) < self.config.max_inflight:
+                    self._inflight[row.key] = row
+                    self._send_tg.start_soon(self._send, row)
         self._kick()
         for sample, _ in samples:
             self.metrics.sampled(sample.server, sample.user)
@@ -298,6 +324,7 @@ class CcuReporter:
 
     async def _dispatcher(self) -> None:
         async with anyio.create_task_group() as tg:
+            self._send_tg = tg
             while True:
                 self._wake = anyio.Event()
                 deadline: float | None = None
@@ -312,8 +339,9 @@ class CcuReporter:
                     )
                     self.metrics.backlog(depth)
                     for row in rows:
-                        self._inflight[row.key] = row
-                        tg.start_soon(self._send, row)
+                        if row.key not in self._inflight:  # the sampler's fast path may have started it meanwhile
+                            self._inflight[row.key] = row
+                            tg.start_soon(self._send, row)
                     if self._failing:
                         # a running probe wakes us when it ends; else the next probe is due at the later of both
                         if not self._inflight and next_due is not None:
@@ -349,7 +377,8 @@ class CcuReporter:
             self._dispatcher_waiting = False
 
     def _backoff(self, attempts: int) -> float:
-        base = min(self.config.backoff_max_s, self.config.backoff_base_s * float(2 ** max(0, attempts - 1)))
+        # The exponent is clamped: past ~1,024 failures in a row (a day-long outage) 2**n no longer fits a float.
+        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2.0 ** min(max(0, attempts - 1), 1000))
         return base * (0.5 + 0.5 * self._rng.random())
 
     async def _send(self, row: CcuSampleRow) -> None:
@@ -377,13 +406,21 @@ class CcuReporter:
             self.metrics.latency(time.perf_counter() - t0)
             if code is not None:
                 label, error = str(code), CODE_MESSAGES.get(code, f"unknown result code {code}")
-            with anyio.CancelScope(shield=True):
-                await self._record(row, code, label, error)
+            problem: CcuProblem | None = None
+            with anyio.CancelScope(shield=True):  # an answer we got is recorded, even during shutdown
+                try:
+                    problem = await self._record(row, code, label, error)
+                except Exception:  # the row stays as it was (pending): it is sent again, the reqkey dedups it
+                    log.exception("CCU: cannot record the result of %s %s in the spool", row.server, row.date)
+            if problem is not None and self.on_problem is not None:
+                from .._setup import call_callback
+
+                await call_callback(self.on_problem, problem, what="on_ccu_problem")
         finally:
-            del self._inflight[row.key]
+            self._inflight.pop(row.key, None)
             self._kick()
 
-    async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> None:
+    async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> CcuProblem | None:
         outcome = classify(code)
         now = self.clock.time()
         if outcome is CcuOutcome.DELIVERED:
@@ -395,7 +432,7 @@ class CcuReporter:
                 self._failing = False
                 n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
                 log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
-            return
+            return None
         self.metrics.failed(label)
         if outcome is CcuOutcome.RETRY:
             self._fail_streak += 1
@@ -415,13 +452,13 @@ class CcuReporter:
                 row.attempts + 1,
                 delay,
             )
-            return
+            return None
         await anyio.to_thread.run_sync(
             lambda: self.spool.record_sync(row.key, "refused", code=code, error=error, now=now)
         )
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
-        problem = CcuProblem(
+        return CcuProblem(
             server=row.server,
             date=row.date,
             user=row.user,
@@ -430,10 +467,6 @@ class CcuReporter:
             outcome=outcome.value,
             message=message,
         )
-        if self.on_problem is not None:
-            from .._setup import call_callback
-
-            await call_callback(self.on_problem, problem, what="on_ccu_problem")
 
     # -- mirror ------------------------------------------------------------------------------------------------
 

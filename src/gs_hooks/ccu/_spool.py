@@ -347,6 +347,17 @@ class CcuSpool:
 
         return self.store.run_sync(read)
 
+    def has_pending_before_sync(self, slot_ts: int) -> bool:
+        """Whether a pending row of an earlier slot exists (a backlog that must go first)."""
+        return self.store.run_sync(
+            lambda c: (
+                c.execute(
+                    "SELECT 1 FROM ccu_samples WHERE state='pending' AND slot_ts<? LIMIT 1", (slot_ts,)
+                ).fetchone()
+                is not None
+            )
+        )
+
     def next_due_sync(self, exclude: Iterable[tuple[str, int]] = ()) -> float | None:
         """The earliest ``next_attempt_at`` among pending rows not in ``exclude``, or None."""
         skip = set(exclude)

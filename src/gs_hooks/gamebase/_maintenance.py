@@ -258,7 +258,8 @@ class MaintenanceWatcher:
             error = exc if isinstance(exc, GsHooksError) else GsHooksError(f"unreadable maintenance date: {exc}")
             self.last_error = error
             self.consecutive_failures += 1
-            delay = min(self.poll_s * (2**self.consecutive_failures), self.backoff_max_s)
+            # (the exponent is clamped: 2**n stops fitting a float after 1,024 failures, ~3.5 days at 300 s)
+            delay = min(self.poll_s * 2.0 ** min(self.consecutive_failures, 1000), self.backoff_max_s)
             self._next_poll = now + delay
             log.warning(
                 "maintenance poll failed (%d in a row): %s; keeping state %s, next poll in %.0fs",

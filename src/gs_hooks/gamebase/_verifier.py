@@ -240,6 +240,7 @@ class TokenVerifier:
                 self.hits += 1
                 raise neg[1].error()
             del self._negative[key]
+            self._untrack(key)
         self.misses += 1
         while True:
             flight = self._flights.get(key)
@@ -330,8 +331,7 @@ class TokenVerifier:
     def _refuse(self, key: tuple[str, str], flight: _Flight, refusal: _Refusal, generation: int) -> None:
         flight.refusal = refusal
         if self._generation.get(key[0], 0) == generation:
-            self._negative[key] = (self._time() + self.negative_ttl_s, refusal)
-            self._by_user.setdefault(key[0], set()).add(key[1])
+            self._refused(key, refusal)
 
     # -- component (hooks runs the verifier so its requests go through a few long-lived worker tasks) ---------
 
@@ -371,6 +371,34 @@ class TokenVerifier:
         if len(positive) > self.max_entries:
             self._evict()
 
+    def _refused(self, key: tuple[str, str], refusal: _Refusal) -> None:
+        """Remember a refusal; drop the expired ones (and the oldest past ``max_entries``).
+
+        Every refusal lives ``negative_ttl_s``, so insertion order is expiry order: pruning from the front is
+        O(1) per refusal, and a stream of distinct bad tokens keeps only the live ones.
+        """
+        negative = self._negative
+        negative.pop(key, None)
+        now = self._time()
+        negative[key] = (now + self.negative_ttl_s, refusal)
+        self._by_user.setdefault(key[0], set()).add(key[1])
+        while negative:
+            oldest = next(iter(negative))
+            if negative[oldest][0] > now and len(negative) <= self.max_entries:
+                break
+            del negative[oldest]
+            self._untrack(oldest)
+
+    def _untrack(self, key: tuple[str, str]) -> None:
+        """Forget that ``key``'s user has a cached entry for that token, unless a positive entry remains."""
+        if key in self._positive or key in self._negative:
+            return
+        tokens = self._by_user.get(key[0])
+        if tokens is not None:
+            tokens.discard(key[1])
+            if not tokens:
+                del self._by_user[key[0]]
+
     def _evict(self) -> None:
         now = self._time()
         positive = self._positive
@@ -378,16 +406,11 @@ class TokenVerifier:
         for key in list(positive):
             if len(positive) <= target:
                 break
-            expires, _ = positive[key]
             del positive[key]
-            tokens = self._by_user.get(key[0])
-            if tokens is not None:
-                tokens.discard(key[1])
-                if not tokens:
-                    del self._by_user[key[0]]
-            del expires
+            self._untrack(key)
         for key in [k for k, (exp, _) in self._negative.items() if exp <= now]:
             del self._negative[key]
+            self._untrack(key)
 
     def _stale(self, key: tuple[str, str], err: PlatformError) -> TokenInfo | None:
         if self.failure_policy != "allow_cached" or not isinstance(err, PlatformUnavailableError):

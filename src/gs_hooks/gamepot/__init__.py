@@ -4,19 +4,19 @@ from ._client import GamePotClient
 from ._dashboard import Dashboard, DashboardView, render_dashboard
 from ._history import CcuHistorySource, DeliveryHealth, MemoryCcuHistory, ReporterHistory, ServerHealth
 from ._inquiry import INQUIRY_PATH, GamePotInquiry
-from ._protocol import CcuRow, CcuSample, GamePotError
+from ._protocol import CcuRow, GamePotError, HistorySample
 
 __all__ = [
     "INQUIRY_PATH",
     "CcuHistorySource",
     "CcuRow",
-    "CcuSample",
     "Dashboard",
     "DashboardView",
     "DeliveryHealth",
     "GamePotClient",
     "GamePotError",
     "GamePotInquiry",
+    "HistorySample",
     "MemoryCcuHistory",
     "ReporterHistory",
     "ServerHealth",

@@ -22,7 +22,7 @@ import html
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -32,6 +32,10 @@ from ..http._app import Request, Response, Route, Router
 from ..sessions._registry import SessionRegistry
 from ._history import CcuHistorySource, DeliveryHealth, HealthSource
 from ._protocol import KST, GamePotError, day_bounds, minute_label, parse_date, slot_sums
+
+if TYPE_CHECKING:
+    from ..bans import BanBook
+    from ..gamebase import MaintenanceWatcher
 
 __all__ = [
     "DASHBOARD_KEY_HEADER",
@@ -113,73 +117,39 @@ class DashboardView(msgspec.Struct, frozen=True, kw_only=True):
 # -- collecting -------------------------------------------------------------------------------------------------
 
 
-def _ts(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=KST)).timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    return None
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
 
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def ban_lines(bans: Any) -> tuple[tuple[BanLine, ...], int] | None:
-    """Active bans from the ban book (its ``active_bans()``), soonest end first; None without a ban book."""
+def ban_lines(bans: BanBook | None) -> tuple[tuple[BanLine, ...], int] | None:
+    """Active bans from the ban book, soonest end first (the first 50) and their count; None without a book."""
     if bans is None:
         return None
-    lister = getattr(bans, "active_bans", None)
-    if not callable(lister):
-        return None
-    lines = []
-    for item in lister():
-        player = _get(item, "player_key", "player_id", "user_id")
-        source = _get(item, "source") or ""
-        lines.append(
-            BanLine(
-                player_id=str(player) if player is not None else "?",
-                source=str(getattr(source, "value", source)),
-                ends_at=_ts(_get(item, "ends_at", "end_at")),
-                reason=str(_get(item, "message", "reason") or ""),
-            )
-        )
+    lines = [
+        BanLine(player_id=b.player_key, source=b.source, ends_at=_ts(b.ends_at), reason=b.message)
+        for b in bans.active_bans()
+    ]
     lines.sort(key=lambda b: (b.ends_at is None, b.ends_at or 0.0, b.player_id))
     return tuple(lines[:50]), len(lines)
 
 
-def maintenance_text(watcher: Any) -> tuple[str, str] | None:
-    """A state word and a detail line from the maintenance watcher, or None when there is none.
-
-    Reads the watcher's ``state`` (an enum: none / announced / active / ended), its ``window`` (``begins_at``,
-    ``ends_at``, ``message``) and ``consecutive_failures``.
-    """
+def maintenance_text(watcher: MaintenanceWatcher | None) -> tuple[str, str] | None:
+    """The watcher's state word (none / announced / active / ended) and a detail line (its window, its poll
+    failures), or None when there is no watcher."""
     if watcher is None:
         return None
-    state = getattr(watcher, "state", None)
-    word = str(getattr(state, "value", state)) if state is not None else "unknown"
     parts = []
-    window = getattr(watcher, "window", None)
+    window = watcher.window
     if window is not None:
-        begin = _ts(_get(window, "begins_at", "begin_at"))
-        end = _ts(_get(window, "ends_at", "end_at"))
-        if begin is not None:
-            parts.append(f"from {_fmt_dt(begin)[:16]}")
-        if end is not None:
-            parts.append(f"until {_fmt_dt(end)[:16]}")
-        message = _get(window, "message")
-        if message:
-            parts.append(str(message)[:120])
-    failures = getattr(watcher, "consecutive_failures", 0)
-    if isinstance(failures, int) and failures > 0:
-        parts.append(f"Gamebase poll failing ({failures} in a row)")
-    return word, " · ".join(parts)
+        if window.begins_at is not None:
+            parts.append(f"from {_fmt_dt(window.begins_at.timestamp())[:16]}")
+        if window.ends_at is not None:
+            parts.append(f"until {_fmt_dt(window.ends_at.timestamp())[:16]}")
+        if window.message:
+            parts.append(window.message[:120])
+    if watcher.consecutive_failures > 0:
+        parts.append(f"Gamebase poll failing ({watcher.consecutive_failures} in a row)")
+    return watcher.state.value, " · ".join(parts)
 
 
 class Dashboard:
@@ -193,7 +163,7 @@ class Dashboard:
         server_ids: the server ids the CCU reporter reports (listed even at zero).
         key: optional dashboard key.
         bans: returns the ban book (or None); called per page.
-        maintenance: returns the maintenance state (or None); called per page.
+        maintenance: returns the Gamebase maintenance watcher (or None); called per page.
         refresh_s: auto-refresh period of the page (0 = off).
     """
 
@@ -206,8 +176,8 @@ class Dashboard:
         period_s: int,
         server_ids: Sequence[str] = (),
         key: Secret | None = None,
-        bans: Callable[[], Any] | None = None,
-        maintenance: Callable[[], Any] | None = None,
+        bans: Callable[[], BanBook | None] | None = None,
+        maintenance: Callable[[], MaintenanceWatcher | None] | None = None,
         refresh_s: int = 30,
     ) -> None:
         self.registry = registry
@@ -538,7 +508,7 @@ def _card_bans(view: DashboardView) -> str:
     if view.bans:
         rows = []
         for b in view.bans[:3]:
-            until = _fmt_dt(b.ends_at)[:16] if b.ends_at is not None else "permanent"
+            until = f"until {_fmt_dt(b.ends_at)[5:16]}" if b.ends_at is not None else "permanent"
             rows.append(f"<li><b>{_e(b.player_id)}</b> <span class='muted'>{_e(b.source)} · {_e(until)}</span></li>")
         more = f"<li class='muted'>and {total - 3:,} more</li>" if total > 3 else ""
         out.append(f'<ul class="bans">{"".join(rows)}{more}</ul>')

@@ -11,14 +11,14 @@ last result code); that is the history. This module is the thin seam between it 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ._protocol import KST, CcuSample
+from ..ccu import CcuSampleRow, CcuSpool
+from ._protocol import HistorySample
 
 __all__ = [
     "CcuHistorySource",
@@ -59,7 +59,7 @@ class DeliveryHealth(msgspec.Struct, frozen=True, kw_only=True):
 class CcuHistorySource(Protocol):
     """A CCU history: the samples taken, by grid slot."""
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)`` (all server ids, or one)."""
         ...
 
@@ -80,15 +80,15 @@ class MemoryCcuHistory:
     ``record_nowait(at, server_id, users)``.
     """
 
-    def __init__(self, samples: Iterable[CcuSample] = ()) -> None:
-        self._samples: list[CcuSample] = list(samples)
+    def __init__(self, samples: Iterable[HistorySample] = ()) -> None:
+        self._samples: list[HistorySample] = list(samples)
 
     def record_nowait(self, at: datetime | float, server_id: str, users: int, *, result: int | None = None) -> None:
         """Add a sample for the slot starting at ``at`` (aware datetime or epoch seconds)."""
         ts = at.timestamp() if isinstance(at, datetime) else float(at)
         if isinstance(at, datetime) and at.tzinfo is None:
             raise ValueError("naive datetime: give an aware datetime (e.g. tzinfo=gs_hooks.KST)")
-        self._samples.append(CcuSample(at=ts, server_id=server_id, users=users, result=result))
+        self._samples.append(HistorySample(at=ts, server_id=server_id, users=users, result=result))
 
     def prune_nowait(self, before_ts: float) -> int:
         """Drop samples older than ``before_ts``. Returns how many were dropped."""
@@ -97,7 +97,7 @@ class MemoryCcuHistory:
         self._samples = kept
         return dropped
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)``."""
         return [
             s for s in self._samples if start_ts <= s.at < end_ts and (server_id is None or s.server_id == server_id)
@@ -110,63 +110,11 @@ class MemoryCcuHistory:
         return f"MemoryCcuHistory(samples={len(self._samples)})"
 
 
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _first_attr(obj: Any, names: Sequence[str]) -> Any:
-    for name in names:
-        if isinstance(obj, dict):
-            if name in obj:
-                return obj[name]
-        elif hasattr(obj, name):
-            return getattr(obj, name)
-    raise AttributeError(f"sample row {type(obj).__name__} has none of {', '.join(names)}")
-
-
-def _as_ts(value: Any) -> float:
-    if isinstance(value, datetime):
-        moment: datetime = value if value.tzinfo is not None else value.replace(tzinfo=KST)
-        return moment.timestamp()
-    if isinstance(value, str):
-        # the Hive date format, KST: "YYYY-MM-DD HH:MM:SS"
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).timestamp()
-    return float(value)
-
-
-def sample_from_row(row: Any) -> CcuSample:
-    """Convert a spool row (whatever its field names) to a :class:`CcuSample`."""
-    if isinstance(row, CcuSample):
-        return row
-    at = _as_ts(_first_attr(row, ("slot_ts", "slot", "at", "ts", "date", "slot_date")))
-    server_id = str(_first_attr(row, ("server_id", "server")))
-    users = int(_first_attr(row, ("users", "user_count", "user", "count")))
-    try:
-        state = _first_attr(row, ("state", "delivery_state", "status"))
-    except AttributeError:
-        state = ""
-    try:
-        result = _first_attr(row, ("last_code", "last_result", "result", "result_code"))
-    except AttributeError:
-        result = None
-    state_s = getattr(state, "value", state)
-    return CcuSample(
-        at=at,
-        server_id=server_id,
-        users=users,
-        state=str(state_s) if state_s is not None else "",
-        result=int(result) if result is not None else None,
+def sample_from_row(row: CcuSampleRow) -> HistorySample:
+    """A spool row as a :class:`HistorySample`."""
+    return HistorySample(
+        at=float(row.slot_ts), server_id=row.server, users=row.user, state=row.state.value, result=row.last_code
     )
-
-
-def _code_of(value: Any) -> int | None:
-    """A result code from ``last_result``: an int, or a spool row carrying ``last_code``."""
-    if value is None or isinstance(value, int):
-        return value
-    code = getattr(value, "last_code", getattr(value, "result", None))
-    return None if code is None else int(code)
 
 
 class ReporterHistory:
@@ -180,25 +128,22 @@ class ReporterHistory:
     def __init__(self, locate: Callable[[], Any]) -> None:
         self._locate = locate
 
-    def _spool(self) -> Any:
+    def _spool(self) -> CcuSpool | None:
         target = self._locate()
-        if target is None:
-            return None
-        if not hasattr(target, "history") and hasattr(target, "spool"):
-            target = target.spool
-        return target
+        spool = target if isinstance(target, CcuSpool) else getattr(target, "spool", None)
+        return spool if isinstance(spool, CcuSpool) else None
 
     @property
     def available(self) -> bool:
         """Whether a spool is there to read."""
         return self._spool() is not None
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples whose slot is in ``[start_ts, end_ts)``; empty while there is no reporter."""
         spool = self._spool()
         if spool is None:
             return []
-        rows = await _maybe_await(spool.history(server_id, start_ts, end_ts))
+        rows = await spool.history(server_id, start_ts, end_ts)
         out = [sample_from_row(r) for r in rows]
         return [s for s in out if start_ts <= s.at < end_ts]
 
@@ -207,19 +152,19 @@ class ReporterHistory:
         spool = self._spool()
         if spool is None:
             return DeliveryHealth()
-        depth = await _maybe_await(spool.backlog_depth()) if hasattr(spool, "backlog_depth") else None
+        depth = await spool.backlog_depth()
         servers = []
         for sid in server_ids:
-            last = await _maybe_await(spool.last_result(sid)) if hasattr(spool, "last_result") else None
-            ok_at = await _maybe_await(spool.last_success_at(sid)) if hasattr(spool, "last_success_at") else None
+            last = await spool.last_result(sid)
+            ok_at = await spool.last_success_at(sid)
             servers.append(
                 ServerHealth(
                     server_id=sid,
-                    last_result=_code_of(last),
-                    last_success_at=_as_ts(ok_at) if ok_at is not None else None,
+                    last_result=None if last is None else last.last_code,
+                    last_success_at=None if ok_at is None else float(ok_at),
                 )
             )
-        return DeliveryHealth(backlog_depth=int(depth) if depth is not None else None, servers=tuple(servers))
+        return DeliveryHealth(backlog_depth=depth, servers=tuple(servers))
 
     def __repr__(self) -> str:
         return f"ReporterHistory(available={self.available})"

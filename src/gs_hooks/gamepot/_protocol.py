@@ -45,9 +45,9 @@ __all__ = [
     "CcuNode",
     "CcuResult",
     "CcuRow",
-    "CcuSample",
     "ErrorAnswer",
     "GamePotError",
+    "HistorySample",
     "InquiryDates",
     "build_answer",
     "check_key",
@@ -190,7 +190,7 @@ class CcuRow(msgspec.Struct, frozen=True, kw_only=True):
         return int(hh) * 60 + int(mm)
 
 
-class CcuSample(msgspec.Struct, frozen=True, kw_only=True):
+class HistorySample(msgspec.Struct, frozen=True, kw_only=True):
     """One CCU sample of the history.
 
     Attributes:
@@ -299,7 +299,7 @@ def _check_period(period_s: int) -> None:
         raise ValueError(f"period must be a whole number of minutes dividing 24 h, got {period_s!r}")
 
 
-def slot_sums(samples: Iterable[CcuSample], day: date, period_s: int) -> dict[int, int]:
+def slot_sums(samples: Iterable[HistorySample], day: date, period_s: int) -> dict[int, int]:
     """Sum of users over server ids, per grid slot of ``day``.
 
     Args:
@@ -327,7 +327,7 @@ def slot_sums(samples: Iterable[CcuSample], day: date, period_s: int) -> dict[in
     return sums
 
 
-def minute_values(samples: Iterable[CcuSample], day: date, period_s: int) -> list[int | None]:
+def minute_values(samples: Iterable[HistorySample], day: date, period_s: int) -> list[int | None]:
     """The 1440 per-minute values of ``day``: the sum of the minute's slot, or None without a sample."""
     sums = slot_sums(samples, day, period_s)
     per_slot = period_s // 60

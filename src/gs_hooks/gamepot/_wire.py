@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._dashboard import Dashboard
 from ._history import CcuHistorySource, DeliveryHealth, HealthSource, ReporterHistory
 from ._inquiry import GamePotInquiry
-from ._protocol import CcuSample
+from ._protocol import HistorySample
 
 if TYPE_CHECKING:
     from .._setup import Hooks
@@ -31,7 +31,7 @@ class HooksHistory:
         source = self._source()
         return isinstance(source, HealthSource) and bool(getattr(source, "available", True))
 
-    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[CcuSample]:
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
         """Samples of the current history source."""
         source: CcuHistorySource | None = self._source()
         return [] if source is None else await source.samples(start_ts, end_ts, server_id)
@@ -76,12 +76,8 @@ def wire_gamepot(hooks: Hooks) -> None:
             period_s=config.ccu.period_s,
             server_ids=config.ccu.server_ids if config.ccu.url is not None else (),
             key=li.dashboard_key,
-            bans=lambda: getattr(hooks, "bans", None),
-            maintenance=lambda: _maintenance_of(hooks),
+            bans=lambda: hooks.bans,
+            maintenance=lambda: hooks.maintenance,
         )
         dashboard.install(hooks.router, allow=li.dashboard_allow)
         hooks.dashboard = dashboard
-
-
-def _maintenance_of(hooks: Any) -> Any:
-    return getattr(hooks, "maintenance", None)

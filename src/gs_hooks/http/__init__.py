@@ -1,15 +1,28 @@
-"""The embedded HTTP listener (h11 over anyio) and its router."""
+"""The embedded HTTP listener (h11 over anyio), its router, and the same routes as an ASGI app."""
 
-from ._app import Request, Response, Route, Router, parse_allowlist
+from ._app import Request, Response, Route, Router, parse_allowlist, safe_for_log
+from ._asgi import ASGIApp, as_asgi
+from ._listener import Listener, add_builtin_routes, limits_from_config, tls_context_from_config
 from ._server import HttpLimits, HttpServer, serve_http
 
+#: Alias of :func:`as_asgi`.
+asgi_app = as_asgi
+
 __all__ = [
+    "ASGIApp",
     "HttpLimits",
     "HttpServer",
+    "Listener",
     "Request",
     "Response",
     "Route",
     "Router",
+    "add_builtin_routes",
+    "as_asgi",
+    "asgi_app",
+    "limits_from_config",
     "parse_allowlist",
+    "safe_for_log",
     "serve_http",
+    "tls_context_from_config",
 ]

@@ -15,9 +15,26 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
-__all__ = ["DropConnection", "Request", "Response", "Route", "Router"]
+__all__ = ["DropConnection", "Request", "Response", "Route", "Router", "parse_allowlist", "safe_for_log"]
 
 _json_encoder = msgspec.json.Encoder()
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def safe_for_log(text: str, limit: int = 200) -> str:
+    """A printable form of client-supplied text for a log line: no CR/LF/control/non-ASCII characters, bounded.
+
+    Args:
+        text: e.g. a request path.
+        limit: longest result (longer text is cut and marked with ``...``).
+    """
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isascii() and text.isprintable():
+        return text
+    return _UNPRINTABLE.sub("?", text)
 
 
 @dataclass(slots=True)
@@ -32,6 +49,7 @@ class Request:
         body: the complete body (empty in a guard).
         client: peer (host, port) when known.
         path_params: values of ``{name}`` segments of the route pattern.
+        raw_path: the undecoded path made safe for log lines (see :func:`safe_for_log`).
     """
 
     method: str
@@ -151,6 +169,7 @@ class Router:
 
     def __init__(self) -> None:
         self._static: dict[str, dict[str, Route]] = {}
+        self._allowed: dict[str, tuple[str, ...]] = {}
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
 
     def add(
@@ -182,7 +201,9 @@ class Router:
             else:
                 self._patterns.append((regex, {route.method: route}))
         else:
-            self._static.setdefault(pattern, {})[route.method] = route
+            methods = self._static.setdefault(pattern, {})
+            methods[route.method] = route
+            self._allowed[pattern] = tuple(sorted(methods))
         return route
 
     def resolve(self, method: str, path: str) -> tuple[Route | None, dict[str, str], tuple[str, ...]]:
@@ -193,6 +214,11 @@ class Router:
             empty for 404 and non-empty for 405.
         """
         methods = self._static.get(path)
+        if methods is not None:  # fast path: a static route
+            route = methods.get(method)
+            if route is None and method == "HEAD":
+                route = methods.get("GET")
+            return route, {}, self._allowed[path]
         params: dict[str, str] = {}
         if methods is None:
             for regex, candidate in self._patterns:

@@ -1,17 +1,29 @@
 """The embedded HTTP/1.1 server: h11 over anyio.
 
-Strategy: h11 does all parsing (we never split bytes ourselves); this module only moves bytes and enforces
-limits. Per connection: wait for a request head (idle keep-alive timeout), then the head and body must complete
-within an absolute deadline (slow senders are cut with 408). The head is routed, the allowlist and the route's
-guard run *before* any body byte is read, the body is read up to the route's limit (413 past it), the handler
-runs, and the response goes out. Any response sent before the body was fully read closes the connection.
+Strategy: h11 parses (we never split a request ourselves); :mod:`._strict` looks again at the raw bytes where
+h11 is lenient; this module moves bytes and enforces limits.
+
+Per connection: the TLS handshake (when on) and the first request must arrive within the request deadline;
+later requests within the keep-alive timeout. Once a request's first byte is in, its head and body must complete
+within the absolute request deadline (slow senders are cut with 408 and closed). The head is routed; the
+allowlist and the route's guard run *before* any body byte is read (``100 Continue`` is only sent after them);
+the body is read up to the route's limit (413 past it); the handler runs; the response goes out. Any response
+sent before the body was fully read closes the connection, as does every framing error.
+
+Timeouts cost nothing per request: each connection runs in one cancel scope, and one watchdog task per server
+cancels the scopes whose deadline (a float the connection moves as it changes phase) has passed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import logging
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,15 +32,30 @@ from urllib.parse import unquote
 import anyio
 import anyio.abc
 import h11
-from anyio.streams.tls import TLSListener
+import sniffio
+from anyio.streams.tls import TLSStream
 
-from ._app import DropConnection, Request, Response, Route, Router
+from ._app import DropConnection, Request, Response, Route, Router, safe_for_log
+from ._strict import ChunkedFramingError, ChunkedScanner, head_is_strict
 
 __all__ = ["HttpLimits", "HttpServer", "serve_http"]
 
 log = logging.getLogger("gs_hooks.http")
 
-_SERVER_HEADER = ("server", "gs_hooks")
+_RECEIVE_BYTES = 65_536
+# Trailer fields that would change framing, routing or authorization if anyone merged them into the head.
+_FORBIDDEN_TRAILERS = frozenset(
+    {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type", b"trailer", b"connection"}
+)
+_MESSAGES = {
+    400: "malformed HTTP request",
+    408: "request not completed within the deadline",
+    413: "request body too large",
+    414: "request target too long",
+    431: "request header block too large",
+    501: "transfer coding not supported",
+    505: "HTTP version not supported",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +65,11 @@ class HttpLimits:
     Attributes:
         max_header_bytes: largest request head (431 past it).
         max_body_bytes: largest body unless the route sets its own (413 past it).
-        request_deadline_s: absolute deadline for a request's head and body (408 past it).
+        request_deadline_s: absolute deadline for a request's head and body, counted from its first byte, and
+            for a new connection's TLS handshake and first byte (408 past it, then close).
         keepalive_s: idle time allowed between requests on a connection.
         max_connections: concurrent connections; more get 503 and are closed.
-        handler_timeout_s: a handler that runs longer gets 500.
+        handler_timeout_s: a handler that runs longer gets 500 (and the connection is closed).
     """
 
     max_header_bytes: int = 16_384
@@ -53,13 +81,188 @@ class HttpLimits:
 
 
 class _Close(Exception):
-    """Internal: stop serving this connection."""
+    """Internal: stop serving this connection without an answer."""
 
 
-def _safe_path(target: bytes) -> str:
-    """A printable form of a request target for logs (no control characters, bounded)."""
-    text = target[:200].decode("latin-1")
-    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
+class _Reject(Exception):
+    """Internal: answer with an error response and close."""
+
+    def __init__(self, status: int, message: str | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.message = message or _MESSAGES.get(status, "request refused")
+
+
+_READ_ALL = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+# Connection phases, as the watchdog and the timeout handling see them.
+_IDLE = 0  # waiting for the first byte of a request (nothing to answer when cut)
+_READING = 1  # head or body in progress (408 when cut)
+_HANDLING = 2  # the handler runs (500 when cut)
+_WRITING = 3  # the response goes out (just close when cut)
+
+
+class _Connection:
+    """Per-connection state shared with the watchdog."""
+
+    __slots__ = ("capture", "client", "conn", "deadline", "fed", "linger", "phase", "scanner", "scope", "stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None, conn: h11.Connection) -> None:
+        self.stream = stream
+        self.client = client
+        self.conn = conn
+        self.scope: anyio.CancelScope | None = None
+        self.deadline = 0.0
+        self.phase = _IDLE
+        self.capture: list[bytes] | None = None  # raw bytes of the request head phase
+        self.scanner: ChunkedScanner | None = None  # strict framing check of a chunked body
+        self.fed = 0  # bytes fed to the scanner
+        self.linger = False  # closing with request bytes possibly unread: drain before closing
+
+    async def receive(self) -> None:
+        try:
+            data = await self.stream.receive(_RECEIVE_BYTES)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            data = b""
+        if self.capture is not None:
+            self.capture.append(data)
+        if self.scanner is not None:
+            self.feed_scanner(data)
+        self.conn.receive_data(data)
+
+    def feed_scanner(self, data: bytes) -> None:
+        assert self.scanner is not None
+        self.fed += len(data)
+        try:
+            self.scanner.feed(data)
+        except ChunkedFramingError as exc:
+            raise _Reject(exc.status, str(exc)) from None
+
+    async def next_event(self) -> Any:
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                await self.receive()
+                continue
+            return event
+
+
+class _AsyncioProtocol(asyncio.Protocol):
+    """asyncio side of :class:`_AsyncioStream`: buffers what arrives, wakes the reader, tracks write pressure."""
+
+    def __init__(self, spawn: Callable[[_AsyncioStream], object]) -> None:
+        self._spawn = spawn
+        self.transport: asyncio.Transport | None = None
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.lost = False
+        self.exc: Exception | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.drain: asyncio.Future[None] | None = None
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._spawn(_AsyncioStream(self, transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered > _RECEIVE_BYTES * 4 and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # keep the transport open: the answer may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.exc = exc
+        self._wake_reader()
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.drain is None or self.drain.done():
+            self.drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def _wake_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            self.reader.set_result(None)
+
+
+class _AsyncioStream(anyio.abc.ByteStream):
+    """A byte stream straight on an asyncio transport (the server's fast path on asyncio, plain TCP)."""
+
+    def __init__(self, protocol: _AsyncioProtocol, transport: asyncio.Transport) -> None:
+        self._p = protocol
+        self._transport = transport
+        self._eager = 0
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return {anyio.abc.SocketAttribute.remote_address: lambda: self._transport.get_extra_info("peername")}
+
+    async def receive(self, max_bytes: int = _RECEIVE_BYTES) -> bytes:
+        p = self._p
+        if p.buffer:
+            self._eager += 1
+            if self._eager >= 16:  # a peer that keeps the buffer full must not starve other connections
+                self._eager = 0
+                await asyncio.sleep(0)
+        while not p.buffer:
+            self._eager = 0
+            if p.lost:
+                if p.exc is not None:
+                    raise anyio.BrokenResourceError from p.exc
+                raise anyio.EndOfStream
+            if p.eof:
+                raise anyio.EndOfStream
+            if p.reading_paused:
+                self._transport.resume_reading()
+                p.reading_paused = False
+            p.reader = asyncio.get_running_loop().create_future()
+            try:
+                await p.reader
+            finally:
+                p.reader = None
+        data = p.buffer.popleft()
+        if len(data) > max_bytes:
+            p.buffer.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        p.buffered -= len(data)
+        if p.reading_paused and p.buffered <= _RECEIVE_BYTES:
+            self._transport.resume_reading()
+            p.reading_paused = False
+        return data
+
+    async def send(self, item: bytes) -> None:
+        p = self._p
+        if p.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError
+        self._transport.write(item)
+        if p.drain is not None and not p.drain.done():
+            await p.drain
+            if p.lost:
+                raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        if not self._transport.is_closing() and self._transport.can_write_eof():
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        self._transport.close()
+        await asyncio.sleep(0)
 
 
 class HttpServer:
@@ -70,6 +273,13 @@ class HttpServer:
         host / port: where to bind (port 0 picks a free port; see :attr:`port` after start).
         limits: :class:`HttpLimits`.
         ssl_context: serve TLS when given.
+
+    Attributes:
+        port: the bound port (after :meth:`run` has started).
+        active_connections: connections open now.
+        requests_served: responses sent (errors included).
+        rejected_connections: connections refused with 503 at the cap.
+        draining: set by :meth:`drain`; new connections get 503 and answers close their connection.
     """
 
     def __init__(
@@ -89,6 +299,10 @@ class HttpServer:
         self.port: int = 0
         self.active_connections = 0
         self.requests_served = 0
+        self.rejected_connections = 0
+        self._connections: set[_Connection] = set()
+        self._cap_logged_at = -1e9
+        self.draining = False
 
     @property
     def url(self) -> str:
@@ -97,141 +311,276 @@ class HttpServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[HttpServer] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Bind and serve until cancelled. ``task_status.started`` gets the server once bound."""
-        listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-            local_host=self.host, local_port=self.requested_port, reuse_port=False
-        )
-        sock = listener.extra(anyio.abc.SocketAttribute.raw_socket)
-        self.port = sock.getsockname()[1]
-        if self.ssl_context is not None:
-            listener = TLSListener(listener, self.ssl_context, standard_compatible=False)
-        async with listener:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Bind and serve until cancelled. ``task_status.started`` gets the server once bound.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        if self.ssl_context is None and sniffio.current_async_library() == "asyncio":
+            await self._run_asyncio(task_status)
+            return
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port)
+        async with listener, anyio.create_task_group() as tg:
+            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            tg.start_soon(self._watchdog)
             task_status.started(self)
-            await listener.serve(self._serve_connection)
+            await listener.serve(self._serve_connection, task_group=tg)
+
+    async def _run_asyncio(self, task_status: anyio.abc.TaskStatus[Any]) -> None:
+        """The same server on asyncio's protocol API: no per-read reader toggling, no per-write checkpoint."""
+        loop = asyncio.get_running_loop()
+        groups: list[anyio.abc.TaskGroup] = []
+        # Protocol callbacks run outside any task, where sniffio (and so anyio) cannot tell the backend under a
+        # plain asyncio.run(); spawn connection tasks from a context that names it.
+        spawn_ctx = contextvars.copy_context()
+        spawn_ctx.run(sniffio.current_async_library_cvar.set, "asyncio")
+
+        def factory() -> _AsyncioProtocol:
+            return _AsyncioProtocol(lambda stream: spawn_ctx.run(groups[0].start_soon, self._serve_connection, stream))
+
+        server = await loop.create_server(factory, self.host, self.requested_port, backlog=1024, start_serving=False)
+        try:
+            async with anyio.create_task_group() as tg:
+                groups.append(tg)
+                self.port = server.sockets[0].getsockname()[1]
+                try:
+                    await server.start_serving()
+                    tg.start_soon(self._watchdog)
+                    task_status.started(self)
+                    await anyio.sleep_forever()
+                finally:
+                    server.close()  # no new connection once the group starts cancelling its tasks
+        finally:
+            server.close()
+
+    async def drain(self, grace_s: float = 5.0) -> None:
+        """Graceful stop, step one: refuse new connections (503), close idle ones, let requests in progress
+        finish (their answers carry ``Connection: close``) for up to ``grace_s``. Cancel :meth:`run` after it.
+        """
+        self.draining = True
+        for c in self._connections:
+            if c.phase == _IDLE and c.scope is not None:
+                c.scope.cancel()
+        with anyio.move_on_after(grace_s):
+            while any(c.phase != _IDLE for c in self._connections):
+                await anyio.sleep(0.01)
+
+    async def _watchdog(self) -> None:
+        limits = self.limits
+        shortest = min(limits.request_deadline_s, limits.keepalive_s, limits.handler_timeout_s)
+        tick = min(max(shortest / 10, 0.005), 0.25)
+        while True:
+            await anyio.sleep(tick)
+            now = time.monotonic()
+            for c in self._connections:
+                if c.deadline <= now and c.scope is not None:
+                    c.scope.cancel()
 
     async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
         self.active_connections += 1
+        client = _peer(stream)
+        c = _Connection(
+            stream, client, h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        )
         try:
-            client = _peer(stream)
-            if self.active_connections > self.limits.max_connections:
-                await self._reject_busy(stream)
+            if self.draining:
+                await self._reject_busy(c, "shutting down; retry later")
                 return
-            await self._connection_loop(stream, client)
-        except (
-            anyio.BrokenResourceError,
-            anyio.ClosedResourceError,
-            anyio.EndOfStream,
-            ssl.SSLError,
-            OSError,
-        ):
+            if self.active_connections > self.limits.max_connections:
+                self.rejected_connections += 1
+                now = time.monotonic()
+                if now - self._cap_logged_at >= 1.0:  # a flood must not flood the log too
+                    self._cap_logged_at = now
+                    log.warning(
+                        "connection cap %d reached; refusing new connections (%d so far)",
+                        self.limits.max_connections,
+                        self.rejected_connections,
+                    )
+                await self._reject_busy(c, "too many connections; retry later")
+                return
+            c.deadline = time.monotonic() + self.limits.request_deadline_s
+            self._connections.add(c)
+            answer: Response | None = None
+            with anyio.CancelScope() as scope:
+                c.scope = scope
+                if self.ssl_context is not None:
+                    c.stream = await TLSStream.wrap(
+                        stream, server_side=True, ssl_context=self.ssl_context, standard_compatible=False
+                    )
+                await self._connection_loop(c)
+            if scope.cancelled_caught:
+                answer = self._timeout_answer(c)
+            if answer is not None:
+                await self._send_last(c, answer)
+            if c.linger:
+                await self._linger(c)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, ssl.SSLError, OSError):
             pass
         except _Close:
             pass
         finally:
+            self._connections.discard(c)
             self.active_connections -= 1
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await stream.aclose()
+                await c.stream.aclose()
 
-    async def _reject_busy(self, stream: anyio.abc.ByteStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        body = Response.error(503, "too many connections; retry later").body
-        data = conn.send(
-            h11.Response(
-                status_code=503,
-                headers=[
-                    ("content-type", "application/json; charset=utf-8"),
-                    ("content-length", str(len(body))),
-                    ("connection", "close"),
-                    ("retry-after", "1"),
-                ],
-            )
-        )
+    def _timeout_answer(self, c: _Connection) -> Response | None:
+        if c.phase == _READING:
+            log.info("request from %s cut at the %.1fs deadline", _fmt_peer(c.client), self.limits.request_deadline_s)
+            return Response.error(408, _MESSAGES[408], close=True)
+        if c.phase == _HANDLING:
+            log.error("handler timed out after %.1fs (peer %s)", self.limits.handler_timeout_s, _fmt_peer(c.client))
+            return Response.error(500, "handler timed out", close=True)
+        return None
+
+    async def _send_last(self, c: _Connection, response: Response) -> None:
+        """Send a final answer outside the connection scope, bounded by its own short deadline."""
+        with anyio.move_on_after(min(self.limits.request_deadline_s, 5.0)):
+            try:
+                await self._send(c, response, head_only=False)
+            except h11.LocalProtocolError:
+                return
+
+    async def _linger(self, c: _Connection) -> None:
+        """Half-close, then discard what the peer still sends (1 s, 1 MiB at most) before closing.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy the error answer
+        before the client reads it; a short drain lets a 408/413/400 arrive.
+        """
+        with anyio.move_on_after(1.0):
+            try:
+                with contextlib.suppress(NotImplementedError):
+                    await c.stream.send_eof()
+                drained = 0
+                while drained < 1 << 20:
+                    drained += len(await c.stream.receive(_RECEIVE_BYTES))
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+
+    async def _reject_busy(self, c: _Connection, message: str) -> None:
+        """Answer 503 without reading the request (one second at most, handshake included), then close."""
+        response = Response.error(503, message, close=True)
+        response.headers.append(("retry-after", "1"))
+        conn = c.conn
+        data = conn.send(h11.Response(status_code=503, headers=_wire_headers(response))) or b""
+        data += conn.send(h11.Data(data=response.body)) or b""
         with anyio.move_on_after(1):
-            await stream.send((data or b"") + (conn.send(h11.Data(data=body)) or b""))
+            if self.ssl_context is not None:
+                c.stream = await TLSStream.wrap(
+                    c.stream, server_side=True, ssl_context=self.ssl_context, standard_compatible=False
+                )
+            await c.stream.send(data)
 
-    async def _receive_into(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> None:
-        try:
-            data = await stream.receive(65_536)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            data = b""
-        conn.receive_data(data)
-
-    async def _next_event(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                await self._receive_into(conn, stream)
-                continue
-            return event
-
-    async def _connection_loop(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None) -> None:
+    async def _connection_loop(self, c: _Connection) -> None:
         limits = self.limits
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        conn = c.conn
         while True:
-            # Idle: wait for the first bytes of the next request (keep-alive timeout).
-            if conn.next_event() is h11.NEED_DATA and not conn.trailing_data[0]:
-                with anyio.move_on_after(limits.keepalive_s) as idle:
-                    await self._receive_into(conn, stream)
-                if idle.cancelled_caught:
+            # Idle: wait for the first bytes of the next request.
+            c.phase = _IDLE
+            pending = conn.trailing_data[0]
+            if pending:
+                c.capture = [pending]
+            else:
+                c.capture = []
+                await c.receive()
+                if not c.capture[0]:
                     return
-            response: Response | None = None
+            c.deadline = time.monotonic() + limits.request_deadline_s
+            c.phase = _READING
             request: Request | None = None
-            route: Route | None = None
-            body_complete = False
-            with anyio.move_on_after(limits.request_deadline_s) as deadline:
+            try:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    event = await c.next_event()
+                if type(event) is not h11.Request:
+                    return  # ConnectionClosed
+                request, route, response = await self._read_request(c, event)
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint if exc.error_status_hint in _MESSAGES else 400
+                log.info("rejected malformed request from %s (%s)", _fmt_peer(c.client), type(exc).__name__)
+                response, route = Response.error(status, _MESSAGES[status], close=True), None
+            except _Reject as exc:
+                log.info("rejected request from %s: %s", _fmt_peer(c.client), exc.message)
+                response, route = Response.error(exc.status, exc.message, close=True), None
+            c.capture = None
+            if response is None and route is not None and request is not None:
+                c.phase = _HANDLING
+                c.deadline = time.monotonic() + limits.handler_timeout_s
                 try:
-                    event = await self._next_event(conn, stream)
-                    if not isinstance(event, h11.Request):
-                        return
-                    request, route, response, body_complete = await self._read_request(conn, stream, event, client)
-                except h11.RemoteProtocolError as exc:
-                    status = exc.error_status_hint if exc.error_status_hint in (400, 413, 431) else 400
-                    log.info("rejected malformed request from %s: %s", _fmt_peer(client), type(exc).__name__)
-                    response = Response.error(status, _protocol_message(status), close=True)
-            if deadline.cancelled_caught:
-                log.info("request from %s cut at the %.1fs deadline", _fmt_peer(client), limits.request_deadline_s)
-                response = Response.error(408, "request not completed within the deadline", close=True)
-                body_complete = False
-            elif response is None and request is not None and route is not None:
-                response = await self._call(route, request)
-            if response is None:  # pragma: no cover - every path above sets one
-                response = Response.error(500, "internal error", close=True)
-            if not body_complete:
+                    response = await route.handler(request)
+                except DropConnection:
+                    return  # the handler asked to close without an answer (the sandbox's "drop" fault)
+                except Exception:
+                    log.exception("handler for %s %s failed", request.method, request.raw_path)
+                    response = Response.error(500, "internal error")
+            assert response is not None
+            c.phase = _WRITING
+            c.deadline = time.monotonic() + limits.request_deadline_s
+            if conn.their_state is not h11.DONE or self.draining:
                 response.close = True
-            await self._send(conn, stream, response, head_only=request is not None and request.method == "HEAD")
-            self.requests_served += 1
-            if response.close or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            await self._send(c, response, head_only=request is not None and request.method == "HEAD")
+            if response.close or conn.our_state is h11.MUST_CLOSE:
                 return
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+            c.deadline = time.monotonic() + limits.keepalive_s
 
     async def _read_request(
-        self,
-        conn: h11.Connection,
-        stream: anyio.abc.ByteStream,
-        event: h11.Request,
-        client: tuple[str, int] | None,
-    ) -> tuple[Request | None, Route | None, Response | None, bool]:
-        raw_target = bytes(event.target)
-        head_size = len(raw_target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
-        if head_size > self.limits.max_header_bytes:
-            return None, None, Response.error(431, _protocol_message(431), close=True), False
-        path_part, _, query = raw_target.partition(b"?")
+        self, c: _Connection, event: h11.Request
+    ) -> tuple[Request | None, Route | None, Response | None]:
+        """Check the head, route it, run allowlist and guard, then read the body.
+
+        Returns:
+            (request, route, None) to run the handler, or (request, None, response) to answer without it.
+
+        Raises:
+            _Reject: framing or limit violation (answer and close).
+        """
+        limits = self.limits
+        conn = c.conn
+        capture = c.capture
+        assert capture is not None
+        raw = capture[0] if len(capture) == 1 else b"".join(capture)
+        if not head_is_strict(raw):
+            raise _Reject(400, "malformed request head (bare LF/CR or obsolete line folding)")
+        if event.http_version != b"1.1" and event.http_version != b"1.0":
+            raise _Reject(505)
+        target = event.target
+        headers = _header_list(event.headers)
+        head_size = len(target)
+        content_length: bytes | None = None
+        chunked = expect = False
+        for name, value in headers:
+            head_size += len(name) + len(value) + 4
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"expect":
+                expect = True
+        if head_size > limits.max_header_bytes:
+            raise _Reject(431)
+        if chunked and content_length is not None:
+            raise _Reject(400, "both Content-Length and Transfer-Encoding: refusing an ambiguous body")
+        if chunked and event.http_version != b"1.1":
+            raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+        path_part, _, query = bytes(target).partition(b"?")
         try:
-            path = unquote(path_part.decode("ascii"), errors="strict")
+            text = path_part.decode("ascii")
+            path = unquote(text, errors="strict") if "%" in text else text
         except (UnicodeDecodeError, ValueError):
-            return None, None, Response.error(400, "request target is not valid", close=True), False
-        method = event.method.decode("ascii", "replace").upper()
+            raise _Reject(400, "request target is not valid") from None
+        method = event.method.decode("ascii")
         request = Request(
             method=method,
             path=path,
-            query_string=query.decode("latin-1"),
-            headers=list(event.headers),
-            client=client,
-            raw_path=_safe_path(path_part),
+            query_string=query.decode("latin-1") if query else "",
+            headers=headers,
+            client=c.client,
+            raw_path=safe_for_log(text),
         )
         route, params, allowed = self.router.resolve(method, path)
         if route is None:
@@ -240,100 +589,113 @@ class HttpServer:
                 r.headers.append(("allow", ", ".join(allowed)))
             else:
                 r = Response.error(404, "no such route")
-            return request, None, r, await self._drain_small(conn, stream)
-        request.path_params = params
-        if not route.allows(client):
-            return (
-                request,
-                None,
-                Response.error(403, "address not allowed"),
-                await self._drain_small(conn, stream),
-            )
+            return request, None, await self._drain_small(c, r)
+        if params:
+            request.path_params = params
+        if not route.allows(c.client):
+            return request, None, await self._drain_small(c, Response.error(403, "address not allowed"))
         if route.guard is not None:
             rejected = route.guard(request)
             if rejected is not None:
                 rejected.close = True
-                return request, None, rejected, False
-        limit = route.max_body if route.max_body is not None else self.limits.max_body_bytes
-        declared = request.header("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return request, None, Response.error(413, f"body larger than {limit} bytes", close=True), False
+                return request, None, rejected
+        limit = route.max_body if route.max_body is not None else limits.max_body_bytes
+        if content_length is not None and int(content_length) > limit:
+            raise _Reject(413, f"body larger than {limit} bytes")
+        if expect and conn.they_are_waiting_for_100_continue:
+            await c.stream.send(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+        c.capture = None
+        if chunked:
+            c.scanner = ChunkedScanner(limit)
+            c.fed = 0
+            c.feed_scanner(raw[raw.find(b"\r\n\r\n") + 4 :])
+        try:
+            body = await self._read_body(c, limit)
+        finally:
+            scanner, c.scanner = c.scanner, None
+        if scanner is not None and (not scanner.done or scanner.consumed != c.fed - len(conn.trailing_data[0])):
+            raise _Reject(400, "malformed chunked body")
+        request.body = body
+        return request, route, None
+
+    async def _read_body(self, c: _Connection, limit: int) -> bytes:
+        conn = c.conn
         chunks: list[bytes] = []
         size = 0
         while True:
-            ev = await self._next_event(conn, stream)
-            if isinstance(ev, h11.Data):
+            ev = conn.next_event()
+            if ev is h11.NEED_DATA:
+                await c.receive()
+                continue
+            if type(ev) is h11.Data:
                 size += len(ev.data)
                 if size > limit:
-                    return (
-                        request,
-                        None,
-                        Response.error(413, f"body larger than {limit} bytes", close=True),
-                        False,
-                    )
-                chunks.append(bytes(ev.data))
-            elif isinstance(ev, h11.EndOfMessage):
+                    raise _Reject(413, f"body larger than {limit} bytes")
+                chunks.append(ev.data)
+            elif type(ev) is h11.EndOfMessage:
+                for name, _ in ev.headers:
+                    if name in _FORBIDDEN_TRAILERS:
+                        raise _Reject(400, "forbidden field in the chunked trailer")
                 break
-            elif isinstance(ev, h11.ConnectionClosed):
+            else:
                 raise _Close
-        request.body = b"".join(chunks)
-        return request, route, None, True
+        if len(chunks) == 1:
+            return bytes(chunks[0])
+        return b"".join(chunks)
 
-    async def _drain_small(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bool:
-        """Read and discard a small body so an error answer can keep the connection; False if too big."""
+    async def _drain_small(self, c: _Connection, response: Response) -> Response:
+        """Read and discard a small body so an error answer can keep the connection (else close it)."""
+        if c.conn.they_are_waiting_for_100_continue:
+            response.close = True
+            return response
+        c.capture = None
         size = 0
         while True:
-            ev = await self._next_event(conn, stream)
-            if isinstance(ev, h11.Data):
+            ev = await c.next_event()
+            if type(ev) is h11.Data:
                 size += len(ev.data)
                 if size > self.limits.max_body_bytes:
-                    return False
+                    response.close = True
+                    return response
             else:
-                return isinstance(ev, h11.EndOfMessage)
+                if type(ev) is not h11.EndOfMessage:
+                    response.close = True
+                return response
 
-    async def _call(self, route: Route, request: Request) -> Response:
-        try:
-            with anyio.fail_after(self.limits.handler_timeout_s):
-                return await route.handler(request)
-        except DropConnection:
-            raise _Close from None
-        except TimeoutError:
-            log.error("handler for %s %s timed out", request.method, request.raw_path)
-            return Response.error(500, "handler timed out")
-        except Exception:
-            log.exception("handler for %s %s failed", request.method, request.raw_path)
-            return Response.error(500, "internal error")
-
-    async def _send(
-        self, conn: h11.Connection, stream: anyio.abc.ByteStream, response: Response, *, head_only: bool
-    ) -> None:
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+    async def _send(self, c: _Connection, response: Response, *, head_only: bool) -> None:
+        conn = c.conn
+        if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
             raise _Close
-        headers = [(k, v) for k, v in response.headers if k.lower() not in ("content-length", "connection")]
-        headers.append(("content-length", str(len(response.body))))
-        headers.append(_SERVER_HEADER)
-        if response.close:
-            headers.append(("connection", "close"))
-        out = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        out = conn.send(h11.Response(status_code=response.status, headers=_wire_headers(response))) or b""
         if response.body and not head_only:
             out += conn.send(h11.Data(data=response.body)) or b""
         out += conn.send(h11.EndOfMessage()) or b""
-        with anyio.move_on_after(self.limits.request_deadline_s):
-            await stream.send(out)
+        await c.stream.send(out)
+        self.requests_served += 1
+        if response.close and conn.their_state not in _READ_ALL:
+            c.linger = True
 
 
-def _protocol_message(status: int) -> str:
-    if status == 431:
-        return "request header block too large"
-    if status == 413:
-        return "request body too large"
-    return "malformed HTTP request"
+def _header_list(headers: Any) -> list[tuple[bytes, bytes]]:
+    """h11's headers as a plain list of (lower-case name, value) (one pass over h11's internal list if it has one)."""
+    items = getattr(headers, "_full_items", None)
+    if items is not None:
+        return [(name, value) for _, name, value in items]
+    return list(headers)
+
+
+def _wire_headers(response: Response) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in response.headers if k.lower() not in ("content-length", "connection")]
+    headers.append(("content-length", str(len(response.body))))
+    if response.close:
+        headers.append(("connection", "close"))
+    return headers
 
 
 def _peer(stream: anyio.abc.ByteStream) -> tuple[str, int] | None:
     try:
         addr = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except Exception:
+    except anyio.TypedAttributeLookupError:
         return None
     if isinstance(addr, tuple) and len(addr) >= 2:
         return (str(addr[0]), int(addr[1]))

@@ -64,8 +64,6 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         gamepot_api_key=args.gamepot_api_key,
     ) as sb:
         print(f"gs_hooks sandbox listening on {sb.url}", file=out)
-        if sb.gamebase is None:
-            print("(Gamebase simulator not available in this build)", file=out)
         print("# configure gs_hooks with:", file=out)
         for line in env_lines(sb, args):
             print(line, file=out)

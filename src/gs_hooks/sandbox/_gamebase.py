@@ -5,6 +5,8 @@ endpoint. Every handler runs the same pipeline: count the request under its rout
 transaction id, check the API version, the app id, the Gamebase product, the secret key, apply an injected failure,
 then run the endpoint. Results always go out as HTTP 200 with the common ``header``; failures add ``traceError``
 like the document's example. ``X-TCGB-Transaction-Id`` is echoed (or generated) in the response header and body.
+``counts`` tallies requests per route name; :meth:`GamebaseSim.error_response` gives a fault layer in front of a
+route the same failure shape.
 
 Checks and codes, in order:
 
@@ -36,9 +38,9 @@ Decisions where the document is open:
   clients can be tested against both. Absent dates (no end, not released) are ``null``.
 * Ban and release history select rows whose ``beginDate`` (release history: ``releaseDate``) lies in
   ``[begin, end]`` (both ends inclusive, so back-to-back polling windows lose nothing). ``begin``/``end`` must
-  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused, like the platform
-  would). Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is
-  the count on this page. Rows are ordered by ``seq`` (release history: by release order).
+  carry a UTC offset and arrive URL-encoded (a raw ``+`` decodes to a space and is refused with a hint).
+  Paging follows Spring: ``page`` from 0, ``size`` default 20 and capped at 2000, ``numberOfElements`` is the
+  count on this page. Rows are ordered by ``seq`` (release history: by release order).
 * Success messages are ``"SUCCESS"``. Every body header carries ``transactionId`` (the launching samples omit it;
   the common section says every response carries it).
 * The access token never appears in a result message; ``traceError.uri`` shows it as ``****``.
@@ -58,6 +60,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from .._clock import KST, Clock, to_datetime
+from .._config import Secret
 from ..http._app import Request, Response
 from ._gamebase_state import BanRecord, GamebaseSimError, GamebaseState, MaintenanceWindow, SimMember
 
@@ -201,7 +204,7 @@ class GamebaseSim(GamebaseState):
 
     Args:
         app_id: the app id requests must name.
-        secret_key: the ``X-Secret-Key`` requests must carry.
+        secret_key: the ``X-Secret-Key`` requests must carry (a str or a :class:`gs_hooks.Secret`).
         clock: time source (a :class:`gs_hooks.FakeClock` in tests).
         ban_date_format: ``"millis"`` (default) or ``"iso"`` for ban history dates.
 
@@ -213,7 +216,7 @@ class GamebaseSim(GamebaseState):
         self,
         *,
         app_id: str = "sandbox-app",
-        secret_key: str = "sandbox-secret",  # noqa: S107 - the emulator's well-known default
+        secret_key: str | Secret = "sandbox-secret",  # noqa: S107 - the emulator's well-known default
         clock: Clock | None = None,
         ban_date_format: BanDateFormat = "millis",
     ) -> None:
@@ -379,7 +382,7 @@ class GamebaseSim(GamebaseState):
         key = request.header("x-secret-key")
         if not key:
             raise _ApiError(UNAUTHENTICATED, "Unauthenticated: the X-Secret-Key header is missing", "gateway")
-        if not hmac.compare_digest(key.encode("utf-8"), self.secret_key.encode("utf-8")):
+        if not hmac.compare_digest(key.encode("utf-8"), self.secret_key.get_secret_value().encode("utf-8")):
             raise _ApiError(INVALID_SECRET_KEY, "Invalid secret key", "gateway")
 
     @staticmethod

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from .._clock import Clock, SystemClock, to_timestamp
+from .._config import Secret
 from .._exceptions import GsHooksError
 
 __all__ = [
@@ -162,13 +163,13 @@ class GamebaseState:
 
     Args:
         app_id: the app id (NHN Cloud project id) requests must name.
-        secret_key: the ``X-Secret-Key`` requests must carry.
+        secret_key: the ``X-Secret-Key`` requests must carry (kept as a :class:`gs_hooks.Secret`).
         clock: time source (a :class:`gs_hooks.FakeClock` in tests).
     """
 
-    def __init__(self, *, app_id: str, secret_key: str, clock: Clock | None = None) -> None:
+    def __init__(self, *, app_id: str, secret_key: str | Secret, clock: Clock | None = None) -> None:
         self.app_id = app_id
-        self.secret_key = secret_key
+        self.secret_key: Secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.reset_nowait()
 

@@ -8,10 +8,8 @@ server is the project's own h11 listener (:class:`~gs_hooks.http.HttpServer`).
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +21,7 @@ from .._clock import Clock, SystemClock
 from ..http._app import Handler, Request, Response, Router
 from ..http._server import HttpLimits, HttpServer
 from ._faults import Faults, ResultRenderer
+from ._gamebase import GamebaseSim
 from ._gamepot import GamePotSim
 from ._hive_ccu import CcuCollector
 from ._hive_sender import HiveSender
@@ -38,15 +37,6 @@ _LIMITS = HttpLimits(max_body_bytes=1 << 20, handler_timeout_s=3600.0, max_conne
 
 class _BadRequest(Exception):
     pass
-
-
-def _load_gamebase() -> Any:
-    """The Gamebase simulator class, or None while its module is not there yet."""
-    try:
-        module = importlib.import_module(f"{__package__}._gamebase")
-    except ImportError:
-        return None
-    return getattr(module, "GamebaseSim", None)
 
 
 def _json_body(request: Request) -> dict[str, Any]:
@@ -95,8 +85,10 @@ class Sandbox:
             ``duplicates_saved``...).
         gamepot: the GamePot dashboard (:class:`GamePotSim`: projects and keys).
         hive: the Hive sender (:class:`HiveSender`: suspension pushes, web-store calls).
-        gamebase: the Gamebase simulator (None while its module is not installed).
+        gamebase: the Gamebase simulator (:class:`GamebaseSim`: members, tokens, bans, maintenance...).
         faults: fault rules (:class:`Faults`).
+        game_keys: the accepted Hive game keys (configured order first).
+        gamebase_app_id / gamebase_secret / gamepot_project_id / gamepot_api_key: the values given.
         router: the routes (mountable elsewhere).
         server: the running HTTP server (inside :meth:`serve`).
     """
@@ -119,14 +111,12 @@ class Sandbox:
         self.gamepot.add_project(gamepot_project_id)
         self.gamepot.set_key(gamepot_api_key, gamepot_project_id)
         self.gamepot_project_id = gamepot_project_id
+        self.gamepot_api_key = gamepot_api_key
         self.hive = HiveSender(self.clock)
         self.gamebase_app_id = gamebase_app_id
-        sim_cls = _load_gamebase()
-        self.gamebase: Any = (
-            sim_cls(app_id=gamebase_app_id, secret_key=gamebase_secret, clock=self.clock)
-            if sim_cls is not None
-            else None
-        )
+        self.gamebase_secret = gamebase_secret
+        self._configured_keys = tuple(dict.fromkeys(game_keys))
+        self.gamebase = GamebaseSim(app_id=gamebase_app_id, secret_key=gamebase_secret, clock=self.clock)
         self.route_names: list[str] = []
         self.router = Router()
         self.server: HttpServer | None = None
@@ -143,12 +133,10 @@ class Sandbox:
         for path in (CCU_PATH, CCU_PATH.rstrip("/")):
             self._platform("ccu", "POST", path, self.ccu.handle, self.ccu.answer_injected)
         self._platform("gamepot.ccu", "GET", GAMEPOT_CCU_PATH, self.gamepot.handle, self.gamepot.answer_injected)
-        if self.gamebase is not None:
-            gamebase_render = _gamebase_renderer(self.clock)
-            for name, method, path, handler in self.gamebase.routes():
-                self._platform(name, method, path, handler, gamebase_render)
-            for _name, method, path, handler in self.gamebase.admin_routes():
-                self.router.add(method, path, handler)
+        for name, method, path, handler in self.gamebase.routes():
+            self._platform(name, method, path, handler, self._gamebase_result)
+        for _name, method, path, handler in self.gamebase.admin_routes():
+            self.router.add(method, path, handler)
         admin: list[tuple[str, str, Callable[[Request], Awaitable[Any]]]] = [
             ("GET", "/_sandbox", self._a_info),
             ("POST", "/_sandbox/reset", self._a_reset),
@@ -243,6 +231,13 @@ class Sandbox:
         """Port of the running sandbox."""
         return int(self.url.rsplit(":", 1)[1])
 
+    @property
+    def game_keys(self) -> tuple[str, ...]:
+        """The Hive game keys the collector accepts now: the configured ones first, in order, then any added."""
+        live = self.ccu.game_keys
+        first = tuple(k for k in self._configured_keys if k in live)
+        return first + tuple(sorted(live - set(first)))
+
     def urls(self) -> dict[str, str]:
         """The URLs to configure: ``ccu_url``, ``gamebase_url``, ``gamepot_url``, ``admin_url``."""
         base = self.url
@@ -254,13 +249,19 @@ class Sandbox:
         }
 
     def reset_nowait(self) -> None:
-        """Forget samples, attempts, fault rules and Hive history (keys, projects and registrations stay)."""
+        """Forget CCU samples and attempts, fault rules, Hive history and the Gamebase simulator's scripted state
+        (game keys, GamePot projects and keys, the Hive registration and the app id / secret stay)."""
         self.ccu.reset_nowait()
         self.faults.clear()
         self.faults.fired.clear()
         self.hive.reset_nowait()
-        if self.gamebase is not None and hasattr(self.gamebase, "reset_nowait"):
-            self.gamebase.reset_nowait()
+        self.gamebase.reset_nowait()
+
+    async def _gamebase_result(self, request: Request, code: int) -> Response:
+        """An injected Gamebase result code, answered by the simulator in the platform's failure shape."""
+        return self.gamebase.error_response(
+            request, code, f"Injected failure {code} (sandbox fault)", throw_point="sandbox"
+        )
 
     # -- admin handlers ----------------------------------------------------------------------------------
 
@@ -268,7 +269,6 @@ class Sandbox:
         return {
             "urls": self.urls(),
             "routes": self.route_names,
-            "gamebase": self.gamebase is not None,
             "gamebase_app_id": self.gamebase_app_id,
             "gamepot_project_id": self.gamepot_project_id,
             "ccu": self.ccu.stats(),
@@ -404,26 +404,3 @@ class Sandbox:
             raise _BadRequest('expected {"url": str, "cs_code": str, "headers"?: {name: value}}')
         report = await self.hive.call_webstore(url, cs_code, headers={str(k): str(v) for k, v in headers.items()})
         return report.to_json()
-
-
-def _gamebase_renderer(clock: Clock) -> ResultRenderer:
-    """Injected Gamebase result codes in the common envelope (HTTP 200, transaction id echoed, ``traceError``
-    like the simulator's own failures; the access token in the path is masked)."""
-
-    async def render(request: Request, code: int) -> Response:
-        tx = request.header("x-tcgb-transaction-id") or f"sandbox-{uuid.uuid4()}"
-        uri = request.path
-        token = request.path_params.get("accessToken")
-        if token:
-            uri = uri.replace(token, "****")
-        header: dict[str, Any] = {
-            "transactionId": tx,
-            "isSuccessful": code == 0,
-            "resultCode": code,
-            "resultMessage": "SUCCESS" if code == 0 else f"Injected failure {code} (sandbox fault)",
-        }
-        if code != 0:
-            header["traceError"] = {"trackingTime": int(clock.time() * 1000), "throwPoint": "sandbox", "uri": uri}
-        return Response.json({"header": header}, headers=[("X-TCGB-Transaction-Id", tx)])
-
-    return render

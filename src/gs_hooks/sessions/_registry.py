@@ -57,23 +57,24 @@ class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
     Equality is identity.
 
     Attributes:
-        id: unique session id (never reused within the process).
         server_id: the server id the session counts towards.
-        connected_at: epoch seconds of the connection.
         channel: game channel (free text, "" when unused).
         remote: peer address as the transport reports it, ``(host, port, ...)``, when known.
         closer: the adapter's default kick (closes the connection), used when the game gives no ``on_kick``.
+        id: unique session id (never reused within the process).
+        connected_at: epoch seconds of the connection.
         player_id: the player bound by login, None before.
         logged_in_at: epoch seconds of the login, None before.
         attrs: the game's own attributes; None until first set (see :meth:`set_attr`).
     """
 
-    id: int
     server_id: str
-    connected_at: float
     channel: str = ""
     remote: Remote | None = None
     closer: Closer | None = None
+    # Filled in C by msgspec when not given: the registry's fast path on the system clock passes neither.
+    id: int = msgspec.field(default_factory=_next_id)
+    connected_at: float = msgspec.field(default_factory=_time_module.time)
     player_id: str | None = None
     logged_in_at: float | None = None
     attrs: dict[str, Any] | None = None
@@ -117,13 +118,14 @@ class OpenNowait(Protocol):
 
     def __call__(
         self,
-        *,
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
         closer: Closer | None = None,
     ) -> Session:
         """Register a new connection and return its session.
+
+        The arguments may also be given by position, in this order (the adapters do, it is a little faster).
 
         Args:
             server_id: the server id it counts towards (default: the registry's ``default_server_id``).
@@ -151,10 +153,14 @@ class SessionRegistry:
         time: callable returning epoch seconds (the injected clock's ``time``; ``time.time`` by default).
 
     Attributes:
-        open_nowait: ``open_nowait(*, server_id=None, channel="", remote=None, closer=None) -> Session``:
+        open_nowait: ``open_nowait(server_id=None, channel="", remote=None, closer=None) -> Session``:
             register a new connection (see :class:`OpenNowait`).
         close_nowait: ``close_nowait(session) -> bool``: unregister a session; False if it was not live (a
             second close is a no-op).
+
+    Both are replaced when the first observer is added and when the last is removed: look them up on the
+    registry at each call (as the adapters do); a reference kept from before :meth:`add_observer` would skip
+    the observers.
     """
 
     open_nowait: OpenNowait
@@ -189,12 +195,13 @@ class SessionRegistry:
         default = self.default_server_id
         default_bucket = servers[default]
         now = self._time
+        system_time = now is _time_module.time
         new_session = Session
         next_id = _next_id
-        unbind = self._unbind
+        players = self._players
+        players_on = self._players_on
 
         def open_nowait(
-            *,
             server_id: str | None = None,
             channel: str = "",
             remote: Remote | None = None,
@@ -210,8 +217,11 @@ class SessionRegistry:
                     if type(server_id) is not str:
                         raise TypeError(f"server_id must be a str, not {type(server_id).__name__}") from None
                     bucket = servers[server_id] = {}
-            session_id = next_id()
-            bucket[session_id] = session = new_session(session_id, server_id, now(), channel, remote, closer)
+            if system_time:  # id and connected_at come from the Struct's default factories, called in C
+                session = new_session(server_id, channel, remote, closer)
+            else:
+                session = new_session(server_id, channel, remote, closer, next_id(), now())
+            bucket[session.id] = session
             return session
 
         def close_nowait(session: Session, /) -> bool:
@@ -219,8 +229,21 @@ class SessionRegistry:
                 del servers[session.server_id][session.id]
             except KeyError:
                 return False
-            if session.player_id is not None:
-                unbind(session)
+            pid = session.player_id
+            if pid is not None:  # logged in: out of the player index and the players-per-server count
+                entry = players.get(pid)
+                if entry is session:
+                    del players[pid]
+                elif type(entry) is list:
+                    entry.remove(session)  # identity: Session equality is identity
+                    if len(entry) == 1:
+                        players[pid] = entry[0]
+                sid = session.server_id
+                n = players_on[sid] - 1
+                if n:
+                    players_on[sid] = n
+                else:
+                    del players_on[sid]
             return True
 
         return open_nowait, close_nowait
@@ -235,13 +258,12 @@ class SessionRegistry:
 
     def _open_observed(
         self,
-        *,
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
         closer: Closer | None = None,
     ) -> Session:
-        session = self._open_plain(server_id=server_id, channel=channel, remote=remote, closer=closer)
+        session = self._open_plain(server_id, channel, remote, closer)
         self._notify(SessionEvent("open", session))
         return session
 
@@ -265,49 +287,39 @@ class SessionRegistry:
             DuplicateLoginError: the policy is ``refuse_newer`` and the player already has a live session.
             ValueError: the session is not live in this registry, or already bound to another player.
         """
-        if session not in self:
+        bucket = self._servers.get(session.server_id)
+        if bucket is None or bucket.get(session.id) is not session:
             raise ValueError(f"cannot bind player {player_id!r}: {session!r} is not live in this registry")
         if session.player_id is not None:
             if session.player_id == player_id:
                 return []
             raise ValueError(f"{session!r} is already bound to another player; open a new session instead")
-        existing = self._players.get(player_id)
+        players = self._players
+        existing = players.get(player_id)
         older: list[Session] = []
-        if existing is not None:
-            if self.duplicate_login == "refuse_newer":
+        if existing is None:
+            players[player_id] = session
+        else:
+            policy = self.duplicate_login
+            if policy == "refuse_newer":
                 raise DuplicateLoginError(f"player {player_id!r} is already logged in (policy refuse_newer)")
-            if self.duplicate_login == "kick_older":
-                older = [existing] if isinstance(existing, Session) else list(existing)
+            if type(existing) is list:
+                if policy == "kick_older":
+                    older = list(existing)
+                existing.append(session)
+            else:
+                assert isinstance(existing, Session)
+                if policy == "kick_older":
+                    older = [existing]
+                players[player_id] = [existing, session]
         session.player_id = player_id
         session.logged_in_at = self._time()
-        if existing is None:
-            self._players[player_id] = session
-        elif isinstance(existing, Session):
-            self._players[player_id] = [existing, session]
-        else:
-            existing.append(session)
         sid = session.server_id
-        self._players_on[sid] = self._players_on.get(sid, 0) + 1
+        players_on = self._players_on
+        players_on[sid] = players_on.get(sid, 0) + 1
         if self._observers:
             self._notify(SessionEvent("login", session))
         return older
-
-    def _unbind(self, session: Session) -> None:
-        pid = session.player_id
-        assert pid is not None
-        entry = self._players.get(pid)
-        if entry is session:
-            del self._players[pid]
-        elif isinstance(entry, list):
-            entry.remove(session)  # identity: Session equality is identity
-            if len(entry) == 1:
-                self._players[pid] = entry[0]
-        sid = session.server_id
-        n = self._players_on[sid] - 1
-        if n:
-            self._players_on[sid] = n
-        else:
-            del self._players_on[sid]
 
     # -- observers ---------------------------------------------------------------------------------------------
 
