@@ -11,8 +11,9 @@ tokens. Ours: ``N`` concurrent ``hooks.verify_token`` calls with cold tokens (th
 concurrency), through ``setup()`` exactly as a game would. Baseline, same run, same sandbox: a plain
 ``httpx.AsyncClient`` loop, ``c`` workers GETting the same token URLs (no decoding, no checks). Reported:
 verifications per second, client CPU µs per verification (``time.process_time``: the game's event loop pays
-it), and ours / baseline. Rounds alternate ours and baseline; figures are medians. The storm is swept over
-concurrency caps to pick the verifier's default (``GamebaseConfig.verify_concurrency``).
+it), and ours / baseline. Rounds alternate ours and baseline; figures are medians (``ratio_best_of_rounds``
+compares the fastest round of each, the estimate least hurt by other load on a shared machine). The storm is
+swept over concurrency caps to pick the verifier's default (``GamebaseConfig.verify_concurrency``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ async def _cache_hit(n: int) -> dict[str, Any]:
 # -- login storm ------------------------------------------------------------------------------------------------
 
 
-async def _ours(url: str, pairs: Sequence[tuple[str, str]], concurrency: int) -> tuple[float, float, int]:
+async def _ours(
+    url: str, pairs: Sequence[tuple[str, str]], concurrency: int, storm: bool = True
+) -> tuple[float, float, int]:
     config = gs_hooks.Config(
         state_path=":memory:",
         gamebase=gs_hooks.GamebaseConfig(
@@ -183,11 +186,21 @@ async def _ours(url: str, pairs: Sequence[tuple[str, str]], concurrency: int) ->
             if info.member.user_id == user:
                 ok += 1
 
+        it = iter(pairs)
+
+        async def worker() -> None:
+            for user, token in it:
+                await one(user, token)
+
         gc.collect()
         c0, t0 = time.process_time(), time.perf_counter()
         async with anyio.create_task_group() as tg:
-            for user, token in pairs:
-                tg.start_soon(one, user, token)
+            if storm:  # one task per login, as a game has
+                for user, token in pairs:
+                    tg.start_soon(one, user, token)
+            else:  # the baseline's shape: a few loops
+                for _ in range(concurrency):
+                    tg.start_soon(worker)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert hooks.verifier is not None
         if ok != len(pairs) or hooks.verifier.requests != len(pairs):
@@ -228,12 +241,13 @@ async def _count(url: str) -> int:
 
 
 def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int) -> dict[str, Any]:
-    runs = rounds * len(concurrencies) * 2
+    runs = rounds * (len(concurrencies) * 2 + 1)
     sandbox = SandboxProcess(n * runs)
     try:
         tokens = iter(sandbox.tokens)
         ours: dict[int, list[tuple[float, float]]] = {c: [] for c in concurrencies}
         base: dict[int, list[tuple[float, float]]] = {c: [] for c in concurrencies}
+        loops: list[tuple[float, float]] = []
         before = anyio.run(_count, sandbox.url)
         for r in range(rounds):
             for c in concurrencies:
@@ -246,6 +260,9 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int) -> d
                     else:
                         wall, cpu, _ = anyio.run(_baseline, sandbox.url, pairs, c)
                         base[c].append((wall, cpu))
+            pairs = [next(tokens) for _ in range(n)]
+            wall, cpu, _ = anyio.run(_ours, sandbox.url, pairs, default, False)
+            loops.append((wall, cpu))
         sent = anyio.run(_count, sandbox.url) - before
     finally:
         sandbox.close()
@@ -255,10 +272,13 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int) -> d
     for c in concurrencies:
         o_rate = statistics.median(n / w for w, _ in ours[c])
         b_rate = statistics.median(n / w for w, _ in base[c])
+        o_best = max(n / w for w, _ in ours[c])
+        b_best = max(n / w for w, _ in base[c])
         sweep[f"c{c}"] = {
             "ours_per_s": round(o_rate),
             "plain_httpx_per_s": round(b_rate),
             "ratio": round(o_rate / b_rate, 3),
+            "ratio_best_of_rounds": round(o_best / b_best, 3),
             "ours_cpu_us_per_verification": round(statistics.median(cpu / n * 1e6 for _, cpu in ours[c])),
             "plain_httpx_cpu_us_per_request": round(statistics.median(cpu / n * 1e6 for _, cpu in base[c])),
         }
@@ -273,8 +293,14 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int) -> d
     if chosen is not None:
         out["default_concurrency"] = default
         out["default_ratio_vs_plain_httpx_same_concurrency"] = chosen["ratio"]
+        out["default_ratio_best_of_rounds"] = chosen["ratio_best_of_rounds"]
         out["default_ratio_vs_best_plain_httpx"] = round(chosen["ours_per_s"] / best_base, 3)
         out["default_cpu_us_per_verification"] = chosen["ours_cpu_us_per_verification"]
+        # ours driven like the baseline (a few loops instead of a task per login): what the verifier itself costs
+        out["default_worker_loop_cpu_us_per_verification"] = round(statistics.median(cpu / n * 1e6 for _, cpu in loops))
+        out["default_worker_loop_ratio"] = round(
+            statistics.median(n / w for w, _ in loops) / chosen["plain_httpx_per_s"], 3
+        )
         out["goal"] = ">= 0.9x the plain httpx loop's throughput"
         out["met"] = chosen["ratio"] >= 0.9
     return out
@@ -287,7 +313,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     if smoke:
         out["login_storm"] = _storm(40, (default,), 1, default)
     else:
-        out["login_storm"] = _storm(800, sorted({1, 2, 4, 8, 16, 32, default}), 3, default)
+        out["login_storm"] = _storm(600, sorted({1, 2, 4, 8, 16, 32, default}), 5, default)
     return out
 
 
