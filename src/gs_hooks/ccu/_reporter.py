@@ -289,9 +289,16 @@ class CcuReporter:
             return
         self.samples_taken += len(added)
         # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
-        # instead of waiting for the dispatcher's next look at the spool.
+        # instead of waiting for the dispatcher's next look at the spool. Only while the dispatcher waits: a plan
+        # in progress holds a snapshot of the in-flight rows and would pick these rows up and send them again.
         fast = 0
-        if not backlog and not self._failing and not self._closing and self._send_tg is not None:
+        if (
+            not backlog
+            and not self._failing
+            and not self._closing
+            and self._dispatcher_waiting
+            and self._send_tg is not None
+        ):
             for row in added:
                 if row.key not in self._inflight and len(self._inflight) < self.config.max_inflight:
                     self._inflight[row.key] = row
