@@ -60,7 +60,7 @@ async def amain(args: argparse.Namespace) -> int:
         await stack.enter_async_context(hooks)
         port = await game.start(hooks, args.host, args.port)
         stack.push_async_callback(game.close)
-        listener_url = hooks.listener.url if getattr(hooks, "listener", None) is not None else None
+        listener_url = hooks.listener.url if hooks.listener is not None else None
         if sandbox is not None and listener_url is not None:
             sandbox.hive.register(
                 listener_url + config.hive.suspension_path,
@@ -95,7 +95,6 @@ async def amain(args: argparse.Namespace) -> int:
             stack.callback(bots.cancel)
         await stop.wait()
         print("shutting down: flushing CCU spool, closing listener", flush=True)
-        return 0
     return 0
 
 

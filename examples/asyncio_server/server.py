@@ -77,25 +77,25 @@ class GameServer:
         if player is None:
             return None
         return gs_hooks.WebstoreProfile(
-            servers=[
+            servers=(
                 gs_hooks.WebstoreServer(
                     server_id=player.server_id,
                     server_name=f"Server {player.server_id}",
-                    channels=[
+                    channels=(
                         gs_hooks.WebstoreChannel(
                             channel_id=player.channel,
                             channel_name=f"Channel {player.channel}",
-                            characters=[
+                            characters=(
                                 gs_hooks.WebstoreCharacter(
                                     character_id=player.character,
                                     character_name=player.character,
                                     character_level=str(player.level),
-                                )
-                            ],
-                        )
-                    ],
-                )
-            ]
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            )
         )
 
     # -- the game protocol ----------------------------------------------------------------------------------
