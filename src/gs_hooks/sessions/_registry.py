@@ -287,8 +287,11 @@ class SessionRegistry:
             DuplicateLoginError: the policy is ``refuse_newer`` and the player already has a live session.
             ValueError: the session is not live in this registry, or already bound to another player.
         """
-        bucket = self._servers.get(session.server_id)
-        if bucket is None or bucket.get(session.id) is not session:
+        try:
+            live = self._servers[session.server_id].get(session.id) is session
+        except KeyError:
+            live = False
+        if not live:
             raise ValueError(f"cannot bind player {player_id!r}: {session!r} is not live in this registry")
         if session.player_id is not None:
             if session.player_id == player_id:
@@ -315,8 +318,10 @@ class SessionRegistry:
         session.player_id = player_id
         session.logged_in_at = self._time()
         sid = session.server_id
-        players_on = self._players_on
-        players_on[sid] = players_on.get(sid, 0) + 1
+        try:
+            self._players_on[sid] += 1
+        except KeyError:
+            self._players_on[sid] = 1
         if self._observers:
             self._notify(SessionEvent("login", session))
         return older
