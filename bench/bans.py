@@ -108,7 +108,14 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 sessions=sessions if smoke else 100_000, bans=bans, repeats=max(1, repeats // 2), state_path=path
             )
         )
-    out["goal"] = "apply 2,000 bans against 1,000,000 sessions in <= 10 ms (lookups alone ~0.1 ms on the reference)"
+    # The goal: <= 10 ms where the lookups alone take ~0.1 ms, i.e. at most 100x the lookups on the
+    # machine that runs it (absolute times scale with the machine).
+    ratio = out["memory_store"]["ratio_vs_lookups"]
+    out["goal"] = {
+        "text": "2,000 bans vs 1,000,000 sessions in <= 10 ms where the lookups take ~0.1 ms",
+        "max_ratio_vs_lookups": 100,
+        "met": ratio is not None and ratio <= 100,
+    }
     return out
 
 

@@ -6,7 +6,7 @@
    Lateness = the collector's arrival time of each POST minus the grid
    instant in its ``date``. Bar: p99 <= 10 ms, and never before the instant (min >= 0).
    Baseline, same run and collector: a bare loop that wakes at each instant the same way (never-early sleep,
-   then a short spin) and POSTs a prebuilt body at once (no counting, no spool): the difference is our cost.
+   then a short spin) and POSTs two prebuilt bodies at once (no counting, no spool): the difference is our cost.
    (Dates off the collector's minute grid are answered 202 by the sandbox; that does not change when they
    arrive, which is what is measured.)
 2. Spool write cost per sample: ``CcuSpool.add_sync`` (one committed WAL transaction per slot, as the reporter
@@ -133,13 +133,20 @@ async def _baseline(collector: _Collector, http: httpx.AsyncClient, ticks: int) 
     first = len(await collector.attempts(http))
     nxt = next_grid_instant(clock.time(), 1).timestamp()
     for _ in range(ticks + 1):
-        body, ctype = encode_request(CcuSample.create(game=GAME, server="9", date=format_kst(nxt), user=1))
+        bodies = [
+            encode_request(CcuSample.create(game=GAME, server=server, date=format_kst(nxt), user=1))
+            for server in ("8", "9")
+        ]
         await clock.sleep_until(nxt - 0.002)
         while clock.time() < nxt:
             await anyio.lowlevel.checkpoint()
-        await http.post(collector.ccu_url, content=body, headers={"content-type": ctype})
+        async with anyio.create_task_group() as tg:  # two server ids, sent together, as the reporter does
+            for body, ctype in bodies:
+                tg.start_soon(
+                    lambda b=body, c=ctype: http.post(collector.ccu_url, content=b, headers={"content-type": c})
+                )
         nxt += 1
-    attempts = (await collector.attempts(http))[first:][1:]  # the first one opened the connection
+    attempts = (await collector.attempts(http))[first:][2:]  # the first tick opened the connections
     return [a["received_at"] - _instant(a["date"]) for a in attempts if a["date"]]
 
 

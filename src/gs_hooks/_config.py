@@ -135,7 +135,8 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
         api_version: path version, ``v1.0`` (our document) or ``v1.3``.
         timeout_s: HTTP timeout of one call.
         retries: extra attempts for transient failures (-5000xxx, transport errors, 5xx).
-        verify_concurrency: cap of concurrent token verifications towards Gamebase.
+        verify_concurrency: cap of concurrent token verifications towards Gamebase (4: past it, httpx's pool
+            contention raises the CPU each verification costs the game's loop; see ``bench.gamebase``).
         token_cache_ttl_s / negative_cache_ttl_s: positive and negative verification cache lifetimes.
         failure_policy: when Gamebase is unreachable: ``fail_closed`` or ``allow_cached``.
         maintenance_poll_s: under-maintenance poll period (0 = watcher off).
@@ -154,7 +155,7 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str = "v1.0"
     timeout_s: float = 5.0
     retries: int = 2
-    verify_concurrency: int = 8
+    verify_concurrency: int = 4
     token_cache_ttl_s: float = 300.0
     negative_cache_ttl_s: float = 5.0
     failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed"

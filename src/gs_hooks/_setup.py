@@ -635,13 +635,15 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         return await hooks.kick(player_key, "ban", message=message, details=details)
 
     async def on_ban(event: BanEvent) -> None:
-        await call_callback(hooks.callbacks.get("on_ban"), event, what="on_ban")
+        callback = hooks.callbacks.get("on_ban")  # read at call time: a game may set it after setup()
+        if callback is not None:
+            await call_callback(callback, event, what="on_ban")
 
     hooks.bans = BanBook(
         lambda: hooks.store,
         clock=hooks.clock,
         kick=kick_banned,
-        on_ban=on_ban if hooks.callbacks.get("on_ban") is not None else None,
+        on_ban=on_ban,
         forget_token=hooks.forget_token,
     )
     register_hive_routes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 import gs_hooks
@@ -248,3 +249,25 @@ async def test_no_store_file_is_created_when_nothing_is_banned(tmp_path: Path) -
     async with make_hooks(path, FakeClock(T0), Recorder()):
         pass
     assert not path.exists()
+
+
+async def test_old_rows_are_purged_by_the_timer_after_the_retention(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    clock, rec = FakeClock(T0), Recorder()
+    async with make_hooks(path, clock, rec, hive=True) as hooks:
+        hooks.bans.retention_s = 86_400
+        await hooks.ban("short", T0 + timedelta(hours=1))
+        await hooks.ban("lifted", None)
+        await hooks.unban("lifted")
+        await hooks.ban("perm", None)
+        await clock.advance(86_400)  # not yet past the retention
+        assert len(hooks.bans._rows) == 3
+        await clock.advance(2 * 3600)
+        with anyio.fail_after(5):  # the purge's sqlite delete runs on a worker thread
+            while len(hooks.bans._rows) > 1:
+                await anyio.sleep(0.001)
+        assert set(hooks.bans._rows) == {("api", "perm")}
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT player_key FROM bans_book").fetchall() == [("perm",)]

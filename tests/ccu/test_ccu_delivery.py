@@ -18,7 +18,8 @@ import pytest
 from ccu_helpers import make_reporter, running, step
 
 from gs_hooks import KST, CcuConfig, CcuProblem, Config, FakeClock, SessionRegistry, setup
-from gs_hooks.ccu import CcuMetrics, CcuReporter, SampleState, encode_request, make_reqkey
+from gs_hooks._store import Store
+from gs_hooks.ccu import CcuMetrics, CcuReporter, CcuSpool, SampleState, encode_request, make_reqkey
 from gs_hooks.sandbox import Sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])]
@@ -318,3 +319,39 @@ async def test_setup_wires_the_reporter_web_mode_and_the_problem_callback(tmp_pa
         await step(clock, hooks.ccu, 0)
         assert sorted((s.server, s.date, s.user) for s in sb.ccu.samples) == [("1", D1, 2), ("2", D1, 1)]
     assert hooks.ccu.spool.store._closed
+
+
+async def test_a_refusal_during_an_outage_ends_probe_mode(tmp_path: Path, env: tuple) -> None:
+    clock, sb, _ = env
+    reporter = reporter_for(tmp_path, env, server_ids=("1",), backoff_base_s=2.0)
+    sb.faults.add("ccu", "drop", count=3)
+    sb.faults.add("ccu", "result", code=204, count=1)  # the collector is back, and refuses the probe
+    async with running(reporter):
+        await step(clock, reporter, 90 + 100)  # 13:03:40: the 13:02 sample failed three times, then was refused
+        rows = reporter.spool.rows_sync()
+        assert [(r.date, r.state, r.attempts) for r in rows] == [(D1, SampleState.REFUSED, 4)]
+        # a refusal is a proper answer: the collector is up, so no more probing with backoff
+        assert not reporter._failing
+        await step(clock, reporter, 20)
+        row = reporter.spool.get_sync("1", round(datetime(2026, 3, 1, 13, 4, tzinfo=KST).timestamp()))
+        assert row is not None and (row.state, row.attempts) == (SampleState.DELIVERED, 1)
+
+
+async def test_shutdown_lets_a_send_that_answers_within_the_grace_finish(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    # a collector on the real clock that takes 150 ms to answer; the grace is 2 s
+    async with Sandbox.serve(port=0, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
+        sb.faults.add("ccu", "delay", delay_s=0.15, count=1)
+        reporter = make_reporter(tmp_path, clock, http, url=sb.urls()["ccu_url"], server_ids=("1",))
+        async with anyio.create_task_group() as tg:
+            await tg.start(reporter.run)
+            await clock.advance(90)
+            with anyio.fail_after(10):
+                while not reporter._inflight:
+                    await anyio.sleep(0.005)
+            await reporter.aclose()
+        spool = CcuSpool(Store(str(tmp_path / "spool.sqlite3")))
+        rows = spool.rows_sync()
+        spool.store.close()
+    assert [(r.date, r.state, r.last_code) for r in rows] == [(D1, SampleState.DELIVERED, 100)]
+    assert [s.date for s in sb.ccu.samples] == [D1]

@@ -14,7 +14,7 @@ from ccu_helpers import make_reporter, running, step
 
 from gs_hooks import KST, FakeClock, SessionRegistry, format_kst
 from gs_hooks._store import Store
-from gs_hooks.ccu import CcuMetrics, CcuSample, CcuSpool, SampleState
+from gs_hooks.ccu import CcuReporter, CcuSample, CcuSpool, SampleState
 from gs_hooks.sandbox import Sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])]
@@ -23,30 +23,26 @@ GAME = "tinyfarm_KR"
 START = datetime(2026, 3, 1, 13, 0, 30, tzinfo=KST)
 
 
-async def test_backlog_drains_oldest_first_bounded_while_sampling_goes_on(tmp_path: Path) -> None:
-    clock = FakeClock(START)
+async def _outage(tmp_path: Path, sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock) -> CcuReporter:
+    """A reporter (max_inflight 3) that has taken ten slots of two servers during an outage (20 rows pending)."""
     reg = SessionRegistry(default_server_id="1", time=clock.time)
     for sid in ("1", "2"):
         reg.bind_player_nowait(reg.open_nowait(server_id=sid), f"p{sid}")
-    metrics_registry = prometheus_client.CollectorRegistry()
-    # the collector runs on the real clock here: its injected delay makes each answer take 200 ms of real time
+    return make_reporter(tmp_path, clock, http, url=sb.urls()["ccu_url"], registry=reg, max_inflight=3)
+
+
+async def test_backlog_drains_oldest_first_with_bounded_concurrency(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    # the collector runs on the real clock here (its injected delays are real time)
     async with Sandbox.serve(port=0, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
-        reporter = make_reporter(
-            tmp_path,
-            clock,
-            http,
-            url=sb.urls()["ccu_url"],
-            registry=reg,
-            max_inflight=3,
-            metrics=CcuMetrics(metrics_registry),
-        )
+        reporter = await _outage(tmp_path, sb, http, clock)
         async with running(reporter):
             sb.faults.add("ccu", "drop")
-            await step(clock, reporter, 90 + 120 * 9)  # ten slots taken during the outage
+            await step(clock, reporter, 90 + 120 * 9)
             assert reporter.spool.backlog_depth_sync() == 20
-            assert metrics_registry.get_sample_value("gs_hooks_ccu_backlog_depth") == 20
+            assert prometheus_client.REGISTRY.get_sample_value("gs_hooks_ccu_backlog_depth") == 20
             sb.faults.clear()
-            sb.faults.add("ccu", "delay", delay_s=0.2)
+            sb.faults.add("ccu", "delay", delay_s=0.1)  # every answer takes 100 ms: sends overlap
             peak = 0
 
             async def watch() -> None:
@@ -57,35 +53,51 @@ async def test_backlog_drains_oldest_first_bounded_while_sampling_goes_on(tmp_pa
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                # up to the next probe: it succeeds and the whole backlog becomes due
-                await clock.advance_to(reporter._probe_at)
-                with anyio.fail_after(10):
-                    while not reporter._inflight or reporter._failing:
-                        await anyio.sleep(0.001)
-                # a new grid instant while the drain is in flight: it is sampled at once all the same
-                before = len(reporter.spool.rows_sync())
-                busy = len(reporter._inflight)
-                instant = (datetime(2026, 3, 1, 13, 22, tzinfo=KST)).timestamp()
-                assert busy > 0 and clock.time() < instant
-                await clock.advance_to(instant)
-                with anyio.fail_after(10):
-                    while len(reporter.spool.rows_sync()) == before:
-                        await anyio.sleep(0.001)
-                assert reporter.spool.backlog_depth_sync() > 2  # the drain was not finished yet
+                await clock.advance_to(reporter._probe_at)  # the next probe succeeds: the backlog is all due
                 with anyio.fail_after(20):
                     await reporter.wait_idle()
                 tg.cancel_scope.cancel()
-            rows = reporter.spool.rows_sync()
-            assert {r.state for r in rows} == {SampleState.DELIVERED}
-            assert len(rows) == 22
-            new = [r for r in rows if r.date == "2026-03-01 13:22:00"]
-            assert [r.created_at for r in new] == [instant, instant]
+            assert {r.state for r in reporter.spool.rows_sync()} == {SampleState.DELIVERED}
     assert peak == 3  # bounded, and really concurrent
-    # oldest first: allowing for the three sends in flight finishing in any order
+    # oldest first (each answer takes the same time, so arrival order is send order, give or take the three
+    # in flight together)
     arrivals = [a.date for a in sb.ccu.attempts if a.result == 100]
-    assert len(arrivals) == 22
+    assert len(arrivals) == 20
     for i, date in enumerate(arrivals):
         assert all(date >= earlier for earlier in arrivals[: max(0, i - 3)]), (i, arrivals)
+    assert sb.ccu.duplicates_saved == 0
+
+
+async def test_new_slots_are_sampled_on_time_while_the_backlog_drains(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    async with Sandbox.serve(port=0, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
+        reporter = await _outage(tmp_path, sb, http, clock)
+        async with running(reporter):
+            sb.faults.add("ccu", "drop")
+            await step(clock, reporter, 90 + 120 * 9)
+            sb.faults.clear()
+            sb.faults.add("ccu", "delay", delay_s=1.0)  # a slow collector: the drain takes seconds
+            await clock.advance_to(reporter._probe_at)
+            with anyio.fail_after(20):
+                while reporter._failing or len(reporter._inflight) < 3:
+                    await anyio.sleep(0.001)
+            instant = datetime(2026, 3, 1, 13, 22, tzinfo=KST).timestamp()
+            assert clock.time() < instant
+            before = len(reporter.spool.rows_sync())
+            await clock.advance_to(instant)
+            with anyio.fail_after(10):
+                while len(reporter.spool.rows_sync()) == before:
+                    await anyio.sleep(0.001)
+            # sampled at its instant, with three sends still in flight and most of the backlog still waiting
+            assert len(reporter._inflight) == 3
+            assert reporter.spool.backlog_depth_sync() > 10
+            new = [r for r in reporter.spool.rows_sync() if r.date == "2026-03-01 13:22:00"]
+            assert [r.created_at for r in new] == [instant, instant]
+            sb.faults.clear()
+            with anyio.fail_after(20):
+                await reporter.wait_idle()
+            rows = reporter.spool.rows_sync()
+            assert len(rows) == 22 and {r.state for r in rows} == {SampleState.DELIVERED}
     assert sb.ccu.duplicates_saved == 0
 
 

@@ -125,3 +125,29 @@ async def test_backoff_grows_and_keeps_the_key(tmp_path: Path) -> None:
     for n, gap in enumerate(gaps, start=1):
         ceiling = min(64.0, 4.0 * 2 ** (n - 1))
         assert ceiling / 2 <= gap <= ceiling, (n, gap)
+
+
+class FlakyCounter:
+    """A game-supplied counter (the CcuCounter protocol) that fails once."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def count(self, server_id: str, instant: float) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("counter broke")
+        return 7
+
+
+async def test_a_failing_counter_skips_the_slot_loudly_and_the_reporter_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(START)
+    async with httpx.AsyncClient() as http:
+        reporter = make_reporter(tmp_path, clock, http, url=closed_port_url(), server_ids=("1",))
+        reporter.counter = FlakyCounter()
+        async with running(reporter):
+            await step(clock, reporter, 90 + 120)
+            assert [(r.date, r.user) for r in reporter.spool.rows_sync()] == [("2026-03-01 13:04:00", 7)]
+    assert any("counting failed" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)

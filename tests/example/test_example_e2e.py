@@ -9,79 +9,19 @@ the maintenance, and an orderly exit on SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from example_support import HIVE_KEY, example_env, free_port, start_example, stop
 from examples.asyncio_server.bots import Bot, SandboxAdmin
 
 from gs_hooks import KST
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 30.0) -> tuple[re.Match[str], str]:
-    assert proc.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen += line
-        m = re.search(pattern, line)
-        if m:
-            return m, seen
-    raise AssertionError(f"{pattern!r} not printed; output so far:\n{seen}")
-
-
-@pytest.fixture
-def sandbox_process() -> Iterator[tuple[str, dict[str, str]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gs_hooks", "sandbox", "--port", "0", "--ccu-period", "60"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        m, _ = _read_until(proc, r"listening on (http://\S+)")
-        settings: dict[str, str] = {}
-        while True:
-            line = proc.stdout.readline() if proc.stdout else ""
-            if not line or line.startswith("# Ctrl-C"):
-                break
-            if "=" in line and line.startswith("GS_HOOKS_"):
-                k, v = line.strip().split("=", 1)
-                settings[k] = v
-        yield m.group(1), settings
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def _kst(moment: datetime) -> str:
@@ -90,36 +30,14 @@ def _kst(moment: datetime) -> str:
 
 async def test_example_against_a_separate_sandbox(tmp_path: Path, sandbox_process: tuple[str, dict[str, str]]) -> None:
     sandbox_url, settings = sandbox_process
-    game_port, listen_port = _free_port(), _free_port()
-    hive_key = "e2e-hive-bearer-key-0123456789"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GS_HOOKS_")}
-    env |= settings
-    env |= {
-        "GS_HOOKS_SERVER_ID": "e2e1",
-        "GS_HOOKS_STATE": str(tmp_path / "state.sqlite3"),
-        "GS_HOOKS_CCU_SPOOL": str(tmp_path / "spool.sqlite3"),
-        "GS_HOOKS_LISTEN": f"127.0.0.1:{listen_port}",
-        "GS_HOOKS_HIVE_AUTH_KEY": hive_key,
-        "GS_HOOKS_HIVE_GAME_INDEX": "539",
-        "GS_HOOKS_GAMEBASE_MAINTENANCE_POLL_S": "1",
-        "GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S": "4",
-        "GS_HOOKS_GAMEBASE_BAN_POLL_S": "0",
-        "PYTHONUNBUFFERED": "1",
-    }
+    game_port, listen_port = free_port(), free_port()
+    env = example_env(settings, tmp_path, listen_port)
     started = time.monotonic()
-    game = subprocess.Popen(
-        [sys.executable, "-m", "examples.asyncio_server", "--port", str(game_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    game = await asyncio.to_thread(start_example, env, game_port)
     admin = SandboxAdmin(sandbox_url)
     bots = [Bot(str(2000 + i)) for i in range(1, 5)]
     try:
-        await asyncio.to_thread(_read_until, game, r"game server\s+tcp://")
-        await admin.register_hive(f"http://127.0.0.1:{listen_port}/hive/suspensions", hive_key, 539)
+        await admin.register_hive(f"http://127.0.0.1:{listen_port}/hive/suspensions", HIVE_KEY, 539)
 
         # welcome after login
         tokens = {}
@@ -187,11 +105,5 @@ async def test_example_against_a_separate_sandbox(tmp_path: Path, sandbox_proces
         for bot in bots:
             await bot.close()
         await admin.aclose()
-        if game.poll() is None:
-            game.kill()
-            game.wait()
-        out = ""
-        if game.stdout is not None:
-            out = game.stdout.read()
-            game.stdout.close()
+        out = stop(game)
         assert "Traceback" not in out, out

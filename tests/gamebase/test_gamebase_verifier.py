@@ -16,6 +16,7 @@ from gs_hooks import (
     TokenInvalidError,
 )
 from gs_hooks.gamebase import TokenVerifier
+from gs_hooks.gamebase._verifier import Slots
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +33,17 @@ def verifier(env: Env, **kwargs: object) -> TokenVerifier:
     return TokenVerifier(client, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_requests() -> None:
-    async with serve_gamebase() as gb:
+@pytest.mark.parametrize("mode", ["standalone", "running"])
+async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_requests(mode: str) -> None:
+    async with serve_gamebase() as gb, anyio.create_task_group() as host:
         users = [f"user{i}" for i in range(1000)]
         tokens = []
         for user in users:
             gb.sim.add_member(user)
             tokens.append(gb.sim.issue_token(user))
         v = verifier(gb)
+        if mode == "running":  # as hooks runs it: a few worker tasks make the requests
+            await host.start(v.run)
         gb.faults.gate = anyio.Event()  # hold every answer until all 10,000 calls are waiting
         results: dict[int, str] = {}
 
@@ -52,11 +56,11 @@ async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_request
                 tg.start_soon(one, i)
             await anyio.wait_all_tasks_blocked()
             assert len(v._flights) == 1000  # every (user, token) is in the air once
-            assert gb.faults.max_inside == v.concurrency == 8  # the cap holds the rest back
+            assert gb.faults.max_inside == v.concurrency == 4  # the cap holds the rest back
             gb.faults.gate.set()
         assert gb.sim.counts["gamebase.token"] == 1000
         assert v.requests == 1000
-        assert gb.faults.max_inside == 8
+        assert gb.faults.max_inside == 4
         assert results == {i: users[i % 1000] for i in range(10_000)}
         # a second wave is served from the cache
         for i in range(0, 10_000, 7):
@@ -64,6 +68,7 @@ async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_request
         assert gb.sim.counts["gamebase.token"] == 1000
         assert v.cached_nowait(users[5], tokens[5]) is not None
         assert v.cached_nowait(users[5], tokens[6]) is None
+        host.cancel_scope.cancel()
 
 
 async def test_positive_cache_expires_after_its_ttl(gb: Env) -> None:
@@ -289,3 +294,103 @@ async def test_repr_shows_no_token(gb: Env) -> None:
     await v.verify("u1", token)
     assert token not in repr(v)
     assert "cached=1" in repr(v)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_slots_cap_fifo_and_cancellation() -> None:
+    slots = Slots(1)
+    order: list[int] = []
+    gate = anyio.Event()
+
+    async def user(i: int) -> None:
+        async with slots:
+            order.append(i)
+            await gate.wait()
+
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(user, i)
+            await anyio.wait_all_tasks_blocked()
+        assert (slots.borrowed, slots.waiting) == (1, 4)
+        assert order == [0]
+        # a waiter cancelled while queued leaves the queue
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(anyio.get_cancelled_exc_class()):
+                await slots.acquire()
+        assert slots.waiting == 4
+        gate.set()
+    assert order == [0, 1, 2, 3, 4]  # FIFO
+    assert (slots.borrowed, slots.waiting) == (0, 0)
+    with pytest.raises(ValueError, match=">= 1"):
+        Slots(0)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_slots_hand_over_a_slot_given_to_a_cancelled_waiter() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    got: list[str] = []
+    waiter_scope = anyio.CancelScope()
+
+    async def cancelled_waiter() -> None:
+        with waiter_scope:
+            await slots.acquire()
+            got.append("waiter")  # pragma: no cover - cancelled first
+            slots.release()  # pragma: no cover
+
+    async def next_waiter() -> None:
+        async with slots:
+            got.append("next")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancelled_waiter)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(next_waiter)
+        await anyio.wait_all_tasks_blocked()
+        waiter_scope.cancel()  # the first waiter is being cancelled...
+        slots.release()  # ...when the slot is handed to it: it passes the slot on
+    assert got == ["next"]
+    assert waiter_scope.cancelled_caught
+    assert (slots.borrowed, slots.waiting) == (0, 0)
+
+
+async def test_running_mode_a_cancelled_caller_does_not_cancel_the_request(gb: Env) -> None:
+    gb.sim.add_member("u1")
+    token = gb.sim.issue_token("u1")
+    v = verifier(gb)
+    async with anyio.create_task_group() as host:
+        await host.start(v.run)
+        gb.faults.gate = anyio.Event()
+        with anyio.move_on_after(0.05):
+            await v.verify("u1", token)  # the caller gives up (e.g. the client disconnected)
+        gb.faults.gate.set()
+        while v.cached_nowait("u1", token) is None:  # the worker still gets and caches the answer
+            await anyio.sleep(0.01)
+        assert v.requests == 1
+        host.cancel_scope.cancel()
+
+
+async def test_running_mode_shutdown_hands_queued_requests_back_to_their_callers(gb: Env) -> None:
+    for i in range(3):
+        gb.sim.add_member(f"u{i}")
+    tokens = [gb.sim.issue_token(f"u{i}") for i in range(3)]
+    v = verifier(gb, concurrency=1)
+    got: list[str] = []
+
+    async def login(i: int) -> None:
+        got.append((await v.verify(f"u{i}", tokens[i])).member.user_id)
+
+    gb.faults.gate = anyio.Event()
+    async with anyio.create_task_group() as outer:
+        async with anyio.create_task_group() as host:
+            await host.start(v.run)
+            for i in range(3):
+                outer.start_soon(login, i)
+            await anyio.wait_all_tasks_blocked()
+            assert len(v._queue) == 2  # one request in the air, two queued for the single worker
+            host.cancel_scope.cancel()  # hooks shutting down the verifier
+        assert not v._queue
+        gb.faults.gate.set()
+    # the abandoned ones asked again themselves; the cancelled in-flight one too
+    assert sorted(got) == ["u0", "u1", "u2"]

@@ -190,3 +190,32 @@ async def test_the_sandbox_validator_accepts_our_500(tmp_path: Path) -> None:
     async with hooks, serve_http(hooks.router, port=0) as server, Sandbox.serve(port=0) as sb:
         report = await sb.hive.call_webstore(server.url + "/webstore-profile", "c_1")
         assert report.violations == [] and report.body["result_code"] == 500
+
+
+async def test_end_to_end_through_the_embedded_listener_component(tmp_path: Path) -> None:
+    """The production path: GS_HOOKS_LISTEN serves the webhook and the web-store route from hooks.router."""
+    clock = FakeClock(T0)
+    kicks: list[gs_hooks.KickRequest] = []
+    cfg = gs_hooks.Config(
+        state_path=str(tmp_path / "s.db"),
+        hive=gs_hooks.HiveConfig(auth_key=gs_hooks.Secret(KEY), game_index=GAME_INDEX),
+        listener=gs_hooks.ListenerConfig(listen="127.0.0.1:0"),
+    )
+
+    async def profile(cs_code: str) -> gs_hooks.WebstoreProfile | None:
+        return GAME_PROFILES[1] if cs_code == "c_123412341234" else None
+
+    hooks = gs_hooks.setup(cfg, on_kick=kicks.append, clock=clock, webstore_profile=profile)
+    async with hooks, Sandbox.serve(port=0, clock=clock) as sb:
+        assert hooks.listener is not None
+        session = hooks.registry.open_nowait()
+        hooks.bind_player(session, "100003")
+        sb.hive.register(hooks.listener.url + "/hive/suspensions", KEY, GAME_INDEX)
+        report = await sb.hive.push_suspensions(suspensions(250))
+        assert report.ok and report.batches == 3
+        assert [k.session.id for k in kicks] == [session.id]
+        assert len(hooks.bans.active_bans()) == 250
+        refused = await sb.hive.push_suspensions(suspensions(1), auth_key="wrong-key-from-elsewhere")
+        assert [a.http_status for a in refused.attempts] == [401]
+        web = await sb.hive.call_webstore(hooks.listener.url + "/webstore-profile", "c_123412341234")
+        assert web.violations == [] and web.body == DOC_EXAMPLES[1]

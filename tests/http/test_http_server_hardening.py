@@ -63,7 +63,13 @@ def make_app() -> App:
     app.router.add("POST", "/small", echo, max_body=10)
     app.router.add("POST", "/internal", echo, allow=["10.0.0.0/8"])
     app.router.add("GET", "/boom/{what}", boom)
+
+    async def split(request: Request) -> Response:
+        app.calls.append(request)
+        return Response(200, b"x", [("x-user", request.query.get("v", ""))])
+
     app.router.add("GET", "/slow", slow)
+    app.router.add("GET", "/split", split)
     return app
 
 
@@ -71,9 +77,9 @@ LIMITS = HttpLimits(
     max_header_bytes=2048,
     max_body_bytes=1024,
     request_deadline_s=0.5,
-    keepalive_s=0.5,
+    keepalive_s=1.5,  # margin for a busy machine between the requests of one connection
     max_connections=3,
-    handler_timeout_s=0.5,
+    handler_timeout_s=1.0,
 )
 
 
@@ -414,6 +420,17 @@ async def test_handler_error_is_a_json_500(server: HttpServer, app: App) -> None
     assert replies[0].json() == {"error": {"status": 500, "message": "internal error"}}
 
 
+async def test_response_splitting_by_a_handler_is_refused(server: HttpServer, app: App) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(b"GET /split?v=a%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await stream.send(b"GET /split?v=fine HTTP/1.1\r\nHost: t\r\n\r\n")
+        bad, good = await read_replies(stream, 2)
+    assert bad.status == 500
+    assert "set-cookie" not in bad.headers
+    assert good.status == 200
+    assert good.headers["x-user"] == "fine"
+
+
 # -- deadlines, idle, cap -----------------------------------------------------------------------------------------
 
 
@@ -472,28 +489,30 @@ async def test_slow_handler_gets_500_and_close(server: HttpServer, app: App) -> 
     assert closed
 
 
-async def test_connection_cap_answers_503_and_frees_up(server: HttpServer, app: App) -> None:
-    held = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(LIMITS.max_connections)]
-    try:
-        # The held connections are accepted (they are idle, not yet timed out).
+async def test_connection_cap_answers_503_and_frees_up(app: App) -> None:
+    # Long deadlines here: the held idle connections must not time out while the test runs on a busy machine.
+    limits = HttpLimits(max_connections=3, request_deadline_s=30, keepalive_s=30)
+    async with serve_http(app.router, limits=limits) as server:
+        held = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(limits.max_connections)]
+        try:
+            with anyio.fail_after(5):
+                while server.active_connections < limits.max_connections:
+                    await anyio.sleep(0.01)
+            replies, closed = await exchange(server, post("/echo", b"x"))
+            assert [r.status for r in replies] == [503]
+            assert replies[0].headers["retry-after"] == "1"
+            assert replies[0].json() == {"error": {"status": 503, "message": "too many connections; retry later"}}
+            assert closed
+            assert app.calls == []
+            assert server.rejected_connections == 1
+        finally:
+            for stream in held:
+                await stream.aclose()
         with anyio.fail_after(5):
-            while server.active_connections < LIMITS.max_connections:
+            while server.active_connections:
                 await anyio.sleep(0.01)
-        replies, closed = await exchange(server, post("/echo", b"x"))
-        assert [r.status for r in replies] == [503]
-        assert replies[0].headers["retry-after"] == "1"
-        assert replies[0].json() == {"error": {"status": 503, "message": "too many connections; retry later"}}
-        assert closed
-        assert app.calls == []
-        assert server.rejected_connections == 1
-    finally:
-        for stream in held:
-            await stream.aclose()
-    with anyio.fail_after(5):
-        while server.active_connections:
-            await anyio.sleep(0.01)
-    replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
-    assert [r.status for r in replies] == [200]
+        replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
+        assert [r.status for r in replies] == [200]
 
 
 # -- logs -------------------------------------------------------------------------------------------------------

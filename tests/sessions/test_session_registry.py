@@ -28,6 +28,9 @@ def test_open_indexes_by_server_and_counts_connections() -> None:
     assert reg.get(a.id) is a and reg.get(b.id) is b and reg.get(-1) is None
     assert a in reg and object() not in reg
     assert a.id != b.id
+    c = reg.open_nowait("s2", "ch2", ("10.0.0.2", 6000), None)  # by position, as the adapters call it
+    assert (c.server_id, c.channel, c.remote, c.closer) == ("s2", "ch2", ("10.0.0.2", 6000), None)
+    assert reg.count_connections("s2") == 2
 
 
 def test_ids_are_never_reused_across_registries() -> None:

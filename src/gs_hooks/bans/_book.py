@@ -41,6 +41,8 @@ log = logging.getLogger("gs_hooks.bans")
 
 BanStatus = Literal["permanent", "temporary"]
 
+PURGE_EVERY_S = 3600.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bans_book (
     source      TEXT NOT NULL,
@@ -208,6 +210,7 @@ class BanBook:
         self._seq = 0
         self._pending: list[_Row] = []
         self._loaded = False
+        self._next_purge: float | None = None
         self._lock: anyio.Lock | None = None
         self._wake: Callable[[], None] | None = None
         # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
@@ -245,6 +248,7 @@ class BanBook:
             self._install(rows, now)
 
     def _install(self, rows: list[_Row], now: float) -> None:
+        self._next_purge = now + PURGE_EVERY_S
         for row in rows:
             # Bans already in force were enforced by the process that recorded them (or while we were down,
             # when no session was live): only bans that start later still need the timer.
@@ -393,14 +397,36 @@ class BanBook:
         return len(self.active_bans())
 
     def next_deadline(self) -> float | None:
-        """When the timer must next look at the book (a ban starts or ends), or None."""
+        """When the timer must next look at the book (a ban starts or ends, or old rows are purged), or None."""
         while self._timeline:
             when, _, key = self._timeline[0]
             row = self._rows.get(key)
             if row is not None and row.lifted_at is None and when in (row.start, row.end):
-                return when
+                return when if self._next_purge is None else min(when, self._next_purge)
             heapq.heappop(self._timeline)
-        return None
+        return self._next_purge
+
+    async def purge(self) -> int:
+        """Forget bans that ended or were lifted more than ``retention_s`` ago (memory and store)."""
+        now = self.clock.time()
+        self._next_purge = now + PURGE_EVERY_S
+        cutoff = now - self.retention_s
+        stale = [
+            key
+            for key, row in self._rows.items()
+            if (row.lifted_at is not None and row.lifted_at < cutoff) or (row.end is not None and row.end < cutoff)
+        ]
+        if not stale:
+            return 0
+        await self.store.run(lambda conn: _delete(conn, stale))
+        for key in stale:
+            row = self._rows.pop(key)
+            sources = self._by_player.get(row.ban.player_key)
+            if sources is not None and sources.get(row.ban.source) is row:
+                del sources[row.ban.source]
+                if not sources:
+                    del self._by_player[row.ban.player_key]
+        return len(stale)
 
     # -- async shell -------------------------------------------------------------------------------------------
 
@@ -511,6 +537,8 @@ class BanBook:
                     if not sources:
                         del self._by_player[row.ban.player_key]
         kicked += await self._enforce_due(due)
+        if self._next_purge is not None and self._next_purge <= now:
+            await self.purge()
         return kicked
 
     def __repr__(self) -> str:
@@ -538,6 +566,16 @@ def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
         )
         out.append(_Row(ban, recorded_at, lifted_at))
     return out
+
+
+def _delete(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM bans_book WHERE source = ? AND player_key = ?", keys)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _write(conn: sqlite3.Connection, rows: list[_Row]) -> None:

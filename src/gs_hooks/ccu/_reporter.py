@@ -265,13 +265,18 @@ class CcuReporter:
 
     async def _take(self, slot: int, now: float) -> None:
         date = format_kst(slot)
-        samples = [
-            (
-                CcuSample.create(game=self.config.game, server=sid, date=date, user=self.counter.count(sid, slot)),
-                slot,
-            )
-            for sid in self.config.server_ids
-        ]
+        try:
+            samples = [
+                (
+                    CcuSample.create(game=self.config.game, server=sid, date=date, user=self.counter.count(sid, slot)),
+                    slot,
+                )
+                for sid in self.config.server_ids
+            ]
+        except Exception:  # a broken counter must not stop the reporter: this slot is skipped, loudly
+            log.exception("CCU: counting failed; the slot %s is not sampled", date)
+            self.metrics.failed("count")
+            return
 
         def write() -> tuple[list[CcuSampleRow], bool]:
             return self.spool.add_sync(samples, now), self.spool.has_pending_before_sync(slot)
@@ -286,6 +291,7 @@ class CcuReporter:
         # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
         # instead of waiting for the dispatcher's next look at the spool. Only while the dispatcher waits: a plan
         # in progress holds a snapshot of the in-flight rows and would pick these rows up and send them again.
+        fast = 0
         if (
             not backlog
             and not self._failing
@@ -294,10 +300,14 @@ class CcuReporter:
             and self._send_tg is not None
         ):
             for row in added:
-                if len(self._inflight) < self.config.max_inflight:
+                if row.key not in self._inflight and len(self._inflight) < self.config.max_inflight:
                     self._inflight[row.key] = row
                     self._send_tg.start_soon(self._send, row)
-        self._kick()
+                    fast += 1
+        if fast == len(added):
+            self._notify()  # all on their way: the dispatcher has nothing to do (a finishing send wakes it)
+        else:
+            self._kick()
         for sample, _ in samples:
             self.metrics.sampled(sample.server, sample.user)
         if self.config.mirror_url is not None and self._tg is not None:
@@ -346,8 +356,9 @@ class CcuReporter:
                     )
                     self.metrics.backlog(depth)
                     for row in rows:
-                        self._inflight[row.key] = row
-                        tg.start_soon(self._send, row)
+                        if row.key not in self._inflight:  # the sampler's fast path may have started it meanwhile
+                            self._inflight[row.key] = row
+                            tg.start_soon(self._send, row)
                     if self._failing:
                         # a running probe wakes us when it ends; else the next probe is due at the later of both
                         if not self._inflight and next_due is not None:
@@ -361,15 +372,18 @@ class CcuReporter:
         assert wake is not None
         if wake.is_set():
             return
-        self._dispatcher_waiting = True
-        self._notify()
         try:
             if deadline is None:
+                self._dispatcher_waiting = True
+                self._notify()
                 await wake.wait()
                 return
             async with anyio.create_task_group() as tg:
 
                 async def timer() -> None:
+                    # Idle only once the timer is armed (a FakeClock then knows our deadline).
+                    self._dispatcher_waiting = True
+                    self._notify()
                     await self.clock.sleep_until(deadline)
                     tg.cancel_scope.cancel()
 
@@ -423,7 +437,7 @@ class CcuReporter:
 
                 await call_callback(self.on_problem, problem, what="on_ccu_problem")
         finally:
-            del self._inflight[row.key]
+            self._inflight.pop(row.key, None)
             self._kick()
 
     async def _record(self, row: CcuSampleRow, code: int | None, label: str, error: str) -> CcuProblem | None:
@@ -433,11 +447,7 @@ class CcuReporter:
             assert code is not None
             await anyio.to_thread.run_sync(lambda: self.spool.record_sync(row.key, "delivered", code=code, now=now))
             self.metrics.delivered(code)
-            self._fail_streak = 0
-            if self._failing:
-                self._failing = False
-                n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
-                log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
+            await self._healthy(now)
             return None
         self.metrics.failed(label)
         if outcome is CcuOutcome.RETRY:
@@ -462,6 +472,7 @@ class CcuReporter:
         await anyio.to_thread.run_sync(
             lambda: self.spool.record_sync(row.key, "refused", code=code, error=error, now=now)
         )
+        await self._healthy(now)  # a refusal is still a proper answer: the collector is up
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(
@@ -473,6 +484,13 @@ class CcuReporter:
             outcome=outcome.value,
             message=message,
         )
+
+    async def _healthy(self, now: float) -> None:
+        self._fail_streak = 0
+        if self._failing:
+            self._failing = False
+            n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
+            log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
 
     # -- mirror ------------------------------------------------------------------------------------------------
 

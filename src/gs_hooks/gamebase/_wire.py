@@ -38,7 +38,7 @@ def wire_gamebase(hooks: Hooks) -> None:
         clock=hooks.clock,
     )
     hooks.gamebase = client
-    hooks.verifier = TokenVerifier(
+    verifier = TokenVerifier(
         client,
         clock=hooks.clock,
         concurrency=g.verify_concurrency,
@@ -46,6 +46,8 @@ def wire_gamebase(hooks: Hooks) -> None:
         negative_ttl_s=g.negative_cache_ttl_s,
         failure_policy=g.failure_policy,
     )
+    hooks.verifier = verifier
+    hooks.add_component(verifier)
     if g.maintenance_poll_s > 0:
         launching = None
         if g.launching_os_code and g.launching_client_version:

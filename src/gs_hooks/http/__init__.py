@@ -1,6 +1,6 @@
 """The embedded HTTP listener (h11 over anyio), its router, and the same routes as an ASGI app."""
 
-from ._app import Request, Response, Route, Router, parse_allowlist, safe_for_log
+from ._app import DropConnection, Request, Response, Route, Router, parse_allowlist, safe_for_log
 from ._asgi import ASGIApp, as_asgi
 from ._listener import Listener, add_builtin_routes, limits_from_config, tls_context_from_config
 from ._server import HttpLimits, HttpServer, serve_http
@@ -10,6 +10,7 @@ asgi_app = as_asgi
 
 __all__ = [
     "ASGIApp",
+    "DropConnection",
     "HttpLimits",
     "HttpServer",
     "Listener",

@@ -109,9 +109,8 @@ def as_asgi(router: Router, *, limits: HttpLimits | None = None) -> ASGIApp:
                 return
         limit = route.max_body if route.max_body is not None else lim.max_body_bytes
         declared = request.header("content-length")
-        too_large = Response.error(413, f"body larger than {limit} bytes")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_response(send, too_large)
+            await send_response(send, Response.error(413, f"body larger than {limit} bytes"))
             return
         chunks: list[bytes] = []
         size = 0
@@ -123,7 +122,7 @@ def as_asgi(router: Router, *, limits: HttpLimits | None = None) -> ASGIApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await send_response(send, too_large)
+                await send_response(send, Response.error(413, f"body larger than {limit} bytes"))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

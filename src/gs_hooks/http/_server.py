@@ -12,6 +12,10 @@ sent before the body was fully read closes the connection, as does every framing
 
 Timeouts cost nothing per request: each connection runs in one cancel scope, and one watchdog task per server
 cancels the scopes whose deadline (a float the connection moves as it changes phase) has passed.
+
+On asyncio without TLS the bytes move through a small protocol-backed stream (:class:`_AsyncioStream`) instead
+of anyio's socket stream, which pauses and resumes reading around every receive and yields on every send; the
+connection logic is the same code on both paths (trio and TLS use anyio's streams).
 """
 
 from __future__ import annotations
@@ -419,6 +423,8 @@ class HttpServer:
             pass
         except _Close:
             pass
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("connection from %s failed", _fmt_peer(client))
         finally:
             self._connections.discard(c)
             self.active_connections -= 1
@@ -666,7 +672,14 @@ class HttpServer:
         conn = c.conn
         if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
             raise _Close
-        out = conn.send(h11.Response(status_code=response.status, headers=_wire_headers(response))) or b""
+        try:
+            head = h11.Response(status_code=response.status, headers=_wire_headers(response))
+        except h11.LocalProtocolError:
+            # e.g. a header value with CR/LF from a handler: never put it on the wire (response splitting)
+            log.error("a handler returned an invalid response head (status %s); sent 500", response.status)
+            response = Response.error(500, "internal error", close=response.close)
+            head = h11.Response(status_code=500, headers=_wire_headers(response))
+        out = conn.send(head) or b""
         if response.body and not head_only:
             out += conn.send(h11.Data(data=response.body)) or b""
         out += conn.send(h11.EndOfMessage()) or b""

@@ -105,12 +105,7 @@ def track_asyncio_streams(
 
     @functools.wraps(handler)
     async def tracked(reader: Any, writer: Any) -> None:
-        session = registry.open_nowait(
-            server_id=server_id,
-            channel=channel,
-            remote=_remote(writer.get_extra_info("peername")),
-            closer=writer.close,
-        )
+        session = registry.open_nowait(server_id, channel, _remote(writer.get_extra_info("peername")), writer.close)
         token = _current.set(session)
         try:
             await handler(reader, writer)
@@ -156,12 +151,7 @@ def track_anyio(
     @functools.wraps(handler)
     async def tracked(stream: Any) -> None:
         scope = anyio.CancelScope()
-        session = registry.open_nowait(
-            server_id=server_id,
-            channel=channel,
-            remote=_remote(_extra_remote(stream)),
-            closer=scope.cancel,
-        )
+        session = registry.open_nowait(server_id, channel, _remote(_extra_remote(stream)), scope.cancel)
         token = _current.set(session)
         ended_normally = False
         try:
@@ -217,12 +207,7 @@ def track_websockets(
         async def close() -> None:
             await websocket.close(KICK_CLOSE_CODE, KICK_CLOSE_REASON)
 
-        session = registry.open_nowait(
-            server_id=server_id,
-            channel=channel,
-            remote=_remote(getattr(websocket, "remote_address", None)),
-            closer=close,
-        )
+        session = registry.open_nowait(server_id, channel, _remote(getattr(websocket, "remote_address", None)), close)
         token = _current.set(session)
         try:
             await handler(websocket)
@@ -297,12 +282,7 @@ class TrackWebSocketsMiddleware:
             closed = True
             await send({"type": "websocket.close", "code": KICK_CLOSE_CODE, "reason": KICK_CLOSE_REASON})
 
-        session = registry.open_nowait(
-            server_id=self.server_id,
-            channel=self.channel,
-            remote=_remote(scope.get("client")),
-            closer=kick,
-        )
+        session = registry.open_nowait(self.server_id, self.channel, _remote(scope.get("client")), kick)
         token = _current.set(session)
         try:
             await self.app(scope, tracked_receive, tracked_send)

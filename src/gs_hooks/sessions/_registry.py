@@ -118,13 +118,14 @@ class OpenNowait(Protocol):
 
     def __call__(
         self,
-        *,
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
         closer: Closer | None = None,
     ) -> Session:
         """Register a new connection and return its session.
+
+        The arguments may also be given by position, in this order (the adapters do, it is a little faster).
 
         Args:
             server_id: the server id it counts towards (default: the registry's ``default_server_id``).
@@ -152,7 +153,7 @@ class SessionRegistry:
         time: callable returning epoch seconds (the injected clock's ``time``; ``time.time`` by default).
 
     Attributes:
-        open_nowait: ``open_nowait(*, server_id=None, channel="", remote=None, closer=None) -> Session``:
+        open_nowait: ``open_nowait(server_id=None, channel="", remote=None, closer=None) -> Session``:
             register a new connection (see :class:`OpenNowait`).
         close_nowait: ``close_nowait(session) -> bool``: unregister a session; False if it was not live (a
             second close is a no-op).
@@ -201,7 +202,6 @@ class SessionRegistry:
         players_on = self._players_on
 
         def open_nowait(
-            *,
             server_id: str | None = None,
             channel: str = "",
             remote: Remote | None = None,
@@ -258,13 +258,12 @@ class SessionRegistry:
 
     def _open_observed(
         self,
-        *,
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
         closer: Closer | None = None,
     ) -> Session:
-        session = self._open_plain(server_id=server_id, channel=channel, remote=remote, closer=closer)
+        session = self._open_plain(server_id, channel, remote, closer)
         self._notify(SessionEvent("open", session))
         return session
 

@@ -1,0 +1,15 @@
+"""The gamebase bench runs (once, small). No timing is asserted: speed is measured by ``python -m bench.gamebase``."""
+
+from __future__ import annotations
+
+from bench import gamebase
+
+
+def test_gamebase_bench_smoke_runs_against_the_sandbox_subprocess() -> None:
+    result = gamebase.run(smoke=True)
+    hit = result["cache_hit"]
+    assert hit["await_verify_hit_us"] > 0 and hit["cached_nowait_hit_us"] > 0
+    storm = result["login_storm"]
+    # every cold token reached the sandbox exactly once: ours as a storm, ours as loops, the baseline
+    assert storm["requests_counted_by_sandbox"] == 3 * storm["tokens_per_storm"]
+    assert storm["default_cpu_us_per_verification"] > 0

@@ -1,0 +1,130 @@
+"""The suite-wide secrets guard (imported by tests/conftest.py).
+
+Tests run on asyncio through anyio's pytest plugin; backend-neutral modules also run on trio by parametrizing
+``anyio_backend``.
+
+Secrets guard: every value wrapped in :class:`gs_hooks.Secret` during the run, and every access token the
+sandbox issues, is remembered; every log record (message and traceback) and the text of every
+``GsHooksError`` created during the whole run is captured. At the end of the session, any captured text that
+contains a remembered secret fails the run, naming the record (never the secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import gs_hooks
+from gs_hooks import _config, _exceptions
+
+_SECRETS: set[str] = set()
+_TEXTS: list[tuple[str, str]] = []  # (where, text)
+_MIN_SECRET_LEN = 6  # shorter values ("a", "k") would match by accident
+
+
+def remember_secret(value: str) -> None:
+    """Register a value that must never appear in logs or error messages."""
+    if len(value) >= _MIN_SECRET_LEN:
+        _SECRETS.add(value)
+
+
+_orig_secret_init = _config.Secret.__init__
+
+
+def _recording_secret_init(self: _config.Secret, value: str) -> None:
+    remember_secret(value)
+    _orig_secret_init(self, value)
+
+
+_config.Secret.__init__ = _recording_secret_init  # type: ignore[method-assign]
+
+
+def _recording_error_init(self: BaseException, *args: Any) -> None:
+    Exception.__init__(self, *args)
+    _TEXTS.append((f"{type(self).__name__} message", " ".join(str(a) for a in args)))
+
+
+_exceptions.GsHooksError.__init__ = _recording_error_init  # type: ignore[method-assign]
+
+
+def _wrap_token_issuers() -> None:
+    try:
+        from gs_hooks.sandbox import _gamebase
+    except ImportError:
+        return
+    sim = getattr(_gamebase, "GamebaseSim", None)
+    issue = getattr(sim, "issue_token", None)
+    if sim is None or issue is None:
+        return
+
+    def issue_token(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = issue(self, *args, **kwargs)
+        if isinstance(token, str):
+            remember_secret(token)
+        return token
+
+    sim.issue_token = issue_token
+
+
+_wrap_token_issuers()
+
+
+class _CaptureAll(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        _TEXTS.append((f"log record {record.name}:{record.levelname} ({record.pathname}:{record.lineno})", text))
+
+
+_handler = _CaptureAll(level=logging.DEBUG)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    root = logging.getLogger()
+    root.addHandler(_handler)
+    # capture gs_hooks' debug records too
+    logging.getLogger("gs_hooks").setLevel(logging.DEBUG)
+
+
+def leaked_secrets() -> list[str]:
+    """Where a remembered secret appeared (descriptions only)."""
+    found = []
+    for where, text in _TEXTS:
+        if any(secret in text for secret in _SECRETS):
+            found.append(where)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_handler)
+    leaks = leaked_secrets()
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"secrets guard: a secret appeared in {len(leaks)} log record(s)/error message(s):", *leaks[:20]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def secrets_guard() -> Iterator[None]:
+    """Fail the test itself (not only the session) if a secret leaked while it ran."""
+    start = len(_TEXTS)
+    yield
+    leaks = [where for where, text in _TEXTS[start:] if any(s in text for s in _SECRETS)]
+    assert leaks == [], f"secret leaked in: {leaks}"
+
+
+__all__ = ["anyio_backend", "gs_hooks", "leaked_secrets", "remember_secret", "secrets_guard"]
