@@ -231,11 +231,6 @@ class Census:
         self.readings.append(reading)
         return reading
 
-    def growth(self, since: int = 0) -> tuple[int, int]:
-        """(objects, blocks) added between reading ``since`` and the last one."""
-        first, last = self.readings[since], self.readings[-1]
-        return last[0] - first[0], last[1] - first[1]
-
     @staticmethod
     def by_type(limit: int = 8) -> list[tuple[str, int]]:
         """The most common live object types (for assertion messages)."""
