@@ -85,10 +85,26 @@ async def call_callback(callback: Callable[..., Any] | None, *args: Any, what: s
     """Call a sync or async user callback; log (do not raise) its exceptions. Returns True on success."""
     if callback is None:
         return True
+    done = call_callback_nowait(callback, *args, what=what)
+    return done if isinstance(done, bool) else await done
+
+
+def call_callback_nowait(callback: Callable[..., Any], *args: Any, what: str) -> bool | Coroutine[Any, Any, bool]:
+    """:func:`call_callback` without a coroutine when the callback is sync: the success flag, or (the callback
+    returned an awaitable) a coroutine to await that finishes the call and returns the flag."""
     try:
         result = callback(*args)
-        if inspect.isawaitable(result):
-            await result
+    except Exception:
+        log.exception("%s callback raised", what)
+        return False
+    if result is not None and inspect.isawaitable(result):
+        return _finish_callback(result, what)
+    return True
+
+
+async def _finish_callback(result: Awaitable[Any], what: str) -> bool:
+    try:
+        await result
     except Exception:
         log.exception("%s callback raised", what)
         return False
@@ -274,23 +290,79 @@ class Hooks:
             sessions = self.registry.sessions_of(target)
         else:
             raise TypeError(f"kick() takes a Session or a player id (str), not {type(target).__name__}")
+        kicked = self._kick_nowait(sessions, reason, message, details)
+        return kicked if isinstance(kicked, int) else await kicked
+
+    def _kick_nowait(
+        self, sessions: tuple[Session, ...], reason: str, message: str = "", details: Any = None
+    ) -> int | Coroutine[Any, Any, int]:
+        """:meth:`kick` of these sessions, without a coroutine while the callbacks are sync.
+
+        Returns:
+            The number of sessions kicked; or, when a callback returned an awaitable, a coroutine to await that
+            finishes the job in the same order (the remaining sessions are kicked after that callback ends) and
+            returns the number.
+        """
         kicked = 0
-        for session in sessions:
-            if self.kick_nowait_remove(session):
-                kicked += 1
-                await self._deliver_kick(KickRequest(session=session, reason=reason, message=message, details=details))
+        for i, session in enumerate(sessions):
+            if not self.kick_nowait_remove(session):
+                continue
+            kicked += 1
+            pending = self._deliver_kick_nowait(
+                KickRequest(session=session, reason=reason, message=message, details=details)
+            )
+            if pending is not None:
+                return self._kick_rest(pending, kicked, sessions[i + 1 :], reason, message, details)
         return kicked
+
+    async def _kick_rest(
+        self,
+        pending: Awaitable[Any],
+        kicked: int,
+        rest: tuple[Session, ...],
+        reason: str,
+        message: str,
+        details: Any,
+    ) -> int:
+        await pending
+        more = self._kick_nowait(rest, reason, message, details)
+        return kicked + (more if isinstance(more, int) else await more)
 
     def kick_nowait_remove(self, session: Session) -> bool:
         """Remove a session ahead of a kick. False if it was already gone."""
         return self.registry.close_nowait(session)
 
     async def _deliver_kick(self, request: KickRequest) -> None:
-        if self.on_kick is not None and await call_callback(self.on_kick, request, what="on_kick"):
+        pending = self._deliver_kick_nowait(request)
+        if pending is not None:
+            await pending
+
+    def _deliver_kick_nowait(self, request: KickRequest) -> Awaitable[Any] | None:
+        """Hand the request to ``on_kick`` (the default kick when there is none or it raised); None when done,
+        else an awaitable that finishes the delivery."""
+        on_kick = self.on_kick
+        if on_kick is not None:
+            done = call_callback_nowait(on_kick, request, what="on_kick")
+            if done is True:
+                return None
+            if not isinstance(done, bool):
+                return self._finish_kick(done, request)
+        return self._default_kick_nowait(request)
+
+    async def _finish_kick(self, pending: Coroutine[Any, Any, bool], request: KickRequest) -> None:
+        if await pending:
             return
+        closing = self._default_kick_nowait(request)
+        if closing is not None:
+            await closing
+
+    @staticmethod
+    def _default_kick_nowait(request: KickRequest) -> Coroutine[Any, Any, bool] | None:
         closer = request.session.closer
-        if closer is not None:
-            await call_callback(closer, what="default kick")
+        if closer is None:
+            return None
+        done = call_callback_nowait(closer, what="default kick")
+        return None if isinstance(done, bool) else done
 
     def bind_player(self, session: Session, player_id: str) -> list[Session]:
         """Bind a player to a session under the duplicate-login policy.
@@ -631,13 +703,16 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
     from .bans import BanBook, BanDetails, BanEvent, BanTimer
     from .hive import register_hive_routes
 
-    async def kick_banned(player_key: str, message: str, details: BanDetails) -> int:
-        return await hooks.kick(player_key, "ban", message=message, details=details)
+    # Both answer synchronously while the game's callbacks are sync (no coroutine per ban); see BanBook.
+    def kick_banned(player_key: str, message: str, details: BanDetails) -> int | Awaitable[int]:
+        return hooks._kick_nowait(hooks.registry.sessions_of(player_key), "ban", message, details)
 
-    async def on_ban(event: BanEvent) -> None:
+    def on_ban(event: BanEvent) -> Awaitable[bool] | None:
         callback = hooks.callbacks.get("on_ban")  # read at call time: a game may set it after setup()
-        if callback is not None:
-            await call_callback(callback, event, what="on_ban")
+        if callback is None:
+            return None
+        done = call_callback_nowait(callback, event, what="on_ban")
+        return None if isinstance(done, bool) else done
 
     hooks.bans = BanBook(
         lambda: hooks.store,
