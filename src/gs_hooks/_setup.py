@@ -304,13 +304,26 @@ class Hooks:
             returns the number.
         """
         kicked = 0
+        on_kick = self.on_kick
         for i, session in enumerate(sessions):
             if not self.kick_nowait_remove(session):
                 continue
             kicked += 1
-            pending = self._deliver_kick_nowait(
-                KickRequest(session=session, reason=reason, message=message, details=details)
-            )
+            request = KickRequest(session=session, reason=reason, message=message, details=details)
+            pending: Awaitable[Any] | None
+            # _deliver_kick_nowait, inlined for the common case: a sync on_kick that returns None
+            if on_kick is None:
+                pending = self._default_kick_nowait(request)
+            else:
+                try:
+                    result = on_kick(request)
+                except Exception:
+                    log.exception("%s callback raised", "on_kick")
+                    pending = self._default_kick_nowait(request)
+                else:
+                    if result is None or not inspect.isawaitable(result):
+                        continue
+                    pending = self._finish_kick(_finish_callback(result, "on_kick"), request)
             if pending is not None:
                 return self._kick_rest(pending, kicked, sessions[i + 1 :], reason, message, details)
         return kicked

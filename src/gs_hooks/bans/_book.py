@@ -150,30 +150,31 @@ KickBanned = Callable[[str, str, BanDetails], "int | Awaitable[int]"]
 """``(player_key, message, details) -> sessions kicked``, or an awaitable of it when a game callback is async."""
 
 
-class _Row:
-    """A recorded ban plus the book's bookkeeping (epoch floats for cheap comparisons, the book's key)."""
+class _Row(msgspec.Struct, gc=False, eq=False):
+    """A recorded ban plus the book's bookkeeping (epoch floats for cheap comparisons, the book's key).
 
-    __slots__ = ("ban", "end", "enforced", "key", "lifted_at", "recorded_at", "start")
+    A struct without GC tracking (built in C, never visited by the collector): rows reference no cycles.
+    """
 
-    def __init__(
-        self, ban: Ban, start: float, end: float | None, recorded_at: float, lifted_at: float | None = None
-    ) -> None:
-        self.ban = ban
-        self.key = (ban.source, ban.player_key)
-        self.start = start
-        self.end = end
-        self.recorded_at = recorded_at
-        self.lifted_at = lifted_at
-        self.enforced = False
+    ban: Ban
+    key: tuple[str, str]
+    start: float
+    end: float | None
+    recorded_at: float
+    lifted_at: float | None = None
+    enforced: bool = False
 
     @classmethod
     def of(cls, ban: Ban, recorded_at: float, lifted_at: float | None = None) -> _Row:
         end = ban.ends_at
-        return cls(ban, ban.starts_at.timestamp(), None if end is None else end.timestamp(), recorded_at, lifted_at)
-
-    def params(self) -> tuple[Any, ...]:
-        b = self.ban
-        return (b.source, b.player_key, b.status, self.start, self.end, b.message, self.recorded_at, self.lifted_at)
+        return cls(
+            ban,
+            (ban.source, ban.player_key),
+            ban.starts_at.timestamp(),
+            None if end is None else end.timestamp(),
+            recorded_at,
+            lifted_at,
+        )
 
 
 _PERMANENT_MESSAGE = "You are permanently banned."
@@ -288,12 +289,13 @@ class BanBook:
             if not sources:
                 del self._by_player[row.ban.player_key]
 
-    def _put_new(self, rows: list[_Row]) -> None:
-        """:meth:`_put` for rows fresh from :meth:`_diff` (unlifted, not enforced yet), waking the timer once."""
+    def _put_new(self, rows: list[_Row], enforced_by: float) -> None:
+        """:meth:`_put` for rows fresh from :meth:`_diff` (unlifted, not enforced yet). Rows that start after
+        ``enforced_by`` go on the timeline; the caller enforces the others at once (see :meth:`apply`)."""
         book = self._rows
         by_player = self._by_player
         timeline = self._timeline
-        seq = self._seq
+        pushed = False
         for row in rows:
             key = row.key
             book[key] = row
@@ -303,10 +305,11 @@ class BanBook:
                 by_player[player_key] = {source: row}
             else:
                 sources[source] = row
-            seq += 1
-            heapq.heappush(timeline, (row.start, seq, key))
-        self._seq = seq
-        if self._wake is not None:
+            if row.start > enforced_by:
+                self._seq += 1
+                heapq.heappush(timeline, (row.start, self._seq, key))
+                pushed = True
+        if pushed and self._wake is not None:
             self._wake()
 
     def _schedule(self, when: float, key: tuple[str, str]) -> None:
@@ -349,7 +352,7 @@ class BanBook:
                 or current.start > start
             ):
                 continue
-            out[key] = _Row(ban, start, end, now)
+            out[key] = _Row(ban, key, start, end, now)
         return list(out.values())
 
     def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:
@@ -386,7 +389,7 @@ class BanBook:
                 continue
             if started_by is not None and row.start > started_by:
                 continue
-            lifted = _Row(row.ban, row.start, row.end, row.recorded_at, lifted_at=now)
+            lifted = _Row(row.ban, row.key, row.start, row.end, row.recorded_at, now)
             lifted.enforced = row.enforced
             out.append(lifted)
         return out
@@ -516,9 +519,18 @@ class BanBook:
                 store.run_sync(lambda conn: _write(conn, rows))
             else:
                 await store.run(lambda conn: _write(conn, rows))
-            self._put_new(rows)
-        # Outside the lock: a game callback may itself ban or unban.
-        await self._enforce_due(rows)
+            now = self.clock.time()
+            self._put_new(rows, now)
+        # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
+        # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
+        # cancelled) handed to the timer.
+        try:
+            await self._enforce_due(rows)
+        except BaseException:
+            for row in rows:
+                if not row.enforced and row.start <= now and row.lifted_at is None and self._rows.get(row.key) is row:
+                    self._schedule(row.start, row.key)
+            raise
         if self._pending and self._wake is None:
             pending, self._pending = self._pending, []
             await self._enforce_due(pending)
@@ -674,7 +686,10 @@ def _delete(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
 
 def _write(conn: sqlite3.Connection, rows: list[_Row]) -> None:
     """Upsert the rows in one transaction: full chunks as one multi-row statement each, the rest one by one."""
-    params = [r.params() for r in rows]
+    params = [
+        (r.ban.source, r.ban.player_key, r.ban.status, r.start, r.end, r.ban.message, r.recorded_at, r.lifted_at)
+        for r in rows
+    ]
     full = len(params) - len(params) % _CHUNK
     conn.execute("BEGIN IMMEDIATE")
     try:
