@@ -4,11 +4,14 @@
     python -m bench.bans --smoke    # once, small (used by the test suite; no timing asserted)
 
 What is timed: ``await hooks.bans.apply(bans)`` for 2,000 new bans of players that each have a live session
-among 1,000,000 — diff against the book, one sqlite transaction (``:memory:`` store, on a worker thread), kick
-every session through ``hooks.kick`` (registry removal, ``KickRequest``, the game's ``on_kick``), drop cached
-tokens, ``on_ban``. Baseline, same run: just the 2,000 ``registry.sessions_of`` lookups. Also reported: the
-same apply with the durable file store (``synchronous=FULL``: one fsync'd transaction), which is what the
-webhook waits for before it answers.
+among 1,000,000 — diff against the book, one sqlite transaction, kick every session through the same path as
+``hooks.kick`` (registry removal, ``KickRequest``, the game's ``on_kick``), drop cached tokens, ``on_ban``.
+
+The issue's bar (absolute, <= 10 ms) is the ``:memory:`` store's figure: applying the bans to live sessions,
+its sqlite write done inline (there is nothing to wait for). The durable file store (``synchronous=FULL``, the
+transaction written and fsync'd on a worker thread, which the webhook waits for before it answers) is reported
+beside it, same sessions and bans: the difference is the fsync'd write. Baseline, same run: just the 2,000
+``registry.sessions_of`` lookups (the issue measured ~0.1 ms for them; the ratio is beside the figure).
 
 Medians over repeats; between repeats the kicked players log in again and the bans start one second later
 (so they are new, not idempotent re-sends).
@@ -90,31 +93,34 @@ async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -
         "apply_ms_median": round(ours_ms, 3),
         "lookups_ms_median": round(base_ms, 3),
         "ratio_vs_lookups": round(ours_ms / base_ms, 1) if base_ms else None,
+        "apply_ms_min": round(min(ours) * 1000, 3),
+        "apply_ms_max": round(max(ours) * 1000, 3),
         "kicked_per_repeat": kicked_total // repeats,
     }
 
 
+GOAL_MS = 10.0
+
+
 def run(smoke: bool = False) -> dict[str, Any]:
     """Run the bench; returns the figures (ms, medians)."""
-    sessions, bans, repeats = (20_000, 200, 1) if smoke else (1_000_000, 2_000, 7)
+    sessions, bans, repeats = (20_000, 200, 1) if smoke else (1_000_000, 2_000, 9)
     out: dict[str, Any] = {}
     out["memory_store"] = anyio.run(
         lambda: _measure(sessions=sessions, bans=bans, repeats=repeats, state_path=":memory:")
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bans.sqlite3")
-        out["file_store"] = anyio.run(
-            lambda: _measure(
-                sessions=sessions if smoke else 100_000, bans=bans, repeats=max(1, repeats // 2), state_path=path
-            )
-        )
-    # The issue's goal: <= 10 ms where the lookups alone take ~0.1 ms, i.e. at most 100x the lookups on the
-    # machine that runs it (absolute times scale with the machine).
-    ratio = out["memory_store"]["ratio_vs_lookups"]
+        out["file_store"] = anyio.run(lambda: _measure(sessions=sessions, bans=bans, repeats=repeats, state_path=path))
+    apply_ms = out["memory_store"]["apply_ms_median"]
     out["goal"] = {
-        "text": "2,000 bans vs 1,000,000 sessions in <= 10 ms where the lookups take ~0.1 ms",
-        "max_ratio_vs_lookups": 100,
-        "met": ratio is not None and ratio <= 100,
+        "text": "2,000 bans applied against 1,000,000 live sessions with a no-op on_kick in <= 10 ms",
+        "figure": "memory_store.apply_ms_median (file_store adds the fsync'd write, reported apart)",
+        "goal_ms": GOAL_MS,
+        "apply_ms": apply_ms,
+        "lookups_ms": out["memory_store"]["lookups_ms_median"],
+        "ratio_vs_lookups": out["memory_store"]["ratio_vs_lookups"],
+        "met": apply_ms <= GOAL_MS,
     }
     return out
 
