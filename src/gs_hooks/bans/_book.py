@@ -559,7 +559,7 @@ class BanBook:
         book = self._rows
         timeline = self._timeline
         forget_token, kick, on_ban = self._forget_token, self._kick, self._on_ban
-        messages: dict[tuple[datetime, Any, Any], str] = {}
+        messages: dict[tuple[float | None, int], str] = {}
         kicked = 0
         woken = True  # False while an end date pushed on the timeline has not been told to the timer
         for row in rows:
@@ -590,9 +590,14 @@ class BanBook:
                     if until is None:
                         message = _PERMANENT_MESSAGE
                     else:
-                        # per batch: the same end in another zone (or another zone name) reads differently
-                        mkey = (until, until.utcoffset(), until.tzname())
-                        message = messages.get(mkey) or messages.setdefault(mkey, _until_message(until))
+                        # A batch's bans mostly end together: format once per (instant, zone object), for fixed
+                        # offsets only (in a zone with DST, one instant may be written two ways around a change).
+                        tz = until.tzinfo
+                        if tz.__class__ is timezone:
+                            mkey = (row.end, id(tz))  # the zone object lives as long as the batch: ids stay unique
+                            message = messages.get(mkey) or messages.setdefault(mkey, _until_message(until))
+                        else:
+                            message = _until_message(until)
                 details = BanDetails(
                     source=ban.source,
                     status=ban.status,
