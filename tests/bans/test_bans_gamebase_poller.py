@@ -14,6 +14,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
+from gs_hooks._clock import to_datetime
 from gs_hooks.gamebase._ban_poller import BanPoller
 from gs_hooks.sandbox import Sandbox
 
@@ -185,11 +186,14 @@ async def test_a_failed_poll_keeps_the_watermark_and_the_next_one_catches_up(tmp
                 await anyio.sleep(0.005)
         assert g.poller.watermark == mark and g.poller.last_error
         assert g.hooks.bans.active_ban("u9") is None
+        # the retry is backed off: one to two periods after the failure, jittered
+        retry_at = clock.next_deadline()
+        assert retry_at is not None and T0.timestamp() + 120 <= retry_at <= T0.timestamp() + 180
         sb.faults.clear()
-        await clock.advance(60)
+        await clock.advance_to(retry_at)
         await g.polled(2)
         assert g.hooks.bans.active_ban("u9") is not None
-        assert g.poller.watermark == T0 + timedelta(seconds=120)
+        assert g.poller.watermark == to_datetime(retry_at)
 
 
 async def test_the_login_gate_refuses_until_the_ban_ends_then_lets_the_player_in(tmp_path: Path) -> None:

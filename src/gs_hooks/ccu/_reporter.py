@@ -29,6 +29,7 @@ import anyio.to_thread
 import httpx
 import msgspec
 
+from .._backoff import backoff_delay
 from .._clock import Clock, SystemClock, format_kst, grid_slot, next_grid_instant
 from .._config import CcuConfig
 from .._exceptions import ProtocolError
@@ -397,9 +398,8 @@ class CcuReporter:
             self._dispatcher_waiting = False
 
     def _backoff(self, attempts: int) -> float:
-        # The exponent is clamped: past ~1,024 failures in a row (a day-long outage) 2**n no longer fits a float.
-        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2.0 ** min(max(0, attempts - 1), 1000))
-        return base * (0.5 + 0.5 * self._rng.random())
+        # backoff_delay clamps the exponent: past ~1,024 failures in a row 2**n no longer fits a float.
+        return backoff_delay(attempts - 1, self.config.backoff_base_s, self.config.backoff_max_s, self._rng)
 
     async def _send(self, row: CcuSampleRow) -> None:
         try:

@@ -7,7 +7,10 @@ The overlap re-reads the end of the previous window, so a history row that becam
 begin date lies slightly in the past, replication lag) is not missed; re-reading a row is harmless because the
 ban book is idempotent (same source, player, start, end = no-op; a lifted ban stays lifted). A failed poll keeps
 the watermark: the next poll covers the gap. With no watermark yet, the first window starts ``initial_lookback_s``
-ago.
+ago. Failed polls back off: after ``n`` failures in a row the next poll waits a jittered
+``min(poll_s * 2**n, backoff_max_s)`` (see :func:`gs_hooks._backoff.backoff_delay`), so a long outage costs a
+few polls an hour and processes that lost Gamebase together do not poll in lockstep; a successful poll restores
+the period.
 
 Within a window, a ban that a release in the same window lifted is not applied first (no kick for a ban that is
 already over); a release lifts every ban of the user that started by the release time (Hive's suspension
@@ -22,6 +25,7 @@ a record has ``user_id``, ``ban_type``, ``message``, ``seq`` and its dates as ``
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +34,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .._backoff import backoff_delay
 from .._clock import KST, Clock, to_datetime
 from .._store import Store
 from ..bans._book import Ban, BanBook
@@ -108,6 +113,14 @@ class BanPoller:
         page_size: history page size.
         player_key_format: maps a Gamebase ``userId`` to the player key (``{id}``).
         initial_lookback_s: the first window's length when no watermark is stored.
+        backoff_max_s: the longest wait after failed polls (at least ``poll_s``).
+        rng: randomness for the backoff jitter.
+
+    Attributes:
+        polls: complete polls.
+        failures: failed polls (in total).
+        consecutive_failures: failed polls in a row (0 after a success).
+        last_error: the latest failed poll's error (None after a success).
     """
 
     name = "gamebase.bans"
@@ -124,6 +137,8 @@ class BanPoller:
         page_size: int = 100,
         player_key_format: str = "{id}",
         initial_lookback_s: float = 86_400.0,
+        backoff_max_s: float = 300.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.book = book
@@ -134,11 +149,14 @@ class BanPoller:
         self.page_size = page_size
         self.player_key_format = player_key_format
         self.initial_lookback_s = initial_lookback_s
+        self.backoff_max_s = max(backoff_max_s, poll_s)
         self.polls = 0
         self.failures = 0
+        self.consecutive_failures = 0
         self.last_error: str | None = None
         self._watermark: float | None = None
         self._loaded = False
+        self._rng = rng or random.Random()
 
     @property
     def store(self) -> Store:
@@ -229,18 +247,36 @@ class BanPoller:
             log.info("gamebase ban poll: %d bans recorded, %d lifted", len(changed), lifted)
         return len(changed), lifted
 
+    def next_delay(self) -> float:
+        """Seconds until the next poll: the period, or after failures in a row a jittered, capped backoff."""
+        if not self.consecutive_failures:
+            return self.poll_s
+        return backoff_delay(self.consecutive_failures, self.poll_s, self.backoff_max_s, self._rng)
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Poll until cancelled (the first poll right away)."""
         task_status.started()
         while True:
             try:
                 await self.poll_once()
-                self.last_error = None
             except Exception as exc:
                 self.failures += 1
+                self.consecutive_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("gamebase ban poll failed (will retry in %.0fs): %s", self.poll_s, self.last_error)
-            await self.clock.sleep(self.poll_s)
+                delay = self.next_delay()
+                log.warning(
+                    "gamebase ban poll failed (%d in a row, will retry in %.0fs): %s",
+                    self.consecutive_failures,
+                    delay,
+                    self.last_error,
+                )
+            else:
+                if self.consecutive_failures:
+                    log.info("gamebase ban poll recovered after %d failures", self.consecutive_failures)
+                self.consecutive_failures = 0
+                self.last_error = None
+                delay = self.next_delay()
+            await self.clock.sleep(delay)
 
     async def aclose(self) -> None:
         """Nothing to flush: the watermark only moves after a complete poll."""

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from .._backoff import backoff_delay
 from .._clock import Clock, SystemClock
 from .._config import Secret
 from .._exceptions import PlatformError, PlatformUnavailableError, ProtocolError
@@ -162,8 +163,7 @@ class GamebaseClient:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry ``attempt`` (0-based), jittered."""
-        d = min(self.backoff_max_s, self.backoff_base_s * float(2**attempt))
-        return d / 2 + self._random.random() * d / 2
+        return backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._random)
 
     async def _request(
         self,

@@ -8,14 +8,16 @@ should be in; :func:`._protocol.maintenance_path` gives the legal moves, and eac
 is simply "state is ACTIVE" (``maintenance_gate``).
 
 A failed poll changes nothing: the last known windows stay, so an announced window still begins on time by the
-clock, but an active one only ends on a successful poll (no flapping gate). Failures back off (the period
-doubles per consecutive failure, up to ``backoff_max_s``) and are logged; :attr:`MaintenanceWatcher.last_error`
-holds the latest.
+clock, but an active one only ends on a successful poll (no flapping gate). Failures back off (after ``n``
+failures in a row the next poll waits a jittered ``min(poll_s * 2**n, backoff_max_s)``, drawn from ``[d/2, d]``,
+so watchers that lost Gamebase together do not poll in lockstep) and are logged;
+:attr:`MaintenanceWatcher.last_error` holds the latest.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +26,7 @@ import anyio
 import anyio.abc
 import msgspec
 
+from .._backoff import backoff_delay
 from .._clock import Clock, to_datetime
 from .._exceptions import GsHooksError, MaintenanceError
 from ..sessions._registry import Session
@@ -103,6 +106,7 @@ class MaintenanceWatcher:
         warn_s: lead times (seconds before begin) at which sessions are warned.
         launching: ``(os_code, client_version)`` to also poll simple launching, or None.
         backoff_max_s: the longest wait between failing polls.
+        rng: randomness for the backoff jitter.
 
     Attributes:
         state: the current :class:`MaintenanceState`.
@@ -126,6 +130,7 @@ class MaintenanceWatcher:
         warn_s: tuple[float, ...] = (600.0, 300.0, 60.0),
         launching: tuple[str, str] | None = None,
         backoff_max_s: float = 300.0,
+        rng: random.Random | None = None,
     ) -> None:
         if poll_s <= 0:
             raise ValueError("poll_s must be > 0")
@@ -150,6 +155,7 @@ class MaintenanceWatcher:
         self._sleeping = False
         self._idle = anyio.Event()
         self._closed = False
+        self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         return f"MaintenanceWatcher(state={self.state.value}, failures={self.consecutive_failures})"
@@ -258,8 +264,8 @@ class MaintenanceWatcher:
             error = exc if isinstance(exc, GsHooksError) else GsHooksError(f"unreadable maintenance date: {exc}")
             self.last_error = error
             self.consecutive_failures += 1
-            # (the exponent is clamped: 2**n stops fitting a float after 1,024 failures, ~3.5 days at 300 s)
-            delay = min(self.poll_s * 2.0 ** min(self.consecutive_failures, 1000), self.backoff_max_s)
+            # (backoff_delay clamps the exponent: 2**n stops fitting a float after 1,024 failures, ~3.5 days at 300 s)
+            delay = backoff_delay(self.consecutive_failures, self.poll_s, self.backoff_max_s, self._rng)
             self._next_poll = now + delay
             log.warning(
                 "maintenance poll failed (%d in a row): %s; keeping state %s, next poll in %.0fs",
