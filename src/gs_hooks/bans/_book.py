@@ -13,6 +13,10 @@ book's timer component (or, where no timer runs, by a task started in the Hooks 
 :meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce inline. Enforcing a ban =
 kick every live session of the player, drop the player's cached token verifications, call ``on_ban``.
 
+A batch (a Hive push, a poll) is the unit of work: one diff against memory (each distinct date converted once),
+one transaction of multi-row upserts, then one loop that enforces ban after ban, calling the game's callbacks
+directly and awaiting only those that return an awaitable (no coroutine or task per ban).
+
 A ban whose start lies in the future is enforced by the timer when it starts (the timer runs when a platform ban
 source is configured; without one, such a ban still gates logins from its start). Expiry needs no action
 (:meth:`BanBook.active_ban` compares with the clock); the timer only drops ended bans from memory.
