@@ -150,3 +150,16 @@ def test_every_struct_field_has_one_env_var() -> None:
     for section, cls in _SECTIONS.items():
         for field in msgspec.structs.fields(cls):
             assert (section, field.name) in covered, (section, field.name)
+
+
+def test_readme_table_is_the_generated_one() -> None:
+    import contextlib
+    import io
+    import runpy
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "config_table.py"), run_name="__main__")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = buf.getvalue().replace("| `` |", "| (empty) |").rstrip("\n")
+    assert table in readme, "README's configuration table is stale: run `python scripts/config_table.py`"
