@@ -21,9 +21,10 @@ def main() -> None:
         d = defaults.get((v.section, v.field))
         if isinstance(d, tuple):
             d = ",".join(str(x) for x in d) or "(empty)"
-        d = "(unset)" if d is None else str(d)
+        d = "(unset)" if d is None else (str(d) or "(empty)")
         key = f"[{v.section}] {v.field}" if v.section else v.field
-        print(f"| `{v.name}` | `{key}` | `{d}` | {v.help} |")
+        shown = d if d.startswith("(") else f"`{d}`"
+        print(f"| `{v.name}` | `{key}` | {shown} | {v.help} |")
 
 
 if __name__ == "__main__":
