@@ -132,13 +132,28 @@ class Slots:
 
 
 class _Flight:
-    __slots__ = ("done", "error", "refusal", "result")
+    """One request in the air; its event is made only when someone waits (a lone leader never does)."""
+
+    __slots__ = ("_event", "error", "finished", "refusal", "result")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        self.finished = False
+        self._event: anyio.Event | None = None
         self.result: TokenInfo | None = None
         self.refusal: _Refusal | None = None
         self.error: PlatformError | None = None
+
+    async def wait(self) -> None:
+        if not self.finished:
+            event = self._event
+            if event is None:
+                event = self._event = anyio.Event()
+            await event.wait()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
 
 
 def _copy_error(err: PlatformError) -> PlatformError:
@@ -251,8 +266,8 @@ class TokenVerifier:
                     self._dispatch(key, flight, generation)
                 else:
                     await self._lead(key, flight, generation)
-            if not flight.done.is_set():
-                await flight.done.wait()
+            if not flight.finished:
+                await flight.wait()
             result = self._outcome(key, flight)
             if result is not None:
                 return result
@@ -299,7 +314,7 @@ class TokenVerifier:
     def _settle(self, key: tuple[str, str], flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
-        flight.done.set()
+        flight.finish()
 
     async def _resolve(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
         """Ask Gamebase and record the answer on the flight (and in the caches)."""
