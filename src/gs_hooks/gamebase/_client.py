@@ -123,6 +123,10 @@ def _new_transaction_id() -> str:
     return f"{prefix}{next(_tx_counter) & 0xFFFFFFFFFFFF:012x}"
 
 
+def _decode_token(raw: bytes, tx: str, hidden: Sequence[str]) -> TokenInfo:
+    return decode_result(raw, TokenInfo, route="verify_token", transaction_id=tx, secrets=hidden)
+
+
 class GamebaseClient:
     """Typed client of the Gamebase server API.
 
@@ -330,14 +334,9 @@ class GamebaseClient:
         token = access_token.get_secret_value() if isinstance(access_token, Secret) else access_token
         url = self._path("tcgb-gateway", f"members/{_seg(user_id)}/tokens/{_seg(token)}")
         url += "?linkedIdP=true" if linked_idp else "?linkedIdP=false"
-        return await self._typed(
-            "verify_token",
-            "GET",
-            url,
-            TokenInfo,
-            transaction_id=transaction_id,
-            secrets=(token,),
-            retries=retries,
+        # straight to the request core (no _typed layer, no closure): the login storm's hot path
+        return await self._request(
+            "verify_token", "GET", url, _decode_token, transaction_id=transaction_id, secrets=(token,), retries=retries
         )
 
     # -- launching --------------------------------------------------------------------------------------------------

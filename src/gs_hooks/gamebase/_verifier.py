@@ -205,6 +205,7 @@ class TokenVerifier:
         self._queue: deque[tuple[tuple[str, str], _Flight, int]] = deque()
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
+        self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
         self._by_user: dict[str, set[str]] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
@@ -294,20 +295,37 @@ class TokenVerifier:
             self._settle(key, flight)
 
     def _dispatch(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
-        """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``)."""
+        """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``).
+
+        Workers stay while the verifier runs: an idle one is woken (one event), which costs less than starting
+        a task per request when logins come one after another (``bench.gamebase``, worker-loop figures).
+        """
         self._queue.append((key, flight, generation))
-        if self._workers < self.limiter.total and self._tg is not None:
+        if self._idle:
+            self._idle.popleft().set()
+        elif self._workers < self.limiter.total and self._tg is not None:
             self._workers += 1
             self._tg.start_soon(self._worker)
 
     async def _worker(self) -> None:
+        queue = self._queue
+        idle = self._idle
         try:
-            while self._queue:
-                key, flight, generation = self._queue.popleft()
+            while True:
+                while queue:
+                    key, flight, generation = queue.popleft()
+                    try:
+                        await self._resolve(key, flight, generation)
+                    finally:
+                        self._settle(key, flight)
+                wake = anyio.Event()
+                idle.append(wake)
                 try:
-                    await self._resolve(key, flight, generation)
-                finally:
-                    self._settle(key, flight)
+                    await wake.wait()
+                except BaseException:
+                    if not wake.is_set():
+                        idle.remove(wake)
+                    raise
         finally:
             self._workers -= 1
 
