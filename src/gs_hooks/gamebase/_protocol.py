@@ -517,9 +517,19 @@ def decode_result(
         PlatformError: the header reports a failure (``code``/``message``/``transaction_id`` set).
         ProtocolError: the body is not a Gamebase envelope, or the success body does not fit ``type_``.
     """
+    decoder = _decoder(type_)
+    try:  # the common case, a success, in one pass
+        result: R = decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    else:
+        header = result.header
+        if header.is_successful and header.result_code == 0:
+            fixed = _with_tx(header, transaction_id)
+            return result if fixed is None else msgspec.structs.replace(result, header=fixed)
     header = _check_header(body, route, transaction_id, secrets)
     try:
-        result: R = _decoder(type_).decode(body)
+        result = decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ProtocolError(f"gamebase {route}: unexpected answer: {redact(str(exc), secrets)}") from exc
     fixed = _with_tx(header, transaction_id)

@@ -132,13 +132,28 @@ class Slots:
 
 
 class _Flight:
-    __slots__ = ("done", "error", "refusal", "result")
+    """One request in the air; its event is made only when someone waits (a lone leader never does)."""
+
+    __slots__ = ("_event", "error", "finished", "refusal", "result")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        self.finished = False
+        self._event: anyio.Event | None = None
         self.result: TokenInfo | None = None
         self.refusal: _Refusal | None = None
         self.error: PlatformError | None = None
+
+    async def wait(self) -> None:
+        if not self.finished:
+            event = self._event
+            if event is None:
+                event = self._event = anyio.Event()
+            await event.wait()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
 
 
 def _copy_error(err: PlatformError) -> PlatformError:
@@ -190,6 +205,7 @@ class TokenVerifier:
         self._queue: deque[tuple[tuple[str, str], _Flight, int]] = deque()
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
+        self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
         self._by_user: dict[str, set[str]] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
@@ -251,8 +267,8 @@ class TokenVerifier:
                     self._dispatch(key, flight, generation)
                 else:
                     await self._lead(key, flight, generation)
-            if not flight.done.is_set():
-                await flight.done.wait()
+            if not flight.finished:
+                await flight.wait()
             result = self._outcome(key, flight)
             if result is not None:
                 return result
@@ -279,27 +295,44 @@ class TokenVerifier:
             self._settle(key, flight)
 
     def _dispatch(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
-        """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``)."""
+        """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``).
+
+        Workers stay while the verifier runs: an idle one is woken (one event), which costs less than starting
+        a task per request when logins come one after another (``bench.gamebase``, worker-loop figures).
+        """
         self._queue.append((key, flight, generation))
-        if self._workers < self.limiter.total and self._tg is not None:
+        if self._idle:
+            self._idle.popleft().set()
+        elif self._workers < self.limiter.total and self._tg is not None:
             self._workers += 1
             self._tg.start_soon(self._worker)
 
     async def _worker(self) -> None:
+        queue = self._queue
+        idle = self._idle
         try:
-            while self._queue:
-                key, flight, generation = self._queue.popleft()
+            while True:
+                while queue:
+                    key, flight, generation = queue.popleft()
+                    try:
+                        await self._resolve(key, flight, generation)
+                    finally:
+                        self._settle(key, flight)
+                wake = anyio.Event()
+                idle.append(wake)
                 try:
-                    await self._resolve(key, flight, generation)
-                finally:
-                    self._settle(key, flight)
+                    await wake.wait()
+                except BaseException:
+                    if not wake.is_set():
+                        idle.remove(wake)
+                    raise
         finally:
             self._workers -= 1
 
     def _settle(self, key: tuple[str, str], flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
-        flight.done.set()
+        flight.finish()
 
     async def _resolve(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
         """Ask Gamebase and record the answer on the flight (and in the caches)."""
