@@ -9,8 +9,14 @@ Servers, each in its own subprocess (pinned to one core when the machine allows,
 
 uvicorn runs with ``http="h11"`` and ``loop="asyncio"`` (what a plain ``pip install uvicorn`` gives) and no access
 log; ours runs on asyncio too. The loader is the same for all: N keep-alive connections over raw sockets on
-127.0.0.1, a fixed number of requests, every response checked. Rounds interleave the servers so drift hits all
-alike; figures are medians over the rounds.
+127.0.0.1, a fixed number of requests, every response checked.
+
+Measurement: the servers are started once and stay up (idle between their turns); each round loads every server
+once, in an order rotated from round to round (and reversed on odd rounds), so a burst of load from elsewhere on
+a shared machine hits all servers alike. The headline ratio is the median of the per-round ratios (each pairs
+samples taken seconds apart); the quartiles of those per-round ratios, the ratio of medians and the ratio of the
+best rounds are reported beside it. Each server also reports its own CPU time (``time.process_time_ns`` on
+SIGUSR1), so the CPU cost per request is exact and insensitive to the loader and to time spent descheduled.
 
 Run: ``python -m bench.listener`` (``--smoke`` for one short round, ``--json`` for machine output).
 """
@@ -23,6 +29,7 @@ import contextlib
 import hmac
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -246,6 +253,11 @@ def _serve(kind: str) -> None:
     def port_cb(port: int) -> None:
         print(port, flush=True)
 
+    def report_cpu(signum: int, frame: Any) -> None:
+        os.write(1, f"{time.process_time_ns()}\n".encode())
+
+    signal.signal(signal.SIGUSR1, report_cpu)
+
     if kind == "ours":
         _serve_ours(port_cb)
     elif kind == "starlette":
@@ -293,30 +305,22 @@ async def _one_connection(port: int, request: bytes, budget: list[int]) -> int:
     return done
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process (Linux /proc), or 0.0 where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _load(port: int, pid: int, *, requests: int, connections: int, body: bytes) -> tuple[float, float]:
-    """Returns (requests per wall second, requests per server CPU second)."""
+async def _load(port: int, *, requests: int, connections: int, body: bytes) -> float:
+    """Send ``requests`` POSTs over ``connections`` keep-alive connections; returns requests per wall second."""
     request = _request_bytes(body)
-    # Warm-up: a few requests per connection, not timed.
-    await asyncio.gather(*(_one_connection(port, request, [5]) for _ in range(connections)))
     budget = [requests]
-    cpu0 = _cpu_seconds(pid)
     start = time.perf_counter()
     counts = await asyncio.gather(*(_one_connection(port, request, budget) for _ in range(connections)))
     elapsed = time.perf_counter() - start
-    cpu = _cpu_seconds(pid) - cpu0
     if sum(counts) != requests:
         raise RuntimeError(f"served {sum(counts)} of {requests} requests")
-    return requests / elapsed, (requests / cpu if cpu > 0 else 0.0)
+    return requests / elapsed
+
+
+async def _warm(port: int, *, connections: int, body: bytes) -> None:
+    """A few requests per connection, not timed (imports, caches, the first connections)."""
+    request = _request_bytes(body)
+    await asyncio.gather(*(_one_connection(port, request, [20]) for _ in range(connections)))
 
 
 class _Server:
@@ -341,6 +345,15 @@ class _Server:
             self.proc.stdout.close()
             raise RuntimeError(f"server {kind} did not start (exit {self.proc.returncode})")
         self.port = int(line)
+
+    def cpu_ns(self) -> int:
+        """The server process's CPU time so far (it answers SIGUSR1 with ``time.process_time_ns()``)."""
+        assert self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGUSR1)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server {self.kind} exited (code {self.proc.poll()})")
+        return int(line)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -373,15 +386,16 @@ def run(
     Args:
         smoke: one short round (for the test suite: proves the bench runs, measures nothing).
         servers: which servers to run.
-        rounds: repeats (median over them).
+        rounds: repeats (each loads every server once).
         requests: requests per round and server.
         connections: concurrent keep-alive connections of the loader.
 
     Returns:
-        ``{"req_per_s": {server: median}, "samples": {server: [...]}, "ratios": {...}, "setup": {...}}``.
+        ``{"req_per_s": {server: median}, "samples": {server: [...]}, "ratios": {pair: median of per-round ratios},
+        "ratio_quartiles": {pair: [q1, q3]}, "server_us_per_req": {...}, "cpu_ratios": {...}, "setup": {...}}``.
     """
-    rounds = rounds or (1 if smoke else 15)
-    requests = requests or (200 if smoke else 2_000)
+    rounds = rounds or (1 if smoke else 25)
+    requests = requests or (200 if smoke else 3_000)
     if smoke:
         connections = min(connections, 4)
     body = payload(100)
@@ -390,37 +404,44 @@ def run(
     if server_cpu is not None:
         os.sched_setaffinity(0, [c for c in cpus if c != server_cpu])
     samples: dict[str, list[float]] = {kind: [] for kind in servers}
-    cpu_samples: dict[str, list[float]] = {kind: [] for kind in servers}
+    us_per_req: dict[str, list[float]] = {kind: [] for kind in servers}
+    started: dict[str, _Server] = {}
     try:
+        for kind in servers:
+            started[kind] = _Server(kind, server_cpu)
+            asyncio.run(_warm(started[kind].port, connections=connections, body=body))
         for round_no in range(rounds):
-            shift = round_no % len(servers)  # rotate the order so no server always runs first or last
-            for kind in (*servers[shift:], *servers[:shift]):
-                server = _Server(kind, server_cpu)
-                try:
-                    rate, per_cpu = asyncio.run(
-                        _load(server.port, server.proc.pid, requests=requests, connections=connections, body=body)
-                    )
-                finally:
-                    server.stop()
+            shift = round_no % len(servers)  # every server takes every position in turn ...
+            order = [*servers[shift:], *servers[:shift]]
+            if round_no % 2:  # ... and runs both before and after each other one
+                order.reverse()
+            for kind in order:
+                server = started[kind]
+                cpu0 = server.cpu_ns()
+                rate = asyncio.run(_load(server.port, requests=requests, connections=connections, body=body))
+                us_per_req[kind].append((server.cpu_ns() - cpu0) / 1_000 / requests)
                 samples[kind].append(rate)
-                cpu_samples[kind].append(per_cpu)
     finally:
+        for server in started.values():
+            server.stop()
         if server_cpu is not None:
             os.sched_setaffinity(0, cpus)
     medians = {kind: statistics.median(v) for kind, v in samples.items()}
-    cpu_medians = {kind: statistics.median(v) for kind, v in cpu_samples.items()}
-    # Paired ratios: within each round the servers ran minutes apart at most, so a ratio per round cancels
-    # most of the drift of a shared machine; the median over rounds is the headline figure.
+    cpu_medians = {kind: statistics.median(v) for kind, v in us_per_req.items()}
+    # Paired ratios: within a round the servers ran seconds apart, so a ratio per round cancels most of the drift
+    # of a shared machine; the median over rounds is the headline figure, its quartiles show the spread.
     per_round = [_ratios({kind: samples[kind][i] for kind in servers}) for i in range(rounds)]
     paired = {name: statistics.median(r[name] for r in per_round) for name in per_round[0]} if per_round else {}
     return {
         "req_per_s": medians,
-        "req_per_cpu_s": cpu_medians,
         "samples": samples,
         "ratios": paired,
+        "ratio_quartiles": {name: _quartiles([r[name] for r in per_round]) for name in paired},
         "ratios_of_medians": _ratios(medians),
         "ratios_of_best": _ratios({kind: max(v) for kind, v in samples.items()}),
-        "cpu_ratios": _ratios(cpu_medians),
+        "server_us_per_req": cpu_medians,
+        # baseline CPU per request / ours: > 1 means ours costs less, like the throughput ratios
+        "cpu_ratios": _ratios({kind: 1.0 / v for kind, v in cpu_medians.items() if v > 0}),
         "setup": {
             "rounds": rounds,
             "requests": requests,
@@ -431,6 +452,13 @@ def run(
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
     }
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0], values[0]] if values else []
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
 
 
 def _ratios(figures: dict[str, float]) -> dict[str, float]:
@@ -451,17 +479,21 @@ def _print(result: dict[str, Any]) -> None:
     )
     for kind, rate in result["req_per_s"].items():
         spread = ", ".join(f"{s:.0f}" for s in result["samples"][kind])
-        per_cpu = result["req_per_cpu_s"][kind]
-        print(f"  {kind:10s} {rate:7.0f} req/s   {per_cpu:7.0f} req per server CPU-s   (rounds: {spread})")
+        us = result["server_us_per_req"][kind]
+        print(f"  {kind:10s} {rate:7.0f} req/s   {us:6.1f} server CPU-us/req   (rounds: {spread})")
     bars = {"ours/starlette": 1.1, "ours/asgi": 0.9}
-    print("  ratio            paired  of-medians  of-best  server-CPU   (paired: median of the per-round ratios)")
+    print("  ratio            paired  [quartiles]   of-medians  of-best  server-CPU   (paired: median per-round ratio)")
     for name, value in result["ratios"].items():
         bar = bars.get(name)
+        q1, q3 = result["ratio_quartiles"][name]
         of_medians = result["ratios_of_medians"].get(name, 0.0)
         of_best = result["ratios_of_best"].get(name, 0.0)
         cpu_value = result["cpu_ratios"].get(name, 0.0)
         verdict = "" if bar is None else (f"   bar >= {bar}: " + ("met" if value >= bar else "NOT met"))
-        print(f"  {name:16s} {value:5.2f}x     {of_medians:5.2f}x    {of_best:5.2f}x    {cpu_value:5.2f}x{verdict}")
+        print(
+            f"  {name:16s} {value:5.2f}x  [{q1:4.2f}-{q3:4.2f}]    {of_medians:5.2f}x    {of_best:5.2f}x"
+            f"    {cpu_value:5.2f}x{verdict}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
