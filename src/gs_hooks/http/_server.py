@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import ssl
 import time
 from collections import deque
@@ -60,6 +61,65 @@ _MESSAGES = {
     501: "transfer coding not supported",
     505: "HTTP version not supported",
 }
+
+# Response heads are written here, not by h11: h11 validates and rebuilds the header list twice per response,
+# which costs more than the rest of our per-request path. The checks are h11's own (its token and field-value
+# grammar, a final status code), so a handler still cannot put CR/LF on the wire; the status line has h11's form.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+_FRAMING_FIELDS = frozenset({b"content-length", b"connection"})  # the server sets these itself
+_SKIP = b""
+_status_lines: dict[int, bytes] = {}
+_field_lines: dict[tuple[str, str], bytes] = {}  # validated (name, value) -> encoded line, for repeated headers
+_FIELD_CACHE_SIZE = 256
+_FIELD_CACHE_VALUE = 128  # values longer than this are checked every time, never kept
+
+
+def _ascii(text: object) -> bytes | None:
+    if isinstance(text, str):
+        return text.encode("ascii") if text.isascii() else None
+    return bytes(text) if isinstance(text, bytes | bytearray) else None
+
+
+def _field_line(field: object) -> bytes | None:
+    """``name: value\r\n``, ``_SKIP`` for a framing field the server sets itself, None when invalid."""
+    if not isinstance(field, tuple | list) or len(field) != 2:
+        return None
+    raw_name, raw_value = _ascii(field[0]), _ascii(field[1])
+    if raw_name is None or raw_value is None:
+        return None
+    if _TOKEN.fullmatch(raw_name) is None or _FIELD_VALUE.fullmatch(raw_value) is None:
+        return None
+    if raw_name.lower() in _FRAMING_FIELDS:
+        return _SKIP
+    return b"%s: %s\r\n" % (raw_name, raw_value)
+
+
+def _encode_head(response: Response) -> bytes | None:
+    """The response's status line and header block (Content-Length and Connection added), or None when the
+    handler gave a status or header field that must not go on the wire."""
+    status = response.status
+    line = _status_lines.get(status) if type(status) is int else None
+    if line is None:
+        if not isinstance(status, int) or not 200 <= status < 1000:  # an IntEnum such as HTTPStatus is fine
+            return None
+        line = b"HTTP/1.1 %d \r\n" % status
+        _status_lines[int(status)] = line
+    parts = [line]
+    for field in response.headers:
+        try:
+            parts.append(_field_lines[field])
+        except (KeyError, TypeError):  # not seen yet, or unhashable (a list pair): check it
+            encoded = _field_line(field)
+            if encoded is None:
+                return None
+            parts.append(encoded)
+            if len(_field_lines) < _FIELD_CACHE_SIZE and len(encoded) <= _FIELD_CACHE_VALUE:
+                with contextlib.suppress(TypeError):
+                    _field_lines[field] = encoded
+    parts.append(b"content-length: %d\r\n" % len(response.body))
+    parts.append(b"connection: close\r\n\r\n" if response.close else b"\r\n")
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +169,19 @@ _WRITING = 3  # the response goes out (just close when cut)
 class _Connection:
     """Per-connection state shared with the watchdog."""
 
-    __slots__ = ("capture", "client", "conn", "deadline", "fed", "linger", "phase", "scanner", "scope", "stream")
+    __slots__ = (
+        "capture",
+        "client",
+        "conn",
+        "deadline",
+        "fed",
+        "linger",
+        "phase",
+        "responded",
+        "scanner",
+        "scope",
+        "stream",
+    )
 
     def __init__(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None, conn: h11.Connection) -> None:
         self.stream = stream
@@ -122,6 +194,7 @@ class _Connection:
         self.scanner: ChunkedScanner | None = None  # strict framing check of a chunked body
         self.fed = 0  # bytes fed to the scanner
         self.linger = False  # closing with request bytes possibly unread: drain before closing
+        self.responded = False  # this cycle's response has gone out (h11 does not see our responses)
 
     async def receive(self) -> None:
         try:
@@ -381,12 +454,13 @@ class HttpServer:
                 if c.deadline <= now and c.scope is not None:
                     c.scope.cancel()
 
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+
     async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
         self.active_connections += 1
         client = _peer(stream)
-        c = _Connection(
-            stream, client, h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
-        )
+        c = _Connection(stream, client, self._new_h11())
         try:
             if self.draining:
                 await self._reject_busy(c, "shutting down; retry later")
@@ -468,9 +542,9 @@ class HttpServer:
         """Answer 503 without reading the request (one second at most, handshake included), then close."""
         response = Response.error(503, message, close=True)
         response.headers.append(("retry-after", "1"))
-        conn = c.conn
-        data = conn.send(h11.Response(status_code=503, headers=_wire_headers(response))) or b""
-        data += conn.send(h11.Data(data=response.body)) or b""
+        head = _encode_head(response)
+        assert head is not None
+        data = head + response.body
         with anyio.move_on_after(1):
             if self.ssl_context is not None:
                 c.stream = await TLSStream.wrap(
@@ -526,12 +600,17 @@ class HttpServer:
             if conn.their_state is not h11.DONE or self.draining:
                 response.close = True
             await self._send(c, response, head_only=request is not None and request.method == "HEAD")
-            if response.close or conn.our_state is h11.MUST_CLOSE:
+            if response.close:  # also when the request asked to close (h11 then says MUST_CLOSE, not DONE)
                 return
-            try:
-                conn.start_next_cycle()
-            except h11.LocalProtocolError:
-                return
+            # The next request cycle. h11 never saw our response, so instead of start_next_cycle() a fresh parser
+            # takes over what the client sent beyond this request (a pipelined request).
+            pending, closed = conn.trailing_data
+            conn = c.conn = self._new_h11()
+            if pending:
+                conn.receive_data(pending)
+            if closed:
+                conn.receive_data(b"")
+            c.responded = False
             c.deadline = time.monotonic() + limits.keepalive_s
 
     async def _read_request(
@@ -669,23 +748,19 @@ class HttpServer:
                 return response
 
     async def _send(self, c: _Connection, response: Response, *, head_only: bool) -> None:
-        conn = c.conn
-        if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
+        if c.responded:
             raise _Close
-        try:
-            head = h11.Response(status_code=response.status, headers=_wire_headers(response))
-        except h11.LocalProtocolError:
+        head = _encode_head(response)
+        if head is None:
             # e.g. a header value with CR/LF from a handler: never put it on the wire (response splitting)
             log.error("a handler returned an invalid response head (status %s); sent 500", response.status)
             response = Response.error(500, "internal error", close=response.close)
-            head = h11.Response(status_code=500, headers=_wire_headers(response))
-        out = conn.send(head) or b""
-        if response.body and not head_only:
-            out += conn.send(h11.Data(data=response.body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
-        await c.stream.send(out)
+            head = _encode_head(response)
+            assert head is not None
+        c.responded = True
+        await c.stream.send(head if head_only or not response.body else head + response.body)
         self.requests_served += 1
-        if response.close and conn.their_state not in _READ_ALL:
+        if response.close and c.conn.their_state not in _READ_ALL:
             c.linger = True
 
 
@@ -695,14 +770,6 @@ def _header_list(headers: Any) -> list[tuple[bytes, bytes]]:
     if items is not None:
         return [(name, value) for _, name, value in items]
     return list(headers)
-
-
-def _wire_headers(response: Response) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in response.headers if k.lower() not in ("content-length", "connection")]
-    headers.append(("content-length", str(len(response.body))))
-    if response.close:
-        headers.append(("connection", "close"))
-    return headers
 
 
 def _peer(stream: anyio.abc.ByteStream) -> tuple[str, int] | None:
