@@ -138,11 +138,22 @@ def parse_hive_date(value: str, zone: timezone) -> datetime:
     if not _DATE.fullmatch(value):
         raise ValueError(f"{_clip(value, 40)!r} is not a date in the format YYYY-MM-DD HH:MM:SS")
     try:
-        moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
-        # Representable as an instant in every zone (year 1 / 9999 at the zone's edge are not).
-        ts = moment.timestamp()
-        for edge in _EDGE_ZONES:
-            datetime.fromtimestamp(ts, edge)
+        # The pattern fixed every field's place; datetime() refuses what strptime refuses (month 13, Feb 30, ...)
+        # at a fraction of strptime's cost.
+        moment = datetime(
+            int(value[0:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            tzinfo=zone,
+        )
+        if moment.year <= 1 or moment.year >= 9999:
+            # Representable as an instant in every zone (year 1 / 9999 at the zone's edge are not).
+            ts = moment.timestamp()
+            for edge in _EDGE_ZONES:
+                datetime.fromtimestamp(ts, edge)
     except (ValueError, OverflowError):
         raise ValueError(f"{value!r} is not a real date and time") from None
     return moment
@@ -179,30 +190,40 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
             f"game_index {batch.game_index} is not this server's game index {game_index}",
         )
     zone = zone_of(utc_offset_h)
+    dates: dict[str, datetime] = {}  # a batch often repeats its dates: parse each once
     out: list[SuspendedPlayer] = []
     for i, item in enumerate(batch.data):
-        where = f"data[{i}] (player_id {item.player_id})"
         if item.status not in ("P", "B"):
             raise HiveRequestError(
-                RESULT_BAD_VALUE, f"{where}: status {_clip(item.status, 20)!r} is not P (permanent) or B (period)"
+                RESULT_BAD_VALUE,
+                f"{_where(i, item)}: status {_clip(item.status, 20)!r} is not P (permanent) or B (period)",
             )
         try:
-            starts_at = parse_hive_date(item.start_date, zone)
+            starts_at = dates.get(item.start_date)
+            if starts_at is None:
+                starts_at = dates[item.start_date] = parse_hive_date(item.start_date, zone)
             if item.end_date == NO_END_DATE:
                 ends_at: datetime | None = None
             else:
-                ends_at = parse_hive_date(item.end_date, zone)
+                ends_at = dates.get(item.end_date)
+                if ends_at is None:
+                    ends_at = dates[item.end_date] = parse_hive_date(item.end_date, zone)
         except ValueError as exc:
-            raise HiveRequestError(RESULT_BAD_VALUE, f"{where}: {exc}") from exc
+            raise HiveRequestError(RESULT_BAD_VALUE, f"{_where(i, item)}: {exc}") from exc
         permanent = item.status == "P" or ends_at is None
         if permanent:
             ends_at = None
         elif ends_at is not None and ends_at <= starts_at:
             raise HiveRequestError(
-                RESULT_BAD_VALUE, f"{where}: end_date {item.end_date} is not after start_date {item.start_date}"
+                RESULT_BAD_VALUE,
+                f"{_where(i, item)}: end_date {item.end_date} is not after start_date {item.start_date}",
             )
         out.append(SuspendedPlayer(player_id=item.player_id, permanent=permanent, starts_at=starts_at, ends_at=ends_at))
     return out
+
+
+def _where(i: int, item: HiveSuspension) -> str:
+    return f"data[{i}] (player_id {item.player_id})"
 
 
 # -- web-store profile ---------------------------------------------------------------------------------------
