@@ -1,7 +1,9 @@
 """The embedded HTTP/1.1 server: h11 over anyio.
 
 Strategy: h11 parses (we never split a request ourselves); :mod:`._strict` looks again at the raw bytes where
-h11 is lenient; this module moves bytes and enforces limits.
+h11 is lenient; this module moves bytes and enforces limits. Responses are written here (:func:`_encode_head`:
+h11's checks and h11's bytes, without h11 rebuilding and re-validating the header list on every send), so h11
+only ever sees the client's side of a request cycle; the next cycle gets a fresh parser fed what was left over.
 
 Per connection: the TLS handshake (when on) and the first request must arrive within the request deadline;
 later requests within the keep-alive timeout. Once a request's first byte is in, its head and body must complete
