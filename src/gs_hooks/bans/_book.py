@@ -46,6 +46,7 @@ log = logging.getLogger("gs_hooks.bans")
 BanStatus = Literal["permanent", "temporary"]
 
 PURGE_EVERY_S = 3600.0
+RETRY_WRITE_S = 30.0  # a failed write of bans held in memory is tried again by the timer this much later
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bans_book (
@@ -167,6 +168,7 @@ class _Row(msgspec.Struct, gc=False, eq=False):
     recorded_at: float
     lifted_at: float | None = None
     enforced: bool = False
+    saved: bool = True  # False while only in memory (see BanBook.apply)
 
     @classmethod
     def of(cls, ban: Ban, recorded_at: float, lifted_at: float | None = None) -> _Row:
@@ -232,6 +234,8 @@ class BanBook:
         self._loaded = False
         self._next_purge: float | None = None
         self._lock: anyio.Lock | None = None
+        self._unsaved: set[tuple[str, str]] = set()  # keys whose write failed, retried by tick
+        self._retry_at: float | None = None
         self._wake: Callable[[], None] | None = None
         # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
         # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
@@ -293,28 +297,80 @@ class BanBook:
             if not sources:
                 del self._by_player[row.ban.player_key]
 
-    def _put_new(self, rows: list[_Row], enforced_by: float) -> None:
-        """:meth:`_put` for rows fresh from :meth:`_diff` (unlifted, not enforced yet). Rows that start after
-        ``enforced_by`` go on the timeline; the caller enforces the others at once (see :meth:`apply`)."""
+    def _admit(self, bans: list[Ban]) -> tuple[list[_Row], list[_Row]]:
+        """Diff a batch against the book and put the new rows in memory at once (they gate logins from here).
+
+        Returns:
+            The new rows (not saved, not enforced yet), and the rows already in the book that equal a ban of
+            the batch but are not saved yet (another apply still writing them, or whose write failed): the
+            caller writes those too before it reports the batch recorded.
+        """
+        now = self.clock.time()
         book = self._rows
         by_player = self._by_player
         timeline = self._timeline
+        out: dict[tuple[str, str], _Row] = {}
+        unsaved: list[_Row] = []
+        # A batch's bans mostly share their dates, and ``datetime.timestamp()`` is the costliest step here: reuse
+        # the last date's stamp when it is the same object, and memoize by value dates in a fixed-offset zone
+        # (KST, UTC), where equal dates are the same instant (in a zone with DST they may differ by ``fold``).
+        stamps: dict[datetime, float] = {}
+        last_at: datetime | None = None
+        last_start = 0.0
+        last_until: datetime | None = None
+        last_end = 0.0
         pushed = False
-        for row in rows:
-            key = row.key
-            book[key] = row
-            source, player_key = key
+        for ban in bans:
+            source = ban.source
+            player_key = ban.player_key
+            key = (source, player_key)
+            at = ban.starts_at
+            if at is last_at:
+                start = last_start
+            else:
+                got = stamps.get(at)
+                if got is None:
+                    got = at.timestamp()
+                    if at.tzinfo.__class__ is timezone:
+                        stamps[at] = got
+                last_at, last_start = at, got
+                start = got
+            until = ban.ends_at
+            end: float | None
+            if until is None:
+                end = None
+            elif until is last_until:
+                end = last_end
+            else:
+                got = stamps.get(until)
+                if got is None:
+                    got = until.timestamp()
+                    if until.tzinfo.__class__ is timezone:
+                        stamps[until] = got
+                last_until, last_end = until, got
+                end = got
+            current = book.get(key)
+            if current is not None:
+                if current.start == start and current.end == end and current.ban.status == ban.status:
+                    if not current.saved and key not in out:
+                        unsaved.append(current)
+                    continue
+                if current.start > start:
+                    continue
+            row = _Row(ban, key, start, end, now, None, False, False)
+            out[key] = book[key] = row
             sources = by_player.get(player_key)
             if sources is None:
                 by_player[player_key] = {source: row}
             else:
                 sources[source] = row
-            if row.start > enforced_by:
+            if start > now:
                 self._seq += 1
-                heapq.heappush(timeline, (row.start, self._seq, key))
+                heapq.heappush(timeline, (start, self._seq, key))
                 pushed = True
         if pushed and self._wake is not None:
             self._wake()
+        return list(out.values()), unsaved
 
     def _schedule(self, when: float, key: tuple[str, str]) -> None:
         self._seq += 1
@@ -324,58 +380,26 @@ class BanBook:
 
     # -- sync core ---------------------------------------------------------------------------------------------
 
-    def _diff(self, bans: Iterable[Ban]) -> list[_Row]:
-        """New rows for the bans that change the book (identical and stale bans are dropped)."""
-        now = self.clock.time()
-        book = self._rows
-        out: dict[tuple[str, str], _Row] = {}
-        # The bans of a batch mostly share their dates, and ``datetime.timestamp()`` is the costliest step here:
-        # memoize it by value. Only dates in a fixed-offset zone (KST, UTC) are stored: a date equal to one of
-        # those is the same instant (in a zone with DST, equal dates may differ by ``fold``).
-        stamps: dict[datetime, float] = {}
-        for ban in bans:
-            key = (ban.source, ban.player_key)
-            at = ban.starts_at
-            start = stamps.get(at)
-            if start is None:
-                start = at.timestamp()
-                if at.tzinfo.__class__ is timezone:
-                    stamps[at] = start
-            until = ban.ends_at
-            if until is None:
-                end = None
-            else:
-                end = stamps.get(until)
-                if end is None:
-                    end = until.timestamp()
-                    if until.tzinfo.__class__ is timezone:
-                        stamps[until] = end
-            current = out.get(key) or book.get(key)
-            if current is not None and (
-                (current.start == start and current.end == end and current.ban.status == ban.status)
-                or current.start > start
-            ):
-                continue
-            out[key] = _Row(ban, key, start, end, now)
-        return list(out.values())
-
     def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:
         """Record bans (one sqlite transaction, blocking) and queue their enforcement for the timer.
 
         Returns:
             The bans that changed the book (identical re-sends and stale bans are left out).
+
+        Raises:
+            sqlite3.Error / RuntimeError: the store failed; as for :meth:`apply`, the bans stay in force in
+                memory, marked unsaved.
         """
         self.load_nowait()
-        rows = self._diff(bans)
+        rows, unsaved = self._admit(list(bans))
         if rows:
-            self.store.run_sync(lambda conn: _write(conn, rows))
-            for row in rows:
-                self._put(row)
             self._pending.extend(rows)
             if self._wake is not None:
                 self._wake()
             elif self.spawn is not None:
                 self.spawn(self.tick)
+        if rows or unsaved:
+            self._persist_nowait([r.key for r in itertools.chain(rows, unsaved)])
         return [r.ban for r in rows]
 
     def apply_nowait(self, ban: Ban) -> bool:
@@ -393,9 +417,7 @@ class BanBook:
                 continue
             if started_by is not None and row.start > started_by:
                 continue
-            lifted = _Row(row.ban, row.key, row.start, row.end, row.recorded_at, now)
-            lifted.enforced = row.enforced
-            out.append(lifted)
+            out.append(_Row(row.ban, row.key, row.start, row.end, row.recorded_at, now, row.enforced, False))
         return out
 
     def lift_nowait(
@@ -415,9 +437,9 @@ class BanBook:
         self.load_nowait()
         rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
         if rows:
-            self.store.run_sync(lambda conn: _write(conn, rows))
             for row in rows:
                 self._put(row)
+            self._persist_nowait([r.key for r in rows])
         return [r.ban for r in rows]
 
     # -- queries -----------------------------------------------------------------------------------------------
@@ -463,13 +485,16 @@ class BanBook:
 
     def next_deadline(self) -> float | None:
         """When the timer must next look at the book (a ban starts or ends, or old rows are purged), or None."""
+        chores = self._next_purge
+        if self._unsaved and self._retry_at is not None:
+            chores = self._retry_at if chores is None else min(chores, self._retry_at)
         while self._timeline:
             when, _, key = self._timeline[0]
             row = self._rows.get(key)
             if row is not None and row.lifted_at is None and when in (row.start, row.end):
-                return when if self._next_purge is None else min(when, self._next_purge)
+                return when if chores is None else min(when, chores)
             heapq.heappop(self._timeline)
-        return self._next_purge
+        return chores
 
     async def purge(self) -> int:
         """Forget bans that ended or were lifted more than ``retention_s`` ago (memory and store)."""
@@ -483,7 +508,7 @@ class BanBook:
         ]
         if not stale:
             return 0
-        await self.store.run(lambda conn: _delete(conn, stale))
+        # Memory first (see "writing"): a key banned again before the delete runs is not deleted.
         for key in stale:
             row = self._rows.pop(key)
             sources = self._by_player.get(row.ban.player_key)
@@ -491,6 +516,8 @@ class BanBook:
                 del sources[row.ban.source]
                 if not sources:
                     del self._by_player[row.ban.player_key]
+        book = self._rows
+        await self.store.run(lambda conn: _delete(conn, [key for key in stale if key not in book]))
         return len(stale)
 
     # -- async shell -------------------------------------------------------------------------------------------
@@ -501,44 +528,96 @@ class BanBook:
         return self._lock
 
     async def apply(self, bans: Iterable[Ban]) -> list[Ban]:
-        """Record bans durably (one transaction), then enforce those in force now.
+        """Apply bans: into memory (they gate logins), enforced (sessions kicked, ``on_ban``), then recorded.
 
-        Returns once every ban is recorded and the in-force ones enforced (sessions kicked, ``on_ban`` called).
-        A file store is written on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
+        Returns only once every ban of the batch is recorded durably (one transaction), so a webhook answers
+        after this. Enforcement comes first: live sessions are kicked without waiting for the disk. The write
+        stores the book's state of the batch's players as it is when the write starts, and writes are made one
+        at a time in the order they start, so the store always ends with the latest state. A file store is
+        written on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
 
         Returns:
             The bans that changed the book.
 
         Raises:
-            sqlite3.Error / RuntimeError: the store failed; nothing was changed in memory.
+            sqlite3.Error / RuntimeError: the store failed. The bans stay in force in memory, marked unsaved:
+                applying them again (a platform's retransmission, the next poll) writes them, and so does the
+                timer's next tick.
         """
         bans = list(bans)
         async with self._get_lock():
             await self.load()
-            rows = self._diff(bans)
-            if not rows:
-                return []
-            store = self.store
-            if store.path == ":memory:":
-                store.run_sync(lambda conn: _write(conn, rows))
-            else:
-                await store.run(lambda conn: _write(conn, rows))
-            now = self.clock.time()
-            self._put_new(rows, now)
+            rows, unsaved = self._admit(bans)
+        if not rows:
+            if unsaved:
+                await self._persist([r.key for r in unsaved])
+            return []
         # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
         # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
-        # cancelled) handed to the timer.
+        # cancelled) handed to the timer, and the batch is recorded either way.
         try:
             await self._enforce_due(rows)
         except BaseException:
+            now = self.clock.time()
             for row in rows:
                 if not row.enforced and row.start <= now and row.lifted_at is None and self._rows.get(row.key) is row:
                     self._schedule(row.start, row.key)
+            with anyio.CancelScope(shield=True):
+                await self._persist([r.key for r in itertools.chain(rows, unsaved)])
             raise
+        await self._persist([r.key for r in itertools.chain(rows, unsaved)])
         if self._pending and self._wake is None:
             pending, self._pending = self._pending, []
             await self._enforce_due(pending)
         return [r.ban for r in rows]
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    #
+    # Memory is the truth: every change is made in memory first, then the touched keys are written with the
+    # rows memory holds *when the write runs* (read under the store lock). Whatever order writes land in, the
+    # last one to run reads the latest state, so the store never ends behind memory.
+
+    def _save(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[_Row]:
+        """(Store lock held; any thread.) Write the book's current rows of these keys; returns them."""
+        get = self._rows.get
+        current = [row for row in map(get, keys) if row is not None]  # None: purged since
+        if current:
+            _write(conn, current)
+        return current
+
+    def _saved(self, written: list[_Row]) -> None:
+        for row in written:
+            row.saved = True
+        if self._unsaved:
+            self._unsaved.difference_update(row.key for row in written)
+
+    def _failed(self, keys: list[tuple[str, str]]) -> None:
+        self._unsaved.update(keys)
+        self._retry_at = self.clock.time() + RETRY_WRITE_S
+        if self._wake is not None:
+            self._wake()
+
+    def _persist_nowait(self, keys: list[tuple[str, str]]) -> None:
+        """Write these keys' current rows, blocking. On failure they are left for :meth:`tick` to retry."""
+        try:
+            written = self.store.run_sync(lambda conn: self._save(conn, keys))
+        except BaseException:
+            self._failed(keys)
+            raise
+        self._saved(written)
+
+    async def _persist(self, keys: list[tuple[str, str]]) -> None:
+        """:meth:`_persist_nowait` on a worker thread (inline for the ``:memory:`` store)."""
+        store = self.store
+        if store.path == ":memory:":
+            self._persist_nowait(keys)
+            return
+        try:
+            written = await store.run(lambda conn: self._save(conn, keys))
+        except BaseException:
+            self._failed(keys)
+            raise
+        self._saved(written)
 
     async def lift(
         self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
@@ -548,9 +627,9 @@ class BanBook:
             await self.load()
             rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
             if rows:
-                await self.store.run(lambda conn: _write(conn, rows))
                 for row in rows:
                     self._put(row)
+                await self._persist([r.key for r in rows])
         return [r.ban for r in rows]
 
     async def _enforce_due(self, rows: Iterable[_Row]) -> int:
@@ -652,6 +731,11 @@ class BanBook:
                     if not sources:
                         del self._by_player[row.ban.player_key]
         kicked += await self._enforce_due(due)
+        if self._unsaved and (self._retry_at is None or self._retry_at <= now):
+            try:
+                await self._persist(list(self._unsaved))
+            except Exception as exc:  # kept in memory; the next tick tries again
+                log.warning("writing %d bans to the store failed again (%s); retrying later", len(self._unsaved), exc)
         if self._next_purge is not None and self._next_purge <= now:
             await self.purge()
         return kicked
