@@ -296,23 +296,36 @@ class Hooks:
     def _kick_nowait(
         self, sessions: tuple[Session, ...], reason: str, message: str = "", details: Any = None
     ) -> int | Coroutine[Any, Any, int]:
-        """:meth:`kick` of these sessions, without a coroutine while the callbacks are sync.
+        """:meth:`kick` of these sessions: all removed from the registry, then each handed to ``on_kick``.
 
         Returns:
-            The number of sessions kicked; or, when a callback returned an awaitable, a coroutine to await that
-            finishes the job in the same order (the remaining sessions are kicked after that callback ends) and
-            returns the number.
+            See :meth:`_deliver_kicks_nowait`.
         """
-        kicked = 0
+        close = self.registry.close_nowait  # looked up per call: observers replace it
+        live = tuple(session for session in sessions if close(session))
+        return self._deliver_kicks_nowait(live, reason, message, details) if live else 0
+
+    def _kick_player_nowait(
+        self, player_id: str, reason: str, message: str = "", details: Any = None
+    ) -> int | Coroutine[Any, Any, int]:
+        """:meth:`kick` of every live session of a player (one registry call). See :meth:`_deliver_kicks_nowait`."""
+        sessions = self.registry.close_player_nowait(player_id)
+        return self._deliver_kicks_nowait(sessions, reason, message, details) if sessions else 0
+
+    def _deliver_kicks_nowait(
+        self, sessions: tuple[Session, ...], reason: str, message: str, details: Any
+    ) -> int | Coroutine[Any, Any, int]:
+        """Hand removed sessions to ``on_kick`` in order, without a coroutine while the callback is sync.
+
+        Returns:
+            The number of sessions; or, when a callback returned an awaitable, a coroutine to await that
+            finishes the job in the same order (the remaining sessions are handed over after that callback ends)
+            and returns the number.
+        """
         on_kick = self.on_kick
-        registry = self.registry
         for i, session in enumerate(sessions):
-            if not registry.close_nowait(session):  # kick_nowait_remove, inlined (looked up per call: observers)
-                continue
-            kicked += 1
             request = KickRequest(session=session, reason=reason, message=message, details=details)
             pending: Awaitable[Any] | None
-            # _deliver_kick_nowait, inlined for the common case: a sync on_kick that returns None
             if on_kick is None:
                 pending = self._default_kick_nowait(request)
             else:
@@ -326,42 +339,24 @@ class Hooks:
                         continue
                     pending = self._finish_kick(_finish_callback(result, "on_kick"), request)
             if pending is not None:
-                return self._kick_rest(pending, kicked, sessions[i + 1 :], reason, message, details)
-        return kicked
+                return self._deliver_rest(pending, sessions, i + 1, reason, message, details)
+        return len(sessions)
 
-    async def _kick_rest(
+    async def _deliver_rest(
         self,
         pending: Awaitable[Any],
-        kicked: int,
-        rest: tuple[Session, ...],
+        sessions: tuple[Session, ...],
+        done: int,
         reason: str,
         message: str,
         details: Any,
     ) -> int:
         await pending
-        more = self._kick_nowait(rest, reason, message, details)
-        return kicked + (more if isinstance(more, int) else await more)
-
-    def kick_nowait_remove(self, session: Session) -> bool:
-        """Remove a session ahead of a kick. False if it was already gone."""
-        return self.registry.close_nowait(session)
-
-    async def _deliver_kick(self, request: KickRequest) -> None:
-        pending = self._deliver_kick_nowait(request)
-        if pending is not None:
-            await pending
-
-    def _deliver_kick_nowait(self, request: KickRequest) -> Awaitable[Any] | None:
-        """Hand the request to ``on_kick`` (the default kick when there is none or it raised); None when done,
-        else an awaitable that finishes the delivery."""
-        on_kick = self.on_kick
-        if on_kick is not None:
-            done = call_callback_nowait(on_kick, request, what="on_kick")
-            if done is True:
-                return None
-            if not isinstance(done, bool):
-                return self._finish_kick(done, request)
-        return self._default_kick_nowait(request)
+        if done < len(sessions):
+            more = self._deliver_kicks_nowait(sessions[done:], reason, message, details)
+            if not isinstance(more, int):
+                await more
+        return len(sessions)
 
     async def _finish_kick(self, pending: Coroutine[Any, Any, bool], request: KickRequest) -> None:
         if await pending:
@@ -718,21 +713,27 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
     from .hive import register_hive_routes
 
     # Both answer synchronously while the game's callbacks are sync (no coroutine per ban); see BanBook.
-    def kick_banned(player_key: str, message: str, details: BanDetails) -> int | Awaitable[int]:
-        return hooks._kick_nowait(hooks.registry.sessions_of(player_key), "ban", message, details)
+    kick_player = hooks._kick_player_nowait
 
-    def on_ban(event: BanEvent) -> Awaitable[bool] | None:
-        callback = hooks.callbacks.get("on_ban")  # read at call time: a game may set it after setup()
-        if callback is None:
-            return None
-        done = call_callback_nowait(callback, event, what="on_ban")
-        return None if isinstance(done, bool) else done
+    def kick_banned(player_key: str, message: str, details: BanDetails) -> int | Awaitable[int]:
+        return kick_player(player_key, "ban", message, details)
+
+    def deliver_ban(callback: Callable[..., Any]) -> Callable[[BanEvent], Awaitable[bool] | None]:
+        def on_ban(event: BanEvent) -> Awaitable[bool] | None:
+            done = call_callback_nowait(callback, event, what="on_ban")
+            return None if isinstance(done, bool) else done
+
+        return on_ban
+
+    def on_ban_now() -> Callable[[BanEvent], Awaitable[bool] | None] | None:
+        callback = hooks.callbacks.get("on_ban")  # read per batch: a game may set it after setup()
+        return None if callback is None else deliver_ban(callback)
 
     hooks.bans = BanBook(
         lambda: hooks.store,
         clock=hooks.clock,
         kick=kick_banned,
-        on_ban=on_ban,
+        on_ban_now=on_ban_now,
         forget_token=hooks.forget_token,
     )
     register_hive_routes(

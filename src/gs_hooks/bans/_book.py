@@ -78,7 +78,7 @@ _UPSERT_CHUNK = _UPSERT.replace(
 )
 
 
-class Ban(msgspec.Struct, frozen=True, kw_only=True):
+class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One ban of one player by one source.
 
     Attributes:
@@ -113,7 +113,7 @@ class Ban(msgspec.Struct, frozen=True, kw_only=True):
         return self.ends_at is None or ts < self.ends_at.timestamp()
 
 
-class BanDetails(msgspec.Struct, frozen=True, kw_only=True):
+class BanDetails(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The ``details`` of a :class:`~gs_hooks.KickRequest` with reason ``ban``.
 
     Attributes:
@@ -131,7 +131,7 @@ class BanDetails(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
-class BanEvent(msgspec.Struct, frozen=True, kw_only=True):
+class BanEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What ``on_ban`` receives when a ban comes into force.
 
     Attributes:
@@ -206,6 +206,9 @@ class BanBook:
         kick: ``(player_key, message, details) -> sessions kicked`` (Hooks passes its kick), returning the
             number, or an awaitable of it (awaited) when a game callback is async.
         on_ban: ``(BanEvent)`` called when a ban comes into force; may return an awaitable (awaited).
+        on_ban_now: instead of ``on_ban``, a function returning it (or None) when a batch is enforced: Hooks
+            passes one that reads its callbacks (a game may set ``on_ban`` after ``setup()``), so no event is
+            built while there is no callback.
         forget_token: drops the player's cached token verifications.
         retention_s: how long ended or lifted bans are remembered (tombstones that keep re-reads idempotent).
     """
@@ -217,6 +220,7 @@ class BanBook:
         clock: Clock,
         kick: KickBanned | None = None,
         on_ban: Callable[[BanEvent], Awaitable[Any] | None] | None = None,
+        on_ban_now: Callable[[], Callable[[BanEvent], Awaitable[Any] | None] | None] | None = None,
         forget_token: Callable[[str], None] | None = None,
         retention_s: float = 7 * 86_400.0,
     ) -> None:
@@ -224,6 +228,7 @@ class BanBook:
         self.clock = clock
         self._kick = kick
         self._on_ban = on_ban
+        self._on_ban_now = on_ban_now
         self._forget_token = forget_token
         self.retention_s = retention_s
         self._rows: dict[tuple[str, str], _Row] = {}
@@ -309,15 +314,18 @@ class BanBook:
         book = self._rows
         by_player = self._by_player
         timeline = self._timeline
-        out: dict[tuple[str, str], _Row] = {}
+        rows: list[_Row] = []
         unsaved: list[_Row] = []
-        # A batch's bans mostly share their dates, and ``datetime.timestamp()`` is the costliest step here: reuse
-        # the last date's stamp when it is the same object, and memoize by value dates in a fixed-offset zone
-        # (KST, UTC), where equal dates are the same instant (in a zone with DST they may differ by ``fold``).
-        stamps: dict[datetime, float] = {}
+        repeated = False  # a key seen twice in the batch (the later ban wins)
+        # A batch's bans mostly share their dates, and converting a date is the costliest step here (so is hashing
+        # a fresh datetime): reuse the previous ban's stamp when its date is the same object, or an equal date in
+        # the same fixed-offset zone object (KST, UTC), where equal fields are the same instant (in a zone with
+        # DST, equal fields may differ by ``fold``).
         last_at: datetime | None = None
+        last_at_zone: object = None  # the zone of last_at when it is a fixed offset, else None
         last_start = 0.0
         last_until: datetime | None = None
+        last_until_zone: object = None
         last_end = 0.0
         pushed = False
         for ban in bans:
@@ -325,40 +333,37 @@ class BanBook:
             player_key = ban.player_key
             key = (source, player_key)
             at = ban.starts_at
-            if at is last_at:
+            if at is last_at or (at.tzinfo is last_at_zone and at == last_at):
                 start = last_start
             else:
-                got = stamps.get(at)
-                if got is None:
-                    got = at.timestamp()
-                    if at.tzinfo.__class__ is timezone:
-                        stamps[at] = got
-                last_at, last_start = at, got
-                start = got
+                start = last_start = at.timestamp()
+                last_at = at
+                zone = at.tzinfo
+                last_at_zone = zone if zone.__class__ is timezone else None
             until = ban.ends_at
             end: float | None
             if until is None:
                 end = None
-            elif until is last_until:
+            elif until is last_until or (until.tzinfo is last_until_zone and until == last_until):
                 end = last_end
             else:
-                got = stamps.get(until)
-                if got is None:
-                    got = until.timestamp()
-                    if until.tzinfo.__class__ is timezone:
-                        stamps[until] = got
-                last_until, last_end = until, got
-                end = got
+                end = last_end = until.timestamp()
+                last_until = until
+                zone = until.tzinfo
+                last_until_zone = zone if zone.__class__ is timezone else None
             current = book.get(key)
             if current is not None:
+                if not current.saved and current.recorded_at == now:
+                    repeated = True  # (or another batch at the same instant: harmless)
                 if current.start == start and current.end == end and current.ban.status == ban.status:
-                    if not current.saved and key not in out:
+                    if not current.saved:
                         unsaved.append(current)
                     continue
                 if current.start > start:
                     continue
             row = _Row(ban, key, start, end, now, None, False, False)
-            out[key] = book[key] = row
+            rows.append(row)
+            book[key] = row
             sources = by_player.get(player_key)
             if sources is None:
                 by_player[player_key] = {source: row}
@@ -370,7 +375,9 @@ class BanBook:
                 pushed = True
         if pushed and self._wake is not None:
             self._wake()
-        return list(out.values()), unsaved
+        if repeated:  # keep each key's last row, in order
+            rows = [row for row in rows if book.get(row.key) is row]
+        return rows, unsaved
 
     def _schedule(self, when: float, key: tuple[str, str]) -> None:
         self._seq += 1
@@ -642,7 +649,13 @@ class BanBook:
         book = self._rows
         timeline = self._timeline
         forget_token, kick, on_ban = self._forget_token, self._kick, self._on_ban
-        messages: dict[tuple[float | None, int], str] = {}
+        if on_ban is None and self._on_ban_now is not None:
+            on_ban = self._on_ban_now()
+        # A batch's bans mostly end together: the previous ban's message is reused for the same instant in the same
+        # fixed-offset zone object (in a zone with DST, one instant may be written two ways around a change).
+        last_message = ""
+        last_message_end: float | None = None
+        last_message_zone: object = None
         kicked = 0
         woken = True  # False while an end date pushed on the timeline has not been told to the timer
         for row in rows:
@@ -672,15 +685,13 @@ class BanBook:
                     until = ban.ends_at
                     if until is None:
                         message = _PERMANENT_MESSAGE
+                    elif row.end == last_message_end and until.tzinfo is last_message_zone:
+                        message = last_message
                     else:
-                        # A batch's bans mostly end together: format once per (instant, zone object), for fixed
-                        # offsets only (in a zone with DST, one instant may be written two ways around a change).
-                        tz = until.tzinfo
-                        if tz.__class__ is timezone:
-                            mkey = (row.end, id(tz))  # the zone object lives as long as the batch: ids stay unique
-                            message = messages.get(mkey) or messages.setdefault(mkey, _until_message(until))
-                        else:
-                            message = _until_message(until)
+                        message = last_message = _until_message(until)
+                        last_message_end = row.end
+                        zone = until.tzinfo
+                        last_message_zone = zone if zone.__class__ is timezone else None
                 details = BanDetails(
                     source=ban.source,
                     status=ban.status,
