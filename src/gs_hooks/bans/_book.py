@@ -563,12 +563,8 @@ class BanBook:
         # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
         # cancelled) handed to the timer, and the batch is recorded either way.
         try:
-            await self._enforce_due(rows)
+            await self._enforce_due(rows)  # what it does not reach, it hands to the timer
         except BaseException:
-            now = self.clock.time()
-            for row in rows:
-                if not row.enforced and row.start <= now and row.lifted_at is None and self._rows.get(row.key) is row:
-                    self._schedule(row.start, row.key)
             with anyio.CancelScope(shield=True):
                 await self._persist([r.key for r in itertools.chain(rows, unsaved)])
             raise
@@ -642,21 +638,16 @@ class BanBook:
     async def _enforce_due(self, rows: Iterable[_Row]) -> int:
         """Enforce the rows that are in force now and were not enforced yet. Returns sessions kicked.
 
-        One loop over the batch, in order; a game callback is awaited only when it returns an awaitable, so a
-        batch against sync callbacks runs without a coroutine per ban.
+        Two loops over the batch: the book's side first (mark, schedule the end, drop cached tokens, build the
+        kick's message and details), then the kicks and ``on_ban``, in order, which keeps the registry's cold
+        lookups together. A game callback is awaited only when it returns an awaitable, so a batch against sync
+        callbacks runs without a coroutine per ban.
         """
         now = self.clock.time()
         book = self._rows
         timeline = self._timeline
-        forget_token, kick, on_ban = self._forget_token, self._kick, self._on_ban
-        if on_ban is None and self._on_ban_now is not None:
-            on_ban = self._on_ban_now()
-        # A batch's bans mostly end together: the previous ban's message is reused for the same instant in the same
-        # fixed-offset zone object (in a zone with DST, one instant may be written two ways around a change).
-        last_message = ""
-        last_message_end: float | None = None
-        last_message_zone: object = None
-        kicked = 0
+        forget_token, kick = self._forget_token, self._kick
+        due: list[_Row] = []
         woken = True  # False while an end date pushed on the timeline has not been told to the timer
         for row in rows:
             if row.enforced or row.lifted_at is not None or row.start > now:
@@ -671,52 +662,65 @@ class BanBook:
                 self._seq += 1
                 heapq.heappush(timeline, (row.end, self._seq, key))
                 woken = False
-            ban = row.ban
-            player_key = ban.player_key
+            due.append(row)
             if forget_token is not None:
                 try:
-                    forget_token(player_key)
+                    forget_token(row.ban.player_key)
                 except Exception:
                     log.exception("dropping cached tokens of a banned player failed")
-            n = 0
-            if kick is not None:
-                message = ban.message
-                if not message:
-                    until = ban.ends_at
-                    if until is None:
-                        message = _PERMANENT_MESSAGE
-                    elif row.end == last_message_end and until.tzinfo is last_message_zone:
-                        message = last_message
-                    else:
-                        message = last_message = _until_message(until)
-                        last_message_end = row.end
-                        zone = until.tzinfo
-                        last_message_zone = zone if zone.__class__ is timezone else None
-                details = BanDetails(
-                    source=ban.source,
-                    status=ban.status,
-                    starts_at=ban.starts_at,
-                    ends_at=ban.ends_at,
-                    message=ban.message,
-                )
-                done = kick(player_key, message, details)
-                if isinstance(done, int):
-                    n = done
-                else:
-                    if not woken and self._wake is not None:
-                        woken = True
-                        self._wake()
-                    n = await done
-                kicked += n
-            if on_ban is not None:
-                pending = on_ban(BanEvent(player_key=player_key, ban=ban, sessions_kicked=n))
-                if pending is not None:
-                    if not woken and self._wake is not None:
-                        woken = True
-                        self._wake()
-                    await pending
         if not woken and self._wake is not None:
             self._wake()
+        if not due:
+            return 0
+        on_ban = self._on_ban
+        if on_ban is None and self._on_ban_now is not None:
+            on_ban = self._on_ban_now()
+        kicked = 0
+        reached = 0
+        # A batch's bans mostly end together: the previous ban's message is reused for the same instant in the same
+        # fixed-offset zone object (in a zone with DST, one instant may be written two ways around a change).
+        last_message = ""
+        last_message_end: float | None = None
+        last_message_zone: object = None
+        try:
+            for row in due:
+                reached += 1
+                ban = row.ban
+                player_key = ban.player_key
+                n = 0
+                if kick is not None:
+                    message = ban.message
+                    if not message:
+                        until = ban.ends_at
+                        if until is None:
+                            message = _PERMANENT_MESSAGE
+                        elif row.end == last_message_end and until.tzinfo is last_message_zone:
+                            message = last_message
+                        else:
+                            message = last_message = _until_message(until)
+                            last_message_end = row.end
+                            zone = until.tzinfo
+                            last_message_zone = zone if zone.__class__ is timezone else None
+                    details = BanDetails(
+                        source=ban.source,
+                        status=ban.status,
+                        starts_at=ban.starts_at,
+                        ends_at=ban.ends_at,
+                        message=ban.message,
+                    )
+                    done = kick(player_key, message, details)
+                    n = done if isinstance(done, int) else await done
+                    kicked += n
+                if on_ban is not None:
+                    pending = on_ban(BanEvent(player_key=player_key, ban=ban, sessions_kicked=n))
+                    if pending is not None:
+                        await pending
+        except BaseException:
+            for row in due[reached:]:  # not reached (a callback raised or was cancelled): the timer enforces them
+                if book.get(row.key) is row:
+                    row.enforced = False
+                    self._schedule(row.start, row.key)
+            raise
         return kicked
 
     async def tick(self) -> int:
