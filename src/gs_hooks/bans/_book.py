@@ -7,15 +7,22 @@ recorded for the same source and player is stale and ignored. Lifting a ban keep
 (``lifted_at``), so a re-read of the same ban (poll overlap, retransmission) does not bring it back; rows that
 ended or were lifted longer than ``retention_s`` ago are purged.
 
-Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` persist (one sqlite
-transaction) and update memory without awaiting; the bans they bring into force are queued and enforced by the
-book's timer component (or, where no timer runs, by a task started in the Hooks task group).
-:meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce inline. Enforcing a ban =
-kick every live session of the player, drop the player's cached token verifications, call ``on_ban``.
+Memory is the truth: every change goes into memory first, then the touched keys are written with the rows
+memory holds when the write runs (read under the store lock), so whatever order writes land in, the store never
+ends behind memory. A failed write leaves the rows in memory, unsaved: a re-applied identical ban writes them,
+and the timer retries every ``RETRY_WRITE_S``.
 
-A batch (a Hive push, a poll) is the unit of work: one diff against memory (each distinct date converted once),
-one transaction of multi-row upserts, then one loop that enforces ban after ban, calling the game's callbacks
-directly and awaiting only those that return an awaitable (no coroutine or task per ban).
+Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` update memory and
+persist (one sqlite transaction, blocking); the bans they bring into force are queued and enforced by the book's
+timer component (or, where no timer runs, by a task started in the Hooks task group). :meth:`BanBook.apply`
+enforces inline, then persists (on a worker thread for a file store), so live sessions are kicked without
+waiting for the disk; :meth:`BanBook.lift` persists on a worker thread. Enforcing a ban = kick every live session
+of the player, drop the player's cached token verifications, call ``on_ban``.
+
+A batch (a Hive push, a poll) is the unit of work: one pass that diffs it against memory and puts the new rows
+(each distinct date converted once), then the enforcement (the book's side for the whole batch, then the kicks,
+calling the game's callbacks directly and awaiting only those that return an awaitable: no coroutine or task per
+ban), then one transaction of multi-row upserts.
 
 A ban whose start lies in the future is enforced by the timer when it starts (the timer runs when a platform ban
 source is configured; without one, such a ban still gates logins from its start). Expiry needs no action
@@ -79,7 +86,8 @@ _UPSERT_CHUNK = _UPSERT.replace(
 
 
 class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One ban of one player by one source.
+    """One ban of one player by one source (strings and dates only: never in a reference cycle, so not tracked
+    by the garbage collector, like :class:`BanDetails` and :class:`BanEvent`).
 
     Attributes:
         player_key: the session registry's player key.
