@@ -305,12 +305,10 @@ class Hooks:
         live = tuple(session for session in sessions if close(session))
         return self._deliver_kicks_nowait(live, reason, message, details) if live else 0
 
-    def _kick_player_nowait(
-        self, player_id: str, reason: str, message: str = "", details: Any = None
-    ) -> int | Coroutine[Any, Any, int]:
-        """:meth:`kick` of every live session of a player (one registry call). See :meth:`_deliver_kicks_nowait`."""
+    def _kick_banned_nowait(self, player_id: str, message: str, details: Any) -> int | Coroutine[Any, Any, int]:
+        """Kick every live session of a banned player (one registry call). See :meth:`_deliver_kicks_nowait`."""
         sessions = self.registry.close_player_nowait(player_id)
-        return self._deliver_kicks_nowait(sessions, reason, message, details) if sessions else 0
+        return self._deliver_kicks_nowait(sessions, "ban", message, details) if sessions else 0
 
     def _deliver_kicks_nowait(
         self, sessions: tuple[Session, ...], reason: str, message: str, details: Any
@@ -709,15 +707,10 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
     """The ban book (always), its timer, and the Hive routes that are configured."""
     from pathlib import Path
 
-    from .bans import BanBook, BanDetails, BanEvent, BanTimer
+    from .bans import BanBook, BanEvent, BanTimer
     from .hive import register_hive_routes
 
     # Both answer synchronously while the game's callbacks are sync (no coroutine per ban); see BanBook.
-    kick_player = hooks._kick_player_nowait
-
-    def kick_banned(player_key: str, message: str, details: BanDetails) -> int | Awaitable[int]:
-        return kick_player(player_key, "ban", message, details)
-
     def deliver_ban(callback: Callable[..., Any]) -> Callable[[BanEvent], Awaitable[bool] | None]:
         def on_ban(event: BanEvent) -> Awaitable[bool] | None:
             done = call_callback_nowait(callback, event, what="on_ban")
@@ -732,7 +725,7 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
     hooks.bans = BanBook(
         lambda: hooks.store,
         clock=hooks.clock,
-        kick=kick_banned,
+        kick=hooks._kick_banned_nowait,
         on_ban_now=on_ban_now,
         forget_token=hooks.forget_token,
     )

@@ -278,7 +278,7 @@ class SessionRegistry:
         entry = self._players.pop(player_id, None)
         if entry is None:
             return ()
-        sessions = (entry,) if isinstance(entry, Session) else tuple(entry)
+        sessions = (entry,) if entry.__class__ is Session else tuple(entry)  # type: ignore[arg-type]
         servers = self._servers
         players_on = self._players_on
         for session in sessions:
