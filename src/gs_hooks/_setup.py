@@ -28,6 +28,7 @@ from ._clock import Clock, SystemClock
 from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
+from .bans import Ban, BanBook, BanEvent
 from .http._app import Router
 from .http._asgi import ASGIApp, as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
@@ -36,9 +37,9 @@ from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
     from ._config import Secret
-    from .bans import Ban
-    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
-    from .gamepot import GamePotClient
+    from .ccu import CcuCounter, CcuReporter
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo, TokenVerifier
+    from .gamepot import CcuHistorySource, Dashboard, GamePotClient, GamePotInquiry
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -146,17 +147,18 @@ class Hooks:
         self._state = "new"
         # Routes served by the embedded listener (and its ASGI twin); capabilities add theirs in _wire_components.
         self.router = Router()
+        # The ban book is always there (hooks.ban / unban, login's gate); its sources are wired when configured.
+        self.bans: BanBook = _new_ban_book(self)
         # Capability objects, set by _wire_components when configured (None = off).
-        self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
-        self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
-        self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
-        self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
+        self.verifier: TokenVerifier | None = None  # the Gamebase token verifier
+        self.ccu: CcuReporter | None = None  # the CCU reporter
+        self.ccu_counter: CcuCounter | None = None  # what the reporter samples (socket or web mode)
         self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
         self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
-        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
-        self.gamepot_history: Any = None
-        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
-        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
+        # gamepot: the CCU history the inquiry and dashboard read (replaceable), and the routes.
+        self.gamepot_history: CcuHistorySource | None = None
+        self.gamepot_inquiry: GamePotInquiry | None = None  # when gamepot.project_id is set
+        self.dashboard: Dashboard | None = None  # when listener.dashboard is on
         # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
         self.listener: Listener | None = None
 
@@ -703,12 +705,8 @@ def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
     )
 
 
-def _wire_bans(hooks: Hooks, config: Config) -> None:
-    """The ban book (always), its timer, and the Hive routes that are configured."""
-    from pathlib import Path
-
-    from .bans import BanBook, BanEvent, BanTimer
-    from .hive import register_hive_routes
+def _new_ban_book(hooks: Hooks) -> BanBook:
+    """The ban book, enforcing through the Hooks' kick and callbacks."""
 
     # Both answer synchronously while the game's callbacks are sync (no coroutine per ban); see BanBook.
     def deliver_ban(callback: Callable[..., Any]) -> Callable[[BanEvent], Awaitable[bool] | None]:
@@ -722,19 +720,12 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         callback = hooks.callbacks.get("on_ban")  # read per batch: a game may set it after setup()
         return None if callback is None else deliver_ban(callback)
 
-    hooks.bans = BanBook(
+    book = BanBook(
         lambda: hooks.store,
         clock=hooks.clock,
         kick=hooks._kick_banned_nowait,
         on_ban_now=on_ban_now,
         forget_token=hooks.forget_token,
-    )
-    register_hive_routes(
-        hooks.router,
-        config,
-        book=hooks.bans,
-        clock=hooks.clock,
-        webstore_profile=hooks.callbacks.get("webstore_profile"),
     )
 
     def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
@@ -744,7 +735,25 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         tg.start_soon(fn)
         return True
 
-    hooks.bans.spawn = spawn
+    book.spawn = spawn
+    return book
+
+
+def _wire_bans(hooks: Hooks, config: Config) -> None:
+    """The ban book's timer, and the Hive routes that are configured."""
+    from pathlib import Path
+
+    from .bans import BanTimer
+    from .hive import register_hive_routes
+
+    register_hive_routes(
+        hooks.router,
+        config,
+        book=hooks.bans,
+        clock=hooks.clock,
+        webstore_profile=hooks.callbacks.get("webstore_profile"),
+    )
+
     # The timer (bans that start later, dropping ended ones) runs when a platform ban source is configured; it
     # reads the store at start when there is one already (no file is created for a process that bans nobody).
     if config.hive.auth_key is not None or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0):
