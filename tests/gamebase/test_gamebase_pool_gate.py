@@ -160,3 +160,19 @@ async def test_a_request_cancelled_in_the_pool_opens_the_gate(gb: Env) -> None:
             users = await _all_at_once(client, pairs[7:12])
         assert sorted(users) == sorted(u for u, _ in pairs[7:12])
         assert client._pool_gate.borrowed == 0
+
+
+async def test_a_request_waits_for_the_gate_at_most_one_timeout(gb: Env) -> None:
+    """The request ahead may sit in a full pool: after ``timeout_s`` at the gate a request goes in regardless."""
+    watch = ClaimWatch()
+    async with httpx.AsyncClient(transport=watch) as http:
+        client = GamebaseClient(http, base_url=gb.url, app_id=APP, secret_key=KEY, clock=gb.clock, timeout_s=0.05)
+        pairs = _tokens(gb, 2)
+        await client.verify_token(*pairs[0])
+        gate = client._pool_gate
+        assert gate.acquire_nowait()  # a request ahead that never gets a connection
+        with anyio.fail_after(5):
+            assert (await client.verify_token(*pairs[1])).member.user_id == "u1"
+        assert gate.borrowed == 1  # not released by the request that did not hold it
+        gate.release()
+        assert gate.borrowed == 0

@@ -7,6 +7,10 @@ exponential backoff on the injected clock, always with the same transaction id; 
 raises :class:`~gs_hooks.PlatformUnavailableError`. Any other error code raises
 :class:`~gs_hooks.PlatformError` at once.
 
+Pool gate: concurrent requests enter httpx's connection pool one at a time, each once the previous one holds a
+connection (learned from httpcore's ``trace`` extension; see :class:`_Claim`), waiting at most ``timeout_s``;
+a transport that reports no such traces is not gated.
+
 Secrets: the secret key only ever sits in the request headers; the access token is a URL path segment, so no
 URL is ever put in a message (httpx errors are translated to the route name) and httpx's own request log
 line is filtered (:class:`_RedactTokenPaths`).
@@ -24,6 +28,7 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
+import anyio
 import httpx
 import msgspec
 
@@ -238,7 +243,12 @@ class GamebaseClient:
         gate = None
         if self._claims_traced:
             gate = self._pool_gate
-            await gate.acquire()
+            if not gate.acquire_nowait():
+                # the request ahead may be queued in a full pool: wait for it at most one timeout, then go in too
+                with anyio.move_on_after(self.timeout_s) as waited:
+                    await gate.acquire()
+                if waited.cancelled_caught:
+                    gate = None
         claim = _Claim(self, extensions, gate)
         extensions["trace"] = claim
         try:

@@ -41,6 +41,13 @@ class Slots:
         """Tasks waiting for a slot."""
         return len(self._waiters)
 
+    def acquire_nowait(self) -> bool:
+        """Take a slot if one is free and nobody waits for one; whether it was taken."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Take a slot, waiting (FIFO) while none is free."""
         if self._free > 0 and not self._waiters:
