@@ -23,7 +23,7 @@ import anyio.abc
 import msgspec
 
 from .._clock import Clock, SystemClock
-from .._config import Secret
+from .._config import _DEFAULT_VERIFY_CONCURRENCY, Secret
 from .._exceptions import (
     LoginRefusedError,
     MemberNotValidError,
@@ -116,7 +116,7 @@ class TokenVerifier:
         client: GamebaseClient,
         *,
         clock: Clock | None = None,
-        concurrency: int = 4,
+        concurrency: int = _DEFAULT_VERIFY_CONCURRENCY,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 5.0,
         failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed",
