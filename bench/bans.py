@@ -4,17 +4,21 @@
     python -m bench.bans --smoke    # once, small (used by the test suite; no timing asserted)
 
 What is timed: ``await hooks.bans.apply(bans)`` for 2,000 new bans of players that each have a live session
-among 1,000,000 — diff against the book, one sqlite transaction, kick every session through the same path as
-``hooks.kick`` (registry removal, ``KickRequest``, the game's ``on_kick``), drop cached tokens, ``on_ban``.
+among 1,000,000. ``apply`` puts the batch in memory (diffed against the book: from here logins are refused),
+enforces it — kicks every session through the same path as ``hooks.kick`` (registry removal, ``KickRequest``,
+the game's ``on_kick``), drops cached tokens, calls ``on_ban`` — and then records it (one sqlite transaction;
+the webhook answers after that).
 
-The issue's bar (absolute, <= 10 ms) is the ``:memory:`` store's figure: applying the bans to live sessions,
-its sqlite write done inline (there is nothing to wait for). The durable file store (``synchronous=FULL``, the
-transaction written and fsync'd on a worker thread, which the webhook waits for before it answers) is reported
-beside it, same sessions and bans: the difference is the fsync'd write. Baseline, same run: just the 2,000
-``registry.sessions_of`` lookups (the issue measured ~0.1 ms for them; the ratio is beside the figure).
+Two figures per run: ``applied_ms``, from the call to the moment the last banned session has been handed to
+``on_kick`` (the no-op ``on_kick`` notes the time: its cost is counted in), which is the issue's bar (<= 10 ms:
+"applied against live sessions"); and ``recorded_ms``, until ``apply`` returns (the batch is also written).
+Both for the durable file store (``synchronous=FULL``, written and fsync'd on a worker thread) and the
+``:memory:`` store (written inline). Baseline, same run: just the 2,000 ``registry.sessions_of`` lookups (the
+issue measured ~0.1 ms for them on its machine; the ratio to them is given, so machines can be compared).
 
-Medians over repeats; between repeats the kicked players log in again and the bans start one second later
-(so they are new, not idempotent re-sends).
+Each store is measured in its own interpreter (a fresh heap: a second million sessions in the same process sits
+in a fragmented heap and measures slower). Medians over repeats; between repeats the kicked players come back
+and the next bans start one second later (so they replace the last ones: new bans, not idempotent re-sends).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import argparse
 import gc
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -34,14 +40,23 @@ import anyio
 import gs_hooks
 from gs_hooks.bans import Ban
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def _noop_kick(request: gs_hooks.KickRequest) -> None:
-    return None
+
+class _LastKick:
+    """A no-op ``on_kick`` that notes when it was last called."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def __call__(self, request: gs_hooks.KickRequest) -> None:
+        self.at = time.perf_counter()
 
 
 async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -> dict[str, Any]:
     clock = gs_hooks.FakeClock()
-    hooks = gs_hooks.setup(gs_hooks.Config(state_path=state_path), on_kick=_noop_kick, clock=clock)
+    last_kick = _LastKick()
+    hooks = gs_hooks.setup(gs_hooks.Config(state_path=state_path), on_kick=last_kick, clock=clock)
     registry = hooks.registry
     step = max(1, sessions // bans)
     banned = [f"p{i * step}" for i in range(bans)]
@@ -52,6 +67,7 @@ async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -
         gc.collect()
         gc.freeze()
         ours: list[float] = []
+        applied: list[float] = []
         base: list[float] = []
         kicked_total = 0
         for _ in range(repeats):
@@ -74,27 +90,30 @@ async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -
             t0 = time.perf_counter()
             changed = await hooks.bans.apply(batch)
             ours.append(time.perf_counter() - t0)
+            applied.append(last_kick.at - t0)
             kicked = before - len(registry)
             if len(changed) != bans or kicked != bans:
                 raise RuntimeError(f"expected {bans} bans and kicks, got {len(changed)} and {kicked}")
             kicked_total += kicked
-            # the players come back for the next repeat (the next bans start a second later: new bans)
+            # the players come back for the next repeat (straight into the registry: the book would refuse them);
+            # the next bans start a second later, so they replace these (new bans, not idempotent re-sends)
             for key in banned:
-                await hooks.bans.lift(key)
                 registry.bind_player_nowait(registry.open_nowait(), key)
             await clock.advance(1)
         gc.unfreeze()
-    ours_ms = statistics.median(ours) * 1000
+    applied_ms = statistics.median(applied) * 1000
     base_ms = statistics.median(base) * 1000
     return {
         "sessions": sessions,
         "bans": bans,
         "repeats": repeats,
-        "apply_ms_median": round(ours_ms, 3),
+        "applied_ms_median": round(applied_ms, 3),
+        "applied_ms_min": round(min(applied) * 1000, 3),
+        "applied_ms_max": round(max(applied) * 1000, 3),
+        "recorded_ms_median": round(statistics.median(ours) * 1000, 3),
+        "recorded_ms_max": round(max(ours) * 1000, 3),
         "lookups_ms_median": round(base_ms, 3),
-        "ratio_vs_lookups": round(ours_ms / base_ms, 1) if base_ms else None,
-        "apply_ms_min": round(min(ours) * 1000, 3),
-        "apply_ms_max": round(max(ours) * 1000, 3),
+        "applied_ratio_vs_lookups": round(applied_ms / base_ms, 1) if base_ms else None,
         "kicked_per_repeat": kicked_total // repeats,
     }
 
@@ -102,25 +121,37 @@ async def _measure(*, sessions: int, bans: int, repeats: int, state_path: str) -
 GOAL_MS = 10.0
 
 
+def _in_subprocess(smoke: bool, state_path: str) -> dict[str, Any]:
+    """One store's figures, measured in a fresh interpreter (a fresh heap for its million sessions)."""
+    args = [sys.executable, "-m", "bench.bans", "--store", state_path] + (["--smoke"] if smoke else [])
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.bans --store failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _sizes(smoke: bool) -> tuple[int, int, int]:
+    return (20_000, 200, 1) if smoke else (1_000_000, 2_000, 9)
+
+
 def run(smoke: bool = False) -> dict[str, Any]:
-    """Run the bench; returns the figures (ms, medians)."""
-    sessions, bans, repeats = (20_000, 200, 1) if smoke else (1_000_000, 2_000, 9)
+    """Run the bench (each store in its own interpreter); returns the figures (ms, medians)."""
     out: dict[str, Any] = {}
-    out["memory_store"] = anyio.run(
-        lambda: _measure(sessions=sessions, bans=bans, repeats=repeats, state_path=":memory:")
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "bans.sqlite3")
-        out["file_store"] = anyio.run(lambda: _measure(sessions=sessions, bans=bans, repeats=repeats, state_path=path))
-    apply_ms = out["memory_store"]["apply_ms_median"]
+        out["file_store"] = _in_subprocess(smoke, str(Path(tmp) / "bans.sqlite3"))
+    out["memory_store"] = _in_subprocess(smoke, ":memory:")
+    applied_ms = out["file_store"]["applied_ms_median"]
     out["goal"] = {
         "text": "2,000 bans applied against 1,000,000 live sessions with a no-op on_kick in <= 10 ms",
-        "figure": "memory_store.apply_ms_median (file_store adds the fsync'd write, reported apart)",
+        "figure": "file_store.applied_ms_median (until the last session is handed to on_kick; the durable write "
+        "follows, see recorded_ms)",
         "goal_ms": GOAL_MS,
-        "apply_ms": apply_ms,
-        "lookups_ms": out["memory_store"]["lookups_ms_median"],
-        "ratio_vs_lookups": out["memory_store"]["ratio_vs_lookups"],
-        "met": apply_ms <= GOAL_MS,
+        "applied_ms": applied_ms,
+        "recorded_ms": out["file_store"]["recorded_ms_median"],
+        "lookups_ms": out["file_store"]["lookups_ms_median"],
+        "applied_ratio_vs_lookups": out["file_store"]["applied_ratio_vs_lookups"],
+        "met": applied_ms <= GOAL_MS,
     }
     return out
 
@@ -128,7 +159,13 @@ def run(smoke: bool = False) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bans")
     parser.add_argument("--smoke", action="store_true", help="run once, small")
+    parser.add_argument("--store", metavar="PATH", help="measure one store (a sqlite path or :memory:) in this process")
     args = parser.parse_args()
+    if args.store is not None:
+        sessions, bans, repeats = _sizes(args.smoke)
+        figures = anyio.run(lambda: _measure(sessions=sessions, bans=bans, repeats=repeats, state_path=args.store))
+        print(json.dumps(figures))
+        return
     print(json.dumps(run(smoke=args.smoke), indent=2))
 
 

@@ -28,6 +28,7 @@ from ._clock import Clock, SystemClock
 from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
+from .bans import Ban, BanBook, BanEvent
 from .http._app import Router
 from .http._asgi import ASGIApp, as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
@@ -36,9 +37,9 @@ from .sessions._registry import Session, SessionRegistry
 
 if TYPE_CHECKING:
     from ._config import Secret
-    from .bans import Ban
-    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo
-    from .gamepot import GamePotClient
+    from .ccu import CcuCounter, CcuReporter
+    from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo, TokenVerifier
+    from .gamepot import CcuHistorySource, Dashboard, GamePotClient, GamePotInquiry
 
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
@@ -146,17 +147,18 @@ class Hooks:
         self._state = "new"
         # Routes served by the embedded listener (and its ASGI twin); capabilities add theirs in _wire_components.
         self.router = Router()
+        # The ban book is always there (hooks.ban / unban, login's gate); its sources are wired when configured.
+        self.bans: BanBook = _new_ban_book(self)
         # Capability objects, set by _wire_components when configured (None = off).
-        self.bans: Any = None  # gs_hooks.bans.BanBook (issue 6)
-        self.verifier: Any = None  # gs_hooks.gamebase token verifier (issue 5)
-        self.ccu: Any = None  # gs_hooks.ccu.CcuReporter (issue 4)
-        self.ccu_counter: Any = None  # gs_hooks.ccu.SocketCounter / WebCounter (issue 4)
+        self.verifier: TokenVerifier | None = None  # the Gamebase token verifier
+        self.ccu: CcuReporter | None = None  # the CCU reporter
+        self.ccu_counter: CcuCounter | None = None  # what the reporter samples (socket or web mode)
         self.gamebase: GamebaseClient | None = None  # the Gamebase server-API client
         self.maintenance: MaintenanceWatcher | None = None  # the Gamebase maintenance watcher (its state)
-        # gamepot: the CCU history the inquiry and dashboard read (a CcuHistorySource; replaceable), and the routes.
-        self.gamepot_history: Any = None
-        self.gamepot_inquiry: Any = None  # gs_hooks.gamepot.GamePotInquiry when gamepot.project_id is set
-        self.dashboard: Any = None  # gs_hooks.gamepot.Dashboard when listener.dashboard is on
+        # gamepot: the CCU history the inquiry and dashboard read (replaceable), and the routes.
+        self.gamepot_history: CcuHistorySource | None = None
+        self.gamepot_inquiry: GamePotInquiry | None = None  # when gamepot.project_id is set
+        self.dashboard: Dashboard | None = None  # when listener.dashboard is on
         # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
         self.listener: Listener | None = None
 
@@ -296,23 +298,34 @@ class Hooks:
     def _kick_nowait(
         self, sessions: tuple[Session, ...], reason: str, message: str = "", details: Any = None
     ) -> int | Coroutine[Any, Any, int]:
-        """:meth:`kick` of these sessions, without a coroutine while the callbacks are sync.
+        """:meth:`kick` of these sessions: all removed from the registry, then each handed to ``on_kick``.
 
         Returns:
-            The number of sessions kicked; or, when a callback returned an awaitable, a coroutine to await that
-            finishes the job in the same order (the remaining sessions are kicked after that callback ends) and
-            returns the number.
+            See :meth:`_deliver_kicks_nowait`.
         """
-        kicked = 0
+        close = self.registry.close_nowait  # looked up per call: observers replace it
+        live = tuple(session for session in sessions if close(session))
+        return self._deliver_kicks_nowait(live, reason, message, details) if live else 0
+
+    def _kick_banned_nowait(self, player_id: str, message: str, details: Any) -> int | Coroutine[Any, Any, int]:
+        """Kick every live session of a banned player (one registry call). See :meth:`_deliver_kicks_nowait`."""
+        sessions = self.registry.close_player_nowait(player_id)
+        return self._deliver_kicks_nowait(sessions, "ban", message, details) if sessions else 0
+
+    def _deliver_kicks_nowait(
+        self, sessions: tuple[Session, ...], reason: str, message: str, details: Any
+    ) -> int | Coroutine[Any, Any, int]:
+        """Hand removed sessions to ``on_kick`` in order, without a coroutine while the callback is sync.
+
+        Returns:
+            The number of sessions; or, when a callback returned an awaitable, a coroutine to await that
+            finishes the job in the same order (the remaining sessions are handed over after that callback ends)
+            and returns the number.
+        """
         on_kick = self.on_kick
-        registry = self.registry
         for i, session in enumerate(sessions):
-            if not registry.close_nowait(session):  # kick_nowait_remove, inlined (looked up per call: observers)
-                continue
-            kicked += 1
             request = KickRequest(session=session, reason=reason, message=message, details=details)
             pending: Awaitable[Any] | None
-            # _deliver_kick_nowait, inlined for the common case: a sync on_kick that returns None
             if on_kick is None:
                 pending = self._default_kick_nowait(request)
             else:
@@ -326,42 +339,24 @@ class Hooks:
                         continue
                     pending = self._finish_kick(_finish_callback(result, "on_kick"), request)
             if pending is not None:
-                return self._kick_rest(pending, kicked, sessions[i + 1 :], reason, message, details)
-        return kicked
+                return self._deliver_rest(pending, sessions, i + 1, reason, message, details)
+        return len(sessions)
 
-    async def _kick_rest(
+    async def _deliver_rest(
         self,
         pending: Awaitable[Any],
-        kicked: int,
-        rest: tuple[Session, ...],
+        sessions: tuple[Session, ...],
+        done: int,
         reason: str,
         message: str,
         details: Any,
     ) -> int:
         await pending
-        more = self._kick_nowait(rest, reason, message, details)
-        return kicked + (more if isinstance(more, int) else await more)
-
-    def kick_nowait_remove(self, session: Session) -> bool:
-        """Remove a session ahead of a kick. False if it was already gone."""
-        return self.registry.close_nowait(session)
-
-    async def _deliver_kick(self, request: KickRequest) -> None:
-        pending = self._deliver_kick_nowait(request)
-        if pending is not None:
-            await pending
-
-    def _deliver_kick_nowait(self, request: KickRequest) -> Awaitable[Any] | None:
-        """Hand the request to ``on_kick`` (the default kick when there is none or it raised); None when done,
-        else an awaitable that finishes the delivery."""
-        on_kick = self.on_kick
-        if on_kick is not None:
-            done = call_callback_nowait(on_kick, request, what="on_kick")
-            if done is True:
-                return None
-            if not isinstance(done, bool):
-                return self._finish_kick(done, request)
-        return self._default_kick_nowait(request)
+        if done < len(sessions):
+            more = self._deliver_kicks_nowait(sessions[done:], reason, message, details)
+            if not isinstance(more, int):
+                await more
+        return len(sessions)
 
     async def _finish_kick(self, pending: Coroutine[Any, Any, bool], request: KickRequest) -> None:
         if await pending:
@@ -710,37 +705,27 @@ def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
     )
 
 
-def _wire_bans(hooks: Hooks, config: Config) -> None:
-    """The ban book (always), its timer, and the Hive routes that are configured."""
-    from pathlib import Path
-
-    from .bans import BanBook, BanDetails, BanEvent, BanTimer
-    from .hive import register_hive_routes
+def _new_ban_book(hooks: Hooks) -> BanBook:
+    """The ban book, enforcing through the Hooks' kick and callbacks."""
 
     # Both answer synchronously while the game's callbacks are sync (no coroutine per ban); see BanBook.
-    def kick_banned(player_key: str, message: str, details: BanDetails) -> int | Awaitable[int]:
-        return hooks._kick_nowait(hooks.registry.sessions_of(player_key), "ban", message, details)
+    def deliver_ban(callback: Callable[..., Any]) -> Callable[[BanEvent], Awaitable[bool] | None]:
+        def on_ban(event: BanEvent) -> Awaitable[bool] | None:
+            done = call_callback_nowait(callback, event, what="on_ban")
+            return None if isinstance(done, bool) else done
 
-    def on_ban(event: BanEvent) -> Awaitable[bool] | None:
-        callback = hooks.callbacks.get("on_ban")  # read at call time: a game may set it after setup()
-        if callback is None:
-            return None
-        done = call_callback_nowait(callback, event, what="on_ban")
-        return None if isinstance(done, bool) else done
+        return on_ban
 
-    hooks.bans = BanBook(
+    def on_ban_now() -> Callable[[BanEvent], Awaitable[bool] | None] | None:
+        callback = hooks.callbacks.get("on_ban")  # read per batch: a game may set it after setup()
+        return None if callback is None else deliver_ban(callback)
+
+    book = BanBook(
         lambda: hooks.store,
         clock=hooks.clock,
-        kick=kick_banned,
-        on_ban=on_ban,
+        kick=hooks._kick_banned_nowait,
+        on_ban_now=on_ban_now,
         forget_token=hooks.forget_token,
-    )
-    register_hive_routes(
-        hooks.router,
-        config,
-        book=hooks.bans,
-        clock=hooks.clock,
-        webstore_profile=hooks.callbacks.get("webstore_profile"),
     )
 
     def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
@@ -750,7 +735,25 @@ def _wire_bans(hooks: Hooks, config: Config) -> None:
         tg.start_soon(fn)
         return True
 
-    hooks.bans.spawn = spawn
+    book.spawn = spawn
+    return book
+
+
+def _wire_bans(hooks: Hooks, config: Config) -> None:
+    """The ban book's timer, and the Hive routes that are configured."""
+    from pathlib import Path
+
+    from .bans import BanTimer
+    from .hive import register_hive_routes
+
+    register_hive_routes(
+        hooks.router,
+        config,
+        book=hooks.bans,
+        clock=hooks.clock,
+        webstore_profile=hooks.callbacks.get("webstore_profile"),
+    )
+
     # The timer (bans that start later, dropping ended ones) runs when a platform ban source is configured; it
     # reads the store at start when there is one already (no file is created for a process that bans nobody).
     if config.hive.auth_key is not None or (config.gamebase.url is not None and config.gamebase.ban_poll_s > 0):

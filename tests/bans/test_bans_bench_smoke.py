@@ -10,4 +10,5 @@ def test_bans_bench_smoke_runs_and_kicks_every_banned_session() -> None:
     for store in ("memory_store", "file_store"):
         figures = result[store]
         assert figures["kicked_per_repeat"] == figures["bans"] == 200
-        assert figures["apply_ms_median"] > 0 and figures["lookups_ms_median"] > 0
+        assert 0 < figures["applied_ms_median"] <= figures["recorded_ms_median"]
+        assert figures["lookups_ms_median"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
+from gs_hooks._store import Store
 from gs_hooks.bans import Ban, BanBook, BanDetails, BanEvent
+from gs_hooks.bans._book import RETRY_WRITE_S
 
 pytestmark = pytest.mark.anyio
 
@@ -218,17 +221,89 @@ async def test_the_longest_ban_wins_across_sources(tmp_path: Path) -> None:
         assert len(hooks.bans.active_bans()) == 3
 
 
-async def test_failing_store_changes_nothing(tmp_path: Path) -> None:
+def on_disk(path: Path) -> list[tuple[str, str, float | None]]:
+    """Rows of the ban table as another connection sees them: (source, player_key, lifted_at)."""
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute("SELECT source, player_key, lifted_at FROM bans_book").fetchall())
+    finally:
+        conn.close()
+
+
+def broken_store(tmp_path: Path) -> Store:
+    """A real store whose connection is closed: every write fails."""
+    store = Store(str(tmp_path / "broken.db"))
+    store.close()
+    return store
+
+
+async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_later(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(tmp_path / "s.db", clock, rec) as hooks:
+    ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
+    async with make_hooks(path, clock, rec, hive=True) as hooks:
+        s = login(hooks, "p")
+        hooks.bans.active_ban("x")  # loaded
+        good = hooks.store
+        hooks._store = broken_store(tmp_path)
+        with pytest.raises(RuntimeError, match="store is closed"):
+            await hooks.bans.apply([ban])
+        # enforced at once all the same, and held in memory: the player stays out
+        assert [k.session.id for k in rec.kicks] == [s.id]
+        assert [e.ban for e in rec.bans] == [ban]
+        assert hooks.bans.active_ban("p") == ban  # what hooks.login checks
+        assert ("api", "p", None) not in on_disk(path)
+        # the timer tries again later; still failing, it keeps the ban and tries again after that
+        await clock.advance(RETRY_WRITE_S)
+        assert hooks.bans.active_ban("p") == ban
+        hooks._store = good
+        await clock.advance(RETRY_WRITE_S)
+        # the timer's write runs on a worker thread, which settling the clock does not wait for (on trio):
+        # wait for it, bounded (nothing else writes this row)
+        with anyio.fail_after(10):
+            while ("api", "p", None) not in on_disk(path):
+                await anyio.sleep(0.005)
+        assert len(rec.kicks) == 1 and len(rec.bans) == 1  # written, not enforced a second time
+    async with make_hooks(path, clock, Recorder()) as again:
+        assert again.bans.active_ban("p") == ban
+
+
+async def test_a_resent_ban_is_written_when_its_first_write_failed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    clock, rec = FakeClock(T0), Recorder()
+    ban = Ban(player_key="p", source="hive", status="permanent", starts_at=T0)
+    async with make_hooks(path, clock, rec) as hooks:
         login(hooks, "p")
         hooks.bans.active_ban("x")  # loaded
-        hooks.store.close()
-        ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
+        good = hooks.store
+        hooks._store = broken_store(tmp_path)
         with pytest.raises(RuntimeError):
             await hooks.bans.apply([ban])
-        assert hooks.bans.active_ban("p") is None
-        assert rec.kicks == [] and rec.bans == []
+        with pytest.raises(RuntimeError):  # re-sent while the store is still down: fails again, no second kick
+            await hooks.bans.apply([ban])
+        assert len(rec.kicks) == 1 and len(rec.bans) == 1
+        hooks._store = good
+        # the re-send after the store is back: no change to the book (no kick, no event), but it is written
+        assert await hooks.bans.apply([ban]) == []
+        assert ("hive", "p", None) in on_disk(path)
+        assert len(rec.kicks) == 1 and len(rec.bans) == 1
+
+
+async def test_a_failing_store_on_unban_keeps_the_lift_and_writes_it_when_resent(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    clock, rec = FakeClock(T0), Recorder()
+    ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
+    async with make_hooks(path, clock, rec) as hooks:
+        await hooks.bans.apply([ban])
+        good = hooks.store
+        hooks._store = broken_store(tmp_path)
+        with pytest.raises(RuntimeError):
+            await hooks.bans.lift("p")
+        assert hooks.bans.active_ban("p") is None  # lifted in memory
+        assert on_disk(path) == [("api", "p", None)]  # not on disk yet
+        hooks._store = good
+        assert await hooks.bans.apply([ban]) == []  # the tombstone keeps the re-read out, and is written
+        assert on_disk(path)[0][2] is not None
 
 
 async def test_ban_rejects_bad_arguments(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
+from gs_hooks._store import Store
 from gs_hooks.http import HttpServer, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -161,13 +162,29 @@ async def test_answer_zero_only_after_the_bans_are_on_disk(tmp_path: Path) -> No
         assert [(r[0], r[1], r[2]) for r in on_disk] == [("hive", "5", "temporary"), ("hive", "6", "permanent")]
 
 
-async def test_a_store_failure_answers_503_and_records_nothing(tmp_path: Path) -> None:
-    async with running(config(tmp_path), []) as (hooks, server), httpx.AsyncClient() as client:
-        hooks.store.close()
-        r = await client.post(server.url + PATH, content=body(item(5)), headers={"authorization": f"Bearer {KEY}"})
+async def test_a_store_failure_answers_503_keeps_the_ban_in_force_and_a_resend_records_it(tmp_path: Path) -> None:
+    kicks: list[gs_hooks.KickRequest] = []
+    async with running(config(tmp_path), kicks) as (hooks, server), httpx.AsyncClient() as client:
+        s = hooks.registry.open_nowait()
+        hooks.bind_player(s, "5")
+        hooks.bans.active_ban("x")  # loaded
+        good = hooks.store
+        broken = Store(str(tmp_path / "broken.db"))
+        broken.close()
+        hooks._store = broken
+        auth = {"authorization": f"Bearer {KEY}"}
+        r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)
         assert r.status_code == 503
         assert r.json()["result_code"] == 503
-        assert hooks.bans.bans_of("5") == []
+        # not recorded, so not acknowledged; but enforced at once and held in memory
+        assert rows(tmp_path / "state.db") == []
+        assert [k.session.id for k in kicks] == [s.id]
+        assert hooks.bans.active_ban("5") is not None
+        hooks._store = good
+        r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)  # Hive sends again
+        assert r.json() == {"result_code": 0}
+        assert [(r[0], r[1]) for r in rows(tmp_path / "state.db")] == [("hive", "5")]
+        assert len(kicks) == 1
 
 
 async def test_player_key_format_maps_hive_ids(tmp_path: Path) -> None:

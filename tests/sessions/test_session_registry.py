@@ -263,3 +263,26 @@ def test_observers_added_while_sessions_are_live_see_their_close() -> None:
     late = reg.open_nowait()
     reg.close_nowait(late)
     assert kinds == ["close"]
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_close_player_unregisters_every_session_of_the_player_and_no_other(observed: bool) -> None:
+    reg = _registry(duplicate_login="allow")
+    events: list[tuple[str, int]] = []
+    if observed:
+        reg.add_observer(lambda event: events.append((event.kind, event.session.id)))
+    a, b = reg.open_nowait(), reg.open_nowait(server_id="s2")
+    other, anonymous = reg.open_nowait(), reg.open_nowait(server_id="s2")
+    reg.bind_player_nowait(a, "p")
+    reg.bind_player_nowait(b, "p")
+    reg.bind_player_nowait(other, "q")
+    events.clear()
+    assert reg.close_player_nowait("p") == (a, b)
+    assert reg.sessions_of("p") == () and reg.sessions_of("q") == (other,)
+    assert set(reg) == {other, anonymous}
+    assert (reg.count_connections("s1"), reg.count_players("s1")) == (1, 1)
+    assert (reg.count_connections("s2"), reg.count_players("s2")) == (1, 0)
+    assert events == ([("close", a.id), ("close", b.id)] if observed else [])
+    assert reg.close_player_nowait("p") == () and reg.close_nowait(a) is False  # already gone: no-ops
+    assert reg.close_player_nowait("q") == (other,)
+    assert reg.count_players("s1") == 0

@@ -7,15 +7,22 @@ recorded for the same source and player is stale and ignored. Lifting a ban keep
 (``lifted_at``), so a re-read of the same ban (poll overlap, retransmission) does not bring it back; rows that
 ended or were lifted longer than ``retention_s`` ago are purged.
 
-Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` persist (one sqlite
-transaction) and update memory without awaiting; the bans they bring into force are queued and enforced by the
-book's timer component (or, where no timer runs, by a task started in the Hooks task group).
-:meth:`BanBook.apply` / :meth:`BanBook.lift` persist on a worker thread and enforce inline. Enforcing a ban =
-kick every live session of the player, drop the player's cached token verifications, call ``on_ban``.
+Memory is the truth: every change goes into memory first, then the touched keys are written with the rows
+memory holds when the write runs (read under the store lock), so whatever order writes land in, the store never
+ends behind memory. A failed write leaves the rows in memory, unsaved: a re-applied identical ban writes them,
+and the timer retries every ``RETRY_WRITE_S``.
 
-A batch (a Hive push, a poll) is the unit of work: one diff against memory (each distinct date converted once),
-one transaction of multi-row upserts, then one loop that enforces ban after ban, calling the game's callbacks
-directly and awaiting only those that return an awaitable (no coroutine or task per ban).
+Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` update memory and
+persist (one sqlite transaction, blocking); the bans they bring into force are queued and enforced by the book's
+timer component (or, where no timer runs, by a task started in the Hooks task group). :meth:`BanBook.apply`
+enforces inline, then persists (on a worker thread for a file store), so live sessions are kicked without
+waiting for the disk; :meth:`BanBook.lift` persists on a worker thread. Enforcing a ban = kick every live session
+of the player, drop the player's cached token verifications, call ``on_ban``.
+
+A batch (a Hive push, a poll) is the unit of work: one pass that diffs it against memory and puts the new rows
+(each distinct date converted once), then the enforcement (the book's side for the whole batch, then the kicks,
+calling the game's callbacks directly and awaiting only those that return an awaitable: no coroutine or task per
+ban), then one transaction of multi-row upserts.
 
 A ban whose start lies in the future is enforced by the timer when it starts (the timer runs when a platform ban
 source is configured; without one, such a ban still gates logins from its start). Expiry needs no action
@@ -46,6 +53,7 @@ log = logging.getLogger("gs_hooks.bans")
 BanStatus = Literal["permanent", "temporary"]
 
 PURGE_EVERY_S = 3600.0
+RETRY_WRITE_S = 30.0  # a failed write of bans held in memory is tried again by the timer this much later
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bans_book (
@@ -77,8 +85,9 @@ _UPSERT_CHUNK = _UPSERT.replace(
 )
 
 
-class Ban(msgspec.Struct, frozen=True, kw_only=True):
-    """One ban of one player by one source.
+class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One ban of one player by one source (strings and dates only: never in a reference cycle, so not tracked
+    by the garbage collector, like :class:`BanDetails` and :class:`BanEvent`).
 
     Attributes:
         player_key: the session registry's player key.
@@ -112,7 +121,7 @@ class Ban(msgspec.Struct, frozen=True, kw_only=True):
         return self.ends_at is None or ts < self.ends_at.timestamp()
 
 
-class BanDetails(msgspec.Struct, frozen=True, kw_only=True):
+class BanDetails(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The ``details`` of a :class:`~gs_hooks.KickRequest` with reason ``ban``.
 
     Attributes:
@@ -130,7 +139,7 @@ class BanDetails(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
-class BanEvent(msgspec.Struct, frozen=True, kw_only=True):
+class BanEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What ``on_ban`` receives when a ban comes into force.
 
     Attributes:
@@ -167,6 +176,7 @@ class _Row(msgspec.Struct, gc=False, eq=False):
     recorded_at: float
     lifted_at: float | None = None
     enforced: bool = False
+    saved: bool = True  # False while only in memory (see BanBook.apply)
 
     @classmethod
     def of(cls, ban: Ban, recorded_at: float, lifted_at: float | None = None) -> _Row:
@@ -204,6 +214,9 @@ class BanBook:
         kick: ``(player_key, message, details) -> sessions kicked`` (Hooks passes its kick), returning the
             number, or an awaitable of it (awaited) when a game callback is async.
         on_ban: ``(BanEvent)`` called when a ban comes into force; may return an awaitable (awaited).
+        on_ban_now: instead of ``on_ban``, a function returning it (or None) when a batch is enforced: Hooks
+            passes one that reads its callbacks (a game may set ``on_ban`` after ``setup()``), so no event is
+            built while there is no callback.
         forget_token: drops the player's cached token verifications.
         retention_s: how long ended or lifted bans are remembered (tombstones that keep re-reads idempotent).
     """
@@ -215,6 +228,7 @@ class BanBook:
         clock: Clock,
         kick: KickBanned | None = None,
         on_ban: Callable[[BanEvent], Awaitable[Any] | None] | None = None,
+        on_ban_now: Callable[[], Callable[[BanEvent], Awaitable[Any] | None] | None] | None = None,
         forget_token: Callable[[str], None] | None = None,
         retention_s: float = 7 * 86_400.0,
     ) -> None:
@@ -222,6 +236,7 @@ class BanBook:
         self.clock = clock
         self._kick = kick
         self._on_ban = on_ban
+        self._on_ban_now = on_ban_now
         self._forget_token = forget_token
         self.retention_s = retention_s
         self._rows: dict[tuple[str, str], _Row] = {}
@@ -232,6 +247,8 @@ class BanBook:
         self._loaded = False
         self._next_purge: float | None = None
         self._lock: anyio.Lock | None = None
+        self._unsaved: set[tuple[str, str]] = set()  # keys whose write failed, retried by tick
+        self._retry_at: float | None = None
         self._wake: Callable[[], None] | None = None
         # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
         # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
@@ -293,28 +310,82 @@ class BanBook:
             if not sources:
                 del self._by_player[row.ban.player_key]
 
-    def _put_new(self, rows: list[_Row], enforced_by: float) -> None:
-        """:meth:`_put` for rows fresh from :meth:`_diff` (unlifted, not enforced yet). Rows that start after
-        ``enforced_by`` go on the timeline; the caller enforces the others at once (see :meth:`apply`)."""
+    def _admit(self, bans: list[Ban]) -> tuple[list[_Row], list[_Row]]:
+        """Diff a batch against the book and put the new rows in memory at once (they gate logins from here).
+
+        Returns:
+            The new rows (not saved, not enforced yet), and the rows already in the book that equal a ban of
+            the batch but are not saved yet (another apply still writing them, or whose write failed): the
+            caller writes those too before it reports the batch recorded.
+        """
+        now = self.clock.time()
         book = self._rows
         by_player = self._by_player
         timeline = self._timeline
+        rows: list[_Row] = []
+        unsaved: list[_Row] = []
+        repeated = False  # a key seen twice in the batch (the later ban wins)
+        # A batch's bans mostly share their dates, and converting a date is the costliest step here (so is hashing
+        # a fresh datetime): reuse the previous ban's stamp when its date is the same object, or an equal date in
+        # the same fixed-offset zone object (KST, UTC), where equal fields are the same instant (in a zone with
+        # DST, equal fields may differ by ``fold``).
+        last_at: datetime | None = None
+        last_at_zone: object = None  # the zone of last_at when it is a fixed offset, else None
+        last_start = 0.0
+        last_until: datetime | None = None
+        last_until_zone: object = None
+        last_end = 0.0
         pushed = False
-        for row in rows:
-            key = row.key
+        for ban in bans:
+            source = ban.source
+            player_key = ban.player_key
+            key = (source, player_key)
+            at = ban.starts_at
+            if at is last_at or (at.tzinfo is last_at_zone and at == last_at):
+                start = last_start
+            else:
+                start = last_start = at.timestamp()
+                last_at = at
+                zone = at.tzinfo
+                last_at_zone = zone if zone.__class__ is timezone else None
+            until = ban.ends_at
+            end: float | None
+            if until is None:
+                end = None
+            elif until is last_until or (until.tzinfo is last_until_zone and until == last_until):
+                end = last_end
+            else:
+                end = last_end = until.timestamp()
+                last_until = until
+                zone = until.tzinfo
+                last_until_zone = zone if zone.__class__ is timezone else None
+            current = book.get(key)
+            if current is not None:
+                if not current.saved and current.recorded_at == now:
+                    repeated = True  # (or another batch at the same instant: harmless)
+                if current.start == start and current.end == end and current.ban.status == ban.status:
+                    if not current.saved:
+                        unsaved.append(current)
+                    continue
+                if current.start > start:
+                    continue
+            row = _Row(ban, key, start, end, now, None, False, False)
+            rows.append(row)
             book[key] = row
-            source, player_key = key
             sources = by_player.get(player_key)
             if sources is None:
                 by_player[player_key] = {source: row}
             else:
                 sources[source] = row
-            if row.start > enforced_by:
+            if start > now:
                 self._seq += 1
-                heapq.heappush(timeline, (row.start, self._seq, key))
+                heapq.heappush(timeline, (start, self._seq, key))
                 pushed = True
         if pushed and self._wake is not None:
             self._wake()
+        if repeated:  # keep each key's last row, in order
+            rows = [row for row in rows if book.get(row.key) is row]
+        return rows, unsaved
 
     def _schedule(self, when: float, key: tuple[str, str]) -> None:
         self._seq += 1
@@ -324,58 +395,26 @@ class BanBook:
 
     # -- sync core ---------------------------------------------------------------------------------------------
 
-    def _diff(self, bans: Iterable[Ban]) -> list[_Row]:
-        """New rows for the bans that change the book (identical and stale bans are dropped)."""
-        now = self.clock.time()
-        book = self._rows
-        out: dict[tuple[str, str], _Row] = {}
-        # The bans of a batch mostly share their dates, and ``datetime.timestamp()`` is the costliest step here:
-        # memoize it by value. Only dates in a fixed-offset zone (KST, UTC) are stored: a date equal to one of
-        # those is the same instant (in a zone with DST, equal dates may differ by ``fold``).
-        stamps: dict[datetime, float] = {}
-        for ban in bans:
-            key = (ban.source, ban.player_key)
-            at = ban.starts_at
-            start = stamps.get(at)
-            if start is None:
-                start = at.timestamp()
-                if at.tzinfo.__class__ is timezone:
-                    stamps[at] = start
-            until = ban.ends_at
-            if until is None:
-                end = None
-            else:
-                end = stamps.get(until)
-                if end is None:
-                    end = until.timestamp()
-                    if until.tzinfo.__class__ is timezone:
-                        stamps[until] = end
-            current = out.get(key) or book.get(key)
-            if current is not None and (
-                (current.start == start and current.end == end and current.ban.status == ban.status)
-                or current.start > start
-            ):
-                continue
-            out[key] = _Row(ban, key, start, end, now)
-        return list(out.values())
-
     def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:
         """Record bans (one sqlite transaction, blocking) and queue their enforcement for the timer.
 
         Returns:
             The bans that changed the book (identical re-sends and stale bans are left out).
+
+        Raises:
+            sqlite3.Error / RuntimeError: the store failed; as for :meth:`apply`, the bans stay in force in
+                memory, marked unsaved.
         """
         self.load_nowait()
-        rows = self._diff(bans)
+        rows, unsaved = self._admit(list(bans))
         if rows:
-            self.store.run_sync(lambda conn: _write(conn, rows))
-            for row in rows:
-                self._put(row)
             self._pending.extend(rows)
             if self._wake is not None:
                 self._wake()
             elif self.spawn is not None:
                 self.spawn(self.tick)
+        if rows or unsaved:
+            self._persist_nowait([r.key for r in itertools.chain(rows, unsaved)])
         return [r.ban for r in rows]
 
     def apply_nowait(self, ban: Ban) -> bool:
@@ -393,9 +432,7 @@ class BanBook:
                 continue
             if started_by is not None and row.start > started_by:
                 continue
-            lifted = _Row(row.ban, row.key, row.start, row.end, row.recorded_at, now)
-            lifted.enforced = row.enforced
-            out.append(lifted)
+            out.append(_Row(row.ban, row.key, row.start, row.end, row.recorded_at, now, row.enforced, False))
         return out
 
     def lift_nowait(
@@ -415,9 +452,9 @@ class BanBook:
         self.load_nowait()
         rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
         if rows:
-            self.store.run_sync(lambda conn: _write(conn, rows))
             for row in rows:
                 self._put(row)
+            self._persist_nowait([r.key for r in rows])
         return [r.ban for r in rows]
 
     # -- queries -----------------------------------------------------------------------------------------------
@@ -463,13 +500,16 @@ class BanBook:
 
     def next_deadline(self) -> float | None:
         """When the timer must next look at the book (a ban starts or ends, or old rows are purged), or None."""
+        chores = self._next_purge
+        if self._unsaved and self._retry_at is not None:
+            chores = self._retry_at if chores is None else min(chores, self._retry_at)
         while self._timeline:
             when, _, key = self._timeline[0]
             row = self._rows.get(key)
             if row is not None and row.lifted_at is None and when in (row.start, row.end):
-                return when if self._next_purge is None else min(when, self._next_purge)
+                return when if chores is None else min(when, chores)
             heapq.heappop(self._timeline)
-        return self._next_purge
+        return chores
 
     async def purge(self) -> int:
         """Forget bans that ended or were lifted more than ``retention_s`` ago (memory and store)."""
@@ -483,7 +523,7 @@ class BanBook:
         ]
         if not stale:
             return 0
-        await self.store.run(lambda conn: _delete(conn, stale))
+        # Memory first (see "writing"): a key banned again before the delete runs is not deleted.
         for key in stale:
             row = self._rows.pop(key)
             sources = self._by_player.get(row.ban.player_key)
@@ -491,6 +531,8 @@ class BanBook:
                 del sources[row.ban.source]
                 if not sources:
                     del self._by_player[row.ban.player_key]
+        book = self._rows
+        await self.store.run(lambda conn: _delete(conn, [key for key in stale if key not in book]))
         return len(stale)
 
     # -- async shell -------------------------------------------------------------------------------------------
@@ -501,44 +543,92 @@ class BanBook:
         return self._lock
 
     async def apply(self, bans: Iterable[Ban]) -> list[Ban]:
-        """Record bans durably (one transaction), then enforce those in force now.
+        """Apply bans: into memory (they gate logins), enforced (sessions kicked, ``on_ban``), then recorded.
 
-        Returns once every ban is recorded and the in-force ones enforced (sessions kicked, ``on_ban`` called).
-        A file store is written on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
+        Returns only once every ban of the batch is recorded durably (one transaction), so a webhook answers
+        after this. Enforcement comes first: live sessions are kicked without waiting for the disk. The write
+        stores the book's state of the batch's players as it is when the write starts, and writes are made one
+        at a time in the order they start, so the store always ends with the latest state. A file store is
+        written on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
 
         Returns:
             The bans that changed the book.
 
         Raises:
-            sqlite3.Error / RuntimeError: the store failed; nothing was changed in memory.
+            sqlite3.Error / RuntimeError: the store failed. The bans stay in force in memory, marked unsaved:
+                applying them again (a platform's retransmission, the next poll) writes them, and so does the
+                timer's next tick.
         """
         bans = list(bans)
         async with self._get_lock():
             await self.load()
-            rows = self._diff(bans)
-            if not rows:
-                return []
-            store = self.store
-            if store.path == ":memory:":
-                store.run_sync(lambda conn: _write(conn, rows))
-            else:
-                await store.run(lambda conn: _write(conn, rows))
-            now = self.clock.time()
-            self._put_new(rows, now)
+            rows, unsaved = self._admit(bans)
+        if not rows:
+            if unsaved:
+                await self._persist([r.key for r in unsaved])
+            return []
         # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
         # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
-        # cancelled) handed to the timer.
+        # cancelled) handed to the timer, and the batch is recorded either way.
         try:
-            await self._enforce_due(rows)
+            await self._enforce_due(rows)  # what it does not reach, it hands to the timer
         except BaseException:
-            for row in rows:
-                if not row.enforced and row.start <= now and row.lifted_at is None and self._rows.get(row.key) is row:
-                    self._schedule(row.start, row.key)
+            with anyio.CancelScope(shield=True):
+                await self._persist([r.key for r in itertools.chain(rows, unsaved)])
             raise
+        await self._persist([r.key for r in itertools.chain(rows, unsaved)])
         if self._pending and self._wake is None:
             pending, self._pending = self._pending, []
             await self._enforce_due(pending)
         return [r.ban for r in rows]
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    #
+    # Memory is the truth: every change is made in memory first, then the touched keys are written with the
+    # rows memory holds *when the write runs* (read under the store lock). Whatever order writes land in, the
+    # last one to run reads the latest state, so the store never ends behind memory.
+
+    def _save(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[_Row]:
+        """(Store lock held; any thread.) Write the book's current rows of these keys; returns them."""
+        get = self._rows.get
+        current = [row for row in map(get, keys) if row is not None]  # None: purged since
+        if current:
+            _write(conn, current)
+        return current
+
+    def _saved(self, written: list[_Row]) -> None:
+        for row in written:
+            row.saved = True
+        if self._unsaved:
+            self._unsaved.difference_update(row.key for row in written)
+
+    def _failed(self, keys: list[tuple[str, str]]) -> None:
+        self._unsaved.update(keys)
+        self._retry_at = self.clock.time() + RETRY_WRITE_S
+        if self._wake is not None:
+            self._wake()
+
+    def _persist_nowait(self, keys: list[tuple[str, str]]) -> None:
+        """Write these keys' current rows, blocking. On failure they are left for :meth:`tick` to retry."""
+        try:
+            written = self.store.run_sync(lambda conn: self._save(conn, keys))
+        except BaseException:
+            self._failed(keys)
+            raise
+        self._saved(written)
+
+    async def _persist(self, keys: list[tuple[str, str]]) -> None:
+        """:meth:`_persist_nowait` on a worker thread (inline for the ``:memory:`` store)."""
+        store = self.store
+        if store.path == ":memory:":
+            self._persist_nowait(keys)
+            return
+        try:
+            written = await store.run(lambda conn: self._save(conn, keys))
+        except BaseException:
+            self._failed(keys)
+            raise
+        self._saved(written)
 
     async def lift(
         self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
@@ -548,23 +638,24 @@ class BanBook:
             await self.load()
             rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
             if rows:
-                await self.store.run(lambda conn: _write(conn, rows))
                 for row in rows:
                     self._put(row)
+                await self._persist([r.key for r in rows])
         return [r.ban for r in rows]
 
     async def _enforce_due(self, rows: Iterable[_Row]) -> int:
         """Enforce the rows that are in force now and were not enforced yet. Returns sessions kicked.
 
-        One loop over the batch, in order; a game callback is awaited only when it returns an awaitable, so a
-        batch against sync callbacks runs without a coroutine per ban.
+        Two loops over the batch: the book's side first (mark, schedule the end, drop cached tokens, build the
+        kick's message and details), then the kicks and ``on_ban``, in order, which keeps the registry's cold
+        lookups together. A game callback is awaited only when it returns an awaitable, so a batch against sync
+        callbacks runs without a coroutine per ban.
         """
         now = self.clock.time()
         book = self._rows
         timeline = self._timeline
-        forget_token, kick, on_ban = self._forget_token, self._kick, self._on_ban
-        messages: dict[tuple[float | None, int], str] = {}
-        kicked = 0
+        forget_token, kick = self._forget_token, self._kick
+        due: list[_Row] = []
         woken = True  # False while an end date pushed on the timeline has not been told to the timer
         for row in rows:
             if row.enforced or row.lifted_at is not None or row.start > now:
@@ -579,54 +670,65 @@ class BanBook:
                 self._seq += 1
                 heapq.heappush(timeline, (row.end, self._seq, key))
                 woken = False
-            ban = row.ban
-            player_key = ban.player_key
+            due.append(row)
             if forget_token is not None:
                 try:
-                    forget_token(player_key)
+                    forget_token(row.ban.player_key)
                 except Exception:
                     log.exception("dropping cached tokens of a banned player failed")
-            n = 0
-            if kick is not None:
-                message = ban.message
-                if not message:
-                    until = ban.ends_at
-                    if until is None:
-                        message = _PERMANENT_MESSAGE
-                    else:
-                        # A batch's bans mostly end together: format once per (instant, zone object), for fixed
-                        # offsets only (in a zone with DST, one instant may be written two ways around a change).
-                        tz = until.tzinfo
-                        if tz.__class__ is timezone:
-                            mkey = (row.end, id(tz))  # the zone object lives as long as the batch: ids stay unique
-                            message = messages.get(mkey) or messages.setdefault(mkey, _until_message(until))
-                        else:
-                            message = _until_message(until)
-                details = BanDetails(
-                    source=ban.source,
-                    status=ban.status,
-                    starts_at=ban.starts_at,
-                    ends_at=ban.ends_at,
-                    message=ban.message,
-                )
-                done = kick(player_key, message, details)
-                if isinstance(done, int):
-                    n = done
-                else:
-                    if not woken and self._wake is not None:
-                        woken = True
-                        self._wake()
-                    n = await done
-                kicked += n
-            if on_ban is not None:
-                pending = on_ban(BanEvent(player_key=player_key, ban=ban, sessions_kicked=n))
-                if pending is not None:
-                    if not woken and self._wake is not None:
-                        woken = True
-                        self._wake()
-                    await pending
         if not woken and self._wake is not None:
             self._wake()
+        if not due:
+            return 0
+        on_ban = self._on_ban
+        if on_ban is None and self._on_ban_now is not None:
+            on_ban = self._on_ban_now()
+        kicked = 0
+        reached = 0
+        # A batch's bans mostly end together: the previous ban's message is reused for the same instant in the same
+        # fixed-offset zone object (in a zone with DST, one instant may be written two ways around a change).
+        last_message = ""
+        last_message_end: float | None = None
+        last_message_zone: object = None
+        try:
+            for row in due:
+                reached += 1
+                ban = row.ban
+                player_key = ban.player_key
+                n = 0
+                if kick is not None:
+                    message = ban.message
+                    if not message:
+                        until = ban.ends_at
+                        if until is None:
+                            message = _PERMANENT_MESSAGE
+                        elif row.end == last_message_end and until.tzinfo is last_message_zone:
+                            message = last_message
+                        else:
+                            message = last_message = _until_message(until)
+                            last_message_end = row.end
+                            zone = until.tzinfo
+                            last_message_zone = zone if zone.__class__ is timezone else None
+                    details = BanDetails(
+                        source=ban.source,
+                        status=ban.status,
+                        starts_at=ban.starts_at,
+                        ends_at=ban.ends_at,
+                        message=ban.message,
+                    )
+                    done = kick(player_key, message, details)
+                    n = done if isinstance(done, int) else await done
+                    kicked += n
+                if on_ban is not None:
+                    pending = on_ban(BanEvent(player_key=player_key, ban=ban, sessions_kicked=n))
+                    if pending is not None:
+                        await pending
+        except BaseException:
+            for row in due[reached:]:  # not reached (a callback raised or was cancelled): the timer enforces them
+                if book.get(row.key) is row:
+                    row.enforced = False
+                    self._schedule(row.start, row.key)
+            raise
         return kicked
 
     async def tick(self) -> int:
@@ -652,6 +754,11 @@ class BanBook:
                     if not sources:
                         del self._by_player[row.ban.player_key]
         kicked += await self._enforce_due(due)
+        if self._unsaved and (self._retry_at is None or self._retry_at <= now):
+            try:
+                await self._persist(list(self._unsaved))
+            except Exception as exc:  # kept in memory; the next tick tries again
+                log.warning("writing %d bans to the store failed again (%s); retrying later", len(self._unsaved), exc)
         if self._next_purge is not None and self._next_purge <= now:
             await self.purge()
         return kicked

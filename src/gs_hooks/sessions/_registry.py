@@ -273,6 +273,27 @@ class SessionRegistry:
         self._notify(SessionEvent("close", session))
         return True
 
+    def close_player_nowait(self, player_id: str) -> tuple[Session, ...]:
+        """Unregister every live session of a player at once (a ban's kick); returns them, oldest first."""
+        entry = self._players.pop(player_id, None)
+        if entry is None:
+            return ()
+        sessions = (entry,) if entry.__class__ is Session else tuple(entry)  # type: ignore[arg-type]
+        servers = self._servers
+        players_on = self._players_on
+        for session in sessions:
+            sid = session.server_id
+            del servers[sid][session.id]  # a logged-in session is always in its server's bucket
+            n = players_on[sid] - 1
+            if n:
+                players_on[sid] = n
+            else:
+                del players_on[sid]
+        if self._observers:
+            for session in sessions:
+                self._notify(SessionEvent("close", session))
+        return sessions
+
     def bind_player_nowait(self, session: Session, player_id: str) -> list[Session]:
         """Bind a logged-in player to a session, applying the duplicate-login policy.
 
