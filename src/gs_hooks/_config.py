@@ -125,6 +125,10 @@ class CcuConfig(msgspec.Struct, frozen=True, kw_only=True):
     backoff_max_s: float = 120.0
 
 
+_DEFAULT_VERIFY_CONCURRENCY = 16
+"""The default cap of concurrent token verifications (see :attr:`GamebaseConfig.verify_concurrency`)."""
+
+
 class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     """NHN Cloud Gamebase server API. Off while ``url`` is None.
 
@@ -135,8 +139,14 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
         api_version: path version, ``v1.0`` (our document) or ``v1.3``.
         timeout_s: HTTP timeout of one call.
         retries: extra attempts for transient failures (-5000xxx, transport errors, 5xx).
-        verify_concurrency: cap of concurrent token verifications towards Gamebase (4: past it, httpx's pool
-            contention raises the CPU each verification costs the game's loop; see ``bench.gamebase``).
+        verify_concurrency: cap of concurrent token verifications towards Gamebase. 16, from ``bench.gamebase``
+            (login storm against the sandbox on loopback, 6 sweeps on a shared 2-core machine, medians): ours /
+            plain httpx loop at the same concurrency 0.89 at 4, 0.94 at 8, 1.27 at 16, 1.28 at 32 (only 16 and
+            32 stayed >= 0.9 in every sweep: a plain loop's pool retries grow with concurrency, ours does not
+            retry); the trade-off is client CPU per verification, which the game's event loop pays: ~0.98 ms at
+            4, ~1.2 ms at 8, ~1.24 ms at 16, ~1.32 ms at 32 (httpx's pool work grows with its connections).
+            Against the real, remote Gamebase, a cap of c allows at most c / RTT verifications per second
+            (4 at 30 ms: ~130/s; 16: ~530/s), which matters for the storm after a maintenance.
         token_cache_ttl_s / negative_cache_ttl_s: positive and negative verification cache lifetimes.
         failure_policy: when Gamebase is unreachable: ``fail_closed`` or ``allow_cached``.
         maintenance_poll_s: under-maintenance poll period (0 = watcher off).
@@ -155,7 +165,7 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str = "v1.0"
     timeout_s: float = 5.0
     retries: int = 2
-    verify_concurrency: int = 4
+    verify_concurrency: int = _DEFAULT_VERIFY_CONCURRENCY
     token_cache_ttl_s: float = 300.0
     negative_cache_ttl_s: float = 5.0
     failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed"

@@ -9,6 +9,7 @@ import pytest
 from gamebase_client_support import Env, serve_gamebase
 
 from gs_hooks import (
+    GamebaseConfig,
     MemberNotValidError,
     PlatformError,
     PlatformUnavailableError,
@@ -61,11 +62,12 @@ async def test_10000_concurrent_calls_over_1000_tokens_send_exactly_1000_request
                     break
                 await anyio.wait_all_tasks_blocked()
             assert len(v._flights) == 1000  # every (user, token) is in the air once
-            assert gb.faults.max_inside == v.concurrency == 4  # the cap holds the rest back
+            # the cap (the configured default) holds the rest back
+            assert gb.faults.max_inside == v.concurrency == GamebaseConfig().verify_concurrency
             gb.faults.gate.set()
         assert gb.sim.counts["gamebase.token"] == 1000
         assert v.requests == 1000
-        assert gb.faults.max_inside == 4
+        assert gb.faults.max_inside == v.concurrency
         assert results == {i: users[i % 1000] for i in range(10_000)}
         # a second wave is served from the cache
         for i in range(0, 10_000, 7):

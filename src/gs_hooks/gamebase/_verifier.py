@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from types import TracebackType
 from typing import Final, Literal
 
 import anyio
@@ -24,7 +23,7 @@ import anyio.abc
 import msgspec
 
 from .._clock import Clock, SystemClock
-from .._config import Secret
+from .._config import _DEFAULT_VERIFY_CONCURRENCY, Secret
 from .._exceptions import (
     LoginRefusedError,
     MemberNotValidError,
@@ -34,6 +33,7 @@ from .._exceptions import (
 )
 from ._client import GamebaseClient
 from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
+from ._slots import Slots
 
 __all__ = ["STALE_KEEP_S", "Slots", "TokenVerifier"]
 
@@ -63,72 +63,6 @@ class _Refusal(msgspec.Struct, frozen=True):
         if self.kind == "token":
             return TokenInvalidError(self.message, code=self.code)
         return MemberNotValidError(self.message, valid=self.valid, code=self.code)
-
-
-class Slots:
-    """A FIFO concurrency cap with a checkpoint-free fast path (backend-neutral: anyio events).
-
-    Why not :class:`anyio.CapacityLimiter`: its ``acquire`` always checkpoints (twice, one of them in a shielded
-    cancel scope), which measured ~0.5 ms of extra CPU per verification in the login-storm bench (``bench.gamebase``)
-    on asyncio; here a free slot costs a counter decrement, and a released slot is handed straight to the
-    oldest waiter.
-
-    Args:
-        total: the number of slots.
-    """
-
-    __slots__ = ("_free", "_waiters", "total")
-
-    def __init__(self, total: int) -> None:
-        if total < 1:
-            raise ValueError("the number of slots must be >= 1")
-        self.total = total
-        self._free = total
-        self._waiters: deque[anyio.Event] = deque()
-
-    @property
-    def borrowed(self) -> int:
-        """Slots in use."""
-        return self.total - self._free
-
-    @property
-    def waiting(self) -> int:
-        """Tasks waiting for a slot."""
-        return len(self._waiters)
-
-    async def acquire(self) -> None:
-        """Take a slot, waiting (FIFO) while none is free."""
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        event = anyio.Event()
-        self._waiters.append(event)
-        try:
-            await event.wait()
-        except BaseException:
-            if event.is_set():  # a slot was handed to us as we were cancelled: pass it on
-                self.release()
-            else:
-                self._waiters.remove(event)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back (to the oldest waiter, if any)."""
-        if self._waiters:
-            self._waiters.popleft().set()
-        else:
-            self._free += 1
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 class _Flight:
@@ -182,7 +116,7 @@ class TokenVerifier:
         client: GamebaseClient,
         *,
         clock: Clock | None = None,
-        concurrency: int = 4,
+        concurrency: int = _DEFAULT_VERIFY_CONCURRENCY,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 5.0,
         failure_policy: Literal["fail_closed", "allow_cached"] = "fail_closed",
