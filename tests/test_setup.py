@@ -273,3 +273,17 @@ async def test_kick_events_reach_observers(anyio_backend: str) -> None:
     session: Session = hooks.registry.open_nowait()
     await hooks.kick(session)
     assert [e.kind for e in events] == ["open", "close"]
+
+
+def test_the_poll_backoff_cap_reaches_the_maintenance_watcher_and_the_ban_poller(anyio_backend: str) -> None:
+    gamebase = gs_hooks.GamebaseConfig(
+        url="http://127.0.0.1:9", app_id="app", secret_key=gs_hooks.Secret("k"), poll_backoff_max_s=42.0
+    )
+    hooks = gs_hooks.setup(gs_hooks.Config(state_path=":memory:", gamebase=gamebase))
+    assert hooks.maintenance is not None and hooks.maintenance.backoff_max_s == 42.0
+    (poller,) = [c for c in hooks.components if getattr(c, "name", "") == "gamebase.bans"]
+    assert getattr(poller, "backoff_max_s", None) == 42.0
+    default = gs_hooks.setup(
+        gs_hooks.Config(state_path=":memory:", gamebase=msgspec.structs.replace(gamebase, poll_backoff_max_s=300.0))
+    )
+    assert default.maintenance is not None and default.maintenance.backoff_max_s == 300.0

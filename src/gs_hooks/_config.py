@@ -157,6 +157,8 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
         ban_poll_s: Gamebase ban/release history poll period (0 = off).
         ban_overlap_s: each poll re-reads this much before the watermark so nothing is missed.
         ban_page_size: page size of the history queries.
+        poll_backoff_max_s: after failed polls, the maintenance watcher and the ban poller wait a jittered
+            ``min(period * 2**n, poll_backoff_max_s)`` (never less than their period).
     """
 
     url: str | None = None
@@ -178,6 +180,7 @@ class GamebaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     ban_poll_s: float = 60.0
     ban_overlap_s: float = 300.0
     ban_page_size: int = 100
+    poll_backoff_max_s: float = 300.0
 
 
 class HiveConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -486,6 +489,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("GS_HOOKS_GAMEBASE_BAN_POLL_S", "gamebase", "ban_poll_s", "float", "ban history poll period, 0 = off"),
     EnvVar("GS_HOOKS_GAMEBASE_BAN_OVERLAP_S", "gamebase", "ban_overlap_s", "float", "re-read window per poll"),
     EnvVar("GS_HOOKS_GAMEBASE_BAN_PAGE_SIZE", "gamebase", "ban_page_size", "int", "history page size"),
+    EnvVar(
+        "GS_HOOKS_GAMEBASE_POLL_BACKOFF_MAX_S",
+        "gamebase",
+        "poll_backoff_max_s",
+        "float",
+        "longest wait after failed maintenance/ban polls",
+    ),
     EnvVar("GS_HOOKS_HIVE_AUTH_KEY", "hive", "auth_key", "secret", "suspension webhook Bearer key; unset = off"),
     EnvVar("GS_HOOKS_HIVE_GAME_INDEX", "hive", "game_index", "int", "Hive game index the webhook must carry"),
     EnvVar("GS_HOOKS_HIVE_SUSPENSION_PATH", "hive", "suspension_path", "str", "suspension webhook path"),
@@ -723,6 +733,7 @@ def _validate(c: Config, name: Callable[[str, str], str]) -> None:
     _check(g.ban_poll_s >= 0, name("gamebase", "ban_poll_s"), "must be >= 0 (0 = off)")
     _check(g.ban_overlap_s >= 0, name("gamebase", "ban_overlap_s"), "must be >= 0")
     _check(1 <= g.ban_page_size <= 1000, name("gamebase", "ban_page_size"), "must be 1–1000")
+    _check(g.poll_backoff_max_s > 0, name("gamebase", "poll_backoff_max_s"), "must be > 0")
 
     h = c.hive
     _check(h.suspension_path.startswith("/"), name("hive", "suspension_path"), "must be a path starting with /")

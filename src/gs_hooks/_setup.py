@@ -701,6 +701,7 @@ def _wire_ban_poller(hooks: Hooks, config: Config) -> None:
             overlap_s=g.ban_overlap_s,
             page_size=g.ban_page_size,
             player_key_format=config.hive.player_key_format,
+            backoff_max_s=g.poll_backoff_max_s,
         )
     )
 

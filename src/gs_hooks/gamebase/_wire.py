@@ -61,6 +61,7 @@ def wire_gamebase(hooks: Hooks) -> None:
             kick=g.maintenance_kick,
             warn_s=g.maintenance_warn_s,
             launching=launching,
+            backoff_max_s=g.poll_backoff_max_s,
         )
         hooks.maintenance = watcher
         hooks.add_component(watcher)
