@@ -276,14 +276,19 @@ async def test_kick_events_reach_observers(anyio_backend: str) -> None:
 
 
 def test_the_poll_backoff_cap_reaches_the_maintenance_watcher_and_the_ban_poller(anyio_backend: str) -> None:
-    gamebase = gs_hooks.GamebaseConfig(
-        url="http://127.0.0.1:9", app_id="app", secret_key=gs_hooks.Secret("k"), poll_backoff_max_s=42.0
-    )
-    hooks = gs_hooks.setup(gs_hooks.Config(state_path=":memory:", gamebase=gamebase))
-    assert hooks.maintenance is not None and hooks.maintenance.backoff_max_s == 42.0
-    (poller,) = [c for c in hooks.components if getattr(c, "name", "") == "gamebase.bans"]
-    assert getattr(poller, "backoff_max_s", None) == 42.0
-    default = gs_hooks.setup(
-        gs_hooks.Config(state_path=":memory:", gamebase=msgspec.structs.replace(gamebase, poll_backoff_max_s=300.0))
-    )
-    assert default.maintenance is not None and default.maintenance.backoff_max_s == 300.0
+    def components(cap: float) -> tuple[float, float]:
+        gamebase = gs_hooks.GamebaseConfig(
+            url="http://127.0.0.1:9",
+            app_id="app",
+            secret_key=gs_hooks.Secret("k"),
+            maintenance_poll_s=30.0,
+            ban_poll_s=60.0,
+            poll_backoff_max_s=cap,
+        )
+        hooks = gs_hooks.setup(gs_hooks.Config(state_path=":memory:", gamebase=gamebase))
+        assert hooks.maintenance is not None
+        (poller,) = [c for c in hooks.components if getattr(c, "name", "") == "gamebase.bans"]
+        return hooks.maintenance.backoff_max_s, float(poller.backoff_max_s)
+
+    assert components(420.0) == (420.0, 420.0)
+    assert components(45.0) == (45.0, 60.0)  # never below a poller's own period
