@@ -351,12 +351,31 @@ class Hooks:
         message: str,
         details: Any,
     ) -> int:
-        await pending
+        try:
+            await pending
+        except BaseException:
+            # cancelled in a callback: the sessions not handed over yet are out of the registry already, so
+            # close them the default way (no untracked connection is left behind)
+            self._close_untracked(sessions[done:], reason, message, details)
+            raise
         if done < len(sessions):
             more = self._deliver_kicks_nowait(sessions[done:], reason, message, details)
             if not isinstance(more, int):
                 await more
         return len(sessions)
+
+    def _close_untracked(self, sessions: tuple[Session, ...], reason: str, message: str, details: Any) -> None:
+        for session in sessions:
+            closing = self._default_kick_nowait(
+                KickRequest(session=session, reason=reason, message=message, details=details)
+            )
+            if closing is None:
+                continue
+            if self._tg is not None and self.running:
+                self._tg.start_soon(_finish_callback, closing, "default kick")
+            else:
+                closing.close()
+                log.warning("session %s could not be closed (async closer, hooks not running)", session.id)
 
     async def _finish_kick(self, pending: Coroutine[Any, Any, bool], request: KickRequest) -> None:
         if await pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -237,7 +238,9 @@ def broken_store(tmp_path: Path) -> Store:
     return store
 
 
-async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_later(tmp_path: Path) -> None:
+async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "s.db"
     clock, rec = FakeClock(T0), Recorder()
     ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
@@ -253,8 +256,17 @@ async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_la
         assert [e.ban for e in rec.bans] == [ban]
         assert hooks.bans.active_ban("p") == ban  # what hooks.login checks
         assert ("api", "p", None) not in on_disk(path)
+
         # the timer tries again later; still failing, it keeps the ban and tries again after that
-        await clock.advance(RETRY_WRITE_S)
+        def retries() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "failed again" in r.getMessage()]
+
+        with caplog.at_level(logging.WARNING, logger="gs_hooks.bans"):
+            await clock.advance(RETRY_WRITE_S)
+            with anyio.fail_after(10):  # the retry runs on a worker thread (not waited for by settling, on trio)
+                while not retries():
+                    await anyio.sleep(0.005)
+        assert retries() == ["writing 1 bans to the store failed again (store is closed); retrying later"]
         assert hooks.bans.active_ban("p") == ban
         hooks._store = good
         await clock.advance(RETRY_WRITE_S)

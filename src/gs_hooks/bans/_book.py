@@ -9,8 +9,9 @@ ended or were lifted longer than ``retention_s`` ago are purged.
 
 Memory is the truth: every change goes into memory first, then the touched keys are written with the rows
 memory holds when the write runs (read under the store lock), so whatever order writes land in, the store never
-ends behind memory. A failed write leaves the rows in memory, unsaved: a re-applied identical ban writes them,
-and the timer retries every ``RETRY_WRITE_S``.
+ends behind memory. A failed write leaves the rows in memory, unsaved: a re-applied identical ban (or a re-sent
+lift) writes them, and a retry runs every ``RETRY_WRITE_S`` (the timer's, or a task started through ``spawn``
+when no timer runs); the timer tries once more when it closes.
 
 Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` update memory and
 persist (one sqlite transaction, blocking); the bans they bring into force are queued and enforced by the book's
@@ -249,6 +250,7 @@ class BanBook:
         self._lock: anyio.Lock | None = None
         self._unsaved: set[tuple[str, str]] = set()  # keys whose write failed, retried by tick
         self._retry_at: float | None = None
+        self._retrying = False  # a retry task runs (no timer)
         self._wake: Callable[[], None] | None = None
         # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
         # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
@@ -367,7 +369,9 @@ class BanBook:
                     if not current.saved:
                         unsaved.append(current)
                     continue
-                if current.start > start:
+                if current.start > start:  # stale; the newer row is written if it is not yet
+                    if not current.saved:
+                        unsaved.append(current)
                     continue
             row = _Row(ban, key, start, end, now, None, False, False)
             rows.append(row)
@@ -451,10 +455,11 @@ class BanBook:
         """
         self.load_nowait()
         rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
-        if rows:
-            for row in rows:
-                self._put(row)
-            self._persist_nowait([r.key for r in rows])
+        for row in rows:
+            self._put(row)
+        keys = [r.key for r in rows] + self._unsaved_of(player_key, source)
+        if keys:
+            self._persist_nowait(keys)
         return [r.ban for r in rows]
 
     # -- queries -----------------------------------------------------------------------------------------------
@@ -531,6 +536,8 @@ class BanBook:
                 del sources[row.ban.source]
                 if not sources:
                     del self._by_player[row.ban.player_key]
+        if self._unsaved:
+            self._unsaved.difference_update(stale)
         book = self._rows
         await self.store.run(lambda conn: _delete(conn, [key for key in stale if key not in book]))
         return len(stale)
@@ -546,18 +553,18 @@ class BanBook:
         """Apply bans: into memory (they gate logins), enforced (sessions kicked, ``on_ban``), then recorded.
 
         Returns only once every ban of the batch is recorded durably (one transaction), so a webhook answers
-        after this. Enforcement comes first: live sessions are kicked without waiting for the disk. The write
-        stores the book's state of the batch's players as it is when the write starts, and writes are made one
-        at a time in the order they start, so the store always ends with the latest state. A file store is
-        written on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
+        after this. Enforcement comes first: live sessions are kicked without waiting for the disk. Each write
+        stores memory's rows of the batch's keys as they are when it runs (read under the store lock), so
+        whatever order concurrent writes run in, the last one stores the latest state. A file store is written
+        on a worker thread; the ``:memory:`` store (nothing to wait for) inline.
 
         Returns:
             The bans that changed the book.
 
         Raises:
             sqlite3.Error / RuntimeError: the store failed. The bans stay in force in memory, marked unsaved:
-                applying them again (a platform's retransmission, the next poll) writes them, and so does the
-                timer's next tick.
+                applying them again (a platform's retransmission, the next poll) writes them, and a retry runs
+                every ``RETRY_WRITE_S`` (the timer's, or a task of the Hooks when no timer runs).
         """
         bans = list(bans)
         async with self._get_lock():
@@ -574,7 +581,10 @@ class BanBook:
             await self._enforce_due(rows)  # what it does not reach, it hands to the timer
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._persist([r.key for r in itertools.chain(rows, unsaved)])
+                try:
+                    await self._persist([r.key for r in itertools.chain(rows, unsaved)])
+                except Exception:  # kept unsaved and retried; the original exception is the one to raise
+                    log.exception("writing a batch cut short by a callback failed")
             raise
         await self._persist([r.key for r in itertools.chain(rows, unsaved)])
         if self._pending and self._wake is None:
@@ -596,17 +606,41 @@ class BanBook:
             _write(conn, current)
         return current
 
-    def _saved(self, written: list[_Row]) -> None:
+    def _saved(self, keys: list[tuple[str, str]], written: list[_Row]) -> None:
         for row in written:
             row.saved = True
         if self._unsaved:
-            self._unsaved.difference_update(row.key for row in written)
+            # a key is settled only when the row written is still memory's (a newer one may have failed since),
+            # or when memory no longer holds it (purged)
+            book = self._rows
+            self._unsaved.difference_update(key for key in keys if book.get(key) is None or book[key].saved)
+            if not self._unsaved:
+                self._retry_at = None
 
     def _failed(self, keys: list[tuple[str, str]]) -> None:
         self._unsaved.update(keys)
         self._retry_at = self.clock.time() + RETRY_WRITE_S
         if self._wake is not None:
             self._wake()
+        elif not self._retrying and self.spawn is not None:  # no timer runs: a task of the Hooks retries
+            self._retrying = self.spawn(self._retry_unsaved)
+
+    async def _retry_unsaved(self) -> None:
+        """Without a timer: write the unsaved rows every ``RETRY_WRITE_S`` until they are all written."""
+        try:
+            while self._unsaved:
+                await self.clock.sleep(RETRY_WRITE_S)
+                await self._write_unsaved()
+        finally:
+            self._retrying = False
+
+    async def _write_unsaved(self) -> None:
+        """One attempt at writing the unsaved rows; a failure is logged (and retried later)."""
+        self._retry_at = self.clock.time() + RETRY_WRITE_S  # no busy loop, whatever happens below
+        try:
+            await self._persist(list(self._unsaved))
+        except Exception as exc:  # kept in memory; tried again later
+            log.warning("writing %d bans to the store failed again (%s); retrying later", len(self._unsaved), exc)
 
     def _persist_nowait(self, keys: list[tuple[str, str]]) -> None:
         """Write these keys' current rows, blocking. On failure they are left for :meth:`tick` to retry."""
@@ -615,7 +649,7 @@ class BanBook:
         except BaseException:
             self._failed(keys)
             raise
-        self._saved(written)
+        self._saved(keys, written)
 
     async def _persist(self, keys: list[tuple[str, str]]) -> None:
         """:meth:`_persist_nowait` on a worker thread (inline for the ``:memory:`` store)."""
@@ -628,7 +662,7 @@ class BanBook:
         except BaseException:
             self._failed(keys)
             raise
-        self._saved(written)
+        self._saved(keys, written)
 
     async def lift(
         self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
@@ -637,11 +671,18 @@ class BanBook:
         async with self._get_lock():
             await self.load()
             rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
-            if rows:
-                for row in rows:
-                    self._put(row)
-                await self._persist([r.key for r in rows])
+            for row in rows:
+                self._put(row)
+            keys = [r.key for r in rows] + self._unsaved_of(player_key, source)
+            if keys:
+                await self._persist(keys)
         return [r.ban for r in rows]
+
+    def _unsaved_of(self, player_key: str, source: str | None) -> list[tuple[str, str]]:
+        """The player's keys whose last write failed (a lift re-sent after a failed one writes them)."""
+        if not self._unsaved:
+            return []
+        return [k for k in self._unsaved if k[1] == player_key and (source is None or k[0] == source)]
 
     async def _enforce_due(self, rows: Iterable[_Row]) -> int:
         """Enforce the rows that are in force now and were not enforced yet. Returns sessions kicked.
@@ -684,7 +725,7 @@ class BanBook:
         if on_ban is None and self._on_ban_now is not None:
             on_ban = self._on_ban_now()
         kicked = 0
-        reached = 0
+        done_rows = 0  # rows whose kicks and on_ban are over
         # A batch's bans mostly end together: the previous ban's message is reused for the same instant in the same
         # fixed-offset zone object (in a zone with DST, one instant may be written two ways around a change).
         last_message = ""
@@ -692,7 +733,9 @@ class BanBook:
         last_message_zone: object = None
         try:
             for row in due:
-                reached += 1
+                if book.get(row.key) is not row:  # lifted or replaced while an earlier kick was awaited
+                    done_rows += 1
+                    continue
                 ban = row.ban
                 player_key = ban.player_key
                 n = 0
@@ -723,8 +766,12 @@ class BanBook:
                     pending = on_ban(BanEvent(player_key=player_key, ban=ban, sessions_kicked=n))
                     if pending is not None:
                         await pending
+                done_rows += 1
         except BaseException:
-            for row in due[reached:]:  # not reached (a callback raised or was cancelled): the timer enforces them
+            # Cut short (a callback was cancelled; raising callbacks are caught and logged below us): the rows not
+            # done, the one in progress included, go to the timer, which kicks what is left of their sessions and
+            # calls on_ban (the sessions of the one in progress that its kick did not reach were closed by it).
+            for row in due[done_rows:]:
                 if book.get(row.key) is row:
                     row.enforced = False
                     self._schedule(row.start, row.key)
@@ -755,10 +802,7 @@ class BanBook:
                         del self._by_player[row.ban.player_key]
         kicked += await self._enforce_due(due)
         if self._unsaved and (self._retry_at is None or self._retry_at <= now):
-            try:
-                await self._persist(list(self._unsaved))
-            except Exception as exc:  # kept in memory; the next tick tries again
-                log.warning("writing %d bans to the store failed again (%s); retrying later", len(self._unsaved), exc)
+            await self._write_unsaved()
         if self._next_purge is not None and self._next_purge <= now:
             await self.purge()
         return kicked
@@ -865,4 +909,9 @@ class BanTimer:
         scope.cancel()
 
     async def aclose(self) -> None:
-        """Nothing to flush: every ban is durable once recorded."""
+        """Flush: one last try at writing bans whose write failed (they are lost at exit otherwise)."""
+        book = self.book
+        if book._unsaved:
+            await book._write_unsaved()
+            if book._unsaved:
+                log.error("%d bans could not be written to the store and are lost at exit", len(book._unsaved))

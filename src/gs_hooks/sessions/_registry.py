@@ -283,12 +283,14 @@ class SessionRegistry:
         players_on = self._players_on
         for session in sessions:
             sid = session.server_id
-            del servers[sid][session.id]  # a logged-in session is always in its server's bucket
-            n = players_on[sid] - 1
-            if n:
+            bucket = servers.get(sid)
+            if bucket is None or bucket.pop(session.id, None) is None:  # not where it was registered: skip
+                continue
+            n = players_on.get(sid, 0) - 1
+            if n > 0:
                 players_on[sid] = n
             else:
-                del players_on[sid]
+                players_on.pop(sid, None)
         if self._observers:
             for session in sessions:
                 self._notify(SessionEvent("close", session))

@@ -1,0 +1,234 @@
+"""The ban book when the store fails or a batch is cut short: memory stays the truth, nothing is lost or stuck.
+
+The stores here are real sqlite stores; a failing one is either closed (every call fails) or fails only for
+calls made on the event loop's thread (``FailsOnLoop``), which lets a write on a worker thread go through while
+a blocking write fails, as a disk error on one call would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+
+import gs_hooks
+from gs_hooks import KST, FakeClock
+from gs_hooks._store import Store
+from gs_hooks.bans import Ban, BanBook, BanEvent
+from gs_hooks.bans._book import PURGE_EVERY_S, RETRY_WRITE_S
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=KST)
+
+
+class FailsOnLoop(Store):
+    """A real store; while ``failing``, calls made on the main thread raise a disk error. While ``slow`` is
+    clear, a call on a worker thread keeps the store after its work until it is set (a slow commit)."""
+
+    failing = False
+    slow: threading.Event | None = None
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        on_loop = threading.current_thread() is threading.main_thread()
+        if self.failing and on_loop:
+            raise sqlite3.OperationalError("disk I/O error")
+        if on_loop or self.slow is None:
+            return super().run_sync(fn)
+        with self._lock:
+            out = fn(self._conn)
+            self.slow.wait(10)
+            return out
+
+
+def closed_store(tmp_path: Path) -> Store:
+    store = Store(str(tmp_path / "broken.db"))
+    store.close()
+    return store
+
+
+def on_disk(store: Store) -> list[tuple[Any, ...]]:
+    return store.run_sync(
+        lambda conn: sorted(conn.execute("SELECT player_key, starts_at, lifted_at FROM bans_book").fetchall())
+    )
+
+
+def ban(player: str, start: datetime = T0, end: datetime | None = None) -> Ban:
+    status = "permanent" if end is None else "temporary"
+    return Ban(player_key=player, source="hive", status=status, starts_at=start, ends_at=end)
+
+
+async def test_a_failed_write_stays_unsaved_when_an_older_write_of_the_key_lands_after_it(tmp_path: Path) -> None:
+    store = FailsOnLoop(str(tmp_path / "s.db"))
+    clock = FakeClock(T0)
+    book = BanBook(store, clock=clock)
+    await book.load()
+    older, newer = ban("p"), ban("p", T0 + timedelta(seconds=1))
+    store.slow = threading.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(book.apply, [older])  # writes `older` on a worker thread, then commits slowly
+        await anyio.wait_all_tasks_blocked()
+        store.failing = True
+        with pytest.raises(sqlite3.OperationalError):
+            book.apply_many_nowait([newer])  # memory has `newer`; its blocking write fails
+        store.failing = False
+        store.slow.set()  # `older`'s write completes after the failure
+    store.slow = None
+    row = book._rows[("hive", "p")]
+    assert row.ban == newer and not row.saved
+    assert book._unsaved == {("hive", "p")}  # not settled by the older write
+    await clock.advance(RETRY_WRITE_S)
+    await book.tick()
+    assert on_disk(store) == [("p", newer.starts_at.timestamp(), None)]
+    assert row.saved and not book._unsaved
+
+
+async def test_a_failed_write_of_an_older_key_is_retried_when_memory_moved_on(tmp_path: Path) -> None:
+    store = FailsOnLoop(str(tmp_path / "s.db"))
+    clock = FakeClock(T0)
+    book = BanBook(store, clock=clock)
+    await book.load()
+    store.failing = True
+    with pytest.raises(sqlite3.OperationalError):
+        book.apply_many_nowait([ban("p")])
+    assert book._unsaved == {("hive", "p")}
+    # a write of another key succeeds: p stays unsaved
+    store.failing = False
+    book.apply_many_nowait([ban("q")])
+    assert book._unsaved == {("hive", "p")}
+    await clock.advance(RETRY_WRITE_S)
+    await book.tick()
+    assert not book._unsaved and book._retry_at is None
+    assert [r[0] for r in on_disk(store)] == ["p", "q"]
+
+
+async def test_a_purged_unsaved_ban_does_not_keep_the_timer_busy(tmp_path: Path) -> None:
+    good = Store(str(tmp_path / "s.db"))
+    current = {"store": good}
+    clock = FakeClock(T0)
+    book = BanBook(lambda: current["store"], clock=clock)
+    await book.load()
+    current["store"] = closed_store(tmp_path)
+    ended_long_ago = ban("p", T0 - timedelta(days=30), T0 - timedelta(days=20))
+    with pytest.raises(RuntimeError):
+        await book.apply([ended_long_ago])
+    await clock.advance(PURGE_EVERY_S)
+    with pytest.raises(RuntimeError):
+        await book.tick()  # the retry fails again, the hourly purge drops the row (and its delete fails too)
+    assert ("hive", "p") not in book._rows
+    current["store"] = good
+    await clock.advance(RETRY_WRITE_S)
+    await book.tick()
+    assert not book._unsaved
+    deadline = book.next_deadline()
+    assert deadline is not None and deadline > clock.time()  # not in the past: no busy loop
+
+
+async def test_an_unban_resent_after_a_failed_one_writes_the_lift(tmp_path: Path) -> None:
+    good = Store(str(tmp_path / "s.db"))
+    current = {"store": good}
+    clock = FakeClock(T0)
+    book = BanBook(lambda: current["store"], clock=clock)
+    await book.apply([ban("p")])
+    current["store"] = closed_store(tmp_path)
+    with pytest.raises(RuntimeError):
+        await book.lift("p")
+    assert book.active_ban("p") is None
+    current["store"] = good
+    assert await book.lift("p") == []  # nothing left to lift in memory...
+    assert on_disk(good)[0][2] is not None  # ...but the lift is written
+    assert BanBook(good, clock=clock).active_ban("p") is None  # a restart keeps it lifted
+
+
+async def test_without_a_timer_a_task_of_the_hooks_retries_the_write(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    hooks = gs_hooks.setup(gs_hooks.Config(state_path=str(tmp_path / "s.db")), clock=clock)
+    async with hooks:
+        assert hooks.components == ()  # no platform ban source: no timer
+        hooks.bans.active_ban("x")  # loaded
+        good = hooks.store
+        hooks._store = closed_store(tmp_path)
+        with pytest.raises(RuntimeError):
+            await hooks.ban("p", T0 + timedelta(days=1))
+        hooks._store = good
+        await clock.advance(RETRY_WRITE_S)
+        with anyio.fail_after(10):  # the retry's write runs on a worker thread
+            while not on_disk(good):
+                await anyio.sleep(0.005)
+        assert [r[0] for r in on_disk(good)] == ["p"]
+        assert not hooks.bans._unsaved
+
+
+async def test_a_ban_lifted_while_an_earlier_kick_is_awaited_is_not_enforced() -> None:
+    log: list[str] = []
+    clock = FakeClock(T0)
+
+    async def on_kick(request: gs_hooks.KickRequest) -> None:
+        if request.session.player_id == "a":
+            await clock.sleep(1)  # a slow async on_kick
+        log.append(f"kick {request.session.player_id}")
+
+    hooks = gs_hooks.setup(
+        gs_hooks.Config(state_path=":memory:"),
+        on_kick=on_kick,
+        on_ban=lambda e: log.append(f"ban {e.player_key}"),
+        clock=clock,
+    )
+    async with hooks:
+        for p in ("a", "b"):
+            hooks.bind_player(hooks.registry.open_nowait(), p)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hooks.bans.apply, [ban("a"), ban("b")])
+            await clock.settle()
+            assert await hooks.unban("b") == 1  # while a's kick is awaited
+            await clock.advance(1)
+    assert log == ["kick a", "ban a"]
+    assert hooks.registry.sessions_of("b") != ()
+
+
+async def test_a_batch_cancelled_in_a_kick_closes_the_players_other_sessions_and_the_timer_finishes(
+    tmp_path: Path,
+) -> None:
+    closed: list[str] = []
+    handed: list[str] = []
+    events: list[tuple[str, int]] = []
+
+    async def on_kick(request: gs_hooks.KickRequest) -> None:
+        handed.append(request.session.channel)
+        if request.session.channel == "a1":
+            await anyio.sleep_forever()  # the game hangs in the first kick; the batch is cancelled
+
+    def on_ban(event: BanEvent) -> None:
+        events.append((event.player_key, event.sessions_kicked))
+
+    clock = FakeClock(T0)
+    config = gs_hooks.Config(
+        state_path=str(tmp_path / "s.db"),
+        sessions=gs_hooks.SessionsConfig(duplicate_login="allow"),
+        hive=gs_hooks.HiveConfig(auth_key=gs_hooks.Secret("k"), game_index=1),  # the timer runs
+    )
+    hooks = gs_hooks.setup(config, on_kick=on_kick, on_ban=on_ban, clock=clock)
+    async with hooks:
+        for name, player in (("a1", "a"), ("a2", "a"), ("b1", "b")):
+            session = hooks.registry.open_nowait(channel=name, closer=lambda name=name: closed.append(name))
+            hooks.bind_player(session, player)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hooks.bans.apply, [ban("a"), ban("b")])
+            await clock.settle()
+            assert handed == ["a1"]
+            tg.cancel_scope.cancel()
+        await clock.settle()
+        # a2 was out of the registry already: closed the default way, not left open and untracked
+        assert closed == ["a2"]
+        # the timer finished the batch: b kicked through on_kick, on_ban for both (a's other kicks were done)
+        assert handed == ["a1", "b1"]
+        assert sorted(events) == [("a", 0), ("b", 1)]
+        assert len(hooks.registry) == 0
+        assert [r[0] for r in on_disk(hooks.store)] == ["a", "b"]
