@@ -29,6 +29,8 @@ from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._store import Store
 from .bans import Ban, BanBook, BanEvent
+from .gamebase._wire import login as _gamebase_login
+from .gamebase._wire import verify_token as _gamebase_verify_token
 from .http._app import Router
 from .http._asgi import ASGIApp, as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
@@ -514,9 +516,7 @@ class Hooks:
             PlatformError: Gamebase refused the call (e.g. a wrong secret key).
             ConfigError: Gamebase is not configured.
         """
-        from .gamebase._wire import login
-
-        return await login(self, session, user_id, access_token)
+        return await _gamebase_login(self, session, user_id, access_token)
 
     async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
         """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
@@ -524,9 +524,7 @@ class Hooks:
         Raises:
             TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
         """
-        from .gamebase._wire import verify_token
-
-        return await verify_token(self, user_id, access_token)
+        return await _gamebase_verify_token(self, user_id, access_token)
 
     # -- bans ----------------------------------------------------------------------------------------------------
 
