@@ -18,7 +18,8 @@ def h11_head(status: Any, headers: list[Any], body: bytes, close: bool) -> bytes
     conn.receive_data(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     assert type(conn.next_event()) is h11.Request
     wire = [(k, v) for k, v in headers if k.lower() not in ("content-length", "connection", b"content-length")]
-    wire.append(("content-length", str(len(body))))
+    if status not in (204, 304):  # no Content-Length on a response without a body
+        wire.append(("content-length", str(len(body))))
     if close:
         wire.append(("connection", "close"))
     return conn.send(h11.Response(status_code=status, headers=wire)) or b""
@@ -28,6 +29,7 @@ VALID = [
     (200, [], b""),
     (200, [("content-type", "application/json; charset=utf-8")], b'{"a":1}'),
     (204, [("X-Custom", "v")], b""),
+    (304, [("etag", '"x"')], b""),
     (404, [("content-type", "text/plain"), ("allow", "GET, POST")], b"nope"),
     (HTTPStatus.SERVICE_UNAVAILABLE, [("retry-after", "1")], b"busy"),
     (999, [("x-empty", "")], b""),
@@ -70,3 +72,10 @@ def test_what_h11_refuses_is_refused(status: Any, headers: list[Any]) -> None:
         h11_head(status, headers, b"", False)
     for _ in range(2):
         assert _encode_head(Response(status, b"", list(headers))) is None
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_a_body_on_a_response_that_has_none_is_refused(status: int) -> None:
+    assert _encode_head(Response(status, b"")) == h11_head(status, [], b"", False)
+    assert b"content-length" not in (_encode_head(Response(status, b"")) or b"")
+    assert _encode_head(Response(status, b"body")) is None  # the server sends a 500 instead

@@ -71,6 +71,7 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _FRAMING_FIELDS = frozenset({b"content-length", b"connection"})  # the server sets these itself
 _SKIP = b""
+_NO_BODY = frozenset({204, 304})
 _status_lines: dict[int, bytes] = {}
 _field_lines: dict[tuple[str, str], bytes] = {}  # validated (name, value) -> encoded line, for repeated headers
 _FIELD_CACHE_SIZE = 256
@@ -119,7 +120,10 @@ def _encode_head(response: Response) -> bytes | None:
             if len(_field_lines) < _FIELD_CACHE_SIZE and len(encoded) <= _FIELD_CACHE_VALUE:
                 with contextlib.suppress(TypeError):
                     _field_lines[field] = encoded
-    parts.append(b"content-length: %d\r\n" % len(response.body))
+    if status not in _NO_BODY:
+        parts.append(b"content-length: %d\r\n" % len(response.body))
+    elif response.body:  # a 204/304 has no body (RFC 9110 8.6: and no Content-Length)
+        return None
     parts.append(b"connection: close\r\n\r\n" if response.close else b"\r\n")
     return b"".join(parts)
 
