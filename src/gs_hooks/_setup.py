@@ -225,6 +225,7 @@ class Hooks:
                     await component.aclose()
                 except Exception:
                     log.exception("component %s failed to flush", getattr(component, "name", component))
+            await self.bans.flush()  # bans whose write failed: one last try (with or without a ban timer)
         tg = self._tg
         self._tg = None
         if tg is not None:

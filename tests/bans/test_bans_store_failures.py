@@ -232,3 +232,27 @@ async def test_a_batch_cancelled_in_a_kick_closes_the_players_other_sessions_and
         assert sorted(events) == [("a", 0), ("b", 1)]
         assert len(hooks.registry) == 0
         assert [r[0] for r in on_disk(hooks.store)] == ["a", "b"]
+
+
+async def test_shutdown_writes_bans_whose_write_failed(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    path = tmp_path / "s.db"
+    hooks = gs_hooks.setup(gs_hooks.Config(state_path=str(path)), clock=clock)
+    async with hooks:
+        hooks.bans.active_ban("x")  # loaded
+        good = hooks.store
+        hooks._store = closed_store(tmp_path)
+        with pytest.raises(RuntimeError):
+            await hooks.ban("p", T0 + timedelta(days=1))
+        hooks._store = good  # the store is back before the retry is due: shutdown writes it
+    assert [r[0] for r in on_disk(Store(str(path)))] == ["p"]
+
+
+async def test_shutdown_logs_the_bans_it_could_not_write(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hooks = gs_hooks.setup(gs_hooks.Config(state_path=str(tmp_path / "s.db")), clock=FakeClock(T0))
+    async with hooks:
+        hooks.bans.active_ban("x")  # loaded
+        hooks._store = closed_store(tmp_path)
+        with pytest.raises(RuntimeError):
+            await hooks.ban("p", T0 + timedelta(days=1))
+    assert any("1 bans could not be written" in r.getMessage() for r in caplog.records)

@@ -634,6 +634,18 @@ class BanBook:
         finally:
             self._retrying = False
 
+    async def flush(self) -> int:
+        """One last try at writing the bans whose write failed (at shutdown: they are lost otherwise).
+
+        Returns:
+            How many could still not be written (logged as an error).
+        """
+        if self._unsaved:
+            await self._write_unsaved()
+            if self._unsaved:
+                log.error("%d bans could not be written to the store and are lost at exit", len(self._unsaved))
+        return len(self._unsaved)
+
     async def _write_unsaved(self) -> None:
         """One attempt at writing the unsaved rows; a failure is logged (and retried later)."""
         self._retry_at = self.clock.time() + RETRY_WRITE_S  # no busy loop, whatever happens below
@@ -909,9 +921,5 @@ class BanTimer:
         scope.cancel()
 
     async def aclose(self) -> None:
-        """Flush: one last try at writing bans whose write failed (they are lost at exit otherwise)."""
-        book = self.book
-        if book._unsaved:
-            await book._write_unsaved()
-            if book._unsaved:
-                log.error("%d bans could not be written to the store and are lost at exit", len(book._unsaved))
+        """Flush: see :meth:`BanBook.flush`."""
+        await self.book.flush()
