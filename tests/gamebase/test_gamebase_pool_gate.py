@@ -20,7 +20,7 @@ from gs_hooks.gamebase import GamebaseClient
 
 pytestmark = pytest.mark.anyio
 
-CLAIMS = ("send_request_headers.started", "connection.connect_tcp.started")
+CLAIMS = ("send_request_headers.started", "connect_tcp.started", "connect_unix_socket.started")
 
 
 class ClaimWatch(httpx.AsyncBaseTransport):
@@ -166,7 +166,10 @@ async def test_a_request_waits_for_the_gate_at_most_one_timeout(gb: Env) -> None
     """The request ahead may sit in a full pool: after ``timeout_s`` at the gate a request goes in regardless."""
     watch = ClaimWatch()
     async with httpx.AsyncClient(transport=watch) as http:
-        client = GamebaseClient(http, base_url=gb.url, app_id=APP, secret_key=KEY, clock=gb.clock, timeout_s=0.05)
+        # retries=0: a slow answer on a loaded machine must not turn into a retry sleeping on the fake clock
+        client = GamebaseClient(
+            http, base_url=gb.url, app_id=APP, secret_key=KEY, clock=gb.clock, timeout_s=0.2, retries=0
+        )
         pairs = _tokens(gb, 2)
         await client.verify_token(*pairs[0])
         gate = client._pool_gate
@@ -176,3 +179,40 @@ async def test_a_request_waits_for_the_gate_at_most_one_timeout(gb: Env) -> None
         assert gate.borrowed == 1  # not released by the request that did not hold it
         gate.release()
         assert gate.borrowed == 0
+
+
+class Tracing(httpx.AsyncBaseTransport):
+    """A game's observability wrapper: records every httpcore trace event, chaining the request's own trace."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.events: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        theirs = request.extensions.get("trace")
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            self.events.append(name)
+            if theirs is not None:
+                await theirs(name, info)
+
+        request.extensions["trace"] = trace
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_transports_own_trace_keeps_every_event(gb: Env) -> None:
+    tracing = Tracing()
+    async with httpx.AsyncClient(transport=tracing) as http:
+        await http.get(gb.url + "/_sandbox/gamebase/state")
+        plain = [e for e in tracing.events if e.endswith(".started")]
+        tracing.events.clear()
+        client = GamebaseClient(http, base_url=gb.url, app_id=APP, secret_key=KEY, clock=gb.clock, retries=0)
+        pairs = _tokens(gb, 2)
+        for pair in pairs:  # the second one with the gate on (the first taught the client that traces come)
+            assert (await client.verify_token(*pair)).member.user_id == pair[0]
+            through_gate = [e for e in tracing.events if e.endswith(".started")]
+            tracing.events.clear()
+            assert through_gate == [e for e in plain if "connect" not in e]  # same events (a kept-alive connection)

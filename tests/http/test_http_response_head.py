@@ -59,6 +59,7 @@ INVALID = [
     (200, [("x-user", "caf\u00e9")]),
     (200, [("x-user", 5)]),
     (200, [("x-triple", "a", "b")]),
+    (200, [("transfer-encoding", "gzip")]),
     (199, []),
     (100, []),
     (1000, []),
@@ -79,3 +80,18 @@ def test_a_body_on_a_response_that_has_none_is_refused(status: int) -> None:
     assert _encode_head(Response(status, b"")) == h11_head(status, [], b"", False)
     assert b"content-length" not in (_encode_head(Response(status, b"")) or b"")
     assert _encode_head(Response(status, b"body")) is None  # the server sends a 500 instead
+
+
+@pytest.mark.parametrize("value", ["chunked", "gzip", "gzip, chunked"])
+def test_a_handlers_transfer_encoding_is_refused(value: str) -> None:
+    # h11 turned "chunked" into a chunked body and refused the rest; our bodies always go with a Content-Length,
+    # and both headers together invite a desync behind a proxy
+    assert _encode_head(Response(200, b"hello", [("Transfer-Encoding", value)])) is None
+
+
+def test_only_fields_with_repeating_values_are_cached() -> None:
+    from gs_hooks.http import _server
+
+    _encode_head(Response(200, b"", [("x-request-id", "per-request-1"), ("content-type", "text/plain")]))
+    assert ("x-request-id", "per-request-1") not in _server._field_lines
+    assert ("content-type", "text/plain") in _server._field_lines

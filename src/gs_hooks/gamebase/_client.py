@@ -137,6 +137,11 @@ def _decode_token(raw: bytes, tx: str, hidden: Sequence[str]) -> TokenInfo:
     return decode_result(raw, TokenInfo, route="verify_token", transaction_id=tx, secrets=hidden)
 
 
+# httpcore's trace events that mean "this request holds its connection" (headers going out on one) or "opens
+# one that no other request can take" (plain TCP, a SOCKS proxy's TCP, a unix socket).
+_CLAIM_EVENTS = ("send_request_headers.started", "connect_tcp.started", "connect_unix_socket.started")
+
+
 class _Claim:
     """The ``trace`` extension of one request: opens the pool gate once httpcore has put it on a connection.
 
@@ -155,8 +160,9 @@ class _Claim:
         self.gate = gate
 
     async def __call__(self, name: str, info: Mapping[str, Any]) -> None:
-        if name.endswith("send_request_headers.started") or name == "connection.connect_tcp.started":
-            self.extensions.pop("trace", None)  # nothing more to learn from this request
+        if name.endswith(_CLAIM_EVENTS):
+            if self.extensions.get("trace") is self:  # a transport may have chained its own trace: keep that
+                del self.extensions["trace"]  # nothing more to learn from this request
             self.client._claims_traced = True
             self.open()
 

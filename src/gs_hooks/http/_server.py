@@ -70,6 +70,9 @@ _MESSAGES = {
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _FRAMING_FIELDS = frozenset({b"content-length", b"connection"})  # the server sets these itself
+_REFUSED_FIELDS = frozenset({b"transfer-encoding"})  # bodies go out with a Content-Length: never beside one
+# Only fields whose values repeat (not per-request ids, cookies or locations that may carry a token) are cached.
+_CACHED_FIELDS = frozenset({"content-type", "allow", "www-authenticate", "retry-after", "cache-control"})
 _SKIP = b""
 _NO_BODY = frozenset({204, 304})
 _status_lines: dict[int, bytes] = {}
@@ -93,8 +96,11 @@ def _field_line(field: object) -> bytes | None:
         return None
     if _TOKEN.fullmatch(raw_name) is None or _FIELD_VALUE.fullmatch(raw_value) is None:
         return None
-    if raw_name.lower() in _FRAMING_FIELDS:
+    lowered = raw_name.lower()
+    if lowered in _FRAMING_FIELDS:
         return _SKIP
+    if lowered in _REFUSED_FIELDS:
+        return None
     return b"%s: %s\r\n" % (raw_name, raw_value)
 
 
@@ -117,7 +123,13 @@ def _encode_head(response: Response) -> bytes | None:
             if encoded is None:
                 return None
             parts.append(encoded)
-            if len(_field_lines) < _FIELD_CACHE_SIZE and len(encoded) <= _FIELD_CACHE_VALUE:
+            if (
+                len(_field_lines) < _FIELD_CACHE_SIZE
+                and len(encoded) <= _FIELD_CACHE_VALUE
+                and type(field) is tuple
+                and type(field[0]) is str
+                and field[0].lower() in _CACHED_FIELDS
+            ):
                 with contextlib.suppress(TypeError):
                     _field_lines[field] = encoded
     if status not in _NO_BODY:
