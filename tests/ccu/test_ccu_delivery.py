@@ -339,9 +339,10 @@ async def test_a_refusal_during_an_outage_ends_probe_mode(tmp_path: Path, env: t
 
 async def test_shutdown_lets_a_send_that_answers_within_the_grace_finish(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    # a collector on the real clock that takes 150 ms to answer; the grace is 2 s
+    # a collector on the real clock that takes 1 s to answer; the grace is 2 s. (Not shorter: settling the fake
+    # clock on asyncio polls in 100 ms steps, so a quick answer could land before advance() returns.)
     async with Sandbox.serve(port=0, game_keys=[GAME]) as sb, httpx.AsyncClient() as http:
-        sb.faults.add("ccu", "delay", delay_s=0.15, count=1)
+        sb.faults.add("ccu", "delay", delay_s=1.0, count=1)
         reporter = make_reporter(tmp_path, clock, http, url=sb.urls()["ccu_url"], server_ids=("1",))
         async with anyio.create_task_group() as tg:
             await tg.start(reporter.run)
