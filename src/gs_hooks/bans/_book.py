@@ -439,6 +439,19 @@ class BanBook:
             out.append(_Row(row.ban, row.key, row.start, row.end, row.recorded_at, now, row.enforced, False))
         return out
 
+    def _lift_in_memory(
+        self, player_key: str, source: str | None, started_by: datetime | None
+    ) -> tuple[list[_Row], list[tuple[str, str]]]:
+        """Lift in memory (see :meth:`lift_nowait`); returns the rows lifted and the keys to write: theirs, and
+        the player's keys whose last write failed (a lift re-sent after a failed one writes them)."""
+        rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
+        for row in rows:
+            self._put(row)
+        keys = [r.key for r in rows]
+        if self._unsaved:
+            keys += [k for k in self._unsaved if k[1] == player_key and (source is None or k[0] == source)]
+        return rows, keys
+
     def lift_nowait(
         self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
     ) -> list[Ban]:
@@ -454,10 +467,7 @@ class BanBook:
             The bans lifted.
         """
         self.load_nowait()
-        rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
-        for row in rows:
-            self._put(row)
-        keys = [r.key for r in rows] + self._unsaved_of(player_key, source)
+        rows, keys = self._lift_in_memory(player_key, source, started_by)
         if keys:
             self._persist_nowait(keys)
         return [r.ban for r in rows]
@@ -577,16 +587,17 @@ class BanBook:
         # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
         # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
         # cancelled) handed to the timer, and the batch is recorded either way.
+        keys = [r.key for r in itertools.chain(rows, unsaved)]
         try:
             await self._enforce_due(rows)  # what it does not reach, it hands to the timer
         except BaseException:
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._persist([r.key for r in itertools.chain(rows, unsaved)])
+                    await self._persist(keys)
                 except Exception:  # kept unsaved and retried; the original exception is the one to raise
                     log.exception("writing a batch cut short by a callback failed")
             raise
-        await self._persist([r.key for r in itertools.chain(rows, unsaved)])
+        await self._persist(keys)
         if self._pending and self._wake is None:
             pending, self._pending = self._pending, []
             await self._enforce_due(pending)
@@ -682,19 +693,10 @@ class BanBook:
         """Lift bans durably (worker thread). See :meth:`lift_nowait`."""
         async with self._get_lock():
             await self.load()
-            rows = self._lift_rows(player_key, source, None if started_by is None else to_timestamp(started_by))
-            for row in rows:
-                self._put(row)
-            keys = [r.key for r in rows] + self._unsaved_of(player_key, source)
+            rows, keys = self._lift_in_memory(player_key, source, started_by)
             if keys:
                 await self._persist(keys)
         return [r.ban for r in rows]
-
-    def _unsaved_of(self, player_key: str, source: str | None) -> list[tuple[str, str]]:
-        """The player's keys whose last write failed (a lift re-sent after a failed one writes them)."""
-        if not self._unsaved:
-            return []
-        return [k for k in self._unsaved if k[1] == player_key and (source is None or k[0] == source)]
 
     async def _enforce_due(self, rows: Iterable[_Row]) -> int:
         """Enforce the rows that are in force now and were not enforced yet. Returns sessions kicked.
