@@ -17,7 +17,7 @@ from gs_hooks import (
     TokenInvalidError,
 )
 from gs_hooks.gamebase import TokenVerifier
-from gs_hooks.gamebase._verifier import Slots
+from gs_hooks.gamebase._slots import Slots
 
 pytestmark = pytest.mark.anyio
 

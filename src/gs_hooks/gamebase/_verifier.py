@@ -35,7 +35,7 @@ from ._client import GamebaseClient
 from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
 from ._slots import Slots
 
-__all__ = ["STALE_KEEP_S", "Slots", "TokenVerifier"]
+__all__ = ["STALE_KEEP_S", "TokenVerifier"]
 
 log = logging.getLogger("gs_hooks.gamebase")
 
