@@ -89,3 +89,55 @@ async def test_system_clock_never_wakes_early(anyio_backend: str) -> None:
         await clock.sleep_until(deadline)
         assert clock.time() >= deadline
     assert clock.now().tzinfo is KST
+
+
+async def test_settle_yields_instead_of_sleeping_while_tasks_run(anyio_backend: str) -> None:
+    """settle() lets busy tasks run to their next block without real-time naps (anyio's asyncio version sleeps
+    0.1 s per runnable task it finds): no timer is scheduled while no worker thread is busy."""
+    clock = FakeClock()
+    steps: list[int] = []
+
+    async def busy() -> None:
+        for i in range(200):
+            steps.append(i)
+            await anyio.lowlevel.checkpoint()
+        await clock.sleep(60)
+
+    timers: list[float] = []
+    if anyio_backend == "asyncio":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        real_call_at = loop.call_at
+
+        def call_at(when: float, *args: object, **kwargs: object) -> asyncio.TimerHandle:
+            timers.append(when - loop.time())
+            return real_call_at(when, *args, **kwargs)  # type: ignore[arg-type]
+
+        loop.call_at = call_at  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(busy)
+        await clock.settle()
+        assert len(steps) == 200
+        assert clock.sleepers == 1
+        tg.cancel_scope.cancel()
+    assert timers == []
+
+
+async def test_settle_waits_for_worker_threads(anyio_backend: str) -> None:
+    """A task waiting on anyio.to_thread is not settled until the thread's result has been handled."""
+    import time as _time
+
+    clock = FakeClock()
+    done: list[str] = []
+
+    async def worker() -> None:
+        await anyio.to_thread.run_sync(_time.sleep, 0.05)
+        done.append("thread")
+        await clock.sleep(60)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        await clock.settle()
+        assert done == ["thread"]
+        tg.cancel_scope.cancel()

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
 import anyio
+import anyio.to_thread
+import sniffio
 
 __all__ = [
     "KST",
@@ -128,6 +130,37 @@ class SystemClock:
         return "SystemClock()"
 
 
+async def _settle() -> None:
+    """Wait until every other task is blocked and anyio's worker threads are idle.
+
+    anyio's own ``wait_all_tasks_blocked`` sleeps a real 0.1 s on asyncio each time it finds a runnable task;
+    this yields instead (``sleep(0)``), and waits in steps of 1 ms only while a worker thread (an sqlite write)
+    is still running, so a test on a :class:`FakeClock` costs its CPU, not wall-clock naps.
+    """
+    if sniffio.current_async_library() != "asyncio":
+        await anyio.wait_all_tasks_blocked()  # trio's does not sleep in real time
+        while anyio.to_thread.current_default_thread_limiter().borrowed_tokens:
+            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()
+        return
+    import asyncio
+
+    this = asyncio.current_task()
+    while True:
+        await asyncio.sleep(0)
+        if anyio.to_thread.current_default_thread_limiter().borrowed_tokens:
+            await asyncio.sleep(0.001)
+            continue
+        for task in asyncio.all_tasks():
+            if task is this:
+                continue
+            waiter = task._fut_waiter  # type: ignore[attr-defined]
+            if waiter is None or waiter.done():
+                break  # runnable: let it run
+        else:
+            return
+
+
 class FakeClock:
     """Virtual time for tests: nothing sleeps for real.
 
@@ -179,8 +212,9 @@ class FakeClock:
         return self._heap[0][0] if self._heap else None
 
     async def settle(self) -> None:
-        """Wait until every task is blocked (woken code has run as far as it can)."""
-        await anyio.wait_all_tasks_blocked()
+        """Wait until every task is blocked (woken code has run as far as it can) and no worker thread of
+        ``anyio.to_thread`` is busy. Never sleeps in real time beyond what running tasks and threads take."""
+        await _settle()
 
     async def advance(self, seconds: float) -> None:
         """Move virtual time forward by ``seconds``, waking sleepers in deadline order."""
