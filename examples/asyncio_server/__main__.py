@@ -33,6 +33,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7777, help="game port (default 7777; 0 = any free port)")
     p.add_argument("--bots", type=int, default=0, help="simulated players that log in and chat")
     p.add_argument("--demo", action="store_true", help="run the scripted story and exit (0 = every step observed)")
+    p.add_argument("--max-connections", type=int, default=1000, help="game connections at once (default 1000)")
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="close a silent connection after (s, 300)")
     p.add_argument("--verbose", action="store_true", help="log gs_hooks at INFO")
     return p.parse_args(argv)
 
@@ -50,7 +52,11 @@ async def amain(args: argparse.Namespace) -> int:
             sandbox = await stack.enter_async_context(Sandbox.serve(port=0, ccu_period_s=period))
             env = embedded_environment(env, sandbox, demo=args.demo)
         config = gs_hooks.Config.from_env(env)
-        game = GameServer(server_id=config.sessions.server_id)
+        game = GameServer(
+            server_id=config.sessions.server_id,
+            max_connections=args.max_connections,
+            idle_timeout_s=args.idle_timeout,
+        )
         hooks = gs_hooks.setup(
             config,
             on_kick=game.on_kick,

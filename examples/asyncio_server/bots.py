@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
+from collections import deque
 from typing import Any
 
 import httpx
@@ -52,11 +54,17 @@ class SandboxAdmin:
 
 
 class Bot:
-    """One player connection speaking the example's newline-delimited JSON."""
+    """One player connection speaking the example's newline-delimited JSON.
 
-    def __init__(self, user_id: str) -> None:
+    Messages wait in :attr:`inbox` until :meth:`expect` (or :meth:`login`) takes them; it keeps the latest
+    ``inbox_limit`` (older ones are dropped and counted in :attr:`dropped`), so a bot nobody reads from (a chat
+    flood, hours of ``--bots``) holds bounded memory.
+    """
+
+    def __init__(self, user_id: str, *, inbox_limit: int = 256) -> None:
         self.user_id = user_id
-        self.inbox: list[dict[str, Any]] = []
+        self.inbox: deque[dict[str, Any]] = deque(maxlen=inbox_limit)
+        self.dropped = 0
         self._new = asyncio.Condition()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -77,6 +85,8 @@ class Bot:
                     break
                 msg = msgspec.json.decode(line)
                 async with self._new:
+                    if len(self.inbox) == self.inbox.maxlen:
+                        self.dropped += 1  # the oldest goes
                     self.inbox.append(msg)
                     self._new.notify_all()
         except (ConnectionError, OSError, msgspec.DecodeError):
@@ -97,7 +107,8 @@ class Bot:
         def find() -> dict[str, Any] | None:
             for i, msg in enumerate(self.inbox):
                 if msg.get("op") == op and all(msg.get(k) == v for k, v in match.items()):
-                    return self.inbox.pop(i)
+                    del self.inbox[i]
+                    return msg
             return None
 
         async def wait() -> dict[str, Any]:
@@ -121,7 +132,8 @@ class Bot:
                 while True:
                     for i, msg in enumerate(self.inbox):
                         if msg.get("op") in ("welcome", "error"):
-                            return self.inbox.pop(i)
+                            del self.inbox[i]
+                            return msg
                     if self.closed.is_set():
                         raise ConnectionError(f"{self.user_id}: closed during login")
                     await self._new.wait()
@@ -139,8 +151,20 @@ class Bot:
                 await self._task
 
 
-async def run_bots(count: int, host: str, port: int, *, sandbox_url: str | None, chat_every_s: float = 5.0) -> None:
-    """``--bots N``: N players log in with sandbox-issued tokens and chat until cancelled."""
+async def run_bots(
+    count: int,
+    host: str,
+    port: int,
+    *,
+    sandbox_url: str | None,
+    chat_every_s: float = 5.0,
+    ping_every_s: float = 60.0,
+) -> None:
+    """``--bots N``: N players log in with sandbox-issued tokens and chat until cancelled.
+
+    Nobody reads what the bots receive: their inboxes are emptied every round. Every ``ping_every_s`` each bot
+    pings, so the server's idle timeout does not close a quiet one.
+    """
     if sandbox_url is None:
         raise SystemExit("--bots needs the sandbox (set no platform URL, or GS_HOOKS_SANDBOX_URL)")
     admin = SandboxAdmin(sandbox_url)
@@ -151,11 +175,19 @@ async def run_bots(count: int, host: str, port: int, *, sandbox_url: str | None,
             await bot.connect(host, port)
             answer = await bot.login(token)
             print(f"bot {bot.user_id}: {answer['op']}", flush=True)
+        pinged = time.monotonic()
         while True:
             await asyncio.sleep(chat_every_s * random.uniform(0.5, 1.5))
             alive = [b for b in bots if not b.closed.is_set()]
+            for bot in alive:
+                bot.inbox.clear()
             if alive:
                 await random.choice(alive).send({"op": "chat", "text": "gg"})
+            if time.monotonic() - pinged >= ping_every_s:
+                pinged = time.monotonic()
+                for bot in alive:
+                    with contextlib.suppress(ConnectionError, OSError):  # closed meanwhile: nothing to keep alive
+                        await bot.send({"op": "ping"})
     finally:
         for bot in bots:
             await bot.close()

@@ -6,7 +6,10 @@ Client → server: ``{"op":"login","user_id":"…","access_token":"…"}``, ``{"
 
 This file is the pattern to copy: the game owns its sockets and protocol; gs_hooks tracks the connections
 (``hooks.track_streams``), verifies logins (``hooks.login``), and asks the game to kick (``on_kick``) or to show
-a notice (``on_notice``).
+a notice (``on_notice``). It also bounds what a peer can hold: at most ``max_connections`` connections (the next
+one gets a ``server_full`` error and is closed before it becomes a session), and a connection that sends no complete
+line for ``idle_timeout_s`` gets an ``idle_timeout`` error and is closed (clients ``ping`` to stay). A player
+leaves ``players`` when their last connection ends.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import gs_hooks
 log = logging.getLogger("example.server")
 
 MAX_LINE = 4096
+MAX_CONNECTIONS = 1000  # game connections at once; each holds a file descriptor
+IDLE_TIMEOUT_S = 300.0  # a connection that sends no complete line this long is closed
 
 
 @dataclass
@@ -43,11 +48,15 @@ class GameServer:
 
     server_id: str = "0"
     channel: str = "1"
+    max_connections: int = MAX_CONNECTIONS
+    idle_timeout_s: float = IDLE_TIMEOUT_S
     hooks: gs_hooks.Hooks | None = None
     writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
     players: dict[str, Player] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"logins": 0, "kicks": 0, "notices": 0, "errors": 0})
+    limits: dict[str, int] = field(default_factory=lambda: {"refused_full": 0, "closed_idle": 0})
     _server: asyncio.AbstractServer | None = None
+    _connections: int = 0
 
     # -- gs_hooks callbacks ----------------------------------------------------------------------------------
 
@@ -108,7 +117,14 @@ class GameServer:
         try:
             while not reader.at_eof():
                 try:
-                    line = await reader.readuntil(b"\n")
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        line = await reader.readuntil(b"\n")
+                except TimeoutError:
+                    self.limits["closed_idle"] += 1
+                    await self._error(
+                        writer, "idle_timeout", f"no message for {self.idle_timeout_s:g} s; send a ping to stay"
+                    )
+                    break
                 except asyncio.IncompleteReadError:
                     break
                 except asyncio.LimitOverrunError:
@@ -121,15 +137,21 @@ class GameServer:
             pass
         finally:
             self.writers.pop(session.id, None)
-            if session.player_id is not None and not self.hooks_registry_has_player(session.player_id):
-                self.players.pop(session.player_id, None)
+            self._forget_player(session)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def hooks_registry_has_player(self, player_id: str) -> bool:
-        assert self.hooks is not None
-        return bool(self.hooks.registry.sessions_of(player_id))
+    def _forget_player(self, session: gs_hooks.Session) -> None:
+        """Drop the player of a connection that ends, unless another of their connections is still live.
+
+        (This session is still in the registry while its handler runs: only the *other* sessions count.)
+        """
+        player_id = session.player_id
+        if player_id is None or self.hooks is None:
+            return
+        if not any(other is not session for other in self.hooks.registry.sessions_of(player_id)):
+            self.players.pop(player_id, None)
 
     async def _dispatch(self, session: gs_hooks.Session, writer: asyncio.StreamWriter, line: bytes) -> None:
         try:
@@ -207,7 +229,22 @@ class GameServer:
     async def start(self, hooks: gs_hooks.Hooks, host: str, port: int) -> int:
         """Listen for players; returns the bound port."""
         self.hooks = hooks
-        self._server = await asyncio.start_server(hooks.track_streams(self.handle_client), host, port, limit=MAX_LINE)
+        tracked = hooks.track_streams(self.handle_client)
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # The cap is checked before the connection becomes a session (it never counts as a player).
+            if self._connections >= self.max_connections:
+                self.limits["refused_full"] += 1
+                await self._send(writer, {"op": "error", "code": "server_full", "message": "server full, retry later"})
+                writer.close()
+                return
+            self._connections += 1
+            try:
+                await tracked(reader, writer)
+            finally:
+                self._connections -= 1
+
+        self._server = await asyncio.start_server(accept, host, port, limit=MAX_LINE)
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
 

@@ -28,6 +28,7 @@ from ._exceptions import (
     PlatformError,
     PlatformUnavailableError,
     ProtocolError,
+    StoreError,
     TokenInvalidError,
 )
 from ._setup import Hooks, KickRequest, OnKick, setup
@@ -108,6 +109,7 @@ __all__ = [
     "SessionEvent",
     "SessionRegistry",
     "SessionsConfig",
+    "StoreError",
     "SystemClock",
     "TokenInfo",
     "TokenInvalidError",

@@ -5,6 +5,8 @@ translated at the boundary (``raise ... from exc``) so callers only ever catch o
 
     GsHooksError
     ├── ConfigError                 our configuration is wrong: fix the named setting
+    │   └── StoreError                  the sqlite store named by a setting cannot be used (empty, damaged,
+    │                                   read-only, disk full): carries .path and what to do
     ├── ProtocolError               malformed input from a peer (webhook body, platform answer)
     ├── PlatformError               the platform answered with an error result code
     │   └── PlatformUnavailableError    the platform could not be reached / kept failing transiently
@@ -35,6 +37,7 @@ __all__ = [
     "PlatformError",
     "PlatformUnavailableError",
     "ProtocolError",
+    "StoreError",
     "TokenInvalidError",
 ]
 
@@ -54,6 +57,24 @@ class ConfigError(GsHooksError, ValueError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class StoreError(ConfigError):
+    """The sqlite store cannot be used: an empty (truncated) file, a damaged or foreign file, a read-only file or
+    directory, a full disk. Raised when the store is opened, never later (a running store that fails is reported by
+    its ``health()``).
+
+    A :class:`ConfigError` because the fix is the operator's, on the file the setting names.
+
+    Attributes:
+        setting: ``GS_HOOKS_STATE`` or ``GS_HOOKS_CCU_SPOOL``.
+        path: the store's file.
+        problem: what is wrong and what to do.
+    """
+
+    def __init__(self, setting: str, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(setting, problem)
 
 
 class ProtocolError(GsHooksError):

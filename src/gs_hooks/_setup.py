@@ -16,17 +16,20 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
 from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
+from ._health import ComponentHealth
 from ._store import Store
 from .bans import Ban, BanBook, BanEvent
 from .gamebase._wire import login as _gamebase_login
@@ -175,10 +178,22 @@ class Hooks:
 
     @property
     def store(self) -> Store:
-        """The sqlite store (opened on first use)."""
+        """The sqlite store (opened on first use; :meth:`start` opens an existing one).
+
+        Raises:
+            StoreError: the file cannot be used as a store (empty, damaged, read-only, disk full).
+        """
         if self._store is None:
             self._store = Store(self.config.state_path)
         return self._store
+
+    def stores_health(self) -> tuple[ComponentHealth, ...]:
+        """The health of each opened sqlite store: the state store (``store``) and a CCU spool of its own
+        (``ccu_spool``). A store that could not be written since its last failure reports ``ok=False``."""
+        stores: list[Store] = [] if self._store is None else [self._store]
+        if self.ccu is not None and self.ccu.spool.store is not self._store:
+            stores.append(self.ccu.spool.store)
+        return tuple(store.health() for store in stores)
 
     def add_component(self, component: Component) -> None:
         """Add a background component (before :meth:`start`)."""
@@ -198,6 +213,12 @@ class Hooks:
         if self._state != "new":
             raise RuntimeError(f"cannot start hooks in state {self._state!r}")
         self._state = "starting"
+        try:  # an existing store that cannot be used stops the start here, before anything reads it
+            await anyio.to_thread.run_sync(self._open_existing_store)
+        except BaseException:
+            self._state = "closed"
+            await self._close_resources()
+            raise
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -211,6 +232,12 @@ class Hooks:
             await self._close_resources()
             raise
         self._state = "running"
+
+    def _open_existing_store(self) -> None:
+        """Open (and so check) the state store when its file exists; a new one is still made on first use."""
+        state = self.config.state_path
+        if self._store is None and state != ":memory:" and Path(state).expanduser().exists():
+            self._store = Store(state)
 
     async def aclose(self) -> None:
         """Orderly shutdown: flush components (reverse order), stop tasks, close the client and the store."""
@@ -600,12 +627,14 @@ class Hooks:
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` document: ``status`` (``ok`` while running), live ``sessions``, ``components``,
-        and the listener's counters when it is on."""
+        the listener's counters when it is on, and ``stores``: each opened sqlite store's health (a failing store
+        does not change ``status``: what it could not write is held in memory, which a restart would lose)."""
         return {
             "status": "ok" if self._state == "running" else self._state,
             "sessions": len(self.registry),
             "components": [getattr(c, "name", type(c).__name__) for c in self._components],
             "listener": self.listener.stats() if self.listener is not None else None,
+            "stores": [msgspec.structs.asdict(h) for h in self.stores_health()],
         }
 
     def asgi_app(self) -> ASGIApp:
@@ -687,7 +716,10 @@ def _wire_ccu(hooks: Hooks) -> None:
     else:
         counter = SocketCounter(hooks.registry, cc.count)
     own = cc.spool_path is not None and cc.spool_path != hooks.config.state_path
-    store = Store(cc.spool_path) if own and cc.spool_path is not None else hooks.store
+    if own and cc.spool_path is not None:
+        store = Store(cc.spool_path, setting="GS_HOOKS_CCU_SPOOL", name="ccu_spool")
+    else:
+        store = hooks.store
     hooks.ccu_counter = counter
     hooks.ccu = CcuReporter(
         cc,
@@ -760,8 +792,6 @@ def _new_ban_book(hooks: Hooks) -> BanBook:
 
 def _wire_bans(hooks: Hooks, config: Config) -> None:
     """The ban book's timer, and the Hive routes that are configured."""
-    from pathlib import Path
-
     from .bans import BanTimer
     from .hive import register_hive_routes
 

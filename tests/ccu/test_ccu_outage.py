@@ -176,3 +176,94 @@ async def test_outage_kill_restart_delivers_everything_exactly_once(tmp_path: Pa
         assert gaps == [next_grid_instant(restart, 120).timestamp() - last_slot] == [6 * 120.0], [
             format_kst(s) for s in slots
         ]
+
+
+async def tick_until_held(child: Child, limit: int = 40) -> None:
+    """Tick until the full spool refuses a write (a write that needs a new page) and samples are held."""
+    for _ in range(limit):
+        if (await child.tick(1))["held"] > 0:
+            return
+    raise AssertionError(f"the full spool never refused a write: {child.statuses[-1]}")
+
+
+async def disk(child: Child, state: str) -> None:
+    await child.send(state)
+    assert (await child.line()) == {"disk": state}
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_outage_with_a_full_disk_kill_restart_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path, reap: None
+) -> None:
+    """The outage bar with a full disk (issue 14): the spool's disk fills up while the collector answers, then
+    while it fails; space returns; the process is killed with SIGKILL in the middle of a send; it restarts, the
+    disk fills up again while the collector still fails and after it answers again; space returns. Every sample
+    taken reaches the collector exactly once and is recorded in the spool, once space is back."""
+    spool = tmp_path / "ccu-spool.sqlite3"
+    start = datetime(2026, 3, 1, 13, 0, 30, tzinfo=KST).timestamp()
+    async with Sandbox.serve(port=0, game_keys=[GAME]) as sb:
+        url = sb.urls()["ccu_url"]
+        first = await start_child(url, spool, start)
+        await first.tick(3)
+
+        # the disk fills up while the collector answers: every sample still reaches it at once
+        await disk(first, "full")
+        await tick_until_held(first)
+        status = await first.tick(3)
+        assert status["held"] > 0 and status["pending"] == 0
+        assert status["spooled"] < status["taken"] == len(sb.ccu.samples)
+        # the collector fails too: the samples wait in memory, nothing is dropped
+        sb.faults.add("ccu", "status", status=503)
+        status = await first.tick(5)
+        assert status["pending"] >= 2 * 5 and status["held"] >= 2 * 5
+        assert len(sb.ccu.samples) == status["taken"] - status["pending"]
+        # space returns while the collector still fails: everything held is recorded, pending or delivered
+        await disk(first, "space")
+        status = await first.tick(1)
+        assert status["held"] == 0 and status["spooled"] == status["taken"]
+        assert spool_rows(spool) and len(spool_rows(spool)) == status["taken"]
+        await first.tick(2)
+
+        # kill -9 in the middle of a send, as in the test above
+        sb.faults.clear()
+        stall = sb.faults.add("ccu", "delay", delay_s=0.3, count=1)
+        sb.faults.add("ccu", "status", status=503)
+        await first.send("tick 3")
+        with anyio.fail_after(20):
+            while stall.hits == 0:
+                await anyio.sleep(0.001)
+        first.proc.send_signal(signal.SIGKILL)
+        assert await first.proc.wait() == -signal.SIGKILL
+
+        last_slot = max(datetime.fromisoformat(d).replace(tzinfo=KST).timestamp() for _, d, *_ in spool_rows(spool))
+        second = await start_child(url, spool, last_slot + 3 * 120 + 30)
+        await second.tick(2)
+        # the disk fills up again while the collector still fails...
+        await disk(second, "full")
+        await tick_until_held(second)
+        await second.tick(2)
+        # ...and the collector answers again while the disk is still full: the backlog is delivered from the spool
+        # and from memory; what the spool cannot record is held
+        sb.faults.clear()
+        status = await second.tick(3)
+        assert status["pending"] == 0 and status["held"] > 0
+        await disk(second, "space")
+        status = await second.tick(1)
+        assert status["held"] == 0 and status["pending"] == 0 and status["spooled"] == status["taken"]
+        await second.send("quit")
+        assert (await second.line())["closed"] is True
+        assert await second.proc.wait() == 0
+
+        rows = spool_rows(spool)
+        assert {state for *_, state in rows} == {"delivered"}
+        # 0 samples lost: every sample taken is at the collector, with the same date, reqkey and count...
+        saved = sorted((s.server, s.date, s.reqkey, s.user) for s in sb.ccu.samples)
+        assert saved == sorted((server, date, key, user) for server, date, key, user, _ in rows)
+        # ...and 0 counted twice
+        assert sb.ccu.duplicates_saved == 0
+        reported = sum(1 for st in first.statuses + second.statuses if "pending" in st)
+        assert 2 * reported <= len(rows) <= 2 * (reported + 2)
+        for server in ("1", "2"):
+            mine = [d for s, d, *_ in rows if s == server]
+            assert len(mine) == len(set(mine)) == len(rows) // 2

@@ -10,7 +10,7 @@ import pytest
 from gs_hooks import format_kst
 from gs_hooks._store import Store
 from gs_hooks.ccu import CcuSample, CcuSampleRow, CcuSpool, SampleState, make_reqkey
-from gs_hooks.ccu._spool import TRANSITIONS, transition
+from gs_hooks.ccu._spool import TRANSITIONS, advance, transition
 
 DAY0 = 1_790_000_000 - (1_790_000_000 + 9 * 3600) % 86_400  # a KST midnight
 
@@ -163,3 +163,43 @@ async def test_async_reads(spool: CcuSpool, anyio_backend: str) -> None:
     last = await spool.last_result("1")
     assert last is not None and last.last_code == 100
     assert await spool.last_success_at("1") == DAY0 + 3
+
+
+def test_advance_in_memory_matches_what_record_writes_and_put_writes_it_back(spool: CcuSpool) -> None:
+    spool.add_sync([sample("1", DAY0), sample("2", DAY0), sample("1", DAY0 + 120)], now=DAY0)
+    moves = [
+        (("1", DAY0), "retry", {"code": 300, "error": "DB error", "next_attempt_at": DAY0 + 40}),
+        (("1", DAY0), "delivered", {"code": 101}),
+        (("2", DAY0), "refused", {"code": 302, "error": "bad game"}),
+        (("1", DAY0 + 120), "retry", {"code": None, "error": "transport error: ConnectError"}),
+    ]
+    for now, (key, event, kw) in enumerate(moves, start=DAY0 + 1):
+        before = spool.get_sync(*key)
+        assert before is not None
+        in_memory = advance(before, event, now=now, **kw)  # type: ignore[arg-type]
+        spool.record_sync(key, event, now=now, **kw)  # type: ignore[arg-type]
+        assert spool.get_sync(*key) == in_memory
+    with pytest.raises(RuntimeError, match="not allowed"):
+        advance(spool.rows_sync(SampleState.DELIVERED)[0], "retry", code=300, now=DAY0)
+    # put_sync writes rows exactly as memory holds them: a new slot, and a newer state of a spooled one
+    fresh = CcuSampleRow(
+        server="2",
+        slot_ts=DAY0 + 120,
+        date=format_kst(DAY0 + 120),
+        game="g_KR",
+        user=3,
+        reqkey=make_reqkey("g_KR", "2", format_kst(DAY0 + 120)),
+        state=SampleState.DELIVERED,
+        attempts=1,
+        last_code=100,
+        created_at=DAY0 + 120,
+        next_attempt_at=DAY0 + 120,
+        delivered_at=DAY0 + 121,
+    )
+    pending = spool.get_sync("1", DAY0 + 120)
+    assert pending is not None
+    newer = advance(pending, "delivered", code=100, now=DAY0 + 200)
+    spool.put_sync([fresh, newer])
+    assert spool.get_sync("2", DAY0 + 120) == fresh
+    assert spool.get_sync("1", DAY0 + 120) == newer
+    assert len(spool.rows_sync()) == 4

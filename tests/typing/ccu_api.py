@@ -31,6 +31,24 @@ async def main() -> None:
             last: CcuSampleRow | None = await spool.last_result("1")
             ok_at: float | None = await spool.last_success_at("1")
             sample: CcuSample = rows[0].sample()
-            print(resent, depth, last, ok_at, sample.reqkey, rows[0].state.value)
+            held: tuple[CcuSampleRow, ...] = reporter.unrecorded
+            print(resent, depth, last, ok_at, sample.reqkey, rows[0].state.value, len(held))
     outcome: CcuOutcome = gs_hooks.ccu.classify(302)
     print(outcome.value)
+
+
+async def start_or_explain(config: Config) -> None:
+    hooks = gs_hooks.setup(config)
+    try:
+        await hooks.start()
+    except gs_hooks.StoreError as exc:
+        setting: str = exc.setting
+        path: str = exc.path
+        print(setting, path, exc.problem)
+        raise
+    try:
+        for health in hooks.stores_health():
+            ok: bool = health.ok
+            print(health.name, ok, health.error, health.since)
+    finally:
+        await hooks.aclose()

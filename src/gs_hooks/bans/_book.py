@@ -251,6 +251,7 @@ class BanBook:
         self._unsaved: set[tuple[str, str]] = set()  # keys whose write failed, retried by tick
         self._retry_at: float | None = None
         self._retrying = False  # a retry task runs (no timer)
+        self._reported_lost: frozenset[tuple[str, str]] = frozenset()  # what flush() logged as lost at exit
         self._wake: Callable[[], None] | None = None
         # Without a running BanTimer, bans recorded by the sync core are enforced by a task started through
         # ``spawn`` (Hooks passes one that starts it in its task group; it returns False when it cannot).
@@ -648,14 +649,31 @@ class BanBook:
     async def flush(self) -> int:
         """One last try at writing the bans whose write failed (at shutdown: they are lost otherwise).
 
+        Called by the ban timer's ``aclose`` and again by :meth:`Hooks.aclose <gs_hooks.Hooks.aclose>`; the loss
+        is logged once (again only if a later try changed what is lost).
+
         Returns:
             How many could still not be written (logged as an error).
         """
         if self._unsaved:
             await self._write_unsaved()
-            if self._unsaved:
-                log.error("%d bans could not be written to the store and are lost at exit", len(self._unsaved))
+            lost = frozenset(self._unsaved)
+            if lost and lost != self._reported_lost:
+                self._reported_lost = lost
+                log.error(
+                    "%d bans could not be written to the store %s and are lost at exit (they were enforced while "
+                    "the process ran): platform bans come back with the next Hive push or Gamebase poll; bans made "
+                    "with hooks.ban() must be made again",
+                    len(lost),
+                    self._store_path(),
+                )
         return len(self._unsaved)
+
+    def _store_path(self) -> str:
+        try:
+            return self.store.path
+        except Exception:  # the store itself could not be opened
+            return "(not opened)"
 
     async def _write_unsaved(self) -> None:
         """One attempt at writing the unsaved rows; a failure is logged (and retried later)."""
@@ -848,12 +866,19 @@ def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
     return out
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back, unless sqlite already did (it rolls back by itself on a full disk or an I/O error, and a
+    ROLLBACK then would raise "no transaction is active" in place of the real error)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def _delete(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany("DELETE FROM bans_book WHERE source = ? AND player_key = ?", keys)
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     conn.execute("COMMIT")
 
@@ -872,7 +897,7 @@ def _write(conn: sqlite3.Connection, rows: list[_Row]) -> None:
         if full < len(params):
             conn.executemany(_UPSERT, params[full:])
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     conn.execute("COMMIT")
 

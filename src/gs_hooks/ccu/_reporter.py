@@ -12,6 +12,12 @@ changed game key at the next start). When a send succeeds after failures, the wh
 
 Shutdown (:meth:`CcuReporter.aclose`) stops sampling, gives in-flight sends a short grace, then cancels them:
 a cancelled send leaves its row pending, and the next start sends it again under the same reqkey.
+
+When the spool cannot be written (disk full, damaged database), a sample is not dropped: the row (new, or its
+latest result) is *held* in memory, where it is the truth for its slot. A held pending row is sent like a spooled
+one (the dispatcher plans both, oldest slot first); every held row is written to the spool, as memory holds it
+when the write runs, at the next slot, after each send's result and at shutdown, until the spool takes it. One
+error line when the spool starts failing, one line with the count when it takes writes again.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ from .._config import CcuConfig
 from .._exceptions import ProtocolError
 from ._counter import CcuCounter
 from ._metrics import CcuMetrics
-from ._protocol import CODE_MESSAGES, CcuOutcome, CcuSample, classify, encode_request, parse_response
-from ._spool import CcuSampleRow, CcuSpool
+from ._protocol import CODE_MESSAGES, CcuOutcome, CcuSample, classify, encode_request, make_reqkey, parse_response
+from ._spool import CcuSampleRow, CcuSpool, SampleState, advance
 
 __all__ = ["CcuProblem", "CcuReporter", "OnCcuProblem"]
 
@@ -147,6 +153,14 @@ class CcuReporter:
         self._changed: anyio.Event | None = None
         self._last_prune = 0.0
         self.samples_taken = 0
+        # Rows the spool could not record, by key: memory's state is the truth for them (see the module docstring),
+        # and what the spool holds for each (None: nothing, or not known).
+        self._held: dict[tuple[str, int], CcuSampleRow] = {}
+        self._held_in_spool: dict[tuple[str, int], SampleState | None] = {}
+        self._held_lock: anyio.Lock | None = None
+        self._spool_down_since: float | None = None  # the spool fails since then (one log line per outage)
+        self._spool_failures = 0
+        self._spool_recorded = 0  # held rows recorded since the outage began
 
     # -- component ---------------------------------------------------------------------------------------------
 
@@ -175,7 +189,10 @@ class CcuReporter:
                 self.spool.store.close()
 
     async def aclose(self) -> None:
-        """Stop sampling; let in-flight sends finish for a short grace, else leave them pending in the spool."""
+        """Stop sampling; let in-flight sends finish for a short grace, else leave them pending in the spool.
+
+        Samples held in memory get one last try at the spool; what it still cannot take is logged as lost.
+        """
         self._closing = True
         if self._sampler_scope is not None:
             self._sampler_scope.cancel()
@@ -184,15 +201,141 @@ class CcuReporter:
             with anyio.move_on_after(self._grace):
                 while self._inflight:
                     await self._wait_changed()
+        if self._held:
+            with anyio.CancelScope(shield=True):
+                await self._write_held()
+            if self._held:
+                undelivered = sum(1 for r in self._held.values() if r.state is SampleState.PENDING)
+                log.error(
+                    "CCU: %d sample(s) could not be recorded in the spool %s and are lost at exit: %d were delivered "
+                    "(only the history lacks them), %d were not (those slots never reach the collector)",
+                    len(self._held),
+                    self.spool.store.path,
+                    len(self._held) - undelivered,
+                    undelivered,
+                )
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    # -- samples the spool could not record --------------------------------------------------------------------
+
+    @property
+    def unrecorded(self) -> tuple[CcuSampleRow, ...]:
+        """Samples held in memory because the spool could not record them (new ones, or their latest result),
+        by slot then server id. Empty while the spool works."""
+        return tuple(sorted(self._held.values(), key=lambda r: (r.slot_ts, r.server)))
+
+    def _hold(self, row: CcuSampleRow, in_spool: SampleState | None) -> None:
+        self._held[row.key] = row
+        self._held_in_spool.setdefault(row.key, in_spool)
+
+    def _spool_failed(self, exc: Exception, what: str) -> None:
+        """Count a spool failure; the first of an outage is logged (once, whatever the number of slots)."""
+        self._spool_failures += 1
+        if self._spool_down_since is not None:
+            log.debug("CCU: the spool still fails (%s while %s)", type(exc).__name__, what)
+            return
+        self._spool_down_since = self.clock.time()
+        self._spool_recorded = 0
+        log.error(
+            "CCU: the spool %s fails (%s: %s, while %s): samples are kept in memory and still sent (their reqkey "
+            "makes a later resend harmless), and are recorded when the spool takes writes again; until then a "
+            "sample not yet delivered is lost if the process dies",
+            self.spool.store.path,
+            type(exc).__name__,
+            exc,
+            what,
+        )
+
+    def _spool_ok(self) -> None:
+        """A write went through: the outage is over once nothing is held any more (logged once, with counts)."""
+        if self._spool_down_since is None or self._held:
+            return
+        log.warning(
+            "CCU: the spool %s takes writes again after %.0f s and %d failed write(s); %d sample(s) held in memory "
+            "meanwhile are recorded",
+            self.spool.store.path,
+            self.clock.time() - self._spool_down_since,
+            self._spool_failures,
+            self._spool_recorded,
+        )
+        self._spool_down_since = None
+        self._spool_failures = 0
+
+    async def _write_held(self) -> None:
+        """Write every held row to the spool, as memory holds it when the write runs; forget those written."""
+        if self._held_lock is None:
+            self._held_lock = anyio.Lock()
+        async with self._held_lock:  # one write at a time: the last one to run carries memory's latest state
+            rows = list(self._held.values())
+            if not rows:
+                self._spool_ok()
+                return
+            try:
+                await anyio.to_thread.run_sync(self.spool.put_sync, rows)
+            except Exception as exc:
+                self._spool_failed(exc, f"recording {len(rows)} sample(s) held in memory")
+                return
+            for row in rows:
+                if self._held.get(row.key) is row:
+                    del self._held[row.key]
+                    self._held_in_spool.pop(row.key, None)
+                    self._spool_recorded += 1
+                else:  # a newer result arrived meanwhile: held still, the spool has this one
+                    self._held_in_spool[row.key] = row.state
+        self._spool_ok()
+
+    async def _record_event(
+        self,
+        row: CcuSampleRow,
+        event: str,
+        *,
+        code: int | None,
+        error: str = "",
+        now: float,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        """Record one send's result: in the spool, or (a held row, or the spool fails) in memory until it can."""
+        held = self._held.get(row.key)
+        if held is not None:
+            self._held[row.key] = advance(held, event, code=code, error=error, now=now, next_attempt_at=next_attempt_at)
+            await self._write_held()
+            return
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self.spool.record_sync(
+                    row.key, event, code=code, error=error, now=now, next_attempt_at=next_attempt_at
+                )
+            )
+        except Exception as exc:
+            self._hold(advance(row, event, code=code, error=error, now=now, next_attempt_at=next_attempt_at), row.state)
+            self._spool_failed(exc, f"recording the result of {row.server} {row.date}")
+            return
+        if self._held:
+            await self._write_held()
+        else:
+            self._spool_ok()
 
     # -- operator API ------------------------------------------------------------------------------------------
 
     async def resend_refused(self) -> int:
         """Queue every refused sample again (with the current game key). Returns how many."""
         now = self.clock.time()
-        n = await anyio.to_thread.run_sync(lambda: self.spool.requeue_refused_sync(now, game=self.config.game))
+        n = 0
+        game = self.config.game
+        for key, row in list(self._held.items()):
+            if row.state is SampleState.REFUSED:
+                self._held[key] = msgspec.structs.replace(
+                    row,
+                    state=SampleState.PENDING,
+                    game=game,
+                    reqkey=make_reqkey(game, row.server, row.date),
+                    next_attempt_at=now,
+                )
+                n += 1
+        if n:
+            await self._write_held()
+        n += await anyio.to_thread.run_sync(lambda: self.spool.requeue_refused_sync(now, game=game))
         if n:
             log.warning("CCU: %d refused sample(s) queued again by the operator", n)
         self._kick()
@@ -282,12 +425,35 @@ class CcuReporter:
         def write() -> tuple[list[CcuSampleRow], bool]:
             return self.spool.add_sync(samples, now), self.spool.has_pending_before_sync(slot)
 
+        if self._held:
+            await self._write_held()  # the spool may take writes again: the older rows first
         try:
             added, backlog = await anyio.to_thread.run_sync(write)
-        except Exception:
-            log.exception("CCU: cannot write the samples of %s to the spool; they are not sent", date)
+        except Exception as exc:
+            # Not written (or not known to be): held in memory and still sent; recorded when the spool allows.
             self.metrics.failed("spool")
-            return
+            added = [
+                CcuSampleRow(
+                    server=sample.server,
+                    slot_ts=slot_ts,
+                    date=sample.date,
+                    game=sample.game,
+                    user=sample.user,
+                    reqkey=sample.reqkey,
+                    state=SampleState.PENDING,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for sample, slot_ts in samples
+                if (sample.server, slot_ts) not in self._held
+            ]
+            for row in added:
+                self._hold(row, None)
+            self._spool_failed(exc, f"writing the samples of {date}")
+            backlog = True  # the dispatcher sends them, in order with whatever else waits
+        else:
+            backlog = backlog or any(r.state is SampleState.PENDING for r in self._held.values())
+            self._spool_ok()
         self.samples_taken += len(added)
         # Fast path: nothing older waits and the collector is healthy: send the fresh rows now (committed above)
         # instead of waiting for the dispatcher's next look at the spool. Only while the dispatcher waits: a plan
@@ -334,11 +500,37 @@ class CcuReporter:
     # -- dispatcher --------------------------------------------------------------------------------------------
 
     def _plan_sync(
-        self, now: float, limit: int, exclude: set[tuple[str, int]]
+        self,
+        now: float,
+        limit: int,
+        exclude: set[tuple[str, int]],
+        held: list[CcuSampleRow],
+        held_pending_in_spool: int,
     ) -> tuple[list[CcuSampleRow], float | None, int]:
-        rows = self.spool.due_sync(now, limit, exclude) if limit > 0 else []
-        skip = exclude | {r.key for r in rows}
-        return rows, self.spool.next_due_sync(skip), self.spool.backlog_depth_sync()
+        """(Worker thread.) The next rows to send, oldest slot first, from the spool and the held rows (memory is
+        the truth for those); the next due time after them; the backlog depth."""
+        rows, next_due = self._plan_held(now, limit, exclude, held)
+        skip = exclude | {r.key for r in held}
+        spooled = self.spool.due_sync(now, limit, skip) if limit > 0 else []
+        rows = sorted(rows + spooled, key=lambda r: (r.slot_ts, r.server))[:limit] if spooled else rows
+        spool_next = self.spool.next_due_sync(skip | {r.key for r in rows})
+        if spool_next is not None and (next_due is None or spool_next < next_due):
+            next_due = spool_next
+        held_pending = sum(1 for r in held if r.state is SampleState.PENDING)
+        return rows, next_due, self.spool.backlog_depth_sync() - held_pending_in_spool + held_pending
+
+    @staticmethod
+    def _plan_held(
+        now: float, limit: int, exclude: set[tuple[str, int]], held: list[CcuSampleRow]
+    ) -> tuple[list[CcuSampleRow], float | None]:
+        waiting = sorted(
+            (r for r in held if r.state is SampleState.PENDING and r.key not in exclude),
+            key=lambda r: (r.slot_ts, r.server),
+        )
+        rows = [r for r in waiting if r.next_attempt_at <= now][: max(limit, 0)]
+        chosen = {r.key for r in rows}
+        later = [r.next_attempt_at for r in waiting if r.key not in chosen]
+        return rows, min(later) if later else None
 
     async def _dispatcher(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -352,9 +544,18 @@ class CcuReporter:
                         limit = 0 if self._inflight or now < self._probe_at else 1
                     else:
                         limit = self.config.max_inflight - len(self._inflight)
-                    rows, next_due, depth = await anyio.to_thread.run_sync(
-                        self._plan_sync, now, limit, set(self._inflight)
+                    held = list(self._held.values())
+                    held_pending_in_spool = sum(
+                        1 for state in self._held_in_spool.values() if state is SampleState.PENDING
                     )
+                    try:
+                        rows, next_due, depth = await anyio.to_thread.run_sync(
+                            self._plan_sync, now, limit, set(self._inflight), held, held_pending_in_spool
+                        )
+                    except Exception as exc:  # the spool cannot be read: send what memory holds meanwhile
+                        self._spool_failed(exc, "reading the spool")
+                        rows, next_due = self._plan_held(now, limit, set(self._inflight), held)
+                        depth = sum(1 for r in held if r.state is SampleState.PENDING)
                     self.metrics.backlog(depth)
                     for row in rows:
                         if row.key not in self._inflight:  # the sampler's fast path may have started it meanwhile
@@ -430,8 +631,8 @@ class CcuReporter:
             with anyio.CancelScope(shield=True):  # an answer we got is recorded, even during shutdown
                 try:
                     problem = await self._record(row, code, label, error)
-                except Exception:  # the row stays as it was (pending): it is sent again, the reqkey dedups it
-                    log.exception("CCU: cannot record the result of %s %s in the spool", row.server, row.date)
+                except Exception:  # a bug, not the spool (its failures are held in memory): the row stays pending
+                    log.exception("CCU: cannot record the result of %s %s", row.server, row.date)
             if problem is not None and self.on_problem is not None:
                 from .._setup import call_callback
 
@@ -445,7 +646,7 @@ class CcuReporter:
         now = self.clock.time()
         if outcome is CcuOutcome.DELIVERED:
             assert code is not None
-            await anyio.to_thread.run_sync(lambda: self.spool.record_sync(row.key, "delivered", code=code, now=now))
+            await self._record_event(row, "delivered", code=code, now=now)
             self.metrics.delivered(code)
             await self._healthy(now)
             return None
@@ -454,11 +655,7 @@ class CcuReporter:
             self._fail_streak += 1
             delay = self._backoff(max(row.attempts + 1, self._fail_streak))
             self._probe_at = now + delay
-            await anyio.to_thread.run_sync(
-                lambda: self.spool.record_sync(
-                    row.key, "retry", code=code, error=error, now=now, next_attempt_at=now + delay
-                )
-            )
+            await self._record_event(row, "retry", code=code, error=error, now=now, next_attempt_at=now + delay)
             self._failing = True
             log.warning(
                 "CCU: %s %s not delivered (%s); retry %d in %.1f s with the same reqkey",
@@ -469,9 +666,7 @@ class CcuReporter:
                 delay,
             )
             return None
-        await anyio.to_thread.run_sync(
-            lambda: self.spool.record_sync(row.key, "refused", code=code, error=error, now=now)
-        )
+        await self._record_event(row, "refused", code=code, error=error, now=now)
         await self._healthy(now)  # a refusal is still a proper answer: the collector is up
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
@@ -489,7 +684,15 @@ class CcuReporter:
         self._fail_streak = 0
         if self._failing:
             self._failing = False
-            n = await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
+            n = 0
+            for key, row in list(self._held.items()):
+                if row.state is SampleState.PENDING and row.next_attempt_at > now:
+                    self._held[key] = msgspec.structs.replace(row, next_attempt_at=now)
+                    n += 1
+            try:
+                n += await anyio.to_thread.run_sync(self.spool.pull_forward_sync, now)
+            except Exception as exc:  # the backoff stands for spooled rows; they are sent when due
+                self._spool_failed(exc, "making the backlog due")
             log.info("CCU: the collector answers again; draining %d pending sample(s)", n)
 
     # -- mirror ------------------------------------------------------------------------------------------------
@@ -512,5 +715,5 @@ class CcuReporter:
     def __repr__(self) -> str:
         return (
             f"CcuReporter(servers={list(self.config.server_ids)}, period_s={self.period_s}, "
-            f"inflight={len(self._inflight)}, failing={self._failing})"
+            f"inflight={len(self._inflight)}, failing={self._failing}, unrecorded={len(self._held)})"
         )

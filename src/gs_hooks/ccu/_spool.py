@@ -29,7 +29,7 @@ import msgspec
 from .._store import Store
 from ._protocol import CcuSample, make_reqkey
 
-__all__ = ["TRANSITIONS", "CcuSampleRow", "CcuSpool", "SampleState"]
+__all__ = ["TRANSITIONS", "CcuSampleRow", "CcuSpool", "SampleState", "advance"]
 
 T = TypeVar("T")
 
@@ -145,6 +145,51 @@ def _row(r: tuple[object, ...]) -> CcuSampleRow:
         created_at=float(r[11]),  # type: ignore[arg-type]
         delivered_at=None if r[12] is None else float(r[12]),  # type: ignore[arg-type]
     )
+
+
+def advance(
+    row: CcuSampleRow,
+    event: str,
+    *,
+    code: int | None,
+    error: str = "",
+    now: float,
+    next_attempt_at: float | None = None,
+) -> CcuSampleRow:
+    """The row after one send's result, in memory: what :meth:`CcuSpool.record_sync` writes for it.
+
+    (For a sample the spool could not record: the reporter holds the row in memory until the spool takes it.)
+
+    Raises:
+        RuntimeError: the move is not allowed from the row's state, or the event is unknown.
+    """
+    if event not in ("delivered", "retry", "refused"):
+        raise RuntimeError(f"CCU sample: unknown event {event!r}")
+    state = transition(row.state, event)
+    attempts = row.attempts + 1
+    if event == "delivered":
+        return msgspec.structs.replace(
+            row, state=state, attempts=attempts, last_code=code, last_error="", delivered_at=now
+        )
+    if event == "retry":
+        return msgspec.structs.replace(
+            row,
+            state=state,
+            attempts=attempts,
+            last_code=code,
+            last_error=error[:200],
+            next_attempt_at=now if next_attempt_at is None else next_attempt_at,
+        )
+    return msgspec.structs.replace(row, state=state, attempts=attempts, last_code=code, last_error=error[:200])
+
+
+_PUT = (
+    f"INSERT INTO ccu_samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (server, slot_ts) DO UPDATE SET date=excluded.date, game=excluded.game, user=excluded.user, "
+    "reqkey=excluded.reqkey, state=excluded.state, attempts=excluded.attempts, last_code=excluded.last_code, "
+    "last_error=excluded.last_error, next_attempt_at=excluded.next_attempt_at, created_at=excluded.created_at, "
+    "delivered_at=excluded.delivered_at"
+)
 
 
 class CcuSpool:
@@ -269,6 +314,35 @@ class CcuSpool:
                     self._move(c, key, event, "attempts=attempts+1, last_code=?, last_error=?", (code, error[:200]))
                 else:
                     raise RuntimeError(f"CCU sample: unknown event {event!r}")
+
+        self.store.run_sync(write)
+
+    def put_sync(self, rows: Iterable[CcuSampleRow]) -> None:
+        """Write rows exactly as given (inserted, or replacing the spooled row of the same slot), in one committed
+        transaction: the reporter records with it the samples it had to hold in memory."""
+        params = [
+            (
+                r.server,
+                r.slot_ts,
+                r.date,
+                r.game,
+                r.user,
+                r.reqkey,
+                r.state.value,
+                r.attempts,
+                r.last_code,
+                r.last_error,
+                r.next_attempt_at,
+                r.created_at,
+                r.delivered_at,
+            )
+            for r in rows
+        ]
+
+        def write(c: sqlite3.Connection) -> None:
+            with c:
+                c.execute("BEGIN IMMEDIATE")
+                c.executemany(_PUT, params)
 
         self.store.run_sync(write)
 
