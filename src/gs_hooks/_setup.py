@@ -519,7 +519,7 @@ class Hooks:
 
     # -- gamebase ----------------------------------------------------------------------------------------------
 
-    async def login(self, session: Session, user_id: str | int, access_token: str | Secret) -> TokenInfo:
+    async def login(self, session: Session, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """Log a player in: verify the Gamebase access token, then bind the player to the session.
 
         Order: the input check (no platform call), the maintenance gate, the token (cached, single-flight), the
@@ -529,8 +529,10 @@ class Hooks:
         Args:
             session: the connection's session (``gs_hooks.current_session()``).
             user_id: the Gamebase user id the client sent; an ``int`` (a JSON number) is bound as its decimal
-                string, so ``7101`` and ``"7101"`` are the same player everywhere (registry, bans, kicks).
-            access_token: the Gamebase access token the client sent (a ``str`` or a :class:`~gs_hooks.Secret`).
+                string, so ``7101`` and ``"7101"`` are the same player everywhere (registry, bans, kicks). Pass
+                the client's value as it came: ``None`` (a missing field) or any other bad value is refused.
+            access_token: the Gamebase access token the client sent (a ``str`` or a :class:`~gs_hooks.Secret`;
+                ``None`` or anything else is refused).
 
         Returns:
             The verified token's member information.
@@ -556,7 +558,7 @@ class Hooks:
         """
         return await _gamebase_login(self, session, user_id, access_token)
 
-    async def verify_token(self, user_id: str | int, access_token: str | Secret) -> TokenInfo:
+    async def verify_token(self, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
 
         Raises:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +226,82 @@ async def test_gamebase_down_raises_unavailable_with_a_retry_hint(gb: Env) -> No
             await hooks.login(session, "u1", gb.sim.issue_token("u1"))
         assert info.value.retry_after_s == 17.0
         assert session.player_id is None
+
+
+# -- the README's Quickstart handler and the example server answer each case ---------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _quickstart() -> dict[str, Any]:
+    """The README Quickstart's code block, run as written (up to ``asyncio.run(main())``)."""
+    text = README.read_text()
+    block = text.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert block.rstrip().endswith("asyncio.run(main())")
+    namespace: dict[str, Any] = {"__name__": "readme_quickstart"}
+    exec(compile(block.rstrip().removesuffix("asyncio.run(main())"), str(README), "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+async def _exchange(port: int, line: bytes) -> dict[str, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(line)
+        await writer.drain()
+        answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        return answer
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _answers_each_case(sb: Sandbox, port: int, hooks: gs_hooks.Hooks, code_key: str) -> None:
+    """The login cases a game must answer, against a server on ``port`` (answers carry the code at ``code_key``)."""
+    sb.gamebase.add_member("7101")
+    token = sb.gamebase.issue_token("7101")
+
+    def login(user_id: Any, access_token: Any) -> bytes:
+        return json.dumps({"op": "login", "user_id": user_id, "access_token": access_token}).encode() + b"\n"
+
+    answer = await _exchange(port, login(7101, token))
+    assert answer["op"] == "welcome" and answer["player"] == "7101"
+    for bad in (login("7101", ".."), login(None, token), login("7101", None), b'{"op": "login"}\n'):
+        answer = await _exchange(port, bad)
+        assert answer["op"] == "error" and answer[code_key] == "invalid_login", answer
+    assert sb.gamebase.counts["gamebase.token"] == 1
+    sb.faults.add("gamebase.token", "status", status=503, count=1)
+    answer = await _exchange(port, login("7101", sb.gamebase.issue_token("7101")))
+    assert answer[code_key] == "unavailable" and answer["retry_after_s"] == 5.0
+    sb.faults.add("gamebase.token", "result", code=-4010004, count=1)  # "invalid secret key": our config
+    answer = await _exchange(port, login("7101", sb.gamebase.issue_token("7101")))
+    assert answer[code_key] == "internal"
+    await hooks.ban(7101)  # type: ignore[arg-type]
+    answer = await _exchange(port, login(7101, sb.gamebase.issue_token("7101")))
+    assert answer[code_key] == "banned"
+
+
+async def test_the_readme_login_handler_answers_each_case(sb: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    readme = _quickstart()
+    async with gs_hooks.setup(_config(sb), clock=sb.clock) as hooks:  # type: ignore[arg-type]
+        readme["hooks"] = hooks
+        server = await asyncio.start_server(hooks.track_streams(readme["handle_client"]), "127.0.0.1", 0)
+        async with server:
+            with caplog.at_level(logging.ERROR):
+                await _answers_each_case(sb, server.sockets[0].getsockname()[1], hooks, "code")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["login failed"]
+
+
+async def test_the_example_server_answers_each_case(sb: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    from examples.asyncio_server.server import GameServer
+
+    game = GameServer(server_id="0")
+    hooks = gs_hooks.setup(_config(sb), clock=sb.clock, on_kick=game.on_kick)  # type: ignore[arg-type]
+    async with hooks:
+        port = await game.start(hooks, "127.0.0.1", 0)
+        try:
+            with caplog.at_level(logging.ERROR):
+                await _answers_each_case(sb, port, hooks, "code")
+        finally:
+            await game.close()
+    (failed,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed.startswith("login of session") and failed.endswith("failed")  # the config error, logged once

@@ -83,7 +83,7 @@ def _gate(hooks: Hooks) -> None:
             raise error
 
 
-async def verify_token(hooks: Hooks, user_id: str | int, access_token: str | Secret) -> TokenInfo:
+async def verify_token(hooks: Hooks, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
     """See :meth:`gs_hooks.Hooks.verify_token`."""
     hooks._check_open()
     verifier = _verifier(hooks)
@@ -91,7 +91,9 @@ async def verify_token(hooks: Hooks, user_id: str | int, access_token: str | Sec
     return await verifier.verify(user, token)
 
 
-async def login(hooks: Hooks, session: Session, user_id: str | int, access_token: str | Secret) -> TokenInfo:
+async def login(
+    hooks: Hooks, session: Session, user_id: str | int | None, access_token: str | Secret | None
+) -> TokenInfo:
     """See :meth:`gs_hooks.Hooks.login`."""
     hooks._check_open()
     verifier = _verifier(hooks)
