@@ -12,8 +12,9 @@ to dots and ``／``, ``＼`` to slashes. Such values are what would let a player
 path or a log line; nothing else is refused (interior spaces, ``%``, ``?``, ``#`` and non-ASCII letters are fine:
 URL paths encode them).
 
-Strategy: the common id (printable ASCII) is checked by one precompiled regex; anything else takes the slow path,
-which says what is wrong. Lookups (:func:`lookup_key`) only normalise: a lookup with an id that cannot exist
+Strategy: the commonest ids (ASCII letters and digits: Hive's numbers, Gamebase's user ids) pass two C-level
+string tests; other printable ASCII ids one precompiled regex; anything else takes the slow path, which says what
+is wrong. Lookups (:func:`lookup_key`) only normalise: a lookup with an id that cannot exist
 finds nothing, and costs one type check.
 """
 
@@ -96,7 +97,7 @@ def player_id(value: object, *, what: str = "player id") -> str:
         ValueError: the string cannot be a player id (the message says why).
     """
     if type(value) is str:
-        if _PLAIN_ID.match(value) is not None:
+        if (value.isascii() and value.isalnum() and len(value) <= MAX_PLAYER_ID_LEN) or _PLAIN_ID.match(value):
             return value
         text = value
     elif isinstance(value, int) and not isinstance(value, bool):

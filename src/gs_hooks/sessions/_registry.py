@@ -34,7 +34,7 @@ import msgspec
 
 from .._clock import SystemClock
 from .._exceptions import DuplicateLoginError
-from .._ids import lookup_key
+from .._ids import MAX_PLAYER_ID_LEN, lookup_key
 from .._ids import player_id as _player_id
 
 __all__ = ["Closer", "Remote", "Session", "SessionEvent", "SessionRegistry"]
@@ -327,7 +327,13 @@ class SessionRegistry:
             ValueError: ``player_id`` cannot be a player id (empty, whitespace at an end, ``/``, dots...), or the
                 session is not live in this registry, or already bound to another player.
         """
-        player_id = _player_id(player_id)
+        if not (
+            type(player_id) is str
+            and player_id.isascii()
+            and player_id.isalnum()
+            and len(player_id) <= MAX_PLAYER_ID_LEN
+        ):
+            player_id = _player_id(player_id)  # the common id (ASCII letters and digits) needs no call
         try:
             live = self._servers[session.server_id].get(session.id) is session
         except KeyError:
