@@ -119,8 +119,10 @@ async def test_a_numeric_user_id_is_one_player_everywhere(sb: Sandbox, ban_with:
         (session,) = hooks.registry.sessions_of("7101")
         assert session.player_id == "7101"
         assert hooks.registry.sessions_of(7101) == (session,)  # type: ignore[arg-type]
+        assert hooks.verifier is not None and hooks.verifier.cached_nowait(7101, token) is not None
 
         await hooks.ban(ban_with)  # type: ignore[arg-type]
+        assert hooks.verifier.cached_nowait("7101", token) is None  # the ban dropped the cached verification
         assert await asyncio.wait_for(reader.read(), 10) == b""  # the socket is closed: the player is out
         assert hooks.registry.sessions_of("7101") == ()
         await _hang_up(writer, hooks)

@@ -33,7 +33,7 @@ from .._exceptions import (
     ProtocolError,
     TokenInvalidError,
 )
-from .._ids import player_id, token_problem
+from .._ids import lookup_key, player_id, token_problem
 from ._client import GamebaseClient
 from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
 from ._slots import Slots
@@ -203,9 +203,9 @@ class TokenVerifier:
         """The cap on concurrent verification requests."""
         return self.limiter.total
 
-    def cached_nowait(self, user_id: str, access_token: str) -> TokenInfo | None:
+    def cached_nowait(self, user_id: str | int, access_token: str) -> TokenInfo | None:
         """The cached, unexpired verification of (user, token), or None. No IO."""
-        entry = self._positive.get((user_id, access_token))
+        entry = self._positive.get((lookup_key(user_id, what="user id"), access_token))
         if entry is not None and entry[0] > self._time():
             return entry[1]
         return None
@@ -450,12 +450,17 @@ class TokenVerifier:
         )
         return entry[1]
 
-    def forget(self, user_id: str) -> int:
+    def forget(self, user_id: str | int) -> int:
         """Drop every cached verification (positive and negative) of a user; in-flight answers are not cached.
+
+        Args:
+            user_id: the user (an ``int`` is normalised to its decimal string).
 
         Returns:
             The number of cache entries dropped.
         """
+        if type(user_id) is not str:
+            user_id = lookup_key(user_id, what="user id")
         self._generation[user_id] = self._generation.get(user_id, 0) + 1
         tokens = self._by_user.pop(user_id, set())
         dropped = 0
