@@ -182,37 +182,44 @@ class GameServer:
 
     async def _login(self, session: gs_hooks.Session, writer: asyncio.StreamWriter, msg: dict[str, Any]) -> None:
         assert self.hooks is not None
-        user_id, token = msg.get("user_id"), msg.get("access_token")
-        if not isinstance(user_id, str) or not isinstance(token, str) or not user_id or not token:
-            await self._error(writer, "malformed", "login needs string user_id and access_token")
-            return
         try:
-            await self.hooks.login(session, user_id, token)
-        except gs_hooks.BannedError as exc:
-            ends = exc.ends_at.isoformat() if exc.ends_at else None
-            await self._error(writer, "banned", exc.message, ends_at=ends)
+            # the client's values as they came: hooks.login refuses bad ones (InvalidLoginError) before asking
+            # Gamebase, and binds a numeric user id as its string ("user_id": 7101 is player "7101")
+            await self.hooks.login(session, msg.get("user_id"), msg.get("access_token"))
+        except gs_hooks.LoginRefusedError as exc:  # banned, maintenance, bad token, invalid input, duplicate...
+            ends_at = getattr(exc, "ends_at", None)  # BannedError / MaintenanceError: when it ends
+            await self._error(writer, exc.reason, exc.message, ends_at=ends_at.isoformat() if ends_at else None)
             return
-        except gs_hooks.MaintenanceError as exc:
-            ends = exc.ends_at.isoformat() if exc.ends_at else None
-            await self._error(writer, "maintenance", exc.message, ends_at=ends)
+        except gs_hooks.PlatformUnavailableError as exc:  # Gamebase down: the player may retry
+            await self._error(
+                writer, "unavailable", "login service unavailable, try again later", retry_after_s=exc.retry_after_s
+            )
             return
-        except gs_hooks.LoginRefusedError as exc:
-            await self._error(writer, exc.reason, exc.message)
+        except Exception:  # our config is wrong (PlatformError, ConfigError), a bug...: log it, answer generically
+            log.exception("login of session %s failed", session.id)
+            await self._error(writer, "internal", "login failed on the server")
             return
-        except gs_hooks.PlatformError:
-            await self._error(writer, "unavailable", "login service unavailable, retry shortly")
-            return
+        player_id = session.player_id
+        assert player_id is not None
         self.stats["logins"] += 1
-        self.players[user_id] = Player(user_id, session.server_id, self.channel, f"hero-{user_id}", level=10)
-        await self._send(writer, {"op": "welcome", "player": user_id, "server_id": session.server_id})
+        self.players[player_id] = Player(player_id, session.server_id, self.channel, f"hero-{player_id}", level=10)
+        await self._send(writer, {"op": "welcome", "player": player_id, "server_id": session.server_id})
 
     async def _error(
-        self, writer: asyncio.StreamWriter, code: str, message: str, *, ends_at: str | None = None
+        self,
+        writer: asyncio.StreamWriter,
+        code: str,
+        message: str,
+        *,
+        ends_at: str | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         self.stats["errors"] += 1
         msg: dict[str, Any] = {"op": "error", "code": code, "message": message}
         if ends_at is not None:
             msg["ends_at"] = ends_at  # when a ban / a maintenance ends (ISO 8601)
+        if retry_after_s is not None:
+            msg["retry_after_s"] = retry_after_s  # the platform is down: try again in this many seconds
         await self._send(writer, msg)
 
     async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:

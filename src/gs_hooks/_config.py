@@ -21,6 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from ._exceptions import ConfigError
+from ._ids import player_id_problem
 
 __all__ = [
     "ENV_VARS",
@@ -738,6 +739,8 @@ def _validate(c: Config, name: Callable[[str, str], str]) -> None:
     h = c.hive
     _check(h.suspension_path.startswith("/"), name("hive", "suspension_path"), "must be a path starting with /")
     _check("{id}" in h.player_key_format, name("hive", "player_key_format"), "must contain {id}")
+    key_problem = player_id_problem(h.player_key_format.replace("{id}", "1"))
+    _check(key_problem is None, name("hive", "player_key_format"), f"must make player ids, but {key_problem}")
     _check(-14 <= h.date_utc_offset_h <= 14, name("hive", "date_utc_offset_h"), "must be -14–14")
     _check(h.webstore_timeout_s > 0, name("hive", "webstore_timeout_s"), "must be > 0")
     if h.auth_key is not None:

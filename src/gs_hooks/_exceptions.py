@@ -11,6 +11,7 @@ translated at the boundary (``raise ... from exc``) so callers only ever catch o
     ├── PlatformError               the platform answered with an error result code
     │   └── PlatformUnavailableError    the platform could not be reached / kept failing transiently
     ├── LoginRefusedError           hooks.login() refused the player (see .reason)
+    │   ├── InvalidLoginError           the user id or access token cannot be one (checked before any platform call)
     │   ├── TokenInvalidError           Gamebase says the access token is invalid or expired
     │   ├── MemberNotValidError         Gamebase says the member is banned / withdrawn / missing
     │   ├── BannedError                 the ban book holds an active ban (carries .ends_at)
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DuplicateLoginError",
     "GsHooksError",
+    "InvalidLoginError",
     "LoginRefusedError",
     "MaintenanceError",
     "MemberNotValidError",
@@ -110,7 +112,24 @@ class PlatformError(GsHooksError):
 
 
 class PlatformUnavailableError(PlatformError):
-    """The platform could not be reached, or kept failing with transient errors after the retries."""
+    """The platform could not be reached, or kept failing with transient errors after the retries.
+
+    Attributes:
+        retry_after_s: a hint, in seconds, for when to try again (the platform's ``Retry-After`` when it sent
+            one, else the client's default); a game refusing a login for this tells the player to retry then.
+    """
+
+    def __init__(
+        self,
+        platform: str,
+        code: int | None,
+        message: str,
+        *,
+        transaction_id: str | None = None,
+        retry_after_s: float = 5.0,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(platform, code, message, transaction_id=transaction_id)
 
 
 class LoginRefusedError(GsHooksError):
@@ -124,6 +143,24 @@ class LoginRefusedError(GsHooksError):
 
     def __init__(self, message: str) -> None:
         self.message = message
+        super().__init__(message)
+
+
+class InvalidLoginError(LoginRefusedError):
+    """The login input cannot be a user id or an access token; refused before any platform call.
+
+    Empty, missing or non-string tokens, tokens with whitespace, ``/``, ``\\`` or only dots, tokens over
+    ``MAX_TOKEN_LEN`` characters, and user ids that are not player ids (see :func:`gs_hooks.Hooks.login`).
+    The message says what is wrong and never holds the token.
+
+    Attributes:
+        field: ``"user_id"`` or ``"access_token"``.
+    """
+
+    reason = "invalid_login"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
         super().__init__(message)
 
 

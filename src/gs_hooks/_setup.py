@@ -30,6 +30,7 @@ from ._clock import Clock, SystemClock
 from ._config import Config, Secret
 from ._exceptions import ClosedError, ConfigError
 from ._health import ComponentHealth
+from ._ids import player_id as _player_id
 from ._store import Store
 from .bans import Ban, BanBook, BanEvent
 from .gamebase._wire import login as _gamebase_login
@@ -294,7 +295,7 @@ class Hooks:
 
     async def kick(
         self,
-        target: Session | str,
+        target: Session | str | int,
         reason: str = "manual",
         *,
         message: str = "",
@@ -308,18 +309,23 @@ class Hooks:
         closes the connection so no untracked connection is left behind.
 
         Args:
-            target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player).
+            target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player; an ``int`` is
+                normalised to its decimal string).
             reason: ``ban``, ``maintenance``, ``duplicate_login``, ``manual``...
             message: a human-readable message to show the player.
             details: reason-specific frozen details, passed through in the request.
 
         Returns:
             The number of sessions kicked (0 when none was live).
+
+        Raises:
+            TypeError: ``target`` is neither a session nor a player id.
+            ValueError: ``target`` is a string that cannot be a player id (empty, ``/``, dots...).
         """
         if isinstance(target, Session):
             sessions: tuple[Session, ...] = (target,)
-        elif isinstance(target, str):
-            sessions = self.registry.sessions_of(target)
+        elif isinstance(target, str | int) and not isinstance(target, bool):
+            sessions = self.registry.sessions_of(_player_id(target))
         else:
             raise TypeError(f"kick() takes a Session or a player id (str), not {type(target).__name__}")
         kicked = self._kick_nowait(sessions, reason, message, details)
@@ -422,14 +428,19 @@ class Hooks:
         done = call_callback_nowait(closer, what="default kick")
         return None if isinstance(done, bool) else done
 
-    def bind_player(self, session: Session, player_id: str) -> list[Session]:
+    def bind_player(self, session: Session, player_id: str | int) -> list[Session]:
         """Bind a player to a session under the duplicate-login policy.
+
+        Args:
+            session: a live session.
+            player_id: the player id (an ``int`` is bound as its decimal string).
 
         Returns:
             Older sessions the policy says to kick (the login flow kicks them with reason ``duplicate_login``).
 
         Raises:
             DuplicateLoginError: policy ``refuse_newer`` and the player is already logged in.
+            TypeError / ValueError: ``player_id`` cannot be a player id; or (ValueError) the session is not live.
         """
         return self.registry.bind_player_nowait(session, player_id)
 
@@ -489,8 +500,16 @@ class Hooks:
         """
         return TrackWebSocketsMiddleware(app, registry=self.registry, server_id=server_id, channel=channel)
 
-    def forget_token(self, user_id: str) -> None:
-        """Drop cached token verifications of a player (called when the player is banned)."""
+    def forget_token(self, user_id: str | int) -> None:
+        """Drop cached token verifications of a player (called when the player is banned).
+
+        Raises:
+            TypeError / ValueError: ``user_id`` cannot be a player id.
+        """
+        self._forget_token(_player_id(user_id, what="user id"))
+
+    def _forget_token(self, user_id: str) -> None:
+        """:meth:`forget_token` of a checked id (the ban book's, per ban)."""
         if self.verifier is not None:
             self.verifier.forget(user_id)
 
@@ -500,14 +519,16 @@ class Hooks:
 
     # -- ccu ---------------------------------------------------------------------------------------------------
 
-    def saw_user(self, user_id: str, server_id: str | None = None) -> None:
+    def saw_user(self, user_id: str | int, server_id: str | None = None) -> None:
         """Count a request by ``user_id`` towards web-mode CCU (unique users of the trailing period).
 
         A no-op in socket mode or when CCU reporting is off, so a game may always call it.
 
         Raises:
-            ValueError: empty user id, or a server id not in ``GS_HOOKS_SERVER_ID`` (web mode).
+            TypeError / ValueError: ``user_id`` cannot be a player id (checked in every mode).
+            ValueError: a server id not in ``GS_HOOKS_SERVER_ID`` (web mode).
         """
+        user_id = _player_id(user_id, what="user id")
         counter = self.ccu_counter
         saw = getattr(counter, "saw_user", None)
         if saw is not None:
@@ -525,32 +546,51 @@ class Hooks:
 
     # -- gamebase ----------------------------------------------------------------------------------------------
 
-    async def login(self, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+    async def login(self, session: Session, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """Log a player in: verify the Gamebase access token, then bind the player to the session.
 
-        Order: the maintenance gate, the token (cached, single-flight), the gate again, the ban book, then the
-        duplicate-login policy (older sessions are kicked with reason ``duplicate_login``).
+        Order: the input check (no platform call), the maintenance gate, the token (cached, single-flight), the
+        gate again, the ban book, then the duplicate-login policy (older sessions are kicked with reason
+        ``duplicate_login``).
+
+        Args:
+            session: the connection's session (``gs_hooks.current_session()``).
+            user_id: the Gamebase user id the client sent; an ``int`` (a JSON number) is bound as its decimal
+                string, so ``7101`` and ``"7101"`` are the same player everywhere (registry, bans, kicks). Pass
+                the client's value as it came: ``None`` (a missing field) or any other bad value is refused.
+            access_token: the Gamebase access token the client sent (a ``str`` or a :class:`~gs_hooks.Secret`;
+                ``None`` or anything else is refused).
 
         Returns:
             The verified token's member information.
 
         Raises:
-            MaintenanceError: maintenance is active and the gate is on.
-            TokenInvalidError: the token is invalid or expired.
-            MemberNotValidError: Gamebase reports the member banned, withdrawn or missing.
-            BannedError: the ban book holds an active ban for the player.
-            DuplicateLoginError: the player is logged in elsewhere and the policy is ``refuse_newer``.
-            PlatformUnavailableError: Gamebase is unreachable (policy ``fail_closed``, or nothing cached).
-            PlatformError: Gamebase refused the call (e.g. a wrong secret key).
+            InvalidLoginError: (``reason`` ``invalid_login``, ``.field``) the user id or token cannot be one
+                (missing, empty, wrong type, whitespace, ``/``, only dots, too long...); no platform call was made.
+            MaintenanceError: (``maintenance``) maintenance is active and the gate is on (``.ends_at``, ``.url``).
+            TokenInvalidError: (``token_invalid``) the token is invalid or expired (``.code``).
+            MemberNotValidError: (``member_not_valid``) Gamebase reports the member banned, withdrawn or missing.
+            BannedError: (``banned``) the ban book holds an active ban for the player (``.ends_at``).
+            DuplicateLoginError: (``duplicate_login``) the player is logged in elsewhere and the policy is
+                ``refuse_newer``.
+            LoginRefusedError: (``refused``) the session closed while the login ran. Every refusal above is a
+                ``LoginRefusedError``: catch it to answer the client with ``.reason`` and ``.message`` (no secret
+                is ever in them).
+            PlatformUnavailableError: Gamebase is unreachable or kept failing (policy ``fail_closed``, or nothing
+                cached): tell the player to try again in ``.retry_after_s`` seconds.
+            PlatformError: Gamebase refused the call for a reason that is ours (e.g. a wrong secret key: the
+                message names the setting), or answered something that is not a token answer for this user.
             ConfigError: Gamebase is not configured.
+            ClosedError: the hooks are closed.
         """
         return await _gamebase_login(self, session, user_id, access_token)
 
-    async def verify_token(self, user_id: str, access_token: str | Secret) -> TokenInfo:
+    async def verify_token(self, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
 
         Raises:
-            TokenInvalidError / MemberNotValidError / PlatformError / ConfigError: as :meth:`login`.
+            InvalidLoginError / TokenInvalidError / MemberNotValidError / PlatformUnavailableError / PlatformError /
+            ConfigError / ClosedError: as :meth:`login`.
         """
         return await _gamebase_verify_token(self, user_id, access_token)
 
@@ -558,7 +598,7 @@ class Hooks:
 
     async def ban(
         self,
-        player: str,
+        player: str | int,
         until: datetime | None = None,
         *,
         message: str = "",
@@ -566,7 +606,7 @@ class Hooks:
         """Ban a player from now on: kick every live session, call ``on_ban``, refuse logins until ``until``.
 
         Args:
-            player: the player key (as bound to sessions).
+            player: the player id (as bound to sessions; an ``int`` is normalised to its decimal string).
             until: when the ban ends (aware datetime); None = permanent.
             message: shown to the player (in the kick and the login refusal).
 
@@ -574,10 +614,13 @@ class Hooks:
             The recorded ban (source ``api``).
 
         Raises:
-            ValueError: ``until`` is naive or not in the future.
+            TypeError: ``player`` is neither a ``str`` nor an ``int``.
+            ValueError: ``player`` cannot be a player id (empty, whitespace at an end, ``/``, dots...), or
+                ``until`` is naive or not in the future.
         """
         from .bans import Ban
 
+        player = _player_id(player)
         self._check_open()
         now = self.clock.now()
         if until is not None:
@@ -596,8 +639,13 @@ class Hooks:
         await self.bans.apply([ban])
         return ban
 
-    async def unban(self, player: str) -> int:
-        """Lift every ban of a player (all sources). Returns the number of bans lifted."""
+    async def unban(self, player: str | int) -> int:
+        """Lift every ban of a player (all sources). Returns the number of bans lifted.
+
+        Raises:
+            TypeError / ValueError: ``player`` cannot be a player id (as :meth:`ban`).
+        """
+        player = _player_id(player)
         self._check_open()
         return len(await self.bans.lift(player))
 
@@ -776,7 +824,7 @@ def _new_ban_book(hooks: Hooks) -> BanBook:
         clock=hooks.clock,
         kick=hooks._kick_banned_nowait,
         on_ban_now=on_ban_now,
-        forget_token=hooks.forget_token,
+        forget_token=hooks._forget_token,
     )
 
     def spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:

@@ -81,7 +81,7 @@ def test_web_mode_login_observer_and_bad_input() -> None:
     reg.bind_player_nowait(other, "bob")
     now.t = T0 + 121
     assert web.count("1", T0 + 120) == 1
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="is not allowed: it is empty"):
         web.saw_user("", "1")
     with pytest.raises(ValueError, match="not reported"):
         web.saw_user("x", "7")

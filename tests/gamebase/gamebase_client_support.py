@@ -28,6 +28,7 @@ class Faults:
     many requests are inside the sim at once."""
 
     http_500: int = 0
+    retry_after: str | None = None  # a Retry-After header on those HTTP 500 answers
     inside: int = 0
     max_inside: int = 0
     gate: Any = None  # an anyio.Event the handler waits on before answering (None: answer at once)
@@ -39,7 +40,10 @@ class Faults:
             self.seen_paths.append(request.path)
             if self.http_500 > 0:
                 self.http_500 -= 1
-                return Response.text("internal error", status=500)
+                failure = Response.text("internal error", status=500)
+                if self.retry_after is not None:
+                    failure.headers.append(("retry-after", self.retry_after))
+                return failure
             self.inside += 1
             self.max_inside = max(self.max_inside, self.inside)
             try:

@@ -339,7 +339,7 @@ async def test_secret_and_token_never_reach_logs_or_reprs(gb: Env, caplog: pytes
     gb.sim.add_member("u1")
     token = gb.sim.issue_token("u1")
     client = _client(gb)
-    caplog.set_level(logging.DEBUG)  # httpx logs every request URL at INFO
+    caplog.set_level(logging.DEBUG)  # httpx logs every request URL (ours at DEBUG)
     await client.verify_token("u1", token)
     gb.sim.revoke_token(token)
     with pytest.raises(PlatformError) as info:

@@ -42,9 +42,25 @@ async def login(hooks: gs_hooks.Hooks, session: gs_hooks.Session, user: str, tok
         return f"maintenance until {exc.ends_at}: {exc.url}"
     except gs_hooks.BannedError as exc:
         return f"banned until {exc.ends_at}"
-    except gs_hooks.PlatformUnavailableError:
-        return "try again"
+    except gs_hooks.InvalidLoginError as exc:
+        field: str = exc.field
+        return f"{exc.reason}: {field}"
+    except gs_hooks.PlatformUnavailableError as exc:
+        retry_after: float = exc.retry_after_s
+        return f"try again in {retry_after}"
     return info.member.valid
+
+
+async def login_from_json(hooks: gs_hooks.Hooks, session: gs_hooks.Session, msg: dict[str, object]) -> None:
+    """The client's values as they came (a JSON number, a missing field): login takes them and refuses bad ones."""
+    user = msg.get("user_id")
+    token = msg.get("access_token")
+    await hooks.login(session, user if isinstance(user, str | int) else None, token if isinstance(token, str) else None)
+    await hooks.login(session, 7101, gs_hooks.Secret("token"))
+    await hooks.kick(7101)
+    await hooks.ban(7101)
+    hooks.saw_user(7101)
+    print(hooks.registry.sessions_of(7101), hooks.bans.active_ban(7101))
 
 
 async def client(http: httpx.AsyncClient) -> None:

@@ -45,6 +45,7 @@ import anyio.abc
 import msgspec
 
 from .._clock import Clock, to_datetime, to_timestamp
+from .._ids import lookup_key, player_id, player_id_problem
 from .._store import Store
 
 __all__ = ["Ban", "BanBook", "BanDetails", "BanEvent", "BanStatus", "BanTimer", "OnBan"]
@@ -91,7 +92,7 @@ class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     by the garbage collector, like :class:`BanDetails` and :class:`BanEvent`).
 
     Attributes:
-        player_key: the session registry's player key.
+        player_key: the session registry's player id (an ``int`` given here is normalised to its decimal string).
         source: ``hive`` (suspension webhook), ``gamebase`` (ban history) or ``api`` (``hooks.ban``).
         status: ``permanent`` or ``temporary``.
         starts_at: when the ban starts (aware datetime).
@@ -107,6 +108,11 @@ class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     message: str = ""
 
     def __post_init__(self) -> None:
+        """Raises TypeError / ValueError: the player key cannot be a player id, or the dates do not fit."""
+        key = self.player_key
+        checked = player_id(key, what="ban player key")
+        if checked is not key:
+            msgspec.structs.force_setattr(self, "player_key", checked)
         if self.starts_at.tzinfo is None or (self.ends_at is not None and self.ends_at.tzinfo is None):
             raise ValueError("ban dates must be aware datetimes (e.g. tzinfo=gs_hooks.KST)")
         if self.status == "permanent" and self.ends_at is not None:
@@ -454,7 +460,7 @@ class BanBook:
         return rows, keys
 
     def lift_nowait(
-        self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
+        self, player_key: str | int, *, source: str | None = None, started_by: datetime | None = None
     ) -> list[Ban]:
         """Lift the player's bans (every source, or one), persisting at once (blocking).
 
@@ -466,7 +472,11 @@ class BanBook:
 
         Returns:
             The bans lifted.
+
+        Raises:
+            TypeError / ValueError: ``player_key`` cannot be a player id.
         """
+        player_key = player_id(player_key, what="player key")
         self.load_nowait()
         rows, keys = self._lift_in_memory(player_key, source, started_by)
         if keys:
@@ -475,8 +485,13 @@ class BanBook:
 
     # -- queries -----------------------------------------------------------------------------------------------
 
-    def active_ban(self, player_key: str) -> Ban | None:
-        """The ban in force for the player now, or None. With several, the one that ends last (permanent first)."""
+    def active_ban(self, player_key: str | int) -> Ban | None:
+        """The ban in force for the player now, or None. With several, the one that ends last (permanent first).
+
+        A lookup: an ``int`` is normalised; a string that cannot be a player id finds nothing.
+        """
+        if type(player_key) is not str:
+            player_key = lookup_key(player_key, what="player key")
         if not self._loaded:
             self.load_nowait()
         sources = self._by_player.get(player_key)
@@ -491,8 +506,10 @@ class BanBook:
                 best = row
         return best.ban if best is not None else None
 
-    def bans_of(self, player_key: str) -> list[Ban]:
+    def bans_of(self, player_key: str | int) -> list[Ban]:
         """Every unlifted ban recorded for the player (in force, future or ended but not yet dropped)."""
+        if type(player_key) is not str:
+            player_key = lookup_key(player_key, what="player key")
         if not self._loaded:
             self.load_nowait()
         sources = self._by_player.get(player_key)
@@ -706,9 +723,10 @@ class BanBook:
         self._saved(keys, written)
 
     async def lift(
-        self, player_key: str, *, source: str | None = None, started_by: datetime | None = None
+        self, player_key: str | int, *, source: str | None = None, started_by: datetime | None = None
     ) -> list[Ban]:
         """Lift bans durably (worker thread). See :meth:`lift_nowait`."""
+        player_key = player_id(player_key, what="player key")
         async with self._get_lock():
             await self.load()
             rows, keys = self._lift_in_memory(player_key, source, started_by)
@@ -851,9 +869,13 @@ def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
         (purge_before, purge_before),
     )
     out: list[_Row] = []
+    skipped = 0
     for source, player_key, status, starts_at, ends_at, message, recorded_at, lifted_at in conn.execute(
         "SELECT source, player_key, status, starts_at, ends_at, message, recorded_at, lifted_at FROM bans_book"
     ):
+        if not isinstance(player_key, str) or player_id_problem(player_key) is not None:
+            skipped += 1  # a key an older version accepted (e.g. ""): no player can have it
+            continue
         ban = Ban(
             player_key=player_key,
             source=source,
@@ -863,6 +885,8 @@ def _load(conn: sqlite3.Connection, purge_before: float) -> list[_Row]:
             message=message,
         )
         out.append(_Row.of(ban, recorded_at, lifted_at))
+    if skipped:
+        log.warning("ban book: %d stored bans skipped: their player key cannot be a player id", skipped)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol
 
+from .._ids import player_id
 from ..sessions._registry import SessionEvent, SessionRegistry
 
 __all__ = ["CcuCounter", "SocketCounter", "WebCounter"]
@@ -93,14 +94,14 @@ class WebCounter:
             return
         w.index = index
 
-    def saw_user(self, user_id: str, server_id: str | None = None) -> None:
+    def saw_user(self, user_id: str | int, server_id: str | None = None) -> None:
         """Record that ``user_id`` made a request now on ``server_id`` (default server id when None).
 
         Raises:
-            ValueError: empty user id, or a server id this process does not report.
+            TypeError / ValueError: ``user_id`` cannot be a player id (an ``int`` is normalised).
+            ValueError: a server id this process does not report.
         """
-        if not user_id:
-            raise ValueError("user_id must be a non-empty string")
+        user_id = player_id(user_id, what="user id")
         sid = self._default if server_id is None else server_id
         w = self._windows.get(sid)
         if w is None:

@@ -36,6 +36,7 @@ import anyio.abc
 
 from .._backoff import backoff_delay
 from .._clock import KST, Clock, to_datetime
+from .._ids import lookup_key, player_id_problem
 from .._store import Store
 from ..bans._book import Ban, BanBook
 
@@ -192,16 +193,19 @@ class BanPoller:
         await self.store.run(write)
         self._watermark = until
 
-    def _player_key(self, user_id: str) -> str:
-        return self.player_key_format.replace("{id}", user_id)
+    def _player_key(self, user_id: str) -> str | None:
+        """The player key of a Gamebase ``userId``, or None when it cannot be a player id (the row is skipped:
+        no session or login can have that id, and one bad row must not stop every poll)."""
+        key = self.player_key_format.replace("{id}", lookup_key(user_id, what="userId"))
+        return key if player_id_problem(key) is None else None
 
-    def _to_ban(self, row: GamebaseBan, now: datetime) -> Ban:
+    def _to_ban(self, row: GamebaseBan, now: datetime, key: str) -> Ban:
         begins_at = row.begins_at or now
         ends_at = None if row.permanent else row.ends_at
         if ends_at is not None and ends_at <= begins_at:
             ends_at = begins_at  # an empty ban: recorded, never in force
         return Ban(
-            player_key=self._player_key(row.user_id),
+            player_key=key,
             source="gamebase",
             status="permanent" if ends_at is None else "temporary",
             starts_at=begins_at.astimezone(KST),
@@ -235,12 +239,30 @@ class BanPoller:
             at = released_by.get(row.user_id)
             return at is None or (row.begins_at is not None and row.begins_at > at)
 
-        to_apply = [self._to_ban(b, now) for b in bans if still_on(b)]
+        to_apply: list[Ban] = []
+        skipped: set[str] = set()
+        for b in bans:
+            if still_on(b):
+                key = self._player_key(b.user_id)
+                if key is None:
+                    skipped.add(b.user_id)
+                else:
+                    to_apply.append(self._to_ban(b, now, key))
         to_apply.sort(key=lambda b: b.starts_at)
         changed = await self.book.apply(to_apply) if to_apply else []
         lifted = 0
         for user_id, at in released_by.items():
-            lifted += len(await self.book.lift(self._player_key(user_id), started_by=at))
+            key = self._player_key(user_id)
+            if key is None:
+                skipped.add(user_id)
+            else:
+                lifted += len(await self.book.lift(key, started_by=at))
+        if skipped:
+            log.warning(
+                "gamebase ban poll: rows of %d userIds skipped: such a userId cannot be a player id (e.g. %r)",
+                len(skipped),
+                min(skipped)[:40],
+            )
         await self._save_watermark(now_ts)
         self.polls += 1
         if changed or lifted:

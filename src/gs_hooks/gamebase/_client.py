@@ -11,9 +11,15 @@ Pool gate: concurrent requests enter httpx's connection pool one at a time, each
 connection (learned from httpcore's ``trace`` extension; see :class:`_Claim`), waiting at most ``timeout_s``;
 a transport that reports no such traces is not gated.
 
+Paths: every value placed in a URL path (app id, user id, access token, payment/item/app seq, factor) goes
+through :func:`~gs_hooks.gamebase._protocol.path_segment`, so it stays exactly one segment (empty and dot-only
+values are refused before any request). The token answer is accepted only when it is the token endpoint's own
+shape about the user asked for (:func:`~gs_hooks.gamebase._protocol.token_answer`).
+
 Secrets: the secret key only ever sits in the request headers; the access token is a URL path segment, so no
-URL is ever put in a message (httpx errors are translated to the route name) and httpx's own request log
-line is filtered (:class:`_RedactTokenPaths`).
+URL is ever put in a message (httpx errors are translated to the route name). httpx's own ``HTTP Request:`` log
+line for our requests is demoted to DEBUG (kept only when the ``httpx`` logger is enabled for DEBUG) and its
+token segment masked (:class:`_RedactTokenPaths`).
 """
 
 from __future__ import annotations
@@ -48,12 +54,15 @@ from ._protocol import (
     UnderMaintenance,
     UserIds,
     _Result,
+    _TokenAnswer,
     decode_ban_page,
     decode_result,
     decode_wrapped,
     format_date,
     is_transient,
+    path_segment,
     redact,
+    token_answer,
 )
 from ._slots import Slots
 
@@ -69,42 +78,65 @@ _json_encoder = msgspec.json.Encoder()
 _TOKEN_SEGMENT = re.compile(r"(/tokens/)[^/?#\s\"']+")
 
 
+_OUR_URLS: set[str] = set()  # the URL prefix of every GamebaseClient made in this process
+
+
 class _RedactTokenPaths(logging.Filter):
-    """Masks the access-token path segment in httpx's ``HTTP Request: GET <url>`` log lines."""
+    """On httpx's logger: our requests' ``HTTP Request: GET <url>`` lines go to DEBUG, with the token masked.
+
+    httpx logs every request at INFO; for the Gamebase client (a maintenance poll, a ban poll, a verification per
+    login) that is noise at the level operators run. A line about a Gamebase API URL of one of our clients is
+    demoted to DEBUG and only kept when the ``httpx`` logger is enabled for DEBUG (turn it on with
+    ``logging.getLogger("httpx").setLevel(logging.DEBUG)``); the game's own httpx requests are left alone. Any
+    ``/tokens/<token>`` path segment in a kept line is masked as ``/tokens/***``.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and args:
             changed = False
+            ours = False
             new: list[object] = []
             for arg in args:
                 if isinstance(arg, httpx.URL | str):
                     text = str(arg)
+                    if not ours and _OUR_URLS and text.startswith(tuple(_OUR_URLS)):
+                        ours = True
                     if "/tokens/" in text:
                         arg = _TOKEN_SEGMENT.sub(r"\1***", text)
                         changed = True
                 new.append(arg)
             if changed:
                 record.args = tuple(new)
+            if ours and record.levelno > logging.DEBUG:
+                record.levelno = logging.DEBUG
+                record.levelname = logging.getLevelName(logging.DEBUG)
+                if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                    return False
         if isinstance(record.msg, str) and "/tokens/" in record.msg:
             record.msg = _TOKEN_SEGMENT.sub(r"\1***", record.msg)
         return True
 
 
-def _install_log_filter() -> None:
+def _install_log_filter(base_url: str) -> None:
+    _OUR_URLS.add(base_url + "/tcgb-")  # every Gamebase service path starts so
     httpx_log = logging.getLogger("httpx")
     if not any(isinstance(f, _RedactTokenPaths) for f in httpx_log.filters):
         httpx_log.addFilter(_RedactTokenPaths())
 
 
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+_seg = path_segment  # every value placed in a URL path goes through it
+
+RETRY_AFTER_S: Final = 5.0
+"""The ``retry_after_s`` hint of a :class:`~gs_hooks.PlatformUnavailableError` when Gamebase sent no Retry-After."""
 
 
-def _seg(value: str | int) -> str:
-    text = str(value)
-    if _UNRESERVED.fullmatch(text):  # nothing to quote (the common case: ids and tokens)
-        return text
-    return quote(text, safe="")
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (1..300), or None when absent or not delta-seconds."""
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return float(min(max(int(text[:6]), 1), 300))
 
 
 def _tx_prefix() -> str:
@@ -134,7 +166,7 @@ def _new_transaction_id() -> str:
 
 
 def _decode_token(raw: bytes, tx: str, hidden: Sequence[str]) -> TokenInfo:
-    return decode_result(raw, TokenInfo, route="verify_token", transaction_id=tx, secrets=hidden)
+    return decode_result(raw, _TokenAnswer, route="verify_token", transaction_id=tx, secrets=hidden)
 
 
 # httpcore's trace events that mean "this request holds its connection" (headers going out on one) or "opens
@@ -220,11 +252,12 @@ class GamebaseClient:
         self.backoff_max_s = backoff_max_s
         self._random = random.Random()
         self._timeout = httpx.Timeout(timeout_s)
-        self._app = _seg(app_id)
+        self._app = _seg(app_id, "app id")
+        self._version = _seg(api_version, "API version")
         self.requests_sent = 0
         self._pool_gate = Slots(1)
         self._claims_traced = False  # whether the transport reports when a request holds a connection
-        _install_log_filter()
+        _install_log_filter(self.base_url)
 
     def __repr__(self) -> str:
         return (
@@ -233,7 +266,7 @@ class GamebaseClient:
         )
 
     def _path(self, service: str, rest: str) -> str:
-        return f"{self.base_url}/{service}/{self.api_version}/apps/{self._app}/{rest}"
+        return f"{self.base_url}/{service}/{self._version}/apps/{self._app}/{rest}"
 
     # -- the request core ---------------------------------------------------------------------------------------
 
@@ -280,11 +313,12 @@ class GamebaseClient:
         content = _json_encoder.encode(body) if body is not None else None
         key = self._secret.get_secret_value()
         if hidden is None:
-            hidden = (*secrets, *(_seg(s) for s in secrets if s), key)
+            hidden = (*secrets, *(quote(s, safe="") for s in secrets if s), key)
         http = self._http
         attempts = 1 + (self.retries if retries is None else retries)
         last: PlatformError | None = None
         cause: BaseException | None = None
+        retry_after: float | None = None
         for attempt in range(attempts):
             if attempt:
                 delay = self.backoff(attempt - 1)
@@ -319,6 +353,7 @@ class GamebaseClient:
             if status >= 500:
                 last = PlatformUnavailableError(PLATFORM, None, f"{route}: HTTP {status}", transaction_id=echoed)
                 cause = None
+                retry_after = _retry_after(response.headers.get("retry-after"))
                 continue
             try:
                 result = decode(response.content, echoed, hidden)
@@ -342,6 +377,7 @@ class GamebaseClient:
             last.code,
             f"{last.message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})",
             transaction_id=last.transaction_id or tx,
+            retry_after_s=RETRY_AFTER_S if retry_after is None else retry_after,
         ) from cause
 
     async def _typed(
@@ -408,19 +444,21 @@ class GamebaseClient:
             PlatformUnavailableError: Gamebase could not be reached or kept failing transiently.
         """
         token = access_token.get_secret_value() if isinstance(access_token, Secret) else access_token
-        seg = _seg(token)
+        user = user_id if type(user_id) is str else str(user_id)
+        seg = _seg(token, "access token")
         query = "?linkedIdP=true" if linked_idp else "?linkedIdP=false"
-        url = self._path("tcgb-gateway", f"members/{_seg(user_id)}/tokens/{seg}{query}")
+        url = self._path("tcgb-gateway", f"members/{_seg(user, 'user id')}/tokens/{seg}{query}")
         # straight to the request core (no _typed layer, no closure): the login storm's hot path
-        return await self._request(
+        answer = await self._request(
             "verify_token",
             "GET",
             url,
             _decode_token,
             transaction_id=transaction_id,
             retries=retries,
-            hidden=(token, seg, self._secret.get_secret_value()) if token else (self._secret.get_secret_value(),),
+            hidden=(token, seg, self._secret.get_secret_value()),
         )
+        return token_answer(answer, user)
 
     # -- launching --------------------------------------------------------------------------------------------------
 
@@ -452,7 +490,7 @@ class GamebaseClient:
         return await self._typed(
             "member",
             "GET",
-            self._path("tcgb-member", f"members/{_seg(user_id)}"),
+            self._path("tcgb-member", f"members/{_seg(user_id, 'user id')}"),
             MemberDetail,
             params={"includeMemberInfo": "true" if include_member_info else "false"},
             transaction_id=transaction_id,
@@ -579,7 +617,7 @@ class GamebaseClient:
         return await self._wrapped(
             "iap_consume",
             "POST",
-            self._path("tcgb-inapp", f"consume/{_seg(payment_seq)}/items/{_seg(item_seq)}"),
+            self._path("tcgb-inapp", f"consume/{_seg(payment_seq, 'payment seq')}/items/{_seg(item_seq, 'item seq')}"),
             body=dict(body or {}),
             transaction_id=transaction_id,
         )
@@ -587,7 +625,10 @@ class GamebaseClient:
     async def iap_items(self, app_seq: str | int, *, transaction_id: str | None = None) -> GamebaseResult:
         """IAP Retrieve Items of an app (``/standard/item/list/{appSeq}``)."""
         return await self._wrapped(
-            "iap_items", "GET", self._path("tcgb-inapp", f"item/list/{_seg(app_seq)}"), transaction_id=transaction_id
+            "iap_items",
+            "GET",
+            self._path("tcgb-inapp", f"item/list/{_seg(app_seq, 'app seq')}"),
+            transaction_id=transaction_id,
         )
 
     async def iap_consumables(self, body: Mapping[str, Any], *, transaction_id: str | None = None) -> GamebaseResult:
@@ -607,7 +648,7 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_user_count",
             "GET",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/user-count"),
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor, 'factor')}/user-count"),
             transaction_id=transaction_id,
         )
 
@@ -618,7 +659,7 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_user",
             "GET",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor, 'factor')}/users"),
             params={"userId": user_id},
             transaction_id=transaction_id,
         )
@@ -640,7 +681,7 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_range",
             "GET",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor, 'factor')}/users"),
             params={"start": str(start), "size": str(size)},
             transaction_id=transaction_id,
         )
@@ -652,7 +693,7 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_set_score",
             "POST",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users/{_seg(user_id)}/score"),
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor, 'factor')}/users/{_seg(user_id, 'user id')}/score"),
             body=dict(body),
             transaction_id=transaction_id,
         )
@@ -664,7 +705,10 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_set_score_with_extra",
             "POST",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users/{_seg(user_id)}/score-with-extra"),
+            self._path(
+                "tcgb-leaderboard",
+                f"factors/{_seg(factor, 'factor')}/users/{_seg(user_id, 'user id')}/score-with-extra",
+            ),
             body=dict(body),
             transaction_id=transaction_id,
         )
@@ -700,7 +744,7 @@ class GamebaseClient:
         return await self._wrapped(
             "leaderboard_delete_user",
             "DELETE",
-            self._path("tcgb-leaderboard", f"factors/{_seg(factor)}/users"),
+            self._path("tcgb-leaderboard", f"factors/{_seg(factor, 'factor')}/users"),
             params={"userId": user_id},
             transaction_id=transaction_id,
         )

@@ -24,10 +24,12 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 import msgspec
 
 from .._exceptions import PlatformError, ProtocolError
+from .._ids import only_dots
 
 __all__ = [
     "CONFIG_CODES",
@@ -67,7 +69,9 @@ __all__ = [
     "is_transient",
     "maintenance_path",
     "parse_date",
+    "path_segment",
     "redact",
+    "token_answer",
 ]
 
 PLATFORM: Final = "gamebase"
@@ -128,6 +132,34 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def path_segment(value: str | int, what: str = "value") -> str:
+    """``value`` as exactly one URL path segment: percent-encoded with no safe character (``/ ? # %`` and every
+    non-ASCII character encoded; RFC 3986's unreserved ``A-Z a-z 0-9 - . _ ~`` stay as they are).
+
+    A value that is empty or only dots (also after NFKC: ``．．``, ``‥``) is refused: ``.`` and ``..`` are dot
+    segments, which a client or server resolves away (``members/u1/tokens/..`` is ``members/u1``), and encoding
+    them as ``%2E`` does not help, since RFC 3986 normalisation decodes unreserved characters again. The message
+    never holds the value (it may be an access token).
+
+    Args:
+        value: the value (an int is written in decimal).
+        what: what the value is, for the error message (``"user id"``, ``"access token"``...).
+
+    Raises:
+        ValueError: the value is empty or only dots.
+    """
+    text = value if type(value) is str else str(value)
+    if _UNRESERVED.fullmatch(text) is not None:  # the common case (ids and tokens): nothing to encode
+        if text.strip("."):
+            return text
+    elif text and not only_dots(text):
+        return quote(text, safe="", errors="strict")
+    raise ValueError(f"gamebase: the {what} cannot be a URL path segment: it is {'empty' if not text else 'only dots'}")
 
 
 # -- models -----------------------------------------------------------------------------------------------------
@@ -210,6 +242,40 @@ class TokenInfo(_Result, frozen=True, kw_only=True):
 
     member: Member
     linked_idp: LinkedIdp | None = msgspec.field(default=None, name="linkedIdP")
+
+
+class _TokenAnswer(TokenInfo, frozen=True, kw_only=True):
+    """What the token endpoint's answer is read as: :class:`TokenInfo` plus the one field that tells a Get Member
+    answer (``memberInfo``) apart, so :func:`token_answer` can refuse an answer from another endpoint."""
+
+    member_info: Any = msgspec.field(default=msgspec.UNSET, name="memberInfo")
+
+
+def token_answer(answer: TokenInfo, user_id: str, *, route: str = "verify_token") -> TokenInfo:
+    """Accept only the token endpoint's own answer about ``user_id`` (the verifier's last line of defence).
+
+    Path encoding keeps a token in its segment; this makes sure that, whatever a server did with the path, a
+    login is never granted from another endpoint's member shape or from an answer about another user.
+
+    Args:
+        answer: the decoded answer (a :class:`TokenInfo` or the client's wire form of it).
+        user_id: the user id the request was for.
+        route: the endpoint name, for messages.
+
+    Returns:
+        The answer as a plain :class:`TokenInfo`.
+
+    Raises:
+        ProtocolError: the answer carries ``memberInfo`` (a Get Member answer), or its ``member.userId`` is not
+            ``user_id``.
+    """
+    if getattr(answer, "member_info", msgspec.UNSET) is not msgspec.UNSET:
+        raise ProtocolError(f"gamebase {route}: the answer is not a token-authentication answer (it has memberInfo)")
+    if answer.member.user_id != user_id:
+        raise ProtocolError(f"gamebase {route}: the answer is about another member than the one asked for")
+    if type(answer) is TokenInfo:
+        return answer
+    return TokenInfo(header=answer.header, member=answer.member, linked_idp=answer.linked_idp)
 
 
 class MemberInfo(msgspec.Struct, frozen=True, kw_only=True):

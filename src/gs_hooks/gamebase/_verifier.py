@@ -25,17 +25,20 @@ import msgspec
 from .._clock import Clock, SystemClock
 from .._config import _DEFAULT_VERIFY_CONCURRENCY, Secret
 from .._exceptions import (
+    InvalidLoginError,
     LoginRefusedError,
     MemberNotValidError,
     PlatformError,
     PlatformUnavailableError,
+    ProtocolError,
     TokenInvalidError,
 )
+from .._ids import lookup_key, player_id, token_problem
 from ._client import GamebaseClient
 from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
 from ._slots import Slots
 
-__all__ = ["STALE_KEEP_S", "TokenVerifier"]
+__all__ = ["STALE_KEEP_S", "TokenVerifier", "login_input"]
 
 log = logging.getLogger("gs_hooks.gamebase")
 
@@ -91,8 +94,50 @@ class _Flight:
 
 
 def _copy_error(err: PlatformError) -> PlatformError:
-    cls = PlatformUnavailableError if isinstance(err, PlatformUnavailableError) else PlatformError
-    return cls(err.platform, err.code, err.message, transaction_id=err.transaction_id)
+    if isinstance(err, PlatformUnavailableError):
+        return PlatformUnavailableError(
+            err.platform, err.code, err.message, transaction_id=err.transaction_id, retry_after_s=err.retry_after_s
+        )
+    return PlatformError(err.platform, err.code, err.message, transaction_id=err.transaction_id)
+
+
+def login_input(user_id: object, access_token: object) -> tuple[str, str]:
+    """Check a login's user id and access token locally, before any platform call.
+
+    Args:
+        user_id: a player id (``str``, or an ``int``: normalised to its decimal string).
+        access_token: a ``str`` or a :class:`~gs_hooks.Secret`.
+
+    Returns:
+        (user id, token) in canonical form.
+
+    Raises:
+        InvalidLoginError: the user id is not a player id (missing, wrong type, empty, ``/``, dots...; see
+            ``gs_hooks._ids``), or the token is missing, not a string, empty, longer than ``MAX_TOKEN_LEN``, or holds
+            whitespace, a control or non-ASCII character, ``/`` or ``\\``, or is only dots. The message never
+            holds the token.
+    """
+    if user_id is None:
+        raise InvalidLoginError("login refused: the user id is missing", field="user_id")
+    try:
+        user = player_id(user_id, what="user id")
+    except (TypeError, ValueError) as exc:
+        raise InvalidLoginError(f"login refused: {exc}", field="user_id") from exc
+    if isinstance(access_token, str):
+        token = str.__str__(access_token)
+    elif isinstance(access_token, Secret):
+        token = access_token.get_secret_value()
+    elif access_token is None:
+        raise InvalidLoginError("login refused: the access token is missing", field="access_token")
+    else:
+        raise InvalidLoginError(
+            f"login refused: the access token must be a string, not {type(access_token).__name__}",
+            field="access_token",
+        )
+    problem = token_problem(token) if isinstance(token, str) else "it is not a string"
+    if problem is not None:
+        raise InvalidLoginError(f"login refused: the access token is not allowed: {problem}", field="access_token")
+    return user, token
 
 
 class TokenVerifier:
@@ -158,9 +203,9 @@ class TokenVerifier:
         """The cap on concurrent verification requests."""
         return self.limiter.total
 
-    def cached_nowait(self, user_id: str, access_token: str) -> TokenInfo | None:
+    def cached_nowait(self, user_id: str | int, access_token: str) -> TokenInfo | None:
         """The cached, unexpired verification of (user, token), or None. No IO."""
-        entry = self._positive.get((user_id, access_token))
+        entry = self._positive.get((lookup_key(user_id, what="user id"), access_token))
         if entry is not None and entry[0] > self._time():
             return entry[1]
         return None
@@ -168,21 +213,30 @@ class TokenVerifier:
     async def verify(self, user_id: str, access_token: str | Secret) -> TokenInfo:
         """Verify a token: the member if the token is valid and ``member.valid == "Y"``.
 
+        Args:
+            user_id: the Gamebase user id (an ``int`` is normalised to its decimal string).
+            access_token: the access token.
+
         Raises:
+            InvalidLoginError: the user id or token cannot be one (see :func:`login_input`); nothing is sent.
             TokenInvalidError: the token is invalid or expired.
             MemberNotValidError: the member is banned, withdrawn or missing.
             PlatformUnavailableError: Gamebase is unreachable (and no cached verification is allowed).
             PlatformError: Gamebase refused the call for another reason (e.g. our secret key is wrong).
         """
-        token = access_token if isinstance(access_token, str) else access_token.get_secret_value()
-        key = (user_id, token)
+        if type(access_token) is str and type(user_id) is str:
+            key = (user_id, access_token)
+        else:
+            key = login_input(user_id, access_token)
         entry = self._positive.get(key)
-        if entry is not None and entry[0] > self._time():
+        if entry is not None and entry[0] > self._time():  # only a checked key is ever cached
             self.hits += 1
             return entry[1]
         return await self._slow(key, entry)
 
     async def _slow(self, key: tuple[str, str], entry: tuple[float, TokenInfo] | None) -> TokenInfo:
+        if entry is None:
+            login_input(*key)  # checked before any cache lookup or request: an invalid key is never cached
         now = self._time()
         neg = self._negative.get(key)
         if neg is not None:
@@ -280,6 +334,10 @@ class TokenVerifier:
                 flight.error = err
                 return
             self._refuse(key, flight, refusal, generation)
+            return
+        except ProtocolError as exc:  # not the token endpoint's answer about this user: never a login
+            log.error("token verification of user %r: %s", user_id, exc)
+            flight.error = PlatformError(PLATFORM, None, f"verify_token: {exc}")
             return
         except Exception as exc:  # a bug must not leave the waiters hanging
             log.exception("token verification of user %r failed unexpectedly", user_id)
@@ -392,12 +450,17 @@ class TokenVerifier:
         )
         return entry[1]
 
-    def forget(self, user_id: str) -> int:
+    def forget(self, user_id: str | int) -> int:
         """Drop every cached verification (positive and negative) of a user; in-flight answers are not cached.
+
+        Args:
+            user_id: the user (an ``int`` is normalised to its decimal string).
 
         Returns:
             The number of cache entries dropped.
         """
+        if type(user_id) is not str:
+            user_id = lookup_key(user_id, what="user id")
         self._generation[user_id] = self._generation.get(user_id, 0) + 1
         tokens = self._by_user.pop(user_id, set())
         dropped = 0

@@ -10,7 +10,7 @@ from .._exceptions import BannedError, ConfigError, LoginRefusedError
 from ._client import GamebaseClient
 from ._maintenance import MaintenanceWatcher
 from ._protocol import TokenInfo
-from ._verifier import TokenVerifier
+from ._verifier import TokenVerifier, login_input
 
 if TYPE_CHECKING:
     from .._setup import Hooks
@@ -83,18 +83,23 @@ def _gate(hooks: Hooks) -> None:
             raise error
 
 
-async def verify_token(hooks: Hooks, user_id: str, access_token: str | Secret) -> TokenInfo:
+async def verify_token(hooks: Hooks, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
     """See :meth:`gs_hooks.Hooks.verify_token`."""
     hooks._check_open()
-    return await _verifier(hooks).verify(user_id, access_token)
+    verifier = _verifier(hooks)
+    user, token = login_input(user_id, access_token)  # refused here, before any platform call
+    return await verifier.verify(user, token)
 
 
-async def login(hooks: Hooks, session: Session, user_id: str, access_token: str | Secret) -> TokenInfo:
+async def login(
+    hooks: Hooks, session: Session, user_id: str | int | None, access_token: str | Secret | None
+) -> TokenInfo:
     """See :meth:`gs_hooks.Hooks.login`."""
     hooks._check_open()
     verifier = _verifier(hooks)
+    user_id, token = login_input(user_id, access_token)  # refused here, before any platform call
     _gate(hooks)
-    info = await verifier.verify(user_id, access_token)
+    info = await verifier.verify(user_id, token)
     _gate(hooks)  # maintenance may have begun while we waited for Gamebase
     bans = hooks.bans
     if bans is not None:

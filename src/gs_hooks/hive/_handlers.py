@@ -21,9 +21,12 @@ import anyio
 from .._clock import KST, Clock
 from .._config import Config, Secret
 from .._exceptions import ProtocolError
+from .._ids import lookup_key
+from .._ids import player_id as _player_id
 from ..bans._book import Ban, BanBook
 from ..http._app import Request, Response, Router
 from ._protocol import (
+    RESULT_BAD_VALUE,
     RESULT_OK,
     RESULT_STORE_FAILED,
     RESULT_UNAUTHORIZED,
@@ -46,8 +49,12 @@ _JSON = ("content-type", "application/json; charset=utf-8")
 
 
 def hive_player_key(player_key_format: str, player_id: int | str) -> str:
-    """The session registry's player key for a platform id (``{id}`` in the format is replaced)."""
-    return player_key_format.replace("{id}", str(player_id))
+    """The session registry's player key for a platform id (``{id}`` in the format is replaced).
+
+    Raises:
+        TypeError / ValueError: the result cannot be a player id (see ``gs_hooks._ids``).
+    """
+    return _player_id(player_key_format.replace("{id}", lookup_key(player_id)), what="player key")
 
 
 def _digest(value: bytes) -> bytes:
@@ -142,7 +149,13 @@ class SuspensionWebhook:
             log.warning("hive suspension webhook: refused (%d) from %s: %s", exc.result_code, _peer(request), exc)
             return self.answer(exc.result_code, exc.message, status=400)
         try:
-            changed = await self.book.apply(self.to_bans(players))
+            bans = self.to_bans(players)
+        except ValueError as exc:  # the mapped key cannot be a player id (e.g. too long for the format)
+            self.batches_rejected += 1
+            log.warning("hive suspension webhook: refused (%d) from %s: %s", RESULT_BAD_VALUE, _peer(request), exc)
+            return self.answer(RESULT_BAD_VALUE, str(exc), status=400)
+        try:
+            changed = await self.book.apply(bans)
         except Exception:
             log.exception("hive suspension webhook: recording %d suspensions failed", len(players))
             return self.answer(RESULT_STORE_FAILED, "suspensions could not be recorded; send again", status=503)

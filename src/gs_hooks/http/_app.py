@@ -164,13 +164,30 @@ def parse_allowlist(cidrs: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
+def _match(segments: tuple[tuple[str | None, str], ...], parts: list[str]) -> dict[str, str] | None:
+    """The params of a pattern's segments matched against a path's decoded segments, or None."""
+    if len(segments) != len(parts):
+        return None
+    params: dict[str, str] = {}
+    for (name, literal), part in zip(segments, parts, strict=True):
+        if name is None:
+            if part != literal:
+                return None
+        elif part:
+            params[name] = part
+        else:
+            return None
+    return params
+
+
 class Router:
     """Maps (method, path) to a :class:`Route`. Static paths are a dict lookup; patterns are tried in order."""
 
     def __init__(self) -> None:
         self._static: dict[str, dict[str, Route]] = {}
         self._allowed: dict[str, tuple[str, ...]] = {}
-        self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
+        # pattern routes: (segments, methods); a segment is (param name, "") or (None, literal text)
+        self._patterns: list[tuple[tuple[tuple[str | None, str], ...], dict[str, Route]]] = []
 
     def add(
         self,
@@ -182,7 +199,8 @@ class Router:
         allow: Iterable[str] = (),
         max_body: int | None = None,
     ) -> Route:
-        """Register a handler. ``{name}`` segments match one path segment and land in ``path_params``."""
+        """Register a handler. ``{name}`` segments match one path segment and land in ``path_params`` (decoded
+        once, per segment: see :meth:`resolve`)."""
         route = Route(method.upper(), pattern, handler, guard, parse_allowlist(allow), max_body)
         if _PARAM.search(pattern):
             regex = re.compile(
@@ -194,20 +212,32 @@ class Router:
                 + "$"
             )
             route.regex = regex
+            segments = tuple(
+                (m.group(1), "") if (m := _PARAM.fullmatch(part)) else (None, part) for part in pattern.split("/")
+            )
             for existing, methods in self._patterns:
-                if existing.pattern == regex.pattern:
+                if existing == segments:
                     methods[route.method] = route
                     break
             else:
-                self._patterns.append((regex, {route.method: route}))
+                self._patterns.append((segments, {route.method: route}))
         else:
             methods = self._static.setdefault(pattern, {})
             methods[route.method] = route
             self._allowed[pattern] = tuple(sorted(methods))
         return route
 
-    def resolve(self, method: str, path: str) -> tuple[Route | None, dict[str, str], tuple[str, ...]]:
+    def resolve(
+        self, method: str, path: str, raw_path: str | None = None
+    ) -> tuple[Route | None, dict[str, str], tuple[str, ...]]:
         """Find the route for a request.
+
+        Args:
+            method: the request method.
+            path: the decoded path (static routes are looked up with it).
+            raw_path: the path as sent (still percent-encoded), when known. Pattern routes then split it on ``/``
+                first and decode each segment once, so an encoded ``%2F`` stays inside its segment and ``%252e``
+                is the value ``%2e``, not ``.``. Without it, ``path`` is split as it is (decoded once already).
 
         Returns:
             (route, path params, allowed methods). route is None when nothing matches: allowed methods is
@@ -220,12 +250,18 @@ class Router:
                 route = methods.get("GET")
             return route, {}, self._allowed[path]
         params: dict[str, str] = {}
-        if methods is None:
-            for regex, candidate in self._patterns:
-                m = regex.match(path)
-                if m:
-                    methods = candidate
-                    params = {k: unquote(v) for k, v in m.groupdict().items()}
+        if self._patterns:
+            if raw_path is None:
+                parts = path.split("/")
+            else:
+                try:
+                    parts = [unquote(p, errors="strict") if "%" in p else p for p in raw_path.split("/")]
+                except UnicodeDecodeError:
+                    return None, {}, ()
+            for segments, candidate in self._patterns:
+                found = _match(segments, parts)
+                if found is not None:
+                    methods, params = candidate, found
                     break
         if methods is None:
             return None, {}, ()

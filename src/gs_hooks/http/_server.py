@@ -685,7 +685,7 @@ class HttpServer:
             client=c.client,
             raw_path=safe_for_log(text),
         )
-        route, params, allowed = self.router.resolve(method, path)
+        route, params, allowed = self.router.resolve(method, path, text)
         if route is None:
             if allowed:
                 r = Response.error(405, f"method {method} not allowed here; allowed: {', '.join(allowed)}")

@@ -34,6 +34,8 @@ import msgspec
 
 from .._clock import SystemClock
 from .._exceptions import DuplicateLoginError
+from .._ids import MAX_PLAYER_ID_LEN, lookup_key
+from .._ids import player_id as _player_id
 
 __all__ = ["Closer", "Remote", "Session", "SessionEvent", "SessionRegistry"]
 
@@ -273,8 +275,16 @@ class SessionRegistry:
         self._notify(SessionEvent("close", session))
         return True
 
-    def close_player_nowait(self, player_id: str) -> tuple[Session, ...]:
-        """Unregister every live session of a player at once (a ban's kick); returns them, oldest first."""
+    def close_player_nowait(self, player_id: str | int) -> tuple[Session, ...]:
+        """Unregister every live session of a player at once (a ban's kick); returns them, oldest first.
+
+        A lookup: an ``int`` is normalised, a string that cannot be a player id finds nothing.
+
+        Raises:
+            TypeError: ``player_id`` is neither a ``str`` nor an ``int``.
+        """
+        if type(player_id) is not str:
+            player_id = lookup_key(player_id)
         entry = self._players.pop(player_id, None)
         if entry is None:
             return ()
@@ -296,20 +306,34 @@ class SessionRegistry:
                 self._notify(SessionEvent("close", session))
         return sessions
 
-    def bind_player_nowait(self, session: Session, player_id: str) -> list[Session]:
+    def bind_player_nowait(self, session: Session, player_id: str | int) -> list[Session]:
         """Bind a logged-in player to a session, applying the duplicate-login policy.
 
         Policies: ``allow`` keeps every session of the player; ``kick_older`` binds the new one and returns the
         older ones for the caller to kick (they stay registered until kicked or closed); ``refuse_newer``
         raises and leaves the new session unbound.
 
+        Args:
+            session: a live session of this registry.
+            player_id: the player id: a ``str``, or an ``int`` (bound as its decimal string, so a JSON number and
+                a platform's string id are the same player). See ``gs_hooks._ids`` for what a player id may hold.
+
         Returns:
             The older sessions of the same player that must be kicked (``kick_older``), else [].
 
         Raises:
             DuplicateLoginError: the policy is ``refuse_newer`` and the player already has a live session.
-            ValueError: the session is not live in this registry, or already bound to another player.
+            TypeError: ``player_id`` is neither a ``str`` nor an ``int``.
+            ValueError: ``player_id`` cannot be a player id (empty, whitespace at an end, ``/``, dots...), or the
+                session is not live in this registry, or already bound to another player.
         """
+        if not (
+            type(player_id) is str
+            and player_id.isascii()
+            and player_id.isalnum()
+            and len(player_id) <= MAX_PLAYER_ID_LEN
+        ):
+            player_id = _player_id(player_id)  # the common id (ASCII letters and digits) needs no call
         try:
             live = self._servers[session.server_id].get(session.id) is session
         except KeyError:
@@ -384,8 +408,17 @@ class SessionRegistry:
                 return session
         return None
 
-    def sessions_of(self, player_id: str) -> tuple[Session, ...]:
-        """Live sessions of a player (usually zero or one), oldest first."""
+    def sessions_of(self, player_id: str | int) -> tuple[Session, ...]:
+        """Live sessions of a player (usually zero or one), oldest first.
+
+        A lookup: an ``int`` is normalised (``sessions_of(7101)`` is ``sessions_of("7101")``); a string that cannot
+        be a player id is not checked, it finds nothing.
+
+        Raises:
+            TypeError: ``player_id`` is neither a ``str`` nor an ``int``.
+        """
+        if type(player_id) is not str:
+            player_id = lookup_key(player_id)
         entry = self._players.get(player_id)
         if entry is None:
             return ()
