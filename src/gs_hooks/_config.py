@@ -825,9 +825,11 @@ def operator_allow(cidrs: tuple[str, ...]) -> tuple[str, ...]:
     return cidrs or LOOPBACK_CIDRS
 
 
-def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]}?)" if close else ""
+def _did_you_mean(name: str, candidates: typing.Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean X?)`` for the closest candidate, compared without their common ``prefix``, or ``""``."""
+    by_rest = {c.removeprefix(prefix): c for c in candidates}
+    close = difflib.get_close_matches(name.removeprefix(prefix), sorted(by_rest), n=1, cutoff=0.6)
+    return f" (did you mean {by_rest[close[0]]}?)" if close else ""
 
 
 def _unknown_env_vars(env: Mapping[str, str]) -> tuple[ConfigWarning, ...]:
@@ -837,7 +839,9 @@ def _unknown_env_vars(env: Mapping[str, str]) -> tuple[ConfigWarning, ...]:
     for name in sorted(env):
         if not name.upper().startswith("GS_HOOKS_") or name in known or name in OTHER_ENV_VARS:
             continue
-        hint = _did_you_mean(name.upper(), known) or " (the README's configuration table lists every setting)"
+        hint = (
+            _did_you_mean(name.upper(), known, "GS_HOOKS_") or " (the README's configuration table lists every setting)"
+        )
         out.append(ConfigWarning(name, f"not a gs_hooks setting: ignored{hint}"))
     return tuple(out)
 

@@ -56,8 +56,17 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
         for field, value in (("game", cc.game), ("mirror_url", cc.mirror_url), ("spool_path", cc.spool_path)):
             if value:
                 ignored("ccu", field, f"CCU reporting is off while {ccu_url} is unset")
-    elif cc.count_mode == "web" and cc.count != "players":
-        ignored("ccu", "count", f"it applies to socket mode only ({n('ccu', 'count_mode')} is web)")
+    else:
+        if cc.count_mode == "web" and cc.count != "players":
+            ignored("ccu", "count", f"it applies to socket mode only ({n('ccu', 'count_mode')} is web)")
+        if config.sessions.server_id not in cc.server_ids:
+            out.append(
+                ConfigWarning(
+                    n("sessions", "server_id"),
+                    f"the sessions' default server id {config.sessions.server_id!r} is not one of the CCU server ids "
+                    f"({', '.join(cc.server_ids)}): sessions opened without a server_id are not reported",
+                )
+            )
 
     gb_url = n("gamebase", "url")
     if g.url is None:
