@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
 import pytest
 
@@ -187,3 +189,46 @@ async def test_livez_and_readyz_follow_the_lifecycle_on_the_asgi_app() -> None:
         after = await client.get("/livez")
         assert (after.status_code, after.json()) == (503, {"live": False, "status": "closed"})
         assert (await client.get("/readyz")).json()["status"] == "closed"
+
+
+class Crasher:
+    """A component with a bug: it raises some time after it started."""
+
+    name = "crasher"
+
+    def __init__(self) -> None:
+        self.go = anyio.Event()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await self.go.wait()
+        raise RuntimeError("component bug")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_livez_says_crashed_once_a_component_took_the_task_group_down(anyio_backend: str) -> None:
+    hooks = setup(Config(state_path=":memory:"))
+    crasher = Crasher()
+    hooks.add_component(crasher)
+    transport = httpx.ASGITransport(app=hooks.asgi_app())
+    seen: list[tuple[int, Any]] = []
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await hooks.start()
+        try:
+            with anyio.CancelScope(shield=True):  # the crash cancels the task that started the hooks: look first
+                async with httpx.AsyncClient(transport=transport, base_url="http://game") as client:
+                    r = await client.get("/livez")
+                    seen.append((r.status_code, r.json()))
+                    crasher.go.set()
+                    while hooks.live:
+                        await anyio.sleep(0)
+                    r = await client.get("/livez")
+                    seen.append((r.status_code, r.json()))
+                    seen.append(((await client.get("/readyz")).status_code, None))
+        finally:
+            await hooks.aclose()
+    assert caught.group_contains(RuntimeError, match="component bug")
+    assert seen == [(200, {"live": True, "status": "live"}), (503, {"live": False, "status": "crashed"}), (503, None)]

@@ -55,7 +55,13 @@ async def test_a_typo_in_a_variable_name_is_a_warning_naming_the_closest_setting
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     env = {"GS_HOOKS_STATE": ":memory:", "GS_HOOKS_CCU_ULR": "http://collector.example/x", "GS_HOOKS_DASBOARD": "1"}
-    warnings = await _warnings_of(caplog, Config.from_env(env))
+    config = Config.from_env(env)
+    listed = setup(config).config_warnings()  # the same list, for a game that refuses to start on any
+    assert [(w.setting, type(w)) for w in listed] == [
+        ("GS_HOOKS_CCU_ULR", gs_hooks.ConfigWarning),
+        ("GS_HOOKS_DASBOARD", gs_hooks.ConfigWarning),
+    ]
+    warnings = await _warnings_of(caplog, config)
     assert warnings == [
         "configuration: GS_HOOKS_CCU_ULR: not a gs_hooks setting: ignored (did you mean GS_HOOKS_CCU_URL?)",
         "configuration: GS_HOOKS_DASBOARD: not a gs_hooks setting: ignored (did you mean GS_HOOKS_DASHBOARD?)",

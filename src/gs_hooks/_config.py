@@ -226,7 +226,9 @@ class ListenerConfig(msgspec.Struct, frozen=True, kw_only=True):
         keepalive_s: idle keep-alive timeout.
         max_connections: connection cap (503 past it).
         tls_cert / tls_key: PEM files; TLS on when both set.
-        suspension_allow / webstore_allow / dashboard_allow / admin_allow: IP allowlists (CIDR), empty = any.
+        suspension_allow / webstore_allow: IP allowlists (CIDR) of the platform routes, empty = any.
+        dashboard_allow / admin_allow: IP allowlists of the operator routes, empty = loopback only (see
+            :func:`operator_allow`); ``0.0.0.0/0,::/0`` opens them to every address.
         dashboard: serve ``/dashboard``.
         dashboard_key: optional key for the dashboard (``?key=`` or ``x-gs-hooks-key``).
     """
@@ -537,13 +539,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("GS_HOOKS_LISTEN_TLS_KEY", "listener", "tls_key", "str", "PEM private key"),
     EnvVar("GS_HOOKS_LISTEN_SUSPENSION_ALLOW", "listener", "suspension_allow", "list", "CIDRs, empty = any"),
     EnvVar("GS_HOOKS_LISTEN_WEBSTORE_ALLOW", "listener", "webstore_allow", "list", "CIDRs, empty = any"),
-    EnvVar("GS_HOOKS_LISTEN_DASHBOARD_ALLOW", "listener", "dashboard_allow", "list", "CIDRs, empty = any"),
+    EnvVar(
+        "GS_HOOKS_LISTEN_DASHBOARD_ALLOW",
+        "listener",
+        "dashboard_allow",
+        "list",
+        "CIDRs of `/dashboard`, empty = loopback only",
+    ),
     EnvVar(
         "GS_HOOKS_LISTEN_ADMIN_ALLOW",
         "listener",
         "admin_allow",
         "list",
-        "CIDRs for /metrics, GamePot inquiry",
+        "CIDRs of `/metrics` and the GamePot inquiry, empty = loopback only",
     ),
     EnvVar("GS_HOOKS_DASHBOARD", "listener", "dashboard", "bool", "serve `/dashboard`"),
     EnvVar("GS_HOOKS_DASHBOARD_KEY", "listener", "dashboard_key", "secret", "optional dashboard key"),

@@ -25,7 +25,7 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config, Secret, operator_allow
+from ._config import Config, ConfigWarning, Secret, operator_allow
 from ._exceptions import ClosedError, ConfigError
 from ._health import ComponentHealth, HealthReporter
 from ._startup import StartFacts, config_warnings, start_warnings, startup_summary
@@ -203,8 +203,7 @@ class Hooks:
         if self._state != "new":
             raise RuntimeError(f"cannot start hooks in state {self._state!r}")
         self._state = "starting"
-        facts = self._start_facts()
-        for warning in (*config_warnings(self.config), *start_warnings(self.config, facts)):
+        for warning in self.config_warnings():
             log.warning("configuration: %s", warning)
         tg = anyio.create_task_group()
         await tg.__aenter__()
@@ -220,6 +219,16 @@ class Hooks:
             raise
         self._state = "running"
         log.info("%s", startup_summary(self.config, self._start_facts()))
+
+    def config_warnings(self) -> list[ConfigWarning]:
+        """Settings that silently do nothing as configured (unknown ``GS_HOOKS_*`` names, a key without the
+        setting that turns its feature on, routes configured but not served...) and operator routes a public
+        bind opens: what :meth:`start` logs as WARNINGs, one each. A game may refuse to start on any.
+
+        Returns:
+            One :class:`~gs_hooks.ConfigWarning` per case, naming the setting.
+        """
+        return [*config_warnings(self.config), *start_warnings(self.config, self._start_facts())]
 
     def _start_facts(self) -> StartFacts:
         return StartFacts(
