@@ -174,6 +174,11 @@ async def test_any_object_with_health_plugs_into_readiness() -> None:
         status, ready = (await probe(url))["/readyz"]
         assert status == 503 and ready["failing"] == ["game-db"]
         assert failing(ready) == {"game-db": "connection refused by 10.0.0.5:5432"}
+        async with httpx.AsyncClient(base_url=url) as client:
+            metrics = (await client.get("/metrics")).text  # from loopback: allowed by default
+        assert "gs_hooks_ready 0.0" in metrics
+        assert 'gs_hooks_component_ok{name="game-db"} 0.0' in metrics
+        assert 'gs_hooks_component_ok{name="listener"} 1.0' in metrics
 
 
 async def test_livez_and_readyz_follow_the_lifecycle_on_the_asgi_app() -> None:

@@ -68,6 +68,20 @@ async def test_a_typo_in_a_variable_name_is_a_warning_naming_the_closest_setting
     ]
 
 
+async def test_a_mistyped_secret_variable_is_named_but_its_value_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    value = "typo-secret-value-1"  # not wrapped in a Secret (the name is not a setting): the guard cannot see it
+    warnings = await _warnings_of(
+        caplog, Config.from_env({"GS_HOOKS_STATE": ":memory:", "GS_HOOKS_GAMEBASE_SECRET": value})
+    )
+    assert warnings == [
+        "configuration: GS_HOOKS_GAMEBASE_SECRET: not a gs_hooks setting: ignored "
+        "(did you mean GS_HOOKS_GAMEBASE_SECRET_KEY?)"
+    ]
+    assert all(value not in r.getMessage() for r in caplog.records)
+
+
 async def test_known_and_tool_variables_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
     env = {
         "GS_HOOKS_STATE": ":memory:",

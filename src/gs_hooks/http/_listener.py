@@ -199,6 +199,12 @@ def _own_metrics(prometheus_client: Any, doc: dict[str, Any]) -> bytes:
         GaugeMetricFamily("gs_hooks_up", "1 while the hooks are running", value=1 if doc.get("status") == "ok" else 0),
         GaugeMetricFamily("gs_hooks_sessions", "live sessions in the registry", value=doc.get("sessions", 0)),
     ]
+    if "ready" in doc:
+        families.append(GaugeMetricFamily("gs_hooks_ready", "1 while /readyz says ready", value=int(doc["ready"])))
+        checks = GaugeMetricFamily("gs_hooks_component_ok", "1 while the component's health is ok", labels=["name"])
+        for check in doc.get("checks", ()):
+            checks.add_metric([str(check["name"])], int(bool(check["ok"])))
+        families.append(checks)
     stats = doc.get("listener")
     if stats:
         families += [
