@@ -9,6 +9,7 @@ from ._clock import KST, Clock, FakeClock, SystemClock, format_kst, grid_slot, n
 from ._config import (
     CcuConfig,
     Config,
+    ConfigWarning,
     GamebaseConfig,
     GamePotConfig,
     HiveConfig,
@@ -32,6 +33,7 @@ from ._exceptions import (
     StoreError,
     TokenInvalidError,
 )
+from ._health import ComponentHealth, HealthReporter
 from ._setup import Hooks, KickRequest, OnKick, setup
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
 from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
@@ -74,8 +76,10 @@ __all__ = [
     "CcuSpool",
     "Clock",
     "ClosedError",
+    "ComponentHealth",
     "Config",
     "ConfigError",
+    "ConfigWarning",
     "DuplicateLoginError",
     "FakeClock",
     "GamePotClient",
@@ -85,6 +89,7 @@ __all__ = [
     "GamebaseConfig",
     "GamebaseResult",
     "GsHooksError",
+    "HealthReporter",
     "HistorySample",
     "HiveConfig",
     "Hooks",

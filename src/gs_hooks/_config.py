@@ -8,11 +8,13 @@ platform URL is not configured stays off.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
 import typing
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +27,19 @@ from ._ids import player_id_problem
 
 __all__ = [
     "ENV_VARS",
+    "LOOPBACK_CIDRS",
     "CcuConfig",
     "Config",
+    "ConfigWarning",
     "GamePotConfig",
     "GamebaseConfig",
     "HiveConfig",
     "ListenerConfig",
     "Secret",
     "SessionsConfig",
+    "operator_allow",
+    "read_warnings",
+    "setting_namer",
 ]
 
 HIVE_CCU_LIVE_URL = "http://api-index.qpyou.cn/modules/gameuser/currentuser/"
@@ -220,7 +227,9 @@ class ListenerConfig(msgspec.Struct, frozen=True, kw_only=True):
         keepalive_s: idle keep-alive timeout.
         max_connections: connection cap (503 past it).
         tls_cert / tls_key: PEM files; TLS on when both set.
-        suspension_allow / webstore_allow / dashboard_allow / admin_allow: IP allowlists (CIDR), empty = any.
+        suspension_allow / webstore_allow: IP allowlists (CIDR) of the platform routes, empty = any.
+        dashboard_allow / admin_allow: IP allowlists of the operator routes, empty = loopback only (see
+            :func:`operator_allow`); ``0.0.0.0/0,::/0`` opens them to every address.
         dashboard: serve ``/dashboard``.
         dashboard_key: optional key for the dashboard (``?key=`` or ``x-gs-hooks-key``).
     """
@@ -257,7 +266,7 @@ class GamePotConfig(msgspec.Struct, frozen=True, kw_only=True):
     history_retention_days: int = 35
 
 
-class Config(msgspec.Struct, frozen=True, kw_only=True):
+class Config(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     """Everything :func:`gs_hooks.setup` needs.
 
     Attributes:
@@ -297,7 +306,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         ccu = tree.get("ccu", {})
         if "server_ids" in ccu and "server_id" not in tree.get("sessions", {}):
             tree.setdefault("sessions", {})["server_id"] = ccu["server_ids"][0]
-        return _build(cls, tree, _env_name)
+        config = _build(cls, tree, _env_name)
+        _remember(config, "env", _unknown_env_vars(env))
+        return config
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Config:
@@ -315,22 +326,29 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         for key, value in data.items():
             if isinstance(value, dict):
                 if key not in _SECTIONS:
-                    raise ConfigError(f"[{key}]", f"unknown section; allowed: {', '.join(sorted(_SECTIONS))}")
+                    raise ConfigError(
+                        f"[{key}]",
+                        f"unknown section{_did_you_mean(key, _SECTIONS)}; allowed: {', '.join(sorted(_SECTIONS))}",
+                    )
                 tree[key] = {}
                 for field, v in value.items():
                     var = _BY_PATH.get((key, field))
                     if var is None and (key, field) not in _ALIASES:
-                        raise ConfigError(f"[{key}] {field}", "unknown setting")
+                        fields = [f for (sec, f) in (*_BY_PATH, *_ALIASES) if sec == key]
+                        raise ConfigError(f"[{key}] {field}", f"unknown setting{_did_you_mean(field, fields)}")
                     parse = var is not None and isinstance(v, str) and var.kind not in ("list", "floats")
                     tree[key][field] = var.parse(f"[{key}] {field}", v) if parse and var else v
             else:
                 var = _BY_PATH.get(("", key))
                 if var is None:
-                    raise ConfigError(key, "unknown setting")
+                    top = [f for (sec, f) in _BY_PATH if sec == ""]
+                    raise ConfigError(key, f"unknown setting{_did_you_mean(key, [*top, *_SECTIONS])}")
                 tree[""][key] = value
         if "server_ids" in tree.get("ccu", {}) and "server_id" not in tree.get("sessions", {}):
             tree.setdefault("sessions", {})["server_id"] = next(iter(tree["ccu"]["server_ids"]))
-        return _build(cls, tree, _toml_name)
+        config = _build(cls, tree, _toml_name)
+        _remember(config, "toml", ())
+        return config
 
 
 _SECTIONS = {
@@ -522,13 +540,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("GS_HOOKS_LISTEN_TLS_KEY", "listener", "tls_key", "str", "PEM private key"),
     EnvVar("GS_HOOKS_LISTEN_SUSPENSION_ALLOW", "listener", "suspension_allow", "list", "CIDRs, empty = any"),
     EnvVar("GS_HOOKS_LISTEN_WEBSTORE_ALLOW", "listener", "webstore_allow", "list", "CIDRs, empty = any"),
-    EnvVar("GS_HOOKS_LISTEN_DASHBOARD_ALLOW", "listener", "dashboard_allow", "list", "CIDRs, empty = any"),
+    EnvVar(
+        "GS_HOOKS_LISTEN_DASHBOARD_ALLOW",
+        "listener",
+        "dashboard_allow",
+        "list",
+        "CIDRs of `/dashboard`, empty = loopback only",
+    ),
     EnvVar(
         "GS_HOOKS_LISTEN_ADMIN_ALLOW",
         "listener",
         "admin_allow",
         "list",
-        "CIDRs for /metrics, GamePot inquiry",
+        "CIDRs of `/metrics` and the GamePot inquiry, empty = loopback only",
     ),
     EnvVar("GS_HOOKS_DASHBOARD", "listener", "dashboard", "bool", "serve `/dashboard`"),
     EnvVar("GS_HOOKS_DASHBOARD_KEY", "listener", "dashboard_key", "secret", "optional dashboard key"),
@@ -775,3 +799,84 @@ def _validate(c: Config, name: Callable[[str, str], str]) -> None:
             "the x-api-key is required when the GamePot project id is set",
         )
     _check(gp.history_retention_days >= 1, name("gamepot", "history_retention_days"), "must be >= 1")
+
+
+# -- what the operator is told at start: names that are not settings, and the operator routes' default --------
+
+
+class ConfigWarning(msgspec.Struct, frozen=True):
+    """A configuration that is allowed but does not do what it seems to (logged as a WARNING at start).
+
+    Attributes:
+        setting: the environment variable (or TOML key) concerned.
+        problem: what happens instead, and what to do.
+    """
+
+    setting: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.problem}"
+
+
+OTHER_ENV_VARS = frozenset({"GS_HOOKS_SANDBOX_URL", "GS_HOOKS_SANDBOX_ADMIN", "GS_HOOKS_FUZZ_EXAMPLES"})
+"""``GS_HOOKS_*`` names that are not settings but are read by gs_hooks' own tools (the sandbox CLI prints the
+first two, the example server reads the first, the fuzz tests the last): never reported as unknown."""
+
+LOOPBACK_CIDRS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+"""Who may call an operator route (``/metrics``, ``/dashboard``, the GamePot inquiry) while its allowlist is empty."""
+
+
+def operator_allow(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    """The allowlist of an operator route: the configured one, or loopback only while none is configured.
+
+    Platform routes (the Hive webhook, the web-store profile) keep "empty = any": Hive calls them from the
+    internet. An operator opens an operator route on purpose with an explicit list, e.g. ``0.0.0.0/0,::/0``.
+    """
+    return cidrs or LOOPBACK_CIDRS
+
+
+def _did_you_mean(name: str, candidates: typing.Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean X?)`` for the closest candidate, compared without their common ``prefix``, or ``""``."""
+    by_rest = {c.removeprefix(prefix): c for c in candidates}
+    close = difflib.get_close_matches(name.removeprefix(prefix), sorted(by_rest), n=1, cutoff=0.6)
+    return f" (did you mean {by_rest[close[0]]}?)" if close else ""
+
+
+def _unknown_env_vars(env: Mapping[str, str]) -> tuple[ConfigWarning, ...]:
+    """A warning per ``GS_HOOKS_*`` variable that is not a setting (a typo is otherwise silently ignored)."""
+    known = {var.name for var in ENV_VARS}
+    out = []
+    for name in sorted(env):
+        if not name.upper().startswith("GS_HOOKS_") or name in known or name in OTHER_ENV_VARS:
+            continue
+        hint = (
+            _did_you_mean(name.upper(), known, "GS_HOOKS_") or " (the README's configuration table lists every setting)"
+        )
+        out.append(ConfigWarning(name, f"not a gs_hooks setting: ignored{hint}"))
+    return tuple(out)
+
+
+# Config is a frozen struct: what was noticed while reading it (and where it came from, for setting names) is
+# kept beside it, keyed by identity, and dropped with it.
+_READ: dict[int, tuple[str, tuple[ConfigWarning, ...]]] = {}
+
+
+def _remember(config: Config, origin: str, warnings: tuple[ConfigWarning, ...]) -> None:
+    if origin == "env" and not warnings:
+        return  # the default: environment names, nothing noticed
+    _READ[id(config)] = (origin, warnings)
+    weakref.finalize(config, _READ.pop, id(config), None)
+
+
+def read_warnings(config: Config) -> tuple[ConfigWarning, ...]:
+    """What :meth:`Config.from_env` noticed while reading ``config`` (unknown ``GS_HOOKS_*`` variables)."""
+    entry = _READ.get(id(config))
+    return entry[1] if entry is not None else ()
+
+
+def setting_namer(config: Config) -> Callable[[str, str], str]:
+    """``(section, field) -> name`` in the words the operator used: TOML keys for a config read by
+    :meth:`Config.from_toml`, environment variables otherwise."""
+    entry = _READ.get(id(config))
+    return _toml_name if entry is not None and entry[0] == "toml" else _env_name

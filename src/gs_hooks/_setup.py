@@ -27,10 +27,11 @@ import httpx
 import msgspec
 
 from ._clock import Clock, SystemClock
-from ._config import Config, Secret
+from ._config import Config, ConfigWarning, Secret, operator_allow
 from ._exceptions import ClosedError, ConfigError
-from ._health import ComponentHealth
+from ._health import ComponentHealth, HealthReporter
 from ._ids import player_id as _player_id
+from ._startup import StartFacts, config_warnings, start_warnings, startup_summary
 from ._store import Store
 from .bans import Ban, BanBook, BanEvent
 from .gamebase._wire import login as _gamebase_login
@@ -167,6 +168,9 @@ class Hooks:
         self.dashboard: Dashboard | None = None  # when listener.dashboard is on
         # The embedded HTTP listener (issue 6): set by _wire_components when config.listener.listen is set.
         self.listener: Listener | None = None
+        # Readiness: other objects reporting their health beside the components and the store (add_health).
+        self._health_reporters: list[HealthReporter] = []
+        self._asgi_mounted = False  # asgi_app() was called: the routes are served by the game's ASGI server
 
     # -- shared resources ------------------------------------------------------------------------------------
 
@@ -214,6 +218,8 @@ class Hooks:
         if self._state != "new":
             raise RuntimeError(f"cannot start hooks in state {self._state!r}")
         self._state = "starting"
+        for warning in self.config_warnings():
+            log.warning("configuration: %s", warning)
         try:  # an existing store that cannot be used stops the start here, before anything reads it
             await anyio.to_thread.run_sync(self._open_existing_store)
         except BaseException:
@@ -233,6 +239,24 @@ class Hooks:
             await self._close_resources()
             raise
         self._state = "running"
+        log.info("%s", startup_summary(self.config, self._start_facts()))
+
+    def config_warnings(self) -> list[ConfigWarning]:
+        """Settings that silently do nothing as configured (unknown ``GS_HOOKS_*`` names, a key without the
+        setting that turns its feature on, routes configured but not served...) and operator routes a public
+        bind opens: what :meth:`start` logs as WARNINGs, one each. A game may refuse to start on any.
+
+        Returns:
+            One :class:`~gs_hooks.ConfigWarning` per case, naming the setting.
+        """
+        return [*config_warnings(self.config), *start_warnings(self.config, self._start_facts())]
+
+    def _start_facts(self) -> StartFacts:
+        return StartFacts(
+            listener_url=self.listener.url if self.listener is not None and self.listener.port else None,
+            asgi_mounted=self._asgi_mounted,
+            webstore_callback=self.callbacks.get("webstore_profile") is not None,
+        )
 
     def _open_existing_store(self) -> None:
         """Open (and so check) the state store when its file exists; a new one is still made on first use."""
@@ -675,19 +699,78 @@ class Hooks:
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` document: ``status`` (``ok`` while running), live ``sessions``, ``components``,
-        the listener's counters when it is on, and ``stores``: each opened sqlite store's health (a failing store
-        does not change ``status``: what it could not write is held in memory, which a restart would lose)."""
+        the listener's counters when it is on, ``stores``: each opened sqlite store's health (a failing store
+        does not change ``status``: what it could not write is held in memory, which a restart would lose),
+        and readiness: ``ready`` and every report in ``checks``."""
+        reports = self.readiness()
         return {
             "status": "ok" if self._state == "running" else self._state,
             "sessions": len(self.registry),
             "components": [getattr(c, "name", type(c).__name__) for c in self._components],
             "listener": self.listener.stats() if self.listener is not None else None,
             "stores": [msgspec.structs.asdict(h) for h in self.stores_health()],
+            "ready": self.live and all(r.ok for r in reports),
+            "checks": [msgspec.to_builtins(r) for r in reports],
         }
+
+    @property
+    def live(self) -> bool:
+        """True while the hooks run and their task group was not cancelled (a component crashed) (``/livez``)."""
+        tg = self._tg
+        return self._state == "running" and tg is not None and not tg.cancel_scope.cancel_called
+
+    def add_health(self, reporter: HealthReporter) -> None:
+        """Make readiness (``/readyz``) also depend on ``reporter.health()`` (the game's own database, say).
+
+        Components, the store and the ban book are asked already when they report health.
+        """
+        self._health_reporters.append(reporter)
+
+    def readiness(self) -> tuple[ComponentHealth, ...]:
+        """The health report of everything that has one: the opened sqlite stores, components, the ban book,
+        and what :meth:`add_health` added. Cheap and synchronous (no IO)."""
+        candidates: list[object] = [*self._components, self.bans, *self._health_reporters]
+        reports = list(self.stores_health())
+        for obj in candidates:
+            if not isinstance(obj, HealthReporter):
+                continue
+            try:
+                reports.append(obj.health())
+            except Exception as exc:
+                name = str(getattr(obj, "name", type(obj).__name__))
+                log.exception("health() of %s raised", name)
+                reports.append(ComponentHealth(name=name, ok=False, error=f"health() raised {type(exc).__name__}"))
+        return tuple(reports)
+
+    def ready_document(self) -> dict[str, Any]:
+        """The ``/readyz`` document: ``ready`` (the hooks are live and every report is ok), ``status``,
+        ``failing`` (names) and every report in ``checks`` (name, ok, error without any secret, since)."""
+        reports = self.readiness()
+        live = self.live
+        failing = [r.name for r in reports if not r.ok]
+        ready = live and not failing
+        status = "ready" if ready else ("not ready" if live else self._state)
+        return {
+            "ready": ready,
+            "status": status,
+            "failing": failing,
+            "checks": [msgspec.to_builtins(r) for r in reports],
+        }
+
+    def live_document(self) -> dict[str, Any]:
+        """The ``/livez`` document: ``live`` and ``status`` (``live``, or the lifecycle state)."""
+        live = self.live
+        state = "crashed" if self._state == "running" and not live else self._state
+        return {"live": live, "status": "live" if live else state}
 
     def asgi_app(self) -> ASGIApp:
         """The routes of :attr:`router` as an ASGI app, to mount in a Starlette/FastAPI app served by uvicorn
-        instead of (or beside) the embedded listener. Limits come from ``config.listener``."""
+        instead of (or beside) the embedded listener. Limits come from ``config.listener``.
+
+        Call it before :meth:`start`: the start-up checks then know the routes are served (no "not served"
+        warning). Links the routes produce are relative, so the app works under any mount prefix.
+        """
+        self._asgi_mounted = True
         return as_asgi(self.router, limits=limits_from_config(self.config.listener))
 
 
@@ -747,7 +830,13 @@ def _wire_components(hooks: Hooks) -> None:
     wire_gamepot(hooks)
 
     # -- listener (keep last: it starts after and closes before every other component) --
-    add_builtin_routes(hooks.router, health=hooks.health, admin_allow=hooks.config.listener.admin_allow)
+    add_builtin_routes(
+        hooks.router,
+        health=hooks.health,
+        admin_allow=operator_allow(hooks.config.listener.admin_allow),
+        ready=hooks.ready_document,
+        live=hooks.live_document,
+    )
     if hooks.config.listener.listen is not None:
         hooks.listener = Listener(hooks.router, hooks.config.listener)
         hooks.add_component(hooks.listener)

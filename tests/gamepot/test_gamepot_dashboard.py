@@ -1,18 +1,28 @@
-"""The /dashboard page: access rules, and the chart's data points against the history — in real headless
-Chromium when the ``chromium`` binary is there, and by parsing the server's HTML otherwise."""
+"""The /dashboard page: access rules, the chart's data points against the history, and its form and links at the
+root and under a mount prefix — in real headless Chromium when the ``chromium`` binary is there (driven over the
+DevTools protocol to press "Show" and follow "reset"), and by parsing the server's HTML otherwise."""
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterable, Sequence
+import subprocess
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
 
 import anyio
 import httpx
 import lxml.html
 import pytest
+import uvicorn
+import websockets.asyncio.client
 from gamepot_support import NOW, TODAY, Recorded, fill, known_samples, make_hooks, serving
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from gs_hooks import Ban, MemoryCcuHistory, Secret
 from gs_hooks.gamepot import DeliveryHealth, ServerHealth
@@ -265,3 +275,165 @@ async def test_maintenance_state_from_the_gamebase_watcher() -> None:
     assert "from 2026-11-22 14:47 · until 2026-11-22 15:17 · server upgrade" in card.text_content()
     assert active.get_element_by_id("maintenance-state").text_content() == "active"
     assert "badge bad" in lxml.html.tostring(active.get_element_by_id("maintenance-state")).decode()
+
+
+# -- under a mount prefix (issue 13.10): every link and form the page produces stays under the prefix ---------------
+
+DASH_KEY = "dash-prefix-key-1"
+
+
+@asynccontextmanager
+async def run_uvicorn(app: Any) -> AsyncIterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none", http="h11")
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+
+
+@asynccontextmanager
+async def dashboard_at(where: str) -> AsyncIterator[str]:
+    """A dashboard with a key and a known history, served at ``<base>/dashboard`` (the base is returned): by the
+    embedded listener at the root, or mounted under ``/gs`` in a Starlette app run by uvicorn."""
+    hooks = make_hooks(dashboard=True, listener={"dashboard_key": Secret(DASH_KEY)})
+    hooks.gamepot_history = history_with(known_samples())
+    if where == "root":
+        async with serving(hooks) as url:
+            yield url
+        return
+    app = Starlette(routes=[Mount("/gs", app=hooks.asgi_app())])
+    async with hooks, run_uvicorn(app) as url:
+        yield url + "/gs"
+
+
+async def test_links_and_form_of_the_page_resolve_under_a_mount_prefix() -> None:
+    async with dashboard_at("mounted") as base, httpx.AsyncClient() as client:
+        page = await client.get(f"{base}/dashboard", params={"key": DASH_KEY})
+        assert page.status_code == 200
+        doc = lxml.html.fromstring(page.text)
+        form = doc.xpath('//form[@class="dates"]')[0]
+        action = urljoin(str(page.url), form.get("action") or "")
+        fields = {i.get("name"): i.get("value") for i in form.xpath(".//input[@name]")}
+        shown = await client.get(action, params={**fields, "one": "2026-11-20"})
+        reset = await client.get(urljoin(str(page.url), form.xpath(".//a")[0].get("href")))
+    assert action == f"{base}/dashboard"
+    assert shown.status_code == 200, shown.url
+    assert lxml.html.fromstring(shown.text).xpath('//input[@name="one"]/@value') == ["2026-11-20"]
+    assert reset.status_code == 200 and reset.url == httpx.URL(f"{base}/dashboard", params={"key": DASH_KEY})
+    assert lxml.html.fromstring(reset.text).xpath('//input[@name="one"]/@value') == [TODAY.isoformat()]
+
+
+class DevTools:
+    """One page of a headless Chromium, driven over the DevTools protocol (a WebSocket)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self._id = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        await self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self.ws.recv())
+            if reply.get("id") == self._id:
+                assert "error" not in reply, reply["error"]
+                return dict(reply["result"])
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"].get("text", "exception"))
+        return result["result"].get("value")
+
+    async def wait_for(self, condition: str) -> None:
+        """Until ``condition`` holds on a completely loaded document (navigations in between are retried)."""
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    if await self.evaluate(f"document.readyState === 'complete' && ({condition})"):
+                        return
+                except RuntimeError:
+                    pass  # the document was replaced while we asked
+                await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def chromium_page(tmp_path: Path) -> AsyncIterator[DevTools]:
+    assert CHROMIUM is not None
+    profile = tmp_path / "profile-devtools"
+    process = await anyio.open_process(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        with anyio.fail_after(30):
+            while not (port_file.exists() and port_file.read_text().strip()):
+                await anyio.sleep(0.05)
+            port = int(port_file.read_text().split()[0])
+            async with httpx.AsyncClient() as client:
+                while True:
+                    targets = (await client.get(f"http://127.0.0.1:{port}/json/list")).json()
+                    pages = [t for t in targets if t.get("type") == "page"]
+                    if pages:
+                        break
+                    await anyio.sleep(0.05)
+        async with websockets.asyncio.client.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as ws:
+            yield DevTools(ws)
+    finally:
+        process.terminate()
+        with anyio.move_on_after(10):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` binary on PATH (Debian: apt-get install chromium)")
+@pytest.mark.parametrize("where", ["root", "mounted"])
+async def test_dashboard_form_and_reset_link_in_headless_chromium(tmp_path: Path, where: str) -> None:
+    async with dashboard_at(where) as base, chromium_page(tmp_path) as page:
+        start = f"{base}/dashboard?key={DASH_KEY}"
+        await page.call("Page.navigate", url=start)
+        await page.wait_for(f"location.href === {json.dumps(start)}")
+        assert await page.evaluate("document.querySelector('form.dates').action") == f"{base}/dashboard"
+        # pick another date for the first series and press "Show", as an operator would
+        await page.evaluate(
+            "document.querySelector('input[name=one]').value = '2026-11-20';"
+            "document.querySelector('form.dates').requestSubmit()"
+        )
+        await page.wait_for("location.search.includes('one=2026-11-20')")
+        shown = await page.evaluate(
+            "[location.origin + location.pathname, document.querySelector('#ccu-chart g[data-series=one]')"
+            ".dataset.date, new URLSearchParams(location.search).get('key')]"
+        )
+        assert shown == [f"{base}/dashboard", "2026-11-20", DASH_KEY]
+        # "reset" goes back to the default dates, still under the prefix and with the key
+        await page.evaluate("document.querySelector('form.dates a').click()")
+        await page.wait_for("!location.search.includes('one=')")
+        back = await page.evaluate("[location.href, document.querySelector('input[name=one]').value]")
+        assert back == [start, TODAY.isoformat()]

@@ -45,9 +45,19 @@ async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
     pass
 
 
+class GameDatabase:
+    def health(self) -> gs_hooks.ComponentHealth:
+        return gs_hooks.ComponentHealth(name="game-db", ok=True)
+
+
 async def main() -> None:
     hooks: gs_hooks.Hooks = gs_hooks.setup(gs_hooks.Config.from_env(), on_kick=kick_player)
     gs_hooks.setup(gs_hooks.Config(), on_kick=kick_player_sync)
+    warnings: list[gs_hooks.ConfigWarning] = hooks.config_warnings()
+    print([(w.setting, w.problem) for w in warnings])
+    hooks.add_health(GameDatabase())
+    reports: tuple[gs_hooks.ComponentHealth, ...] = hooks.readiness()
+    print([(r.name, r.ok, r.error, r.since) for r in reports], hooks.live, hooks.ready_document()["ready"])
     async with hooks:
         server = await asyncio.start_server(hooks.track_streams(handle_client), "127.0.0.1", 0)
         server.close()

@@ -39,6 +39,7 @@ from .._backoff import backoff_delay
 from .._clock import Clock, SystemClock, format_kst, grid_slot, next_grid_instant
 from .._config import CcuConfig
 from .._exceptions import ProtocolError
+from .._health import ComponentHealth
 from ._counter import CcuCounter
 from ._metrics import CcuMetrics
 from ._protocol import CODE_MESSAGES, CcuOutcome, CcuSample, classify, encode_request, make_reqkey, parse_response
@@ -161,6 +162,10 @@ class CcuReporter:
         self._spool_down_since: float | None = None  # the spool fails since then (one log line per outage)
         self._spool_failures = 0
         self._spool_recorded = 0  # held rows recorded since the outage began
+        # For health(): since when the collector fails and why, and the last refusal (until a sample is delivered).
+        self._failing_since: float | None = None
+        self._last_failure = ""
+        self._last_refusal: tuple[float, str] | None = None
 
     # -- component ---------------------------------------------------------------------------------------------
 
@@ -340,6 +345,27 @@ class CcuReporter:
             log.warning("CCU: %d refused sample(s) queued again by the operator", n)
         self._kick()
         return n
+
+    def health(self) -> ComponentHealth:
+        """Readiness: not ok once the collector has failed (unreachable, HTTP error, 300...) for a whole grid
+        period, or while its last answer refused a sample (a wrong game key refuses every one) until a sample is
+        delivered again. No IO."""
+        if not self._started:
+            return ComponentHealth(name=self.name, ok=False, error="not started")
+        if self._last_refusal is not None:
+            at, why = self._last_refusal
+            return ComponentHealth(name=self.name, ok=False, error=f"the collector refused a sample: {why}", since=at)
+        since = self._failing_since
+        if since is not None:
+            failing_s = self.clock.time() - since
+            if failing_s >= self.period_s:
+                return ComponentHealth(
+                    name=self.name,
+                    ok=False,
+                    error=f"the collector has failed for {failing_s:.0f} s: {self._last_failure}",
+                    since=since,
+                )
+        return ComponentHealth(name=self.name, ok=True)
 
     async def wait_idle(self) -> None:
         """Wait until every due sample has been sent and answered and the sampler sleeps (mainly for tests)."""
@@ -648,6 +674,7 @@ class CcuReporter:
             assert code is not None
             await self._record_event(row, "delivered", code=code, now=now)
             self.metrics.delivered(code)
+            self._last_refusal = None
             await self._healthy(now)
             return None
         self.metrics.failed(label)
@@ -657,6 +684,9 @@ class CcuReporter:
             self._probe_at = now + delay
             await self._record_event(row, "retry", code=code, error=error, now=now, next_attempt_at=now + delay)
             self._failing = True
+            if self._failing_since is None:
+                self._failing_since = now
+            self._last_failure = error
             log.warning(
                 "CCU: %s %s not delivered (%s); retry %d in %.1f s with the same reqkey",
                 row.server,
@@ -668,6 +698,7 @@ class CcuReporter:
             return None
         await self._record_event(row, "refused", code=code, error=error, now=now)
         await self._healthy(now)  # a refusal is still a proper answer: the collector is up
+        self._last_refusal = (now, f"{code} ({error}) for {row.server} {row.date}")
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(
@@ -682,6 +713,7 @@ class CcuReporter:
 
     async def _healthy(self, now: float) -> None:
         self._fail_streak = 0
+        self._failing_since = None
         if self._failing:
             self._failing = False
             n = 0

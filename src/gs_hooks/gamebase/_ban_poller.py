@@ -36,6 +36,7 @@ import anyio.abc
 
 from .._backoff import backoff_delay
 from .._clock import KST, Clock, to_datetime
+from .._health import ComponentHealth
 from .._ids import lookup_key, player_id_problem
 from .._store import Store
 from ..bans._book import Ban, BanBook
@@ -155,6 +156,7 @@ class BanPoller:
         self.failures = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        self._failing_since: float | None = None  # first failed poll of the current streak, for health()
         self._watermark: float | None = None
         self._loaded = False
         self._rng = rng or random.Random()
@@ -283,6 +285,8 @@ class BanPoller:
                 await self.poll_once()
             except Exception as exc:
                 self.failures += 1
+                if not self.consecutive_failures:
+                    self._failing_since = self.clock.time()
                 self.consecutive_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.next_delay()
@@ -302,6 +306,18 @@ class BanPoller:
 
     async def aclose(self) -> None:
         """Nothing to flush: the watermark only moves after a complete poll."""
+
+    def health(self) -> ComponentHealth:
+        """Readiness: not ok while the latest poll failed (Gamebase unreachable or refusing our configuration,
+        e.g. -4010004 for a wrong secret key; or the store): bans made in the Gamebase console are not applied."""
+        if self.last_error is None:
+            return ComponentHealth(name=self.name, ok=True)
+        return ComponentHealth(
+            name=self.name,
+            ok=False,
+            error=f"the ban poll failed ({self.consecutive_failures} in a row): {self.last_error}",
+            since=self._failing_since,
+        )
 
     def __repr__(self) -> str:
         return f"BanPoller(polls={self.polls}, failures={self.failures}, watermark={self.watermark})"

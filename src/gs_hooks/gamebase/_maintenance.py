@@ -29,6 +29,7 @@ import msgspec
 from .._backoff import backoff_delay
 from .._clock import Clock, to_datetime
 from .._exceptions import GsHooksError, MaintenanceError
+from .._health import ComponentHealth
 from ..sessions._registry import Session
 from ._client import GamebaseClient
 from ._protocol import (
@@ -148,6 +149,7 @@ class MaintenanceWatcher:
         self.last_error: GsHooksError | None = None
         self.consecutive_failures = 0
         self.polls = 0
+        self._failing_since: float | None = None  # first failed poll of the current streak, for health()
         self._windows: tuple[MaintenanceDetails, ...] = ()
         self._under = False
         self._next_poll = 0.0
@@ -175,6 +177,18 @@ class MaintenanceWatcher:
         message = (w.message if w is not None else "") or "the game is under maintenance"
         return MaintenanceError(
             message, ends_at=w.ends_at if w is not None else None, url=w.url if w is not None else None
+        )
+
+    def health(self) -> ComponentHealth:
+        """Readiness: not ok while the latest poll failed (Gamebase unreachable, or refusing our configuration,
+        e.g. -4010004 for a wrong secret key): the maintenance state is then not known. No IO."""
+        if self.last_error is None:
+            return ComponentHealth(name=self.name, ok=True)
+        return ComponentHealth(
+            name=self.name,
+            ok=False,
+            error=f"the maintenance poll failed ({self.consecutive_failures} in a row): {self.last_error}",
+            since=self._failing_since,
         )
 
     # -- the loop ---------------------------------------------------------------------------------------------------
@@ -263,6 +277,8 @@ class MaintenanceWatcher:
         except (GsHooksError, ValueError) as exc:
             error = exc if isinstance(exc, GsHooksError) else GsHooksError(f"unreadable maintenance date: {exc}")
             self.last_error = error
+            if not self.consecutive_failures:
+                self._failing_since = now
             self.consecutive_failures += 1
             # (backoff_delay clamps the exponent: 2**n stops fitting a float after 1,024 failures, ~3.5 days at 300 s)
             delay = backoff_delay(self.consecutive_failures, self.poll_s, self.backoff_max_s, self._rng)

@@ -33,6 +33,7 @@ from .._exceptions import (
     ProtocolError,
     TokenInvalidError,
 )
+from .._health import ComponentHealth
 from .._ids import lookup_key, player_id, token_problem
 from ._client import GamebaseClient
 from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
@@ -191,6 +192,8 @@ class TokenVerifier:
         self.misses = 0
         self.requests = 0
         self.name = "gamebase-verifier"
+        self._last_error: PlatformError | None = None  # of the latest request, for health()
+        self._failing_since: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -332,7 +335,9 @@ class TokenVerifier:
             refusal = _refusal_for(err)
             if refusal is None:
                 flight.error = err
+                self._request_done(err)
                 return
+            self._request_done(None)
             self._refuse(key, flight, refusal, generation)
             return
         except ProtocolError as exc:  # not the token endpoint's answer about this user: never a login
@@ -342,7 +347,9 @@ class TokenVerifier:
         except Exception as exc:  # a bug must not leave the waiters hanging
             log.exception("token verification of user %r failed unexpectedly", user_id)
             flight.error = PlatformError(PLATFORM, None, f"verify_token failed unexpectedly: {type(exc).__name__}")
+            self._request_done(flight.error)
             return
+        self._request_done(None)
         valid = info.member.valid
         if valid != "Y":
             state = _MEMBER_STATES.get(valid, f"state {valid!r}")
@@ -352,6 +359,24 @@ class TokenVerifier:
         flight.result = info
         if self._generation.get(user_id, 0) == generation:
             self._store(key, info)
+
+    def _request_done(self, error: PlatformError | None) -> None:
+        """Remember how the latest request to Gamebase ended (a token or member refusal is a proper answer)."""
+        if error is None:
+            self._failing_since = None
+        elif self._last_error is None:
+            self._failing_since = self._time()
+        self._last_error = error
+
+    def health(self) -> ComponentHealth:
+        """Readiness: not ok while the latest verification request failed: Gamebase unreachable, or refusing our
+        configuration (e.g. -4010004, a wrong ``GS_HOOKS_GAMEBASE_SECRET_KEY``). No IO; ok before any request."""
+        error = self._last_error
+        if error is None:
+            return ComponentHealth(name=self.name, ok=True)
+        return ComponentHealth(
+            name=self.name, ok=False, error=f"the last token verification failed: {error}", since=self._failing_since
+        )
 
     def _refuse(self, key: tuple[str, str], flight: _Flight, refusal: _Refusal, generation: int) -> None:
         flight.refusal = refusal

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import msgspec
 
@@ -521,7 +522,9 @@ def _card_bans(view: DashboardView) -> str:
 def _card_chart(view: DashboardView, today: date) -> str:
     per_slot = view.period_s // 60
     out = ['<section class="card wide" id="chart"><h2>Concurrent users over the day (KST)</h2>']
-    out.append('<form class="dates" method="get" action="/dashboard">')
+    # Links are relative to the page ("dashboard" resolves next to it), so they stay right under any mount prefix
+    # (ASGI root_path, a reverse proxy's path) without the page knowing it.
+    out.append('<form class="dates" method="get" action="dashboard">')
     for s in view.series:
         peak = max(s.slots.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
         stats = (
@@ -538,7 +541,7 @@ def _card_chart(view: DashboardView, today: date) -> str:
         )
     if view.key:
         out.append(f'<input type="hidden" name="key" value="{_e(view.key)}">')
-    reset = "/dashboard" + (f"?key={_e(view.key)}" if view.key else "")
+    reset = "dashboard" + (f"?key={_e(quote(view.key, safe=''))}" if view.key else "")
     out.append(f'<div class="actions"><button type="submit">Show</button> <a href="{reset}">reset</a></div></form>')
     out.append(render_chart(view.series, view.period_s, view.now))
     out.append("</section>")

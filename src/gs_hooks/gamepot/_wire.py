@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._config import operator_allow
 from ._dashboard import Dashboard
 from ._history import CcuHistorySource, DeliveryHealth, HealthSource, ReporterHistory
 from ._inquiry import GamePotInquiry
@@ -49,9 +50,9 @@ def wire_gamepot(hooks: Hooks) -> None:
 
     - ``hooks.gamepot_history``: the CCU reporter's spool (:class:`ReporterHistory`), always;
     - ``hooks.gamepot_inquiry``: the inquiry route, when ``gamepot.project_id`` is set (allowlist
-      ``listener.admin_allow``);
+      ``listener.admin_allow``, loopback only while it is empty);
     - ``hooks.dashboard``: ``/dashboard``, when ``listener.dashboard`` is on (allowlist ``listener.dashboard_allow``,
-      key ``listener.dashboard_key``).
+      loopback only while it is empty; key ``listener.dashboard_key``).
     """
     config = hooks.config
     hooks.gamepot_history = ReporterHistory(lambda: getattr(hooks, "ccu", None))
@@ -65,7 +66,7 @@ def wire_gamepot(hooks: Hooks) -> None:
             period_s=config.ccu.period_s,
             clock=hooks.clock,
         )
-        inquiry.install(hooks.router, allow=config.listener.admin_allow)
+        inquiry.install(hooks.router, allow=operator_allow(config.listener.admin_allow))
         hooks.gamepot_inquiry = inquiry
     li = config.listener
     if li.dashboard:
@@ -79,5 +80,5 @@ def wire_gamepot(hooks: Hooks) -> None:
             bans=lambda: hooks.bans,
             maintenance=lambda: hooks.maintenance,
         )
-        dashboard.install(hooks.router, allow=li.dashboard_allow)
+        dashboard.install(hooks.router, allow=operator_allow(li.dashboard_allow))
         hooks.dashboard = dashboard

@@ -1,16 +1,18 @@
 """The embedded listener as a :class:`~gs_hooks.Hooks` component, and the built-in routes.
 
 :class:`Listener` serves ``hooks.router`` (every capability registers its routes there while the hooks are
-wired) with the limits and TLS files of :class:`~gs_hooks.ListenerConfig`. The built-in routes are ``/healthz``
-(JSON: status, live sessions, components) and ``/metrics`` (Prometheus text, behind ``listener.admin_allow``;
-it needs the ``metrics`` extra and says so when it is missing).
+wired) with the limits and TLS files of :class:`~gs_hooks.ListenerConfig`. The built-in routes are ``/livez``
+(the hooks run), ``/readyz`` (every component works; failing ones named with their last error), ``/healthz``
+(JSON: status, live sessions, components, readiness) and ``/metrics`` (Prometheus text, behind
+``listener.admin_allow``, loopback only while it is empty; it needs the ``metrics`` extra and says so when it is
+missing).
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -18,6 +20,7 @@ import anyio.abc
 
 from .._config import ListenerConfig, parse_hostport
 from .._exceptions import ConfigError
+from .._health import ComponentHealth
 from ._app import Request, Response, Router
 from ._server import HttpLimits, HttpServer
 
@@ -82,6 +85,7 @@ class Listener:
             router, host=host, port=port, limits=limits_from_config(config), ssl_context=tls_context_from_config(config)
         )
         self._scope: anyio.CancelScope | None = None
+        self._closed = False
 
     @property
     def port(self) -> int:
@@ -121,8 +125,17 @@ class Listener:
                     "choose a free port and an address of this machine",
                 ) from exc
 
+    def health(self) -> ComponentHealth:
+        """Ok while bound and serving; not ok before start and once closing."""
+        if self._closed:
+            return ComponentHealth(name=self.name, ok=False, error="closed")
+        if not self.server.port:
+            return ComponentHealth(name=self.name, ok=False, error=f"not listening on {self.config.listen} yet")
+        return ComponentHealth(name=self.name, ok=True)
+
     async def aclose(self) -> None:
         """Stop: refuse new connections, let requests in progress finish (5 s at most), close the rest."""
+        self._closed = True
         if self._scope is not None:
             if self.server.port:
                 await self.server.drain(grace_s=5.0)
@@ -135,19 +148,36 @@ def add_builtin_routes(
     *,
     health: Callable[[], dict[str, Any]],
     admin_allow: Iterable[str] = (),
+    ready: Callable[[], dict[str, Any]] | None = None,
+    live: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """Register ``GET /healthz`` and ``GET /metrics`` on ``router``.
+    """Register ``GET /healthz`` and ``GET /metrics`` on ``router``, and ``/readyz`` / ``/livez`` when given.
 
     Args:
         router: where to add them.
         health: returns the health document: ``status`` (``ok`` when serving), ``sessions``, ``components``,
             and optionally ``listener`` counters.
-        admin_allow: IP allowlist of ``/metrics``.
+        admin_allow: IP allowlist of ``/metrics`` (empty = any address; :func:`gs_hooks.setup` passes loopback
+            when the configured list is empty).
+        ready: returns the readiness document (``ready``: bool); ``/readyz`` answers 503 while it is false.
+        live: returns the liveness document (``live``: bool); ``/livez`` answers 503 while it is false.
     """
 
     async def healthz(request: Request) -> Response:
         doc = health()
         return Response.json(doc, status=200 if doc.get("status") == "ok" else 503)
+
+    def probe(document: Callable[[], dict[str, Any]], key: str) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            doc = document()
+            return Response.json(doc, status=200 if doc.get(key) else 503, headers=[("cache-control", "no-store")])
+
+        return handler
+
+    if ready is not None:
+        router.add("GET", "/readyz", probe(ready, "ready"))
+    if live is not None:
+        router.add("GET", "/livez", probe(live, "live"))
 
     async def metrics(request: Request) -> Response:
         try:
@@ -169,6 +199,12 @@ def _own_metrics(prometheus_client: Any, doc: dict[str, Any]) -> bytes:
         GaugeMetricFamily("gs_hooks_up", "1 while the hooks are running", value=1 if doc.get("status") == "ok" else 0),
         GaugeMetricFamily("gs_hooks_sessions", "live sessions in the registry", value=doc.get("sessions", 0)),
     ]
+    if "ready" in doc:
+        families.append(GaugeMetricFamily("gs_hooks_ready", "1 while /readyz says ready", value=int(doc["ready"])))
+        checks = GaugeMetricFamily("gs_hooks_component_ok", "1 while the component's health is ok", labels=["name"])
+        for check in doc.get("checks", ()):
+            checks.add_metric([str(check["name"])], int(bool(check["ok"])))
+        families.append(checks)
     stats = doc.get("listener")
     if stats:
         families += [
