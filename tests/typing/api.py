@@ -60,7 +60,7 @@ async def main() -> None:
         del middleware
 
         registry: SessionRegistry = hooks.registry
-        session = registry.open_nowait(server_id="1", channel="", remote=("127.0.0.1", 1), closer=lambda: None)
+        session = registry.open_nowait(server_id="1", channel="", remote=("127.0.0.1", 1), connection=None)
         older: list[Session] = hooks.bind_player(session, "player-1")
         older = registry.bind_player_nowait(session, "player-1")
         n: int = await hooks.kick(session, "ban", message="bye", details=None)
