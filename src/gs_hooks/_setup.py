@@ -463,8 +463,9 @@ class Hooks:
     ) -> Callable[[Any, Any], Awaitable[None]]:
         """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
 
-        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session. The default
-        kick closes the writer.
+        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session;
+        ``session.close()`` closes the writer. A handler's exception is logged (rate-limited), its connection
+        closed.
         """
         from .sessions._middleware import track_asyncio_streams
 
@@ -479,7 +480,8 @@ class Hooks:
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap an anyio ``Listener.serve`` handler so each connection is a tracked session.
 
-        The default kick cancels the handler and closes the stream.
+        ``session.close()`` cancels the handler and closes the stream. A handler's exception is logged
+        (rate-limited) and its connection closed: it never reaches ``serve``. Works on asyncio and trio.
         """
         from .sessions._middleware import track_anyio
 
@@ -494,7 +496,8 @@ class Hooks:
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap a ``websockets.asyncio.server.serve`` handler (websockets ≥ 13) so each connection is tracked.
 
-        The default kick closes the WebSocket (code 1000, reason ``kicked``).
+        ``session.close()`` starts the close handshake (code 1000, reason ``kicked``) in a task on the loop. A
+        handler's exception is logged (rate-limited) and its connection closed with code 1011.
         """
         from .sessions._middleware import track_websockets
 

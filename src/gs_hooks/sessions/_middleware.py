@@ -12,8 +12,7 @@ adapter             wraps                            ``session.close()``
 ==================  ===============================  ==========================================================
 asyncio streams     ``asyncio.start_server`` cb      ``writer.close()``: the handler's next read sees EOF
 anyio               ``Listener.serve`` handler       cancels the handler, then closes the stream (no error
-                                                     reaches ``serve``, which would otherwise stop serving);
-                                                     the stream is closed whenever the handler ends
+                                                     reaches ``serve``, which would otherwise stop serving)
 websockets (≥13)    ``websockets.asyncio.server``    starts the close handshake (code 1000, reason ``kicked``)
                                                      in a task on the running loop: the handler's ``async
                                                      for`` ends cleanly
@@ -24,11 +23,12 @@ ASGI WebSocket      the ASGI app                     sends ``websocket.close`` (
                                                      connection's own task
 ==================  ===============================  ==========================================================
 
-One contract for a failing handler on every adapter: an exception escaping the game's handler is logged to
-``gs_hooks.sessions`` (rate-limited: the first of a kind at once, then one summary per 10 s) and the connection is
-closed (websockets and ASGI: code 1011); the server, its listener and every other connection carry on. A
-cancelled handler's connection is closed and the cancellation propagates.
-None of the adapters imports its server library: they only use the objects the server hands them.
+The stream adapters close the connection whenever the handler ends (the websockets and ASGI servers do it
+themselves), so no untracked connection outlives its session. One contract for a failing handler on every
+adapter: an exception escaping the game's handler is logged to ``gs_hooks.sessions`` (rate-limited: the first of
+a kind at once, then one summary per 10 s) and the connection is closed (websockets and ASGI: code 1011); the
+server, its listener and every other connection carry on. A cancelled handler's connection is closed and the
+cancellation propagates. None of the adapters imports its server library: they only use the objects the server hands them.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def track_asyncio_streams(
 
     An exception escaping the handler is logged (logger ``gs_hooks.sessions``, rate-limited) and the connection
     closed, as asyncio itself would; a cancelled handler's connection is closed and the cancellation propagates.
-    ``session.close()`` closes the writer.
+    The writer is closed whenever the handler ends. ``session.close()`` closes the writer.
 
     Args:
         registry: where sessions are registered.
@@ -181,13 +181,10 @@ def track_asyncio_streams(
         except Exception as exc:
             # What asyncio would do with it, minus the loop-level error report: log it, close the connection.
             _log_failure(failures, handler, session, exc)
-            writer.close()
-        except BaseException:  # cancelled: close the connection, let the cancellation go on
-            writer.close()
-            raise
-        finally:
+        finally:  # returned, failed or cancelled (the cancellation goes on): the session and the connection end
             _current.reset(token)
             registry.close_nowait(session)
+            writer.close()
 
     return tracked
 
