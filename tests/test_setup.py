@@ -10,10 +10,10 @@ import anyio.abc
 import anyio.lowlevel
 import msgspec
 import pytest
-from kick_support import FakeConnection
 
 import gs_hooks
 from gs_hooks import ClosedError, DuplicateLoginError, Hooks, KickRequest, Session, SessionEvent
+from kick_support import FakeConnection
 
 pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 

@@ -432,8 +432,7 @@ class Hooks:
         """
         try:
             with anyio.open_signal_receiver(*signals) as received:
-                async for signum in received:
-                    break
+                signum: signal.Signals = await anext(received)
         except NotImplementedError:  # no signal handlers on this platform's loop
             await anyio.sleep_forever()
         log.warning("received %s: shutting down (flushing, then closing)", signum.name)

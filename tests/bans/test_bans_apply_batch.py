@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from kick_support import FakeConnection
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks.bans import Ban, BanDetails, BanEvent
+from kick_support import FakeConnection
 
 pytestmark = pytest.mark.anyio
 

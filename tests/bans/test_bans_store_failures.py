@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from kick_support import FakeConnection
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks._store import Store
 from gs_hooks.bans import Ban, BanBook, BanEvent
 from gs_hooks.bans._book import PURGE_EVERY_S, RETRY_WRITE_S
+from kick_support import FakeConnection
 
 pytestmark = pytest.mark.anyio
 

@@ -177,7 +177,7 @@ async def test_asgi_server_under_uvicorn_a_hive_ban_closes_the_banned_socket_onl
                 disconnected.append(answer["player"])  # the game's own clean-up runs on a kick
 
         app = Starlette(routes=[WebSocketRoute("/ws", endpoint), Mount("/gs", app=hooks.asgi_app())])
-        async with hooks, uvicorn_server(hooks.asgi_middleware(app)) as (addr, server):
+        async with hooks, uvicorn_server(hooks.asgi_middleware(app)) as (addr, _):
             assert hooks.listener is None
             clients = {}
             for uid in (BANNED, OTHER):

@@ -17,10 +17,10 @@ websockets (≥13)    ``websockets.asyncio.server``    starts the close handshak
                                                      in a task on the running loop: the handler's ``async
                                                      for`` ends cleanly
 ASGI WebSocket      the ASGI app                     sends ``websocket.close`` (1000, ``kicked``) from a task
-                                                     on the running asyncio loop; the app's next ``receive()``
-                                                     gets ``websocket.disconnect``. On another loop (trio) it
-                                                     cancels the app, then sends the close from the
-                                                     connection's own task
+                                                     on the running asyncio loop; the app's next
+                                                     ``receive()`` gets ``websocket.disconnect``. On another
+                                                     loop (trio) it cancels the app, then sends the close
+                                                     from the connection's own task
 ==================  ===============================  ==========================================================
 
 The stream adapters close the connection whenever the handler ends (the websockets and ASGI servers do it
@@ -28,7 +28,8 @@ themselves), so no untracked connection outlives its session. One contract for a
 adapter: an exception escaping the game's handler is logged to ``gs_hooks.sessions`` (rate-limited: the first of
 a kind at once, then one summary per 10 s) and the connection is closed (websockets and ASGI: code 1011); the
 server, its listener and every other connection carry on. A cancelled handler's connection is closed and the
-cancellation propagates. None of the adapters imports its server library: they only use the objects the server hands them.
+cancellation propagates. None of the adapters imports its server library: they only use the objects the server
+hands them.
 """
 
 from __future__ import annotations
