@@ -8,7 +8,7 @@ from typing import Any
 
 import gs_hooks
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def python_blocks() -> list[str]:
