@@ -70,7 +70,9 @@ class KickRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OnKick(Protocol):
-    """The game's kick callback: disconnect ``request.session`` (sync or async)."""
+    """The game's kick callback (sync or async): tell the player, then close the connection with
+    ``request.session.close()`` (sync) or ``await request.session.aclose()``, the same on every adapter. A
+    connection still open when it returns is closed after ``hooks.kick_watch.grace_s`` (the safety net)."""
 
     def __call__(self, request: KickRequest, /) -> Awaitable[None] | None: ...
 
@@ -702,7 +704,7 @@ def setup(
 
     Args:
         config: the configuration (``Config.from_env()`` by default).
-        on_kick: the game's kick callback; without it, kicks close the connection.
+        on_kick: the game's kick callback; without it, kicks close the connection (``session.close()``).
         clock: inject a :class:`~gs_hooks.FakeClock` in tests.
         http_client: a shared ``httpx.AsyncClient`` (one is created and owned otherwise).
         on_ban: called with a ``BanEvent`` when a ban is applied.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
+from adapter_support import WsprotoClient
 
 import gs_hooks
 from gs_hooks import FakeClock, current_session
@@ -184,3 +186,54 @@ async def test_anyio_a_raising_handler_leaves_the_listener_and_ccu_running(anyio
                 await player.aclose()
                 tg.cancel_scope.cancel()
     assert len(failures(ours.records)) == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_asgi_under_hypercorn_trio_a_raising_app_is_logged_once_closed_1011(anyio_backend: str) -> None:
+    import trio
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+    from wsproto.events import CloseConnection, TextMessage
+
+    hooks = gs_hooks.setup(gs_hooks.Config())
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive_text()
+            if message == "boom":
+                raise RuntimeError("game bug")
+            await websocket.send_text(message)
+
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    app = hooks.asgi_middleware(Starlette(routes=[WebSocketRoute("/ws", endpoint)]))
+    stop = trio.Event()
+    with capture("gs_hooks.sessions") as ours, capture("hypercorn.error") as theirs:
+        async with hooks, trio.open_nursery() as nursery:
+            binds = await nursery.start(functools.partial(serve, app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+            port = int(binds[0].rsplit(":", 1)[1])
+
+            async def connect() -> WsprotoClient:
+                ws = WsprotoClient(await anyio.connect_tcp("127.0.0.1", port))
+                await ws.open("/ws")
+                return ws
+
+            healthy_client = (await connect()).client(0)
+            for _ in range(3):
+                buggy = await connect()
+                await buggy.stream.send(buggy.conn.send(TextMessage(data="boom")))
+                with anyio.fail_after(5):
+                    event = await buggy.event()
+                assert isinstance(event, CloseConnection) and event.code == 1011
+                await buggy.client(0).aclose()
+            assert await healthy_client.roundtrip("ping") == "ping"
+            assert len(hooks.registry) == 1
+            await healthy_client.aclose()
+            stop.set()
+    assert len(failures(ours.records)) == 1
+    assert [r for r in theirs.records if r.levelno >= logging.ERROR] == []

@@ -1,199 +1,22 @@
 """One closer contract for every adapter, and the kick safety net, over real loopback sockets (issue 13.2).
 
-For every adapter (asyncio streams, anyio on asyncio and trio, websockets, ASGI under uvicorn), a kick whose
-``on_kick`` is the README Quickstart's recipe, a sync ``request.session.close()``, or an ``await
-request.session.aclose()`` closes the connection as seen from the client, with nothing logged as an error; and an
-``on_kick`` that forgets to close leaves the socket open only until the grace ends on the injected clock, when
-the safety net closes it and says so once. ``/healthz``'s session count matches the open sockets.
+For every adapter (asyncio streams, anyio on asyncio and trio, websockets, ASGI under uvicorn and under Hypercorn's
+trio worker), a kick whose ``on_kick`` is the README Quickstart's recipe, a sync ``request.session.close()``, or an
+``await request.session.aclose()`` closes the connection as seen from the client, with nothing logged as an error;
+and an ``on_kick`` that forgets to close leaves the socket open only until the grace ends on the injected clock,
+when the safety net closes it and says so once. ``/healthz``'s session count matches the open sockets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-import anyio
-import anyio.abc
 import pytest
-from anyio.streams.buffered import BufferedByteReceiveStream
-from readme_support import readme_kick_player
+from adapter_support import ADAPTERS, Serve
 
 import gs_hooks
 from gs_hooks import FakeClock, KickRequest
-
-
-class Client:
-    """One client connection, whatever the adapter: echo a line, or wait until the server closed it."""
-
-    def __init__(
-        self,
-        port: int,
-        roundtrip: Callable[[str], Awaitable[str]],
-        closed: Callable[[], Awaitable[bool]],
-        aclose: Callable[[], Awaitable[None]],
-    ) -> None:
-        self.port = port  # the client's own port: the server's session has it as remote[1]
-        self.roundtrip = roundtrip
-        self._closed = closed
-        self.aclose = aclose
-
-    async def wait_closed(self) -> None:
-        """Returns once the server closed the connection (fails after 5 s)."""
-        with anyio.fail_after(5):
-            assert await self._closed()
-
-
-Serve = Callable[[gs_hooks.Hooks], contextlib.AbstractAsyncContextManager[Callable[[], Awaitable[Client]]]]
-
-
-# -- one echo server and client per adapter -------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def streams_server(hooks: gs_hooks.Hooks) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            writer.write(line)
-            await writer.drain()
-
-    server = await asyncio.start_server(hooks.track_streams(echo), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-
-    async def connect() -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-        async def roundtrip(text: str) -> str:
-            writer.write(text.encode() + b"\n")
-            with anyio.fail_after(5):
-                return (await reader.readline()).decode().rstrip("\n")
-
-        async def closed() -> bool:
-            return await reader.read() == b""
-
-        async def aclose() -> None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-        return Client(writer.get_extra_info("sockname")[1], roundtrip, closed, aclose)
-
-    async with server:
-        yield connect
-
-
-@contextlib.asynccontextmanager
-async def anyio_server(hooks: gs_hooks.Hooks) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
-    async def echo(stream: anyio.abc.SocketStream) -> None:
-        with contextlib.suppress(anyio.EndOfStream):
-            while True:
-                await stream.send(await stream.receive())
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def connect() -> Client:
-        stream = await anyio.connect_tcp("127.0.0.1", port)
-        reader = BufferedByteReceiveStream(stream)
-
-        async def roundtrip(text: str) -> str:
-            await stream.send(text.encode() + b"\n")
-            with anyio.fail_after(5):
-                return (await reader.receive_until(b"\n", 1024)).decode()
-
-        async def closed() -> bool:
-            try:
-                await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return True
-            return False
-
-        return Client(stream.extra(anyio.abc.SocketAttribute.local_port), roundtrip, closed, stream.aclose)
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, hooks.track_anyio(echo))
-        yield connect
-        tg.cancel_scope.cancel()
-
-
-def websocket_client(ws: Any) -> Client:
-    from websockets.exceptions import ConnectionClosed
-
-    async def roundtrip(text: str) -> str:
-        await ws.send(text)
-        with anyio.fail_after(5):
-            return str(await ws.recv())
-
-    async def closed() -> bool:
-        try:
-            await ws.recv()
-        except ConnectionClosed:
-            return True
-        return False
-
-    return Client(ws.local_address[1], roundtrip, closed, ws.close)
-
-
-@contextlib.asynccontextmanager
-async def websockets_server(hooks: gs_hooks.Hooks) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
-    from websockets.asyncio.client import connect as ws_connect
-    from websockets.asyncio.server import serve
-
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
-
-    async with serve(hooks.track_websockets(echo), "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-
-        async def connect() -> Client:
-            return websocket_client(await ws_connect(f"ws://127.0.0.1:{port}/"))
-
-        yield connect
-
-
-@contextlib.asynccontextmanager
-async def asgi_server(hooks: gs_hooks.Hooks) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.routing import WebSocketRoute
-    from starlette.websockets import WebSocket, WebSocketDisconnect
-    from websockets.asyncio.client import connect as ws_connect
-
-    async def echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await websocket.send_text(await websocket.receive_text())
-
-    app = hooks.asgi_middleware(Starlette(routes=[WebSocketRoute("/ws", echo)]))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", ws="websockets-sansio", log_level="error")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        with anyio.fail_after(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-
-        async def connect() -> Client:
-            return websocket_client(await ws_connect(f"ws://127.0.0.1:{port}/ws"))
-
-        yield connect
-    finally:
-        server.should_exit = True
-        await task
-
-
-ADAPTERS: list[Any] = [
-    pytest.param("asyncio", streams_server, id="streams"),
-    pytest.param("asyncio", anyio_server, id="anyio-asyncio"),
-    pytest.param("trio", anyio_server, id="anyio-trio"),
-    pytest.param("asyncio", websockets_server, id="websockets"),
-    pytest.param("asyncio", asgi_server, id="asgi-uvicorn"),
-]
+from readme_support import readme_kick_player
 
 
 def sync_close(request: KickRequest) -> None:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,11 +27,11 @@ import anyio.abc
 import httpx
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from readme_support import readme_kick_player
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks.sandbox import Sandbox
+from readme_support import python_blocks, readme_kick_player
 
 pytestmark = pytest.mark.anyio
 
@@ -298,3 +301,42 @@ async def test_trio_server_a_hive_ban_closes_the_banned_socket_only_and_every_co
             for stream, _ in clients.values():
                 await stream.aclose()
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_readme_trio_snippet_serves_and_stops_on_sigterm(
+    anyio_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "Running on trio" snippet, as written (on a free port instead of 7777), with the Quickstart's
+    ``kick_player``: a player connects, SIGTERM arrives, the player is kicked (reason shutdown) and main returns."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (block,) = [b for b in python_blocks() if 'backend="trio"' in b]
+    source = block.replace("local_port=7777", f"local_port={port}").replace('anyio.run(main, backend="trio")', "")
+    monkeypatch.setenv("GS_HOOKS_STATE", str(tmp_path / "state.sqlite3"))
+    connected = anyio.Event()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        connected.set()
+        await stream.receive()
+
+    namespace: dict[str, Any] = {"kick_player": readme_kick_player(), "handle": handle}
+    exec(source, namespace)  # noqa: S102 - the README's own snippet
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(namespace["main"])
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    client = await anyio.connect_tcp("127.0.0.1", port)
+                    break
+                except OSError:
+                    await anyio.sleep(0.01)
+        with anyio.fail_after(10):
+            await connected.wait()
+            while signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                await anyio.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+        with anyio.fail_after(10), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            await client.receive()  # kicked at shutdown: the README's kick_player closed it
+        await client.aclose()

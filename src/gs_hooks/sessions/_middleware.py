@@ -17,10 +17,9 @@ websockets (≥13)    ``websockets.asyncio.server``    starts the close handshak
                                                      in a task on the running loop: the handler's ``async
                                                      for`` ends cleanly
 ASGI WebSocket      the ASGI app                     sends ``websocket.close`` (1000, ``kicked``) from a task
-                                                     on the running asyncio loop; the app's next
-                                                     ``receive()`` gets ``websocket.disconnect``. On another
-                                                     loop (trio) it cancels the app, then sends the close
-                                                     from the connection's own task
+                                                     on the running loop (asyncio, or trio under a trio ASGI
+                                                     server): the app's next ``receive()`` gets
+                                                     ``websocket.disconnect``
 ==================  ===============================  ==========================================================
 
 The stream adapters close the connection whenever the handler ends (the websockets and ASGI servers do it
@@ -111,16 +110,30 @@ def _log_failure(failures: RateLimitedLog, handler: object, session: Session, ex
     )
 
 
-def _on_asyncio() -> bool:
+_closing: set[asyncio.Task[None]] = set()  # close handshakes running as asyncio tasks (strong references)
+
+
+def _spawn(close: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``close()`` as a task of the running loop, from sync code: an asyncio task, or a trio system task.
+
+    Returns:
+        False when no loop that can spawn from sync code is running here (the caller falls back).
+    """
     try:
-        return sniffio.current_async_library() == "asyncio"
+        library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return False
+    if library == "asyncio":
+        task = asyncio.get_running_loop().create_task(close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        return True
+    if library == "trio":
+        import trio  # optional: present whenever a trio loop runs
 
-
-def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run ``coro`` as a task of the running asyncio loop (the websockets and ASGI close handshakes)."""
-    return asyncio.get_running_loop().create_task(coro)
+        trio.lowlevel.spawn_system_task(close)  # close() never raises (a system task's error ends the run)
+        return True
+    return False
 
 
 # -- asyncio streams -----------------------------------------------------------------------------------------------
@@ -289,27 +302,27 @@ def _extra_remote(stream: Any) -> object:
 class _WebSocketConnection:
     """:class:`~gs_hooks.sessions.Connection` of a ``websockets`` connection (asyncio only, as the server)."""
 
-    __slots__ = ("_closer", "_ended", "_websocket")
+    __slots__ = ("_ended", "_started", "_websocket")
 
     def __init__(self, websocket: Any) -> None:
         self._websocket = websocket
-        self._closer: asyncio.Task[None] | None = None  # the close handshake close() started (kept referenced)
+        self._started = False  # close() started the close handshake
         self._ended = False
 
     @property
     def closing(self) -> bool:
-        if self._ended or self._closer is not None:
+        if self._ended or self._started:
             return True
         state = getattr(self._websocket, "state", None)
         return state is not None and int(state) >= 2  # websockets' State: CLOSING = 2, CLOSED = 3
 
     def close(self) -> None:
         if not self.closing:
-            self._closer = _spawn(self._close_quietly())
+            self._started = _spawn(self._close_quietly)
 
     async def aclose(self) -> None:
-        self.close()
-        # idempotent in websockets: a second call waits until the connection is closed
+        self._started = True
+        # idempotent in websockets: a call after the handshake started waits until the connection is closed
         await self._close_quietly()
 
     async def _close_quietly(self) -> None:
@@ -370,50 +383,50 @@ def track_websockets(
 class _AsgiConnection:
     """:class:`~gs_hooks.sessions.Connection` of an ASGI WebSocket: the app's ``send`` and its cancel scope."""
 
-    __slots__ = ("_app_scope", "_closed", "_closer", "_send", "close_sent", "ended", "peer_gone")
+    __slots__ = ("_app_scope", "_closed", "_send", "close_sent", "ended", "kick_started", "peer_gone")
 
     def __init__(self, send: Send, app_scope: anyio.CancelScope) -> None:
         self._send = send
         self._app_scope = app_scope
-        self._closer: asyncio.Task[None] | None = None
+        self.kick_started = False  # close() started sending websocket.close in a task
         self._closed: anyio.Event | None = None  # created by the first aclose() that has to wait
-        self.close_sent = False  # a websocket.close went to the server (ours or the app's)
+        self.close_sent = False  # a websocket.close went to the server (ours, done; or the app's)
         self.peer_gone = False  # the app's receive() returned websocket.disconnect
         self.ended = False  # the app returned, raised or was cancelled
 
     @property
     def closing(self) -> bool:
-        return self.close_sent or self.peer_gone or self.ended or self._closer is not None
+        return self.kick_started or self.close_sent or self.peer_gone or self.ended
 
     def close(self) -> None:
         if self.closing or self._app_scope.cancel_called:
             return
-        if _on_asyncio():
-            self._closer = _spawn(self.send_close(KICK_CLOSE_CODE, KICK_CLOSE_REASON))
-        else:  # no loop-wide spawn on trio: the app is cancelled, its own task sends the close on the way out
+        self.kick_started = _spawn(self._kick)
+        if not self.kick_started:  # no loop to spawn on: cancel the app, its own task sends the close on the way out
             self._app_scope.cancel()
 
     async def aclose(self) -> None:
         self.close()
-        if self._closer is not None:
-            await asyncio.shield(self._closer)
+        if self.close_sent or self.peer_gone or self.ended:
             return
-        if self.ended or self.close_sent or self.peer_gone:
-            return
-        if self._closed is None:  # cancelled on trio: wait for the app's task to send the close
+        if self._closed is None:
             self._closed = anyio.Event()
         await self._closed.wait()
 
+    async def _kick(self) -> None:
+        await self.send_close(KICK_CLOSE_CODE, KICK_CLOSE_REASON)
+
     async def send_close(self, code: int, reason: str) -> None:
-        """Send ``websocket.close`` once (ours or the app's, whichever comes first)."""
+        """Send ``websocket.close`` once (ours or the app's, whichever comes first); never raises."""
         if self.close_sent or self.peer_gone:
+            self._done()
             return
-        self.close_sent = True
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except Exception:  # the server has closed it already
             log.debug("sending websocket.close failed", exc_info=True)
         finally:
+            self.close_sent = True
             self._done()
 
     def _done(self) -> None:
@@ -467,7 +480,7 @@ class TrackWebSocketsMiddleware:
         async def tracked_send(message: Message) -> None:
             if message["type"] == "websocket.close":
                 registry.close_nowait(session)
-                if connection.close_sent:  # closed by a kick already: a second close is not the server's business
+                if connection.kick_started or connection.close_sent:  # a close went (or is going) out already
                     return
                 connection.close_sent = True
             await send(message)
@@ -494,7 +507,7 @@ class TrackWebSocketsMiddleware:
         finally:
             _current.reset(token)
             registry.close_nowait(session)
-            if app_scope.cancel_called:  # kicked on a loop without spawn: close from this task
+            if app_scope.cancel_called:  # kicked where no task could be spawned: close from this task
                 with anyio.CancelScope(shield=True):
                     await connection.send_close(KICK_CLOSE_CODE, KICK_CLOSE_REASON)
             connection.ended = True
