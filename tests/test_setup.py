@@ -13,6 +13,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import ClosedError, DuplicateLoginError, Hooks, KickRequest, Session, SessionEvent
+from kick_support import FakeConnection
 
 pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
@@ -184,7 +185,7 @@ async def test_a_raising_on_kick_is_logged_and_the_connection_still_closed(
         raise RuntimeError("game bug in on_kick")
 
     hooks = _hooks(on_kick=on_kick)
-    session = hooks.registry.open_nowait(closer=lambda: closed.append(1))
+    session = hooks.registry.open_nowait(connection=FakeConnection(lambda: closed.append(1)))
     with caplog.at_level(logging.ERROR, logger="gs_hooks"):
         assert await hooks.kick(session) == 1
     assert session not in hooks.registry and len(hooks.registry) == 0
@@ -193,27 +194,22 @@ async def test_a_raising_on_kick_is_logged_and_the_connection_still_closed(
     assert await hooks.kick(session) == 0 and closed == [1]
 
 
-async def test_default_kick_calls_the_closer_sync_or_async(anyio_backend: str) -> None:
+async def test_default_kick_closes_the_connection_without_awaiting(anyio_backend: str) -> None:
     closed: list[str] = []
-
-    async def async_closer() -> None:
-        await anyio.lowlevel.checkpoint()
-        closed.append("async")
-
     hooks = _hooks()
-    a = hooks.registry.open_nowait(closer=lambda: closed.append("sync"))
-    b = hooks.registry.open_nowait(closer=async_closer)
-    c = hooks.registry.open_nowait()  # no closer: only removed
+    a = hooks.registry.open_nowait(connection=FakeConnection(lambda: closed.append("a")))
+    b = hooks.registry.open_nowait(connection=FakeConnection(lambda: closed.append("b")))
+    c = hooks.registry.open_nowait()  # no connection: only removed
     assert await hooks.kick(a) + await hooks.kick(b) + await hooks.kick(c) == 3
-    assert closed == ["sync", "async"] and len(hooks.registry) == 0
+    assert closed == ["a", "b"] and len(hooks.registry) == 0
+    # the engine's sync path: the default kick closed them with no coroutine to await
+    d = hooks.registry.open_nowait(connection=FakeConnection(lambda: closed.append("d")))
+    assert hooks._kick_nowait((d,), "manual") == 1 and closed[-1] == "d"
 
 
-async def test_a_raising_closer_is_logged(anyio_backend: str, caplog: pytest.LogCaptureFixture) -> None:
-    def closer() -> None:
-        raise OSError("already gone")
-
+async def test_a_raising_connection_close_is_logged(anyio_backend: str, caplog: pytest.LogCaptureFixture) -> None:
     hooks = _hooks()
-    session = hooks.registry.open_nowait(closer=closer)
+    session = hooks.registry.open_nowait(connection=FakeConnection(fail=OSError("already gone")))
     with caplog.at_level(logging.ERROR, logger="gs_hooks"):
         assert await hooks.kick(session) == 1
     assert len(hooks.registry) == 0

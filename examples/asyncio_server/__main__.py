@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 
 import gs_hooks
@@ -87,11 +85,6 @@ async def amain(args: argparse.Namespace) -> int:
 
             return await run_demo(game, hooks, sandbox, game_host=args.host, game_port=port, listener_url=listener_url)
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         if args.bots:
             from .bots import run_bots
 
@@ -99,7 +92,9 @@ async def amain(args: argparse.Namespace) -> int:
                 run_bots(args.bots, args.host, port, sandbox_url=env.get("GS_HOOKS_SANDBOX_URL"))
             )
             stack.callback(bots.cancel)
-        await stop.wait()
+        # Ctrl-C or SIGTERM (Docker, Kubernetes, systemd): every player is kicked (reason "shutdown"), then leaving
+        # the stack closes the game server, then the hooks in order (flush: CCU spool, bans; then close)
+        await hooks.serve_until_signal()
         print("shutting down: flushing CCU spool, closing listener", flush=True)
     return 0
 

@@ -61,13 +61,12 @@ class GameServer:
     # -- gs_hooks callbacks ----------------------------------------------------------------------------------
 
     async def on_kick(self, request: gs_hooks.KickRequest) -> None:
-        """Tell the client why, then close its connection."""
+        """Tell the client why, then close its connection (``session.aclose()``: the same on every adapter)."""
         self.stats["kicks"] += 1
         writer = self.writers.get(request.session.id)
-        if writer is None:
-            return
-        await self._send(writer, {"op": "kick", "reason": request.reason, "message": request.message})
-        writer.close()
+        if writer is not None:
+            await self._send(writer, {"op": "kick", "reason": request.reason, "message": request.message})
+        await request.session.aclose()
 
     async def on_notice(self, notice: Any) -> None:
         """Show a notice (maintenance warning) to one session or to everyone."""

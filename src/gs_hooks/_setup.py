@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -28,9 +29,10 @@ import msgspec
 
 from ._clock import Clock, SystemClock
 from ._config import Config, ConfigWarning, Secret, operator_allow
-from ._exceptions import ClosedError, ConfigError
+from ._exceptions import ClosedError, ConfigError, LoginRefusedError, PlatformError
 from ._health import ComponentHealth, HealthReporter
 from ._ids import player_id as _player_id
+from ._ratelog import RateLimitedLog
 from ._startup import StartFacts, config_warnings, start_warnings, startup_summary
 from ._store import Store
 from .bans import Ban, BanBook, BanEvent
@@ -39,6 +41,7 @@ from .gamebase._wire import verify_token as _gamebase_verify_token
 from .http._app import Router
 from .http._asgi import ASGIApp, as_asgi
 from .http._listener import Listener, add_builtin_routes, limits_from_config
+from .sessions._kicks import KickWatch, close_quietly
 from .sessions._middleware import TrackWebSocketsMiddleware
 from .sessions._registry import Session, SessionRegistry
 
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["Component", "Hooks", "KickRequest", "OnKick", "setup"]
 
 log = logging.getLogger("gs_hooks")
+_kicks_log = logging.getLogger("gs_hooks.kicks")
+_login_log = logging.getLogger("gs_hooks.login")
 
 
 class KickRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +75,9 @@ class KickRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OnKick(Protocol):
-    """The game's kick callback: disconnect ``request.session`` (sync or async)."""
+    """The game's kick callback (sync or async): tell the player, then close the connection with
+    ``request.session.close()`` (sync) or ``await request.session.aclose()``, the same on every adapter. A
+    connection still open when it returns is closed after ``hooks.kick_watch.grace_s`` (the safety net)."""
 
     def __call__(self, request: KickRequest, /) -> Awaitable[None] | None: ...
 
@@ -152,6 +159,9 @@ class Hooks:
         self._components: list[Component] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._state = "new"
+        # The kick safety net (closes what on_kick left open, after kick_watch.grace_s) and the kick log.
+        self.kick_watch = KickWatch(self.clock, spawn=self._spawn)
+        self._login_refusals = RateLimitedLog(_login_log)
         # Routes served by the embedded listener (and its ASGI twin); capabilities add theirs in _wire_components.
         self.router = Router()
         # The ban book is always there (hooks.ban / unban, login's gate); its sources are wired when configured.
@@ -205,6 +215,14 @@ class Hooks:
         if self._state != "new":
             raise RuntimeError("components must be added before start()")
         self._components.append(component)
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Start ``fn`` in the task group; False when there is none running (before start, while closing)."""
+        tg = self._tg
+        if tg is None or self._state not in ("starting", "running"):
+            return False
+        tg.start_soon(fn)
+        return True
 
     @property
     def components(self) -> tuple[Component, ...]:
@@ -278,6 +296,9 @@ class Hooks:
                 except Exception:
                     log.exception("component %s failed to flush", getattr(component, "name", component))
             await self.bans.flush()  # bans whose write failed: one last try (with or without a ban timer)
+            self.kick_watch.close_all_nowait()  # kicked connections still in their grace: closed now
+            self.kick_watch.flush()
+            self._login_refusals.flush()
         tg = self._tg
         self._tg = None
         if tg is not None:
@@ -328,9 +349,12 @@ class Hooks:
         """Disconnect a session, or every session of a player id.
 
         Each session is removed from the registry first (so a second kick of it is a no-op), then the game's
-        ``on_kick`` receives a frozen :class:`KickRequest`; with no ``on_kick``, the adapter's default kick
-        closes the connection. A raising ``on_kick`` is logged, the session stays removed, and the default kick
-        closes the connection so no untracked connection is left behind.
+        ``on_kick`` receives a frozen :class:`KickRequest` and should close the connection
+        (``request.session.close()``, or ``await request.session.aclose()``); with no ``on_kick``,
+        ``session.close()`` is called. A raising ``on_kick`` is logged, the session stays removed, and the
+        connection is closed so no untracked connection is left behind. When ``on_kick`` returns (or finishes)
+        and the connection is still open, it is closed after ``kick_watch.grace_s`` (2 s) and that is logged
+        (rate-limited) on ``gs_hooks.kicks``, where every kick is also logged at INFO.
 
         Args:
             target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player; an ``int`` is
@@ -377,29 +401,36 @@ class Hooks:
     ) -> int | Coroutine[Any, Any, int]:
         """Hand removed sessions to ``on_kick`` in order, without a coroutine while the callback is sync.
 
+        Without ``on_kick``, or when it raises, the connection is closed at once (``session.close()``, sync on
+        every adapter). When ``on_kick`` returns (or its awaitable finishes), the safety net is armed: the
+        connection is closed after the grace if it is still open then (see :class:`KickWatch`).
+
         Returns:
             The number of sessions; or, when a callback returned an awaitable, a coroutine to await that
             finishes the job in the same order (the remaining sessions are handed over after that callback ends)
             and returns the number.
         """
         on_kick = self.on_kick
+        watch = self.kick_watch
+        log_kicks = _kicks_log.isEnabledFor(logging.INFO)
         for i, session in enumerate(sessions):
-            request = KickRequest(session=session, reason=reason, message=message, details=details)
-            pending: Awaitable[Any] | None
+            if log_kicks:
+                watch.log_kick(session, reason, message)
             if on_kick is None:
-                pending = self._default_kick_nowait(request)
-            else:
-                try:
-                    result = on_kick(request)
-                except Exception:
-                    log.exception("%s callback raised", "on_kick")
-                    pending = self._default_kick_nowait(request)
-                else:
-                    if result is None or not inspect.isawaitable(result):
-                        continue
-                    pending = self._finish_kick(_finish_callback(result, "on_kick"), request)
-            if pending is not None:
-                return self._deliver_rest(pending, sessions, i + 1, reason, message, details)
+                close_quietly(session)
+                continue
+            request = KickRequest(session=session, reason=reason, message=message, details=details)
+            try:
+                result = on_kick(request)
+            except Exception as exc:
+                watch.log_failure("on_kick", session, exc)
+                close_quietly(session)
+                continue
+            if result is None or not inspect.isawaitable(result):
+                watch.watch_nowait(session, reason)
+                continue
+            pending = self._finish_kick(result, request)
+            return self._deliver_rest(pending, sessions, i + 1, reason, message, details)
         return len(sessions)
 
     async def _deliver_rest(
@@ -416,7 +447,8 @@ class Hooks:
         except BaseException:
             # cancelled in a callback: the sessions not handed over yet are out of the registry already, so
             # close them the default way (no untracked connection is left behind)
-            self._close_untracked(sessions[done:], reason, message, details)
+            for session in sessions[done:]:
+                close_quietly(session)
             raise
         if done < len(sessions):
             more = self._deliver_kicks_nowait(sessions[done:], reason, message, details)
@@ -424,33 +456,50 @@ class Hooks:
                 await more
         return len(sessions)
 
-    def _close_untracked(self, sessions: tuple[Session, ...], reason: str, message: str, details: Any) -> None:
-        for session in sessions:
-            closing = self._default_kick_nowait(
-                KickRequest(session=session, reason=reason, message=message, details=details)
-            )
-            if closing is None:
-                continue
-            if self._tg is not None and self.running:
-                self._tg.start_soon(_finish_callback, closing, "default kick")
-            else:
-                closing.close()
-                log.warning("session %s could not be closed (async closer, hooks not running)", session.id)
+    async def _finish_kick(self, pending: Awaitable[Any], request: KickRequest) -> None:
+        session = request.session
+        try:
+            await pending
+        except Exception as exc:
+            self.kick_watch.log_failure("on_kick", session, exc)
+            close_quietly(session)
+        except BaseException:
+            close_quietly(session)  # cancelled in on_kick: close it now, the cancellation goes on
+            raise
+        else:
+            self.kick_watch.watch_nowait(session, request.reason)
 
-    async def _finish_kick(self, pending: Coroutine[Any, Any, bool], request: KickRequest) -> None:
-        if await pending:
-            return
-        closing = self._default_kick_nowait(request)
-        if closing is not None:
-            await closing
+    async def serve_until_signal(
+        self, *, kick: bool = True, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    ) -> signal.Signals:
+        """Wait for SIGINT (Ctrl-C) or SIGTERM (what Docker, Kubernetes and systemd send), then kick every live
+        session with reason ``shutdown``, and return.
 
-    @staticmethod
-    def _default_kick_nowait(request: KickRequest) -> Coroutine[Any, Any, bool] | None:
-        closer = request.session.closer
-        if closer is None:
-            return None
-        done = call_callback_nowait(closer, what="default kick")
-        return None if isinstance(done, bool) else done
+        Call it inside ``async with hooks:`` and your server's own ``async with``: when it returns, leaving the
+        blocks closes your server, then the hooks in order (components flush: the CCU spool, unsaved bans, the
+        listener; then the HTTP client and the store close). The handlers are installed for the duration of the
+        call (on asyncio and trio, through anyio); a second signal during the shutdown gets the default action.
+        Unix only: on a platform without signal handlers (Windows) it waits until cancelled.
+
+        Args:
+            kick: kick every live session (reason ``shutdown``, through ``on_kick``) before returning, so the
+                server's close does not wait for its players (Python ≥ 3.12's ``Server.wait_closed`` does).
+            signals: the signals to wait for.
+
+        Returns:
+            The signal received.
+        """
+        try:
+            with anyio.open_signal_receiver(*signals) as received:
+                signum: signal.Signals = await anext(received)
+        except NotImplementedError:  # no signal handlers on this platform's loop
+            await anyio.sleep_forever()
+        log.warning("received %s: shutting down (flushing, then closing)", signum.name)
+        if kick and len(self.registry):
+            kicked = self._kick_nowait(tuple(self.registry), "shutdown", "the server is shutting down")
+            if not isinstance(kicked, int):
+                await kicked
+        return signum
 
     def bind_player(self, session: Session, player_id: str | int) -> list[Session]:
         """Bind a player to a session under the duplicate-login policy.
@@ -477,8 +526,9 @@ class Hooks:
     ) -> Callable[[Any, Any], Awaitable[None]]:
         """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
 
-        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session. The default
-        kick closes the writer.
+        Inside the handler, :func:`gs_hooks.current_session` returns the connection's session;
+        ``session.close()`` closes the writer. A handler's exception is logged (rate-limited), its connection
+        closed.
         """
         from .sessions._middleware import track_asyncio_streams
 
@@ -493,7 +543,8 @@ class Hooks:
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap an anyio ``Listener.serve`` handler so each connection is a tracked session.
 
-        The default kick cancels the handler and closes the stream.
+        ``session.close()`` cancels the handler and closes the stream. A handler's exception is logged
+        (rate-limited) and its connection closed: it never reaches ``serve``. Works on asyncio and trio.
         """
         from .sessions._middleware import track_anyio
 
@@ -508,7 +559,8 @@ class Hooks:
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap a ``websockets.asyncio.server.serve`` handler (websockets ≥ 13) so each connection is tracked.
 
-        The default kick closes the WebSocket (code 1000, reason ``kicked``).
+        ``session.close()`` starts the close handshake (code 1000, reason ``kicked``) in a task on the loop. A
+        handler's exception is logged (rate-limited) and its connection closed with code 1011.
         """
         from .sessions._middleware import track_websockets
 
@@ -607,7 +659,29 @@ class Hooks:
             ConfigError: Gamebase is not configured.
             ClosedError: the hooks are closed.
         """
-        return await _gamebase_login(self, session, user_id, access_token)
+        try:
+            return await _gamebase_login(self, session, user_id, access_token)
+        except LoginRefusedError as exc:
+            self._log_login_failure(logging.INFO, session, user_id, exc.reason, exc)
+            raise
+        except PlatformError as exc:
+            self._log_login_failure(logging.WARNING, session, user_id, "platform", exc)
+            raise
+
+    def _log_login_failure(
+        self, level: int, session: Session, user_id: object, reason: str, exc: LoginRefusedError | PlatformError
+    ) -> None:
+        """One line on ``gs_hooks.login`` per refusal (rate-limited per reason); never the token."""
+        self._login_refusals.log(
+            level,
+            reason,
+            "login refused: player %r on server %r (session %d): %s: %s",
+            user_id,
+            session.server_id,
+            session.id,
+            reason,
+            exc.message,
+        )
 
     async def verify_token(self, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """Verify a Gamebase access token without binding a session (for games that log in elsewhere).
@@ -790,7 +864,7 @@ def setup(
 
     Args:
         config: the configuration (``Config.from_env()`` by default).
-        on_kick: the game's kick callback; without it, kicks close the connection.
+        on_kick: the game's kick callback; without it, kicks close the connection (``session.close()``).
         clock: inject a :class:`~gs_hooks.FakeClock` in tests.
         http_client: a shared ``httpx.AsyncClient`` (one is created and owned otherwise).
         on_ban: called with a ``BanEvent`` when a ban is applied.

@@ -12,6 +12,7 @@ import pytest
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks.bans import Ban, BanDetails, BanEvent
+from kick_support import FakeConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -23,8 +24,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def login(hooks: gs_hooks.Hooks, player: str, closer: Callable[[], object] | None = None) -> gs_hooks.Session:
-    session = hooks.registry.open_nowait(closer=closer)
+def login(hooks: gs_hooks.Hooks, player: str, on_close: Callable[[], object] | None = None) -> gs_hooks.Session:
+    session = hooks.registry.open_nowait(connection=FakeConnection(on_close))
     hooks.bind_player(session, player)
     return session
 
@@ -88,11 +89,12 @@ async def test_a_raising_on_kick_in_a_batch_closes_the_connection_and_goes_on(
         gs_hooks.Config(state_path=":memory:"), on_kick=on_kick, on_ban=events.append, clock=FakeClock(T0)
     )
     async with hooks:
-        login(hooks, "a", closer=lambda: closed.append("a"))
-        login(hooks, "b", closer=lambda: closed.append("b"))
+        login(hooks, "a", on_close=lambda: closed.append("a"))
+        login(hooks, "b", on_close=lambda: closed.append("b"))
         with caplog.at_level(logging.ERROR, logger="gs_hooks"):
             await hooks.bans.apply([ban("a"), ban("b")])
-    assert closed == ["a"]  # the default kick ran for the failed on_kick only
+        assert closed == ["a"]  # the default kick ran for the failed on_kick only
+    assert closed == ["a", "b"]  # b's on_kick left it open: the safety net closed it at shutdown
     assert [(e.player_key, e.sessions_kicked) for e in events] == [("a", 1), ("b", 1)]
     assert any("on_kick" in r.getMessage() for r in caplog.records)
 

@@ -29,7 +29,7 @@ def test_open_indexes_by_server_and_counts_connections() -> None:
     assert a in reg and object() not in reg
     assert a.id != b.id
     c = reg.open_nowait("s2", "ch2", ("10.0.0.2", 6000), None)  # by position, as the adapters call it
-    assert (c.server_id, c.channel, c.remote, c.closer) == ("s2", "ch2", ("10.0.0.2", 6000), None)
+    assert (c.server_id, c.channel, c.remote, c.connection) == ("s2", "ch2", ("10.0.0.2", 6000), None)
     assert reg.count_connections("s2") == 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import anyio
@@ -10,7 +11,7 @@ import anyio.abc
 
 import gs_hooks
 from gs_hooks import KickRequest, Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware
-from gs_hooks.sessions import current_session, track_anyio, track_asyncio_streams, track_websockets
+from gs_hooks.sessions import Connection, current_session, track_anyio, track_asyncio_streams, track_websockets
 
 
 async def kick_player(request: KickRequest) -> None:
@@ -18,10 +19,26 @@ async def kick_player(request: KickRequest) -> None:
     reason: str = request.reason
     message: str = request.message
     print(session.id, session.player_id, reason, message, request.details)
+    await session.aclose()
 
 
 def kick_player_sync(request: KickRequest) -> None:
     print(request.session.server_id)
+    request.session.close()
+
+
+class MyConnection:
+    """A custom adapter's connection handle."""
+
+    @property
+    def closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -70,7 +87,9 @@ async def main() -> None:
         del middleware
 
         registry: SessionRegistry = hooks.registry
-        session = registry.open_nowait(server_id="1", channel="", remote=("127.0.0.1", 1), closer=lambda: None)
+        connection: Connection = MyConnection()
+        session = registry.open_nowait(server_id="1", channel="", remote=("127.0.0.1", 1), connection=connection)
+        assert session.connection is connection
         older: list[Session] = hooks.bind_player(session, "player-1")
         older = registry.bind_player_nowait(session, "player-1")
         n: int = await hooks.kick(session, "ban", message="bye", details=None)
@@ -87,6 +106,10 @@ async def main() -> None:
 
         registry.add_observer(observer)
         print(older, n, closed, counts, found, mine, len(registry), list(registry), session in registry)
+        hooks.kick_watch.grace_s = 5.0
+        forced: int = hooks.kick_watch.forced
+        received: signal.Signals = await hooks.serve_until_signal(kick=False, signals=(signal.SIGTERM,))
+        print(forced, received.name)
 
     await hooks.start()
     await hooks.aclose()

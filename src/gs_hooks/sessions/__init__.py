@@ -1,6 +1,7 @@
 """Session registry and connection-tracking middleware."""
 
 from ._middleware import (
+    FAILED_CLOSE_CODE,
     KICK_CLOSE_CODE,
     KICK_CLOSE_REASON,
     TrackWebSocketsMiddleware,
@@ -9,12 +10,13 @@ from ._middleware import (
     track_asyncio_streams,
     track_websockets,
 )
-from ._registry import Closer, Remote, Session, SessionEvent, SessionRegistry
+from ._registry import Connection, Remote, Session, SessionEvent, SessionRegistry
 
 __all__ = [
+    "FAILED_CLOSE_CODE",
     "KICK_CLOSE_CODE",
     "KICK_CLOSE_REASON",
-    "Closer",
+    "Connection",
     "Remote",
     "Session",
     "SessionEvent",

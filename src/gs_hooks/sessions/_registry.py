@@ -37,12 +37,33 @@ from .._exceptions import DuplicateLoginError
 from .._ids import MAX_PLAYER_ID_LEN, lookup_key
 from .._ids import player_id as _player_id
 
-__all__ = ["Closer", "Remote", "Session", "SessionEvent", "SessionRegistry"]
+__all__ = ["Connection", "Remote", "Session", "SessionEvent", "SessionRegistry"]
 
 log = logging.getLogger("gs_hooks.sessions")
 
-Closer = Callable[[], Any]
-"""A connection's default kick: a zero-argument callable (sync, or returning an awaitable) that closes it."""
+
+class Connection(Protocol):
+    """An adapter's handle on one connection: what :meth:`Session.close` and :meth:`Session.aclose` use.
+
+    The same contract on every adapter (asyncio streams, anyio, websockets, ASGI): :meth:`close` is a plain
+    call, usable from sync and async code, that starts closing and returns at once; :meth:`aclose` returns once
+    the connection is closed. A custom adapter passes its own object with these three members to
+    :meth:`SessionRegistry.open_nowait`.
+    """
+
+    @property
+    def closing(self) -> bool:
+        """True once the connection is closed or closing (by a kick, the game, the peer, or the handler's end)."""
+        ...
+
+    def close(self) -> None:
+        """Start closing the connection and return at once. Idempotent; never raises, never blocks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection (as :meth:`close`) and return once it is closed."""
+        ...
+
 
 Remote = tuple[Any, ...]
 """The peer address as the transport reports it: ``(host, port)`` (IPv6 may add flow info and scope id)."""
@@ -62,7 +83,8 @@ class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
         server_id: the server id the session counts towards.
         channel: game channel (free text, "" when unused).
         remote: peer address as the transport reports it, ``(host, port, ...)``, when known.
-        closer: the adapter's default kick (closes the connection), used when the game gives no ``on_kick``.
+        connection: the adapter's handle on the connection (see :class:`Connection`), None for a session
+            opened without one; use :meth:`close` / :meth:`aclose` rather than calling it directly.
         id: unique session id (never reused within the process).
         connected_at: epoch seconds of the connection.
         player_id: the player bound by login, None before.
@@ -73,13 +95,31 @@ class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
     server_id: str
     channel: str = ""
     remote: Remote | None = None
-    closer: Closer | None = None
+    connection: Connection | None = None
     # Filled in C by msgspec when not given: the registry's fast path on the system clock passes neither.
     id: int = msgspec.field(default_factory=_next_id)
     connected_at: float = msgspec.field(default_factory=_time_module.time)
     player_id: str | None = None
     logged_in_at: float | None = None
     attrs: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        """Close this session's connection: starts the close and returns at once, from sync or async code.
+
+        The same on every adapter: asyncio streams close the writer, anyio cancels the handler and closes the
+        stream, websockets and ASGI start the close handshake (code 1000, reason ``kicked``) on the running
+        loop. Idempotent; a no-op for a session without a connection. The session leaves the registry when the
+        connection's handler ends (a kick has removed it already).
+        """
+        connection = self.connection
+        if connection is not None:
+            connection.close()
+
+    async def aclose(self) -> None:
+        """Close this session's connection (as :meth:`close`) and return once it is closed."""
+        connection = self.connection
+        if connection is not None:
+            await connection.aclose()
 
     def set_attr(self, key: str, value: Any) -> None:
         """Set one of the game's attributes on this session (creates :attr:`attrs` on first use)."""
@@ -123,7 +163,7 @@ class OpenNowait(Protocol):
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
-        closer: Closer | None = None,
+        connection: Connection | None = None,
     ) -> Session:
         """Register a new connection and return its session.
 
@@ -133,7 +173,7 @@ class OpenNowait(Protocol):
             server_id: the server id it counts towards (default: the registry's ``default_server_id``).
             channel: game channel, free text.
             remote: peer address as the transport reports it; stored as given.
-            closer: zero-argument callable that closes the connection (the default kick).
+            connection: the adapter's handle on the connection (closes it on a kick; see :class:`Connection`).
         """
         ...
 
@@ -155,7 +195,7 @@ class SessionRegistry:
         time: callable returning epoch seconds (the injected clock's ``time``; ``time.time`` by default).
 
     Attributes:
-        open_nowait: ``open_nowait(server_id=None, channel="", remote=None, closer=None) -> Session``:
+        open_nowait: ``open_nowait(server_id=None, channel="", remote=None, connection=None) -> Session``:
             register a new connection (see :class:`OpenNowait`).
         close_nowait: ``close_nowait(session) -> bool``: unregister a session; False if it was not live (a
             second close is a no-op).
@@ -207,7 +247,7 @@ class SessionRegistry:
             server_id: str | None = None,
             channel: str = "",
             remote: Remote | None = None,
-            closer: Closer | None = None,
+            connection: Connection | None = None,
         ) -> Session:
             if server_id is None:
                 server_id = default
@@ -220,9 +260,9 @@ class SessionRegistry:
                         raise TypeError(f"server_id must be a str, not {type(server_id).__name__}") from None
                     bucket = servers[server_id] = {}
             if system_time:  # id and connected_at come from the Struct's default factories, called in C
-                session = new_session(server_id, channel, remote, closer)
+                session = new_session(server_id, channel, remote, connection)
             else:
-                session = new_session(server_id, channel, remote, closer, next_id(), now())
+                session = new_session(server_id, channel, remote, connection, next_id(), now())
             bucket[session.id] = session
             return session
 
@@ -263,9 +303,9 @@ class SessionRegistry:
         server_id: str | None = None,
         channel: str = "",
         remote: Remote | None = None,
-        closer: Closer | None = None,
+        connection: Connection | None = None,
     ) -> Session:
-        session = self._open_plain(server_id, channel, remote, closer)
+        session = self._open_plain(server_id, channel, remote, connection)
         self._notify(SessionEvent("open", session))
         return session
 
