@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import anyio
@@ -259,9 +259,11 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._spawn(_AsyncioStream(self, transport))
+        # Duck-typed: a server transport has the documented read/write methods whatever its class (uvloop's
+        # TCPTransport is no asyncio.Transport subclass).
+        stream_transport = cast(asyncio.Transport, transport)
+        self.transport = stream_transport
+        self._spawn(_AsyncioStream(self, stream_transport))
 
     def data_received(self, data: bytes) -> None:
         self.buffer.append(data)
