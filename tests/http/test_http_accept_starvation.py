@@ -66,7 +66,10 @@ async def main():
                     break
         report(server)  # after the server stopped (its pending log summaries written)
 
-anyio.run(main, backend=backend)
+if backend == "uvloop":
+    anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+else:
+    anyio.run(main, backend=backend)
 """
 
 
@@ -99,8 +102,10 @@ async def ask(proc: subprocess.Popen[str], command: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 async def test_running_out_of_descriptors_logs_once_per_interval_and_recovers(backend: str) -> None:
+    if backend == "uvloop":
+        pytest.importorskip("uvloop")
     with server_process(backend) as proc:
         assert proc.stdout is not None
         port = int(await anyio.to_thread.run_sync(proc.stdout.readline))

@@ -530,6 +530,7 @@ class HttpServer:
 
     async def _serve_asyncio(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
         try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's and asyncio's servers do
             loop = asyncio.get_running_loop()
             transport, protocol = await loop.connect_accepted_socket(_AsyncioProtocol, conn)
         except BaseException:
