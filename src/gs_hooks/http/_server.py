@@ -230,7 +230,6 @@ class _Connection:
         "deadline",
         "fed",
         "head_deadline",
-        "host",
         "line_by",
         "line_pending",
         "linger",
@@ -250,7 +249,6 @@ class _Connection:
         self.head_deadline = 0.0  # the request deadline of the request being read
         self.line_by: float | None = None  # when the request line must be complete (None: from the first byte)
         self.line_pending = False  # bytes of a request came, its request line not yet complete
-        self.host = client[0] if client else ""
         self.phase = _IDLE
         self.capture: list[bytes] | None = None  # raw bytes of the request head phase
         self.scanner: ChunkedScanner | None = None  # strict framing check of a chunked body
@@ -482,21 +480,19 @@ class HttpServer:
             self._log.flush()
 
     def _accept_failed(self, exc: BaseException) -> bool:
-        """Whether a failed accept is to be retried (True, after a back-off when starved) or raised."""
-        cause = exc if isinstance(exc, OSError) else exc.__cause__
-        if not isinstance(cause, OSError):
-            return False
-        if cause.errno in _ACCEPT_SKIP:
+        """Whether a failed accept is to be retried (True; after a back-off when starved) or raised."""
+        code = _errno_of(exc)
+        if code in _ACCEPT_SKIP:
             return True
-        if cause.errno not in _ACCEPT_STARVED:
+        if code is None or code not in _ACCEPT_STARVED:
             return False
         self.accept_failures += 1
         self._log.log(
             logging.ERROR,
-            ("accept", cause.errno),
+            ("accept", code),
             "listener on %s cannot accept connections: %s; retrying (pending connections wait in the backlog)",
             self.url,
-            os.strerror(cause.errno or 0),
+            os.strerror(code),
         )
         return True
 
@@ -511,12 +507,12 @@ class HttpServer:
                 except OSError as exc:
                     if not self._accept_failed(exc):
                         raise
-                    if exc.errno in _ACCEPT_STARVED:
+                    if _errno_of(exc) in _ACCEPT_STARVED:
                         await anyio.sleep(delay)
                         delay = min(delay * 2, _ACCEPT_BACKOFF_S[1])
                     continue
                 delay = _ACCEPT_BACKOFF_S[0]
-                client = _sockname(conn)
+                client = _peer_of_socket(conn)
                 refusal = self._admit(client)
                 if refusal is not None:
                     with contextlib.suppress(OSError):
@@ -533,9 +529,11 @@ class HttpServer:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's and asyncio's servers do
             loop = asyncio.get_running_loop()
             transport, protocol = await loop.connect_accepted_socket(_AsyncioProtocol, conn)
-        except BaseException:
+        except BaseException as exc:
             conn.close()
             self._release(client)
+            if isinstance(exc, OSError):
+                return  # the peer is already gone
             raise
         await self._serve_connection(_AsyncioStream(protocol, transport), client)
 
@@ -548,8 +546,9 @@ class HttpServer:
             except (OSError, anyio.BrokenResourceError) as exc:
                 if not self._accept_failed(exc):
                     raise
-                await anyio.sleep(delay)
-                delay = min(delay * 2, _ACCEPT_BACKOFF_S[1])
+                if _errno_of(exc) in _ACCEPT_STARVED:
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, _ACCEPT_BACKOFF_S[1])
                 continue
             delay = _ACCEPT_BACKOFF_S[0]
             client = _peer(stream)
@@ -998,7 +997,13 @@ def _peer(stream: anyio.abc.ByteStream) -> tuple[str, int] | None:
     return None
 
 
-def _sockname(conn: socket.socket) -> tuple[str, int] | None:
+def _errno_of(exc: BaseException) -> int | None:
+    """The errno of an OSError, or of the OSError behind an anyio error (trio's accept wraps it)."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    return cause.errno if isinstance(cause, OSError) else None
+
+
+def _peer_of_socket(conn: socket.socket) -> tuple[str, int] | None:
     """The peer of an accepted socket (None when it is already gone)."""
     try:
         addr = conn.getpeername()
