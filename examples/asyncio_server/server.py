@@ -154,7 +154,11 @@ class GameServer:
 
     async def _dispatch(self, session: gs_hooks.Session, writer: asyncio.StreamWriter, line: bytes) -> None:
         try:
+            gs_hooks.check_json_depth(line)  # before the (recursive) decoder: a deeply nested line is an error too
             msg = msgspec.json.decode(line)
+        except gs_hooks.ProtocolError as exc:
+            await self._error(writer, "malformed", str(exc))
+            return
         except msgspec.DecodeError:
             await self._error(writer, "malformed", "each line must be one JSON object")
             return

@@ -34,6 +34,7 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._health import ComponentHealth, HealthReporter
+from ._json import check_json_depth
 from ._setup import Hooks, KickRequest, OnKick, setup
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
 from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
@@ -126,6 +127,7 @@ __all__ = [
     "WebstoreCharacter",
     "WebstoreProfile",
     "WebstoreServer",
+    "check_json_depth",
     "current_session",
     "format_kst",
     "grid_slot",

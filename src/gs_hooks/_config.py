@@ -224,8 +224,14 @@ class ListenerConfig(msgspec.Struct, frozen=True, kw_only=True):
         listen: ``host:port`` to bind.
         max_header_bytes / max_body_bytes: request limits (431 / 413).
         request_deadline_s: absolute deadline for a request's head and body (slow senders are cut).
+        request_line_deadline_s: a new connection's first request line (TLS handshake included), and a later
+            request's line from its first byte, must arrive within this (slow senders are cut sooner).
         keepalive_s: idle keep-alive timeout.
         max_connections: connection cap (503 past it).
+        max_connections_per_address: connections one IP address may hold (503 past it); behind a proxy or load
+            balancer every client shares its address: raise it to ``max_connections``.
+        reserved_connections: connections beyond the cap that only addresses inside a route allowlist
+            (``suspension_allow``, ``webstore_allow``, ``dashboard_allow``, ``admin_allow``) may open.
         tls_cert / tls_key: PEM files; TLS on when both set.
         suspension_allow / webstore_allow: IP allowlists (CIDR) of the platform routes, empty = any.
         dashboard_allow / admin_allow: IP allowlists of the operator routes, empty = loopback only (see
@@ -238,8 +244,11 @@ class ListenerConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_header_bytes: int = 16_384
     max_body_bytes: int = 65_536
     request_deadline_s: float = 10.0
+    request_line_deadline_s: float = 3.0
     keepalive_s: float = 30.0
     max_connections: int = 512
+    max_connections_per_address: int = 64
+    reserved_connections: int = 64
     tls_cert: str | None = None
     tls_key: str | None = None
     suspension_allow: tuple[str, ...] = ()
@@ -534,8 +543,29 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("GS_HOOKS_LISTEN_MAX_HEADER_BYTES", "listener", "max_header_bytes", "int", "header block limit (431)"),
     EnvVar("GS_HOOKS_LISTEN_MAX_BODY_BYTES", "listener", "max_body_bytes", "int", "body limit (413)"),
     EnvVar("GS_HOOKS_LISTEN_DEADLINE_S", "listener", "request_deadline_s", "float", "head+body deadline"),
+    EnvVar(
+        "GS_HOOKS_LISTEN_REQUEST_LINE_DEADLINE_S",
+        "listener",
+        "request_line_deadline_s",
+        "float",
+        "request line deadline (first: from accept)",
+    ),
     EnvVar("GS_HOOKS_LISTEN_KEEPALIVE_S", "listener", "keepalive_s", "float", "idle keep-alive timeout"),
     EnvVar("GS_HOOKS_LISTEN_MAX_CONNECTIONS", "listener", "max_connections", "int", "connection cap (503)"),
+    EnvVar(
+        "GS_HOOKS_LISTEN_MAX_CONNECTIONS_PER_ADDRESS",
+        "listener",
+        "max_connections_per_address",
+        "int",
+        "per-IP cap (503); behind a proxy = cap",
+    ),
+    EnvVar(
+        "GS_HOOKS_LISTEN_RESERVED_CONNECTIONS",
+        "listener",
+        "reserved_connections",
+        "int",
+        "beyond the cap, for allowlisted IPs",
+    ),
     EnvVar("GS_HOOKS_LISTEN_TLS_CERT", "listener", "tls_cert", "str", "PEM certificate (TLS on with key)"),
     EnvVar("GS_HOOKS_LISTEN_TLS_KEY", "listener", "tls_key", "str", "PEM private key"),
     EnvVar("GS_HOOKS_LISTEN_SUSPENSION_ALLOW", "listener", "suspension_allow", "list", "CIDRs, empty = any"),
@@ -781,7 +811,10 @@ def _validate(c: Config, name: Callable[[str, str], str]) -> None:
     _check(li.max_body_bytes >= 1024, name("listener", "max_body_bytes"), "must be >= 1024")
     _check(li.request_deadline_s > 0, name("listener", "request_deadline_s"), "must be > 0")
     _check(li.keepalive_s > 0, name("listener", "keepalive_s"), "must be > 0")
+    _check(li.request_line_deadline_s > 0, name("listener", "request_line_deadline_s"), "must be > 0")
     _check(li.max_connections >= 1, name("listener", "max_connections"), "must be >= 1")
+    _check(li.max_connections_per_address >= 1, name("listener", "max_connections_per_address"), "must be >= 1")
+    _check(li.reserved_connections >= 0, name("listener", "reserved_connections"), "must be >= 0")
     _check(
         (li.tls_cert is None) == (li.tls_key is None),
         name("listener", "tls_cert"),

@@ -310,6 +310,12 @@ async def test_chunked_body_over_the_limit_gets_413(server: HttpServer, app: App
     assert_refused(*await exchange(server, chunked("/echo", raw)), app, 413)
 
 
+async def test_a_long_chunk_extension_is_refused_even_in_one_write(server: HttpServer, app: App) -> None:
+    # 60 KB of chunk extension sent at once: the chunk-line limit (4 KiB) holds whether or not the line spans reads.
+    raw = b"1;a=" + b"b" * 60_000 + b"\r\nx\r\n0\r\n\r\n"
+    assert_refused(*await exchange(server, chunked("/echo", raw)), app)
+
+
 # -- heads -------------------------------------------------------------------------------------------------------
 
 

@@ -72,3 +72,32 @@ def test_scanner_bounds_its_line_buffer() -> None:
         scanner.feed(b"1;" + b"a" * 10)  # 60 bytes of an unfinished line: still allowed
     with pytest.raises(ChunkedFramingError, match="too long"):
         scanner.feed(b"a" * 10)
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 7], ids=["one-read", "two-reads", "seven-reads"])
+def test_scanner_bounds_a_line_however_its_bytes_arrive(pieces: int) -> None:
+    long_line = b"1;a=" + b"b" * 60_000 + b"\r\n"
+    data = long_line + b"x\r\n0\r\n\r\n"
+    step = -(-len(long_line) // pieces)
+    scanner = ChunkedScanner(max_body=1000)
+
+    def feed_all() -> None:
+        for start in range(0, len(data), step):
+            scanner.feed(data[start : start + step])
+
+    with pytest.raises(ChunkedFramingError, match="too long"):
+        feed_all()
+
+
+def test_a_line_of_exactly_the_limit_is_accepted_in_one_read_or_trickled() -> None:
+    line = b"1;" + b"a" * 62 + b"\r\n"  # 64 bytes before the CRLF
+    body = line + b"x\r\n0\r\n\r\n"
+    whole = ChunkedScanner(max_body=100, max_line=64)
+    whole.feed(body)
+    assert whole.done
+    trickled = ChunkedScanner(max_body=100, max_line=64)
+    for i in range(len(body)):
+        trickled.feed(body[i : i + 1])
+    assert trickled.done
+    with pytest.raises(ChunkedFramingError, match="too long"):
+        ChunkedScanner(max_body=100, max_line=63).feed(body)

@@ -23,6 +23,7 @@ from .._config import Config, Secret
 from .._exceptions import ProtocolError
 from .._ids import lookup_key
 from .._ids import player_id as _player_id
+from .._ratelog import RateLimitedLog
 from ..bans._book import Ban, BanBook
 from ..http._app import Request, Response, Router
 from ._protocol import (
@@ -96,6 +97,7 @@ class SuspensionWebhook:
         self.player_key_format = player_key_format
         self.batches_accepted = 0
         self.batches_rejected = 0
+        self._refusals = RateLimitedLog(log)  # a sender without the key must not flood the log
 
     @staticmethod
     def answer(result_code: int, message: str | None = None, *, status: int = 200) -> Response:
@@ -122,7 +124,9 @@ class SuspensionWebhook:
         if problem is None:
             return None
         self.batches_rejected += 1
-        log.warning("hive suspension webhook: refused (401) from %s: %s", _peer(request), problem)
+        self._refusals.log(
+            logging.WARNING, problem, "hive suspension webhook: refused (401) from %s: %s", _peer(request), problem
+        )
         response = self.answer(RESULT_UNAUTHORIZED, problem, status=401)
         response.headers.append(("www-authenticate", 'Bearer realm="gs_hooks"'))
         return response
@@ -192,6 +196,7 @@ class WebstoreEndpoint:
         self.timeout_s = timeout_s
         self._key = key
         self.key_header = key_header.lower().encode("latin-1")
+        self._refusals = RateLimitedLog(log)
 
     def guard(self, request: Request) -> Response | None:
         """Check the optional shared key on the head."""
@@ -200,7 +205,9 @@ class WebstoreEndpoint:
         values = _headers_named(request, self.key_header)
         if len(values) == 1 and _key_matches(values[0].decode("latin-1").strip(), self._key):
             return None
-        log.warning("webstore profile: refused (401) from %s: shared key missing or wrong", _peer(request))
+        self._refusals.log(
+            logging.WARNING, 401, "webstore profile: refused (401) from %s: shared key missing or wrong", _peer(request)
+        )
         return Response(401, webstore_error(WEBSTORE_UNAUTHORIZED, "shared key missing or wrong"), [_JSON], close=True)
 
     async def _profile(self, cs_code: str) -> tuple[bool, Any]:

@@ -2,10 +2,11 @@
 
 Suspension webhook (``hive-suspended-user-webhook.txt``): ``{"game_index": int, "server_url": str, "data":
 [{"player_id": int, "status": "P"|"B", "start_date": str, "end_date": str}, ...]}``. Validation is strict:
-``game_index`` must be ours; every item must be well formed (``player_id`` a JSON integer — not a bool, not a
-string —, status ``P``/``B``, dates exactly ``YYYY-MM-DD HH:MM:SS``, read in the configured zone, KST by
-default). ``9999-12-31 00:00:00`` means no end; ``P`` is permanent whatever the end date. One bad item rejects
-the whole request, so a malformed request changes nothing. Unknown fields are ignored.
+``game_index`` must be ours; every item must be well formed (``player_id`` a JSON integer from 0 to 2**63 - 1 —
+not a bool, not a string —, status ``P``/``B``, dates exactly ``YYYY-MM-DD HH:MM:SS`` in ASCII digits, read in
+the configured zone, KST by default). ``9999-12-31 00:00:00`` means no end; ``P`` is permanent whatever the end
+date. One bad item rejects the whole request, so a malformed request changes nothing. Unknown fields are ignored;
+a body nested deeper than 32 levels (checked before decoding) or with an object that repeats a key is refused.
 
 Web-store profile (``hive-webstore-profile-api.txt``): request ``{"cs_code": str}``; the game's typed answer
 (:class:`WebstoreProfile`) is turned into the documented response, with the documented defaults filled in by
@@ -21,8 +22,10 @@ from typing import Annotated, Any
 import msgspec
 
 from .._exceptions import ProtocolError
+from .._json import MAX_JSON_DEPTH, check_json_depth, duplicate_key
 
 __all__ = [
+    "MAX_PLAYER_ID",
     "NO_END_DATE",
     "RESULT_BAD_BODY",
     "RESULT_BAD_VALUE",
@@ -67,8 +70,11 @@ WEBSTORE_BAD_REQUEST = 400
 WEBSTORE_UNAUTHORIZED = 401
 
 NO_END_DATE = "9999-12-31 00:00:00"
+MAX_PLAYER_ID = 2**63 - 1
+"""Largest ``player_id`` accepted (a signed 64-bit integer, as Hive's ids are)."""
 _EDGE_ZONES = (timezone(timedelta(hours=14)), timezone(timedelta(hours=-14)))
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# ASCII digits only: str patterns' \d and int() also take other scripts' digits (２０２４, ٢٠٢٤).
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 class HiveRequestError(ProtocolError):
@@ -91,7 +97,7 @@ class HiveRequestError(ProtocolError):
 class HiveSuspension(msgspec.Struct, frozen=True):
     """One item of the webhook's ``data`` list, as sent."""
 
-    player_id: Annotated[int, msgspec.Meta(ge=0)]
+    player_id: Annotated[int, msgspec.Meta(ge=0, le=MAX_PLAYER_ID)]
     status: str
     start_date: str
     end_date: str
@@ -130,7 +136,7 @@ def _clip(text: str, limit: int = 200) -> str:
 
 
 def parse_hive_date(value: str, zone: timezone) -> datetime:
-    """Parse ``YYYY-MM-DD HH:MM:SS`` in ``zone``.
+    """Parse ``YYYY-MM-DD HH:MM:SS`` (ASCII digits) in ``zone``.
 
     Raises:
         ValueError: not exactly that format, or not a real date/time.
@@ -178,12 +184,17 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
     Raises:
         HiveRequestError: the body is not acceptable (result code 400, 409 or 422; the message says why).
     """
+    _check_depth(body, RESULT_BAD_BODY)
     try:
         batch = _batch_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise HiveRequestError(RESULT_BAD_BODY, f"body is not a suspension list: {_clip(str(exc))}") from exc
     except msgspec.DecodeError as exc:
         raise HiveRequestError(RESULT_BAD_BODY, f"body is not valid JSON: {_clip(str(exc))}") from exc
+    # The decode needed every documented key once, and the strings among the values: when the body holds no
+    # other string (quote), it has no other key either, so no repeated one.
+    if body.count(b'"') != 2 * (4 + 7 * len(batch.data)):
+        _refuse_repeated_keys(body, RESULT_BAD_BODY)
     if batch.game_index != game_index:
         raise HiveRequestError(
             RESULT_GAME_INDEX,
@@ -220,6 +231,20 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
             )
         out.append(SuspendedPlayer(player_id=item.player_id, permanent=permanent, starts_at=starts_at, ends_at=ends_at))
     return out
+
+
+def _check_depth(body: bytes, result_code: int) -> None:
+    try:
+        check_json_depth(body, MAX_JSON_DEPTH)
+    except ProtocolError as exc:
+        raise HiveRequestError(result_code, f"body is not acceptable: {exc}") from None
+
+
+def _refuse_repeated_keys(body: bytes, result_code: int) -> None:
+    key = duplicate_key(body)
+    if key is not None:
+        named = f"key {_clip(key, 40)!r}" if key else "a key"
+        raise HiveRequestError(result_code, f"body is ambiguous: an object has {named} twice")
 
 
 def _where(i: int, item: HiveSuspension) -> str:
@@ -297,14 +322,19 @@ def decode_webstore_request(body: bytes) -> str:
     """The ``cs_code`` of a web-store request.
 
     Raises:
-        HiveRequestError: not JSON, or no non-empty string ``cs_code`` (result code 400).
+        HiveRequestError: not JSON, nested too deep, an object with a repeated key, or no non-empty string
+            ``cs_code`` (result code 400).
     """
+    _check_depth(body, WEBSTORE_BAD_REQUEST)
     try:
-        return _webstore_decoder.decode(body).cs_code
+        cs_code = _webstore_decoder.decode(body).cs_code
     except msgspec.ValidationError as exc:
         raise HiveRequestError(WEBSTORE_BAD_REQUEST, f"body needs a cs_code string: {_clip(str(exc))}") from exc
     except msgspec.DecodeError as exc:
         raise HiveRequestError(WEBSTORE_BAD_REQUEST, f"body is not valid JSON: {_clip(str(exc))}") from exc
+    if body.count(b'"') != 4:  # more strings than the key and its value: another key, maybe a repeat
+        _refuse_repeated_keys(body, WEBSTORE_BAD_REQUEST)
+    return cs_code
 
 
 def _text(value: Any, default: str, what: str) -> str:

@@ -145,15 +145,20 @@ class Route:
         """Whether the peer passes the allowlist (always, when it is empty)."""
         if not self.allow:
             return True
-        if client is None:
-            return False
-        try:
-            addr = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.allow)
+        addr = _address(client)
+        return addr is not None and any(addr in net for net in self.allow)
+
+
+def _address(client: tuple[str, int] | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if client is None:
+        return None
+    try:
+        addr = ipaddress.ip_address(client[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -188,6 +193,8 @@ class Router:
         self._allowed: dict[str, tuple[str, ...]] = {}
         # pattern routes: (segments, methods); a segment is (param name, "") or (None, literal text)
         self._patterns: list[tuple[tuple[tuple[str | None, str], ...], dict[str, Route]]] = []
+        # (some route has no allowlist, every allowlisted network): what screen() needs, None when stale
+        self._screen: tuple[bool, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] | None = None
 
     def add(
         self,
@@ -202,6 +209,7 @@ class Router:
         """Register a handler. ``{name}`` segments match one path segment and land in ``path_params`` (decoded
         once, per segment: see :meth:`resolve`)."""
         route = Route(method.upper(), pattern, handler, guard, parse_allowlist(allow), max_body)
+        self._screen = None
         if _PARAM.search(pattern):
             regex = re.compile(
                 "^"
@@ -271,6 +279,24 @@ class Router:
         if route is None:
             return None, {}, tuple(sorted(methods))
         return route, params, tuple(sorted(methods))
+
+    def screen(self, client: tuple[str, int] | None) -> tuple[bool, bool]:
+        """What a connection from ``client`` may reach, before any request is read.
+
+        Returns:
+            (admitted, allowlisted): admitted is False when every route has an allowlist and none contains the
+            peer (no request of it could be served); allowlisted is True when some route's allowlist contains it.
+        """
+        if self._screen is None:
+            routes = self.routes()
+            allowlisted = {net for route in routes for net in route.allow}
+            self._screen = (any(not route.allow for route in routes), tuple(allowlisted))
+        open_route, networks = self._screen
+        if not networks:
+            return True, False
+        addr = _address(client)
+        inside = addr is not None and any(addr in net for net in networks)
+        return open_route or inside, inside
 
     def routes(self) -> list[Route]:
         """Every registered route."""

@@ -37,8 +37,11 @@ def limits_from_config(config: ListenerConfig) -> HttpLimits:
         max_header_bytes=config.max_header_bytes,
         max_body_bytes=config.max_body_bytes,
         request_deadline_s=config.request_deadline_s,
+        request_line_deadline_s=config.request_line_deadline_s,
         keepalive_s=config.keepalive_s,
         max_connections=config.max_connections,
+        max_connections_per_address=config.max_connections_per_address,
+        reserved_connections=config.reserved_connections,
     )
 
 

@@ -5,8 +5,15 @@ h11 is lenient; this module moves bytes and enforces limits. Responses are writt
 h11's checks and h11's bytes, without h11 rebuilding and re-validating the header list on every send), so h11
 only ever sees the client's side of a request cycle; the next cycle gets a fresh parser fed what was left over.
 
-Per connection: the TLS handshake (when on) and the first request must arrive within the request deadline;
-later requests within the keep-alive timeout. Once a request's first byte is in, its head and body must complete
+Admission, when a connection is accepted and before anything is read (:meth:`HttpServer._admit`): a peer that
+every route's allowlist excludes is answered 403 and closed without being counted; past the per-address limit, or
+past the cap, the answer is 503. Peers inside some route's allowlist may open ``reserved_connections`` beyond the
+cap, so a flood from elsewhere cannot lock them out. Refusals on the asyncio fast path cost a write and a close:
+no transport, no task.
+
+Per connection: the TLS handshake (when on) and the first request line must arrive within the request-line
+deadline; later requests' first bytes within the keep-alive timeout, and their request lines within the
+request-line deadline of that first byte. Once a request's first byte is in, its head and body must complete
 within the absolute request deadline (slow senders are cut with 408 and closed). The head is routed; the
 allowlist and the route's guard run *before* any body byte is read (``100 Continue`` is only sent after them);
 the body is read up to the route's limit (413 past it); the handler runs; the response goes out. Any response
@@ -17,23 +24,30 @@ cancels the scopes whose deadline (a float the connection moves as it changes ph
 
 On asyncio without TLS the bytes move through a small protocol-backed stream (:class:`_AsyncioStream`) instead
 of anyio's socket stream, which pauses and resumes reading around every receive and yields on every send; the
-connection logic is the same code on both paths (trio and TLS use anyio's streams).
+connection logic is the same code on both paths (trio and TLS use anyio's streams). The transports are driven by
+their documented methods only, so any asyncio loop's transports (uvloop's) work.
+
+Accepting is our own loop on both paths, so that running out of file descriptors (or memory) costs one rate-limited
+log line per interval and a short back-off, instead of asyncio's record per failed accept (thousands a second) or
+anyio's listener failing; the same rate limit applies to the refusals a flood causes (401/403/408/413/431/503).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
+import errno
 import logging
+import os
 import re
+import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import anyio
@@ -42,6 +56,7 @@ import h11
 import sniffio
 from anyio.streams.tls import TLSStream
 
+from .._ratelog import RateLimitedLog
 from ._app import DropConnection, Request, Response, Route, Router, safe_for_log
 from ._strict import ChunkedFramingError, ChunkedScanner, head_is_strict
 
@@ -50,6 +65,19 @@ __all__ = ["HttpLimits", "HttpServer", "serve_http"]
 log = logging.getLogger("gs_hooks.http")
 
 _RECEIVE_BYTES = 65_536
+# accept() failing for want of descriptors or memory: back off (doubling up to 1 s) and retry, one log line per 10 s.
+_ACCEPT_STARVED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Errors of one pending connection that Linux reports from accept() (accept(2)): skip it and go on.
+_ACCEPT_SKIP = frozenset(
+    getattr(errno, name)
+    for name in (
+        *("ECONNABORTED", "EPROTO", "EPERM", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET"),
+        *("EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ECONNRESET", "EAGAIN"),
+    )
+    if hasattr(errno, name)
+)
+_ACCEPT_BACKOFF_S = (0.05, 1.0)
+_LOG_INTERVAL_S = 10.0
 # Trailer fields that would change framing, routing or authorization if anyone merged them into the head.
 _FORBIDDEN_TRAILERS = frozenset(
     {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type", b"trailer", b"connection"}
@@ -147,18 +175,26 @@ class HttpLimits:
     Attributes:
         max_header_bytes: largest request head (431 past it).
         max_body_bytes: largest body unless the route sets its own (413 past it).
-        request_deadline_s: absolute deadline for a request's head and body, counted from its first byte, and
-            for a new connection's TLS handshake and first byte (408 past it, then close).
+        request_deadline_s: absolute deadline for a request's head and body, counted from its first byte
+            (408 past it, then close).
+        request_line_deadline_s: a new connection's TLS handshake and first request line, and a later request's
+            line counted from its first byte, must arrive within this (408 when bytes came, else a silent close).
         keepalive_s: idle time allowed between requests on a connection.
         max_connections: concurrent connections; more get 503 and are closed.
+        max_connections_per_address: concurrent connections from one IP address; more get 503 and are closed.
+        reserved_connections: connections beyond ``max_connections`` that only peers inside some route's
+            allowlist may open (a flood from other addresses cannot lock them out).
         handler_timeout_s: a handler that runs longer gets 500 (and the connection is closed).
     """
 
     max_header_bytes: int = 16_384
     max_body_bytes: int = 65_536
     request_deadline_s: float = 10.0
+    request_line_deadline_s: float = 3.0
     keepalive_s: float = 30.0
     max_connections: int = 512
+    max_connections_per_address: int = 64
+    reserved_connections: int = 64
     handler_timeout_s: float = 30.0
 
 
@@ -193,6 +229,9 @@ class _Connection:
         "conn",
         "deadline",
         "fed",
+        "head_deadline",
+        "line_by",
+        "line_pending",
         "linger",
         "phase",
         "responded",
@@ -207,6 +246,9 @@ class _Connection:
         self.conn = conn
         self.scope: anyio.CancelScope | None = None
         self.deadline = 0.0
+        self.head_deadline = 0.0  # the request deadline of the request being read
+        self.line_by: float | None = None  # when the request line must be complete (None: from the first byte)
+        self.line_pending = False  # bytes of a request came, its request line not yet complete
         self.phase = _IDLE
         self.capture: list[bytes] | None = None  # raw bytes of the request head phase
         self.scanner: ChunkedScanner | None = None  # strict framing check of a chunked body
@@ -221,6 +263,9 @@ class _Connection:
             data = b""
         if self.capture is not None:
             self.capture.append(data)
+        if self.line_pending and b"\n" in data:
+            self.line_pending = False
+            self.deadline = self.head_deadline
         if self.scanner is not None:
             self.feed_scanner(data)
         self.conn.receive_data(data)
@@ -246,8 +291,7 @@ class _Connection:
 class _AsyncioProtocol(asyncio.Protocol):
     """asyncio side of :class:`_AsyncioStream`: buffers what arrives, wakes the reader, tracks write pressure."""
 
-    def __init__(self, spawn: Callable[[_AsyncioStream], object]) -> None:
-        self._spawn = spawn
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer: deque[bytes] = deque()
         self.buffered = 0
@@ -259,9 +303,9 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._spawn(_AsyncioStream(self, transport))
+        # Duck-typed: a server transport has the documented read/write methods whatever its class (uvloop's
+        # TCPTransport is no asyncio.Transport subclass).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer.append(data)
@@ -371,9 +415,11 @@ class HttpServer:
 
     Attributes:
         port: the bound port (after :meth:`run` has started).
-        active_connections: connections open now.
+        active_connections: connections open now (refused ones are not counted).
         requests_served: responses sent (errors included).
-        rejected_connections: connections refused with 503 at the cap.
+        rejected_connections: connections refused with 503 at the cap or the per-address limit.
+        forbidden_connections: connections refused with 403 at accept (every route's allowlist excludes the peer).
+        accept_failures: accepts that failed for want of file descriptors or memory (each retried).
         draining: set by :meth:`drain`; new connections get 503 and answers close their connection.
     """
 
@@ -395,8 +441,12 @@ class HttpServer:
         self.active_connections = 0
         self.requests_served = 0
         self.rejected_connections = 0
+        self.forbidden_connections = 0
+        self.accept_failures = 0
         self._connections: set[_Connection] = set()
-        self._cap_logged_at = -1e9
+        self._per_address: dict[str, int] = {}
+        self._refusing = 0  # refusals being answered on the task path (TLS, trio)
+        self._log = RateLimitedLog(log, interval_s=_LOG_INTERVAL_S)
         self.draining = False
 
     @property
@@ -412,42 +462,168 @@ class HttpServer:
         Raises:
             OSError: the address cannot be bound.
         """
-        if self.ssl_context is None and sniffio.current_async_library() == "asyncio":
-            await self._run_asyncio(task_status)
-            return
-        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port)
-        async with listener, anyio.create_task_group() as tg:
-            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-            tg.start_soon(self._watchdog)
-            task_status.started(self)
-            await listener.serve(self._serve_connection, task_group=tg)
-
-    async def _run_asyncio(self, task_status: anyio.abc.TaskStatus[Any]) -> None:
-        """The same server on asyncio's protocol API: no per-read reader toggling, no per-write checkpoint."""
-        loop = asyncio.get_running_loop()
-        groups: list[anyio.abc.TaskGroup] = []
-        # Protocol callbacks run outside any task, where sniffio (and so anyio) cannot tell the backend under a
-        # plain asyncio.run(); spawn connection tasks from a context that names it.
-        spawn_ctx = contextvars.copy_context()
-        spawn_ctx.run(sniffio.current_async_library_cvar.set, "asyncio")
-
-        def factory() -> _AsyncioProtocol:
-            return _AsyncioProtocol(lambda stream: spawn_ctx.run(groups[0].start_soon, self._serve_connection, stream))
-
-        server = await loop.create_server(factory, self.host, self.requested_port, backlog=1024, start_serving=False)
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port, backlog=1024)
+        listeners = [cast(anyio.abc.SocketListener, sub) for sub in listener.listeners]
+        # On asyncio without TLS: the protocol API (no per-read reader toggling, no per-write checkpoint).
+        fast = self.ssl_context is None and sniffio.current_async_library() == "asyncio"
         try:
-            async with anyio.create_task_group() as tg:
-                groups.append(tg)
-                self.port = server.sockets[0].getsockname()[1]
-                try:
-                    await server.start_serving()
-                    tg.start_soon(self._watchdog)
-                    task_status.started(self)
-                    await anyio.sleep_forever()
-                finally:
-                    server.close()  # no new connection once the group starts cancelling its tasks
+            async with listener, anyio.create_task_group() as tg:
+                self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+                tg.start_soon(self._watchdog)
+                for sub in listeners:
+                    if fast:
+                        tg.start_soon(self._accept_asyncio, sub.extra(anyio.abc.SocketAttribute.raw_socket), tg)
+                    else:
+                        tg.start_soon(self._accept_streams, sub, tg)
+                task_status.started(self)
         finally:
-            server.close()
+            self._log.flush()
+
+    def _accept_failed(self, exc: BaseException) -> bool:
+        """Whether a failed accept is to be retried (True; after a back-off when starved) or raised."""
+        code = _errno_of(exc)
+        if code in _ACCEPT_SKIP:
+            return True
+        if code is None or code not in _ACCEPT_STARVED:
+            return False
+        self.accept_failures += 1
+        self._log.log(
+            logging.ERROR,
+            ("accept", code),
+            "listener on %s cannot accept connections: %s; retrying (pending connections wait in the backlog)",
+            self.url,
+            os.strerror(code),
+        )
+        return True
+
+    async def _accept_asyncio(self, sock: socket.socket, tg: anyio.abc.TaskGroup) -> None:
+        """Accept on asyncio's socket API; admitted connections get a task, refusals are answered in place."""
+        loop = asyncio.get_running_loop()
+        delay = _ACCEPT_BACKOFF_S[0]
+        try:
+            while True:
+                try:
+                    conn, _ = await loop.sock_accept(sock)
+                except OSError as exc:
+                    if not self._accept_failed(exc):
+                        raise
+                    if _errno_of(exc) in _ACCEPT_STARVED:
+                        await anyio.sleep(delay)
+                        delay = min(delay * 2, _ACCEPT_BACKOFF_S[1])
+                    continue
+                delay = _ACCEPT_BACKOFF_S[0]
+                client = _peer_of_socket(conn)
+                refusal = self._admit(client)
+                if refusal is not None:
+                    with contextlib.suppress(OSError):
+                        conn.send(refusal)  # non-blocking: a small answer fits the empty send buffer
+                    conn.close()
+                    continue
+                tg.start_soon(self._serve_asyncio, conn, client)
+        finally:
+            with contextlib.suppress(ValueError, NotImplementedError, OSError):
+                loop.remove_reader(sock)  # a cancelled sock_accept may leave its reader behind
+
+    async def _serve_asyncio(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's and asyncio's servers do
+            loop = asyncio.get_running_loop()
+            transport, protocol = await loop.connect_accepted_socket(_AsyncioProtocol, conn)
+        except BaseException as exc:
+            conn.close()
+            self._release(client)
+            if isinstance(exc, OSError):
+                return  # the peer is already gone
+            raise
+        await self._serve_connection(_AsyncioStream(protocol, transport), client)
+
+    async def _accept_streams(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+        """Accept through anyio's listener (TLS, trio)."""
+        delay = _ACCEPT_BACKOFF_S[0]
+        while True:
+            try:
+                stream = await listener.accept()
+            except (OSError, anyio.BrokenResourceError) as exc:
+                if not self._accept_failed(exc):
+                    raise
+                if _errno_of(exc) in _ACCEPT_STARVED:
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, _ACCEPT_BACKOFF_S[1])
+                continue
+            delay = _ACCEPT_BACKOFF_S[0]
+            client = _peer(stream)
+            refusal = self._admit(client)
+            if refusal is None:
+                tg.start_soon(self._serve_connection, stream, client)
+            elif self._refusing < self.limits.max_connections:
+                tg.start_soon(self._refuse, stream, refusal)
+            else:  # too many refusals in progress: close without an answer
+                await _close(stream)
+
+    def _admit(self, client: tuple[str, int] | None) -> bytes | None:
+        """Count a new connection in, or say no: the answer to send (then close) when it is refused."""
+        limits = self.limits
+        if self.draining:
+            return _busy_answer("shutting down; retry later")
+        admitted, allowlisted = self.router.screen(client)
+        if not admitted:
+            self.forbidden_connections += 1
+            self._log.log(
+                logging.INFO,
+                "forbidden",
+                "refused a connection from %s (403): no route allows this address",
+                _fmt_peer(client),
+            )
+            return _FORBIDDEN_ANSWER
+        host = client[0] if client else ""
+        count = self._per_address.get(host, 0)
+        if count >= limits.max_connections_per_address:
+            self.rejected_connections += 1
+            self._log.log(
+                logging.WARNING,
+                "per-address",
+                "%s holds %d connections, the per-address limit; refusing more (503)",
+                _fmt_peer(client),
+                count,
+            )
+            return _busy_answer("too many connections from this address; retry later")
+        cap = limits.max_connections + (limits.reserved_connections if allowlisted else 0)
+        if self.active_connections >= cap:
+            self.rejected_connections += 1
+            self._log.log(
+                logging.WARNING,
+                ("cap", allowlisted),
+                "connection cap %d reached; refusing new connections (503, %d so far)",
+                cap,
+                self.rejected_connections,
+            )
+            return _busy_answer("too many connections; retry later")
+        self.active_connections += 1
+        self._per_address[host] = count + 1
+        return None
+
+    def _release(self, client: tuple[str, int] | None) -> None:
+        self.active_connections -= 1
+        host = client[0] if client else ""
+        count = self._per_address.pop(host, 1) - 1
+        if count > 0:
+            self._per_address[host] = count
+
+    async def _refuse(self, stream: anyio.abc.ByteStream, answer: bytes) -> None:
+        """Send a refusal without reading the request (one second at most, handshake included), then close."""
+        self._refusing += 1
+        try:
+            with anyio.move_on_after(1):
+                if self.ssl_context is not None:
+                    stream = await TLSStream.wrap(
+                        stream, server_side=True, ssl_context=self.ssl_context, standard_compatible=False
+                    )
+                await stream.send(answer)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, ssl.SSLError, OSError):
+            pass
+        finally:
+            self._refusing -= 1
+            await _close(stream)
 
     async def drain(self, grace_s: float = 5.0) -> None:
         """Graceful stop, step one: refuse new connections (503), close idle ones, let requests in progress
@@ -463,7 +639,9 @@ class HttpServer:
 
     async def _watchdog(self) -> None:
         limits = self.limits
-        shortest = min(limits.request_deadline_s, limits.keepalive_s, limits.handler_timeout_s)
+        shortest = min(
+            limits.request_deadline_s, limits.request_line_deadline_s, limits.keepalive_s, limits.handler_timeout_s
+        )
         tick = min(max(shortest / 10, 0.005), 0.25)
         while True:
             await anyio.sleep(tick)
@@ -475,27 +653,13 @@ class HttpServer:
     def _new_h11(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
-    async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
-        self.active_connections += 1
-        client = _peer(stream)
+    async def _serve_connection(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None) -> None:
+        """Serve an admitted connection (counted in by :meth:`_admit`) until it closes."""
         c = _Connection(stream, client, self._new_h11())
         try:
-            if self.draining:
-                await self._reject_busy(c, "shutting down; retry later")
-                return
-            if self.active_connections > self.limits.max_connections:
-                self.rejected_connections += 1
-                now = time.monotonic()
-                if now - self._cap_logged_at >= 1.0:  # a flood must not flood the log too
-                    self._cap_logged_at = now
-                    log.warning(
-                        "connection cap %d reached; refusing new connections (%d so far)",
-                        self.limits.max_connections,
-                        self.rejected_connections,
-                    )
-                await self._reject_busy(c, "too many connections; retry later")
-                return
-            c.deadline = time.monotonic() + self.limits.request_deadline_s
+            now = time.monotonic()
+            c.line_by = now + self.limits.request_line_deadline_s
+            c.deadline = min(c.line_by, now + self.limits.request_deadline_s)
             self._connections.add(c)
             answer: Response | None = None
             with anyio.CancelScope() as scope:
@@ -519,13 +683,27 @@ class HttpServer:
             log.exception("connection from %s failed", _fmt_peer(client))
         finally:
             self._connections.discard(c)
-            self.active_connections -= 1
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await c.stream.aclose()
+            self._release(client)
+            await _close(c.stream)
 
     def _timeout_answer(self, c: _Connection) -> Response | None:
         if c.phase == _READING:
-            log.info("request from %s cut at the %.1fs deadline", _fmt_peer(c.client), self.limits.request_deadline_s)
+            if c.line_pending:
+                self._log.log(
+                    logging.INFO,
+                    408,
+                    "request from %s cut (408): no complete request line within %.1fs",
+                    _fmt_peer(c.client),
+                    self.limits.request_line_deadline_s,
+                )
+            else:
+                self._log.log(
+                    logging.INFO,
+                    408,
+                    "request from %s cut (408) at the %.1fs deadline",
+                    _fmt_peer(c.client),
+                    self.limits.request_deadline_s,
+                )
             return Response.error(408, _MESSAGES[408], close=True)
         if c.phase == _HANDLING:
             log.error("handler timed out after %.1fs (peer %s)", self.limits.handler_timeout_s, _fmt_peer(c.client))
@@ -556,20 +734,6 @@ class HttpServer:
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 return
 
-    async def _reject_busy(self, c: _Connection, message: str) -> None:
-        """Answer 503 without reading the request (one second at most, handshake included), then close."""
-        response = Response.error(503, message, close=True)
-        response.headers.append(("retry-after", "1"))
-        head = _encode_head(response)
-        assert head is not None
-        data = head + response.body
-        with anyio.move_on_after(1):
-            if self.ssl_context is not None:
-                c.stream = await TLSStream.wrap(
-                    c.stream, server_side=True, ssl_context=self.ssl_context, standard_compatible=False
-                )
-            await c.stream.send(data)
-
     async def _connection_loop(self, c: _Connection) -> None:
         limits = self.limits
         conn = c.conn
@@ -584,7 +748,15 @@ class HttpServer:
                 await c.receive()
                 if not c.capture[0]:
                     return
-            c.deadline = time.monotonic() + limits.request_deadline_s
+            now = time.monotonic()
+            c.head_deadline = now + limits.request_deadline_s
+            if c.line_by is None:  # a later request: its line is due a short while after its first byte
+                c.line_by = now + limits.request_line_deadline_s
+            if b"\n" in c.capture[0]:
+                c.deadline = c.head_deadline
+            else:  # until the request line is complete (see _Connection.receive), the shorter deadline holds
+                c.line_pending = True
+                c.deadline = min(c.line_by, c.head_deadline)
             c.phase = _READING
             request: Request | None = None
             try:
@@ -596,10 +768,24 @@ class HttpServer:
                 request, route, response = await self._read_request(c, event)
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint if exc.error_status_hint in _MESSAGES else 400
-                log.info("rejected malformed request from %s (%s)", _fmt_peer(c.client), type(exc).__name__)
+                self._log.log(
+                    logging.INFO,
+                    status,
+                    "rejected malformed request from %s (%d, %s)",
+                    _fmt_peer(c.client),
+                    status,
+                    type(exc).__name__,
+                )
                 response, route = Response.error(status, _MESSAGES[status], close=True), None
             except _Reject as exc:
-                log.info("rejected request from %s: %s", _fmt_peer(c.client), exc.message)
+                self._log.log(
+                    logging.INFO,
+                    exc.status,
+                    "rejected request from %s (%d): %s",
+                    _fmt_peer(c.client),
+                    exc.status,
+                    exc.message,
+                )
                 response, route = Response.error(exc.status, exc.message, close=True), None
             c.capture = None
             if response is None and route is not None and request is not None:
@@ -629,6 +815,7 @@ class HttpServer:
             if closed:
                 conn.receive_data(b"")
             c.responded = False
+            c.line_by = None
             c.deadline = time.monotonic() + limits.keepalive_s
 
     async def _read_request(
@@ -692,11 +879,19 @@ class HttpServer:
                 r.headers.append(("allow", ", ".join(allowed)))
             else:
                 r = Response.error(404, "no such route")
-            return request, None, await self._drain_small(c, r)
+            return request, None, await self._drain_small(c, r, content_length)
         if params:
             request.path_params = params
         if not route.allows(c.client):
-            return request, None, await self._drain_small(c, Response.error(403, "address not allowed"))
+            self._log.log(
+                logging.INFO,
+                403,
+                "refused %s %s from %s (403): address not allowed",
+                method,
+                request.raw_path,
+                _fmt_peer(c.client),
+            )
+            return request, None, await self._drain_small(c, Response.error(403, "address not allowed"), content_length)
         if route.guard is not None:
             rejected = route.guard(request)
             if rejected is not None:
@@ -746,10 +941,12 @@ class HttpServer:
             return bytes(chunks[0])
         return b"".join(chunks)
 
-    async def _drain_small(self, c: _Connection, response: Response) -> Response:
+    async def _drain_small(self, c: _Connection, response: Response, content_length: bytes | None) -> Response:
         """Read and discard a small body so an error answer can keep the connection (else close it)."""
-        if c.conn.they_are_waiting_for_100_continue:
-            response.close = True
+        if c.conn.they_are_waiting_for_100_continue or (
+            content_length is not None and int(content_length) > self.limits.max_body_bytes
+        ):
+            response.close = True  # not worth waiting for
             return response
         c.capture = None
         size = 0
@@ -800,8 +997,49 @@ def _peer(stream: anyio.abc.ByteStream) -> tuple[str, int] | None:
     return None
 
 
+def _errno_of(exc: BaseException) -> int | None:
+    """The errno of an OSError, or of the OSError behind an anyio error (trio's accept wraps it)."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    return cause.errno if isinstance(cause, OSError) else None
+
+
+def _peer_of_socket(conn: socket.socket) -> tuple[str, int] | None:
+    """The peer of an accepted socket (None when it is already gone)."""
+    try:
+        addr = conn.getpeername()
+    except OSError:
+        return None
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return (str(addr[0]), int(addr[1]))
+    return None
+
+
 def _fmt_peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "?"
+
+
+async def _close(stream: anyio.abc.ByteStream) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+        await stream.aclose()
+
+
+def _refusal(status: int, message: str, *extra: tuple[str, str]) -> bytes:
+    response = Response.error(status, message, close=True)
+    response.headers.extend(extra)
+    head = _encode_head(response)
+    assert head is not None
+    return head + response.body
+
+
+_FORBIDDEN_ANSWER = _refusal(403, "address not allowed")
+_BUSY_ANSWERS: dict[str, bytes] = {}
+
+
+def _busy_answer(message: str) -> bytes:
+    answer = _BUSY_ANSWERS.get(message)
+    if answer is None:
+        answer = _BUSY_ANSWERS[message] = _refusal(503, message, ("retry-after", "1"))
+    return answer
 
 
 @asynccontextmanager

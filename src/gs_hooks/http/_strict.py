@@ -60,7 +60,7 @@ class ChunkedScanner:
 
     Args:
         max_body: largest total of chunk data (413 past it).
-        max_line: longest chunk-size or trailer line.
+        max_line: longest chunk-size or trailer line (its CRLF not counted), however its bytes arrive.
 
     Attributes:
         consumed: bytes of the body seen so far (the scanner stops consuming at the body's end).
@@ -103,9 +103,12 @@ class ChunkedScanner:
             if j < 0:
                 self._line += data[i:]
                 i = n
-                if len(self._line) > self._max_line:
+                if len(self._line) > self._max_line + 1:  # + its CR
                     raise ChunkedFramingError("chunked framing line too long")
                 break
+            # The same bound when the whole line came in one read (or in the last of several).
+            if len(self._line) + j + 1 - i > self._max_line + 2:
+                raise ChunkedFramingError("chunked framing line too long")
             self._line += data[i : j + 1]
             i = j + 1
             line = bytes(self._line)

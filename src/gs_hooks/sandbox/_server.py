@@ -32,7 +32,10 @@ log = logging.getLogger("gs_hooks.sandbox")
 
 CCU_PATH = "/modules/gameuser/currentuser/"
 GAMEPOT_CCU_PATH = "/v1/api/project/{projectId}/user/statistics/ccu"
-_LIMITS = HttpLimits(max_body_bytes=1 << 20, handler_timeout_s=3600.0, max_connections=1024)
+# Every client of the emulator is on this machine, usually one address: no per-address limit below the cap.
+_LIMITS = HttpLimits(
+    max_body_bytes=1 << 20, handler_timeout_s=3600.0, max_connections=1024, max_connections_per_address=1024
+)
 
 
 class _BadRequest(Exception):
