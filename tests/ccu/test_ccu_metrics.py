@@ -32,3 +32,25 @@ def test_metrics_share_one_family_per_registry() -> None:
     assert a.enabled and b.enabled
     assert registry.get_sample_value("gs_hooks_ccu_users", {"server": "2"}) == 5
     assert registry.get_sample_value("gs_hooks_ccu_samples_failed_total", {"code": "transport"}) == 2
+
+
+def test_a_new_registry_at_a_freed_registrys_address_gets_its_own_families() -> None:
+    """Families are kept per registry object, not per id(): CPython reuses a freed registry's address, and a
+    registry allocated there must not be handed the dead one's metric objects (which it would never expose)."""
+    import gc
+
+    import prometheus_client
+
+    from gs_hooks.ccu._metrics import CcuMetrics
+
+    seen: set[int] = set()
+    reused = 0
+    for users in range(300):
+        registry = prometheus_client.CollectorRegistry()
+        reused += id(registry) in seen
+        seen.add(id(registry))
+        CcuMetrics(registry).sampled("s1", users)
+        assert registry.get_sample_value("gs_hooks_ccu_users", {"server": "s1"}) == users
+        del registry
+        gc.collect()
+    assert reused, "no address was reused: the test did not exercise the case"

@@ -7,12 +7,15 @@ duplicate names), so several reporters in one process share them.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 __all__ = ["CcuMetrics"]
 
 _lock = threading.Lock()
-_by_registry: dict[int, tuple[Any, Any, Any, Any, Any]] = {}
+# Keyed by the registry object itself, weakly: an id() could be reused by a later registry once one is freed, which
+# would hand it metric objects registered elsewhere.
+_by_registry: weakref.WeakKeyDictionary[Any, tuple[Any, Any, Any, Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def _families(registry: Any) -> tuple[Any, Any, Any, Any, Any] | None:
@@ -22,7 +25,7 @@ def _families(registry: Any) -> tuple[Any, Any, Any, Any, Any] | None:
         return None
     reg = registry if registry is not None else prometheus_client.REGISTRY
     with _lock:
-        found = _by_registry.get(id(reg))
+        found = _by_registry.get(reg)
         if found is None:
             found = (
                 prometheus_client.Gauge(
@@ -50,7 +53,7 @@ def _families(registry: Any) -> tuple[Any, Any, Any, Any, Any] | None:
                     registry=reg,
                 ),
             )
-            _by_registry[id(reg)] = found
+            _by_registry[reg] = found
         return found
 
 
