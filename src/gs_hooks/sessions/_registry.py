@@ -2,7 +2,7 @@
 
 Sync core: every mutation is a plain ``*_nowait`` function (no awaits, no IO), so it is cheap, atomic with
 respect to the event loop, and usable from any backend. The async parts (calling the game's ``on_kick``) live
-in :mod:`gs_hooks._setup`.
+in :mod:`gs_hooks.sessions._kicker`.
 
 Strategy (the registry sits on every connect and disconnect, and may hold a million sessions):
 
@@ -32,7 +32,6 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from .._clock import SystemClock
 from .._exceptions import DuplicateLoginError
 from .._ids import MAX_PLAYER_ID_LEN, lookup_key
 from .._ids import player_id as _player_id
@@ -219,8 +218,8 @@ class SessionRegistry:
             raise ValueError(f"duplicate_login must be allow, kick_older or refuse_newer, not {duplicate_login!r}")
         self.default_server_id = default_server_id
         self.duplicate_login: DuplicateLogin = duplicate_login
-        # The system clock's bound ``time`` method is a Python-level hop; read the C function directly.
-        if time is None or getattr(time, "__func__", None) is SystemClock.time:
+        # ``SystemClock().time`` is ``time.time`` itself: the fast path below (msgspec's default factories).
+        if time is None:
             time = _time_module.time
         self._time = time
         self._servers: dict[str, dict[int, Session]] = {default_server_id: {}}
