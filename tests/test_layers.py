@@ -272,6 +272,7 @@ PURE = [
     "gs_hooks._json",
     "gs_hooks.http._strict",
     "gs_hooks.sessions._registry",
+    "gs_hooks.sessions._session",
 ]
 
 

@@ -17,7 +17,6 @@ Its game-facing session methods (``kick``, ``bind_player``, ``track_streams``...
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from types import TracebackType
 
 import anyio
@@ -33,7 +32,8 @@ from ._lifecycle import State
 from ._login import LoginFlow
 from ._services import Services
 from ._store import Store
-from .bans import Ban, BanBook
+from .bans import BanBook
+from .bans._api import BansApi
 from .bans._install import Bans
 from .ccu import CcuCounter, CcuReporter
 from .ccu._install import Ccu
@@ -50,14 +50,15 @@ from .ops._install import Ops
 from .sessions._api import SessionsApi
 from .sessions._kicker import Kicker, OnKick
 from .sessions._kicks import KickWatch
-from .sessions._registry import Session, SessionRegistry
+from .sessions._registry import SessionRegistry
+from .sessions._session import Session
 
 __all__ = ["Hooks"]
 
 log = logging.getLogger("gs_hooks")
 
 
-class Hooks(SessionsApi, ProbesApi):
+class Hooks(SessionsApi, BansApi, ProbesApi):
     """The object :func:`setup` returns; use it as ``async with hooks:``.
 
     Attributes:
@@ -370,59 +371,6 @@ class Hooks(SessionsApi, ProbesApi):
             ConfigError / ClosedError: as :meth:`login`.
         """
         return await self._login.verify_token(user_id, access_token)
-
-    # -- bans ----------------------------------------------------------------------------------------------------
-
-    async def ban(
-        self,
-        player: str | int,
-        until: datetime | None = None,
-        *,
-        message: str = "",
-    ) -> Ban:
-        """Ban a player from now on: kick every live session, call ``on_ban``, refuse logins until ``until``.
-
-        Args:
-            player: the player id (as bound to sessions; an ``int`` is normalised to its decimal string).
-            until: when the ban ends (aware datetime); None = permanent.
-            message: shown to the player (in the kick and the login refusal).
-
-        Returns:
-            The recorded ban (source ``api``).
-
-        Raises:
-            TypeError: ``player`` is neither a ``str`` nor an ``int``.
-            ValueError: ``player`` cannot be a player id (empty, whitespace at an end, ``/``, dots...), or
-                ``until`` is naive or not in the future.
-        """
-        player = _player_id(player)
-        self._check_open()
-        now = self.clock.now()
-        if until is not None:
-            if until.tzinfo is None:
-                raise ValueError("until must be an aware datetime (e.g. tzinfo=gs_hooks.KST)")
-            if until <= now:
-                raise ValueError(f"until ({until.isoformat()}) is not in the future")
-        ban = Ban(
-            player_key=player,
-            source="api",
-            status="permanent" if until is None else "temporary",
-            starts_at=now,
-            ends_at=until,
-            message=message,
-        )
-        await self.bans.apply([ban])
-        return ban
-
-    async def unban(self, player: str | int) -> int:
-        """Lift every ban of a player (all sources). Returns the number of bans lifted.
-
-        Raises:
-            TypeError / ValueError: ``player`` cannot be a player id (as :meth:`ban`).
-        """
-        player = _player_id(player)
-        self._check_open()
-        return len(await self.bans.lift(player))
 
     # -- gamepot ----------------------------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from ._services import Services
 from .bans._book import BanBook
 from .gamebase._maintenance import MaintenanceWatcher
 from .gamebase._protocol import TokenInfo
-from .gamebase._verifier import TokenVerifier, login_input
-from .sessions._registry import Session
+from .gamebase._tokens import login_input
+from .gamebase._verifier import TokenVerifier
+from .sessions._session import Session
 
 __all__ = ["LoginFlow", "VerifierSlot"]
 

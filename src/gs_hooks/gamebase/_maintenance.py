@@ -33,7 +33,7 @@ from .._exceptions import GsHooksError, MaintenanceError
 from .._health import ComponentHealth
 from .._time import to_datetime
 from ..sessions._kicker import Kicker
-from ..sessions._registry import Session
+from ..sessions._session import Session
 from ._client import GamebaseClient
 from ._protocol import (
     MaintenanceDetails,

@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 
 from ._kicker import Kicker
-from ._registry import Session, SessionRegistry
+from ._registry import SessionRegistry
+from ._session import Session
 from ._streams import track_anyio as _track_anyio
 from ._streams import track_asyncio_streams as _track_asyncio_streams
 from ._tracking import ASGIApp

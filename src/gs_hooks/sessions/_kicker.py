@@ -22,7 +22,8 @@ import msgspec
 
 from .._ids import player_id as _player_id
 from ._kicks import KickWatch, close_quietly
-from ._registry import Session, SessionRegistry
+from ._registry import SessionRegistry
+from ._session import Session
 
 __all__ = ["KickRequest", "Kicker", "OnKick"]
 

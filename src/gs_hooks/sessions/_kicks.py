@@ -25,7 +25,7 @@ import anyio
 from .._clock import Clock
 from .._component import Spawn
 from .._ratelog import RateLimitedLog
-from ._registry import Session
+from ._session import Session
 
 __all__ = ["KICK_GRACE_S", "KickWatch"]
 

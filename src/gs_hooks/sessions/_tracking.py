@@ -15,7 +15,7 @@ from typing import Any
 import sniffio
 
 from .._ratelog import RateLimitedLog
-from ._registry import Remote, Session
+from ._session import Remote, Session
 
 __all__ = [
     "CURRENT",
