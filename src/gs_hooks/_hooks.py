@@ -205,10 +205,12 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
                 await tg.start(component.run)
         except BaseException:
             tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-            self.services.attach(None)
-            lifecycle.move(State.CLOSED)
-            await self.services.aclose()
+            try:
+                await tg.__aexit__(None, None, None)
+            finally:
+                self.services.detach()
+                lifecycle.move(State.CLOSED)
+                await self.services.aclose()
             raise
         lifecycle.move(State.RUNNING)
         log.info("%s", startup_summary(self.config, self._start_facts()))
@@ -252,11 +254,13 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
             self.kicker.close_nowait()  # kicked connections still in their grace: closed now
             self._login.flush()
         tg = self.services.detach()
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-        lifecycle.move(State.CLOSED)
-        await self.services.aclose()
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                await tg.__aexit__(None, None, None)  # raises what a crashed component raised
+        finally:
+            lifecycle.move(State.CLOSED)
+            await self.services.aclose()
 
     async def __aenter__(self) -> Hooks:
         await self.start()
