@@ -52,7 +52,7 @@ NEIGHBOURS: dict[str, set[str]] = {
     "hive": {"bans"},  # the suspension webhook records into the ban book
     "gamepot": {"ccu"},  # the CCU history is the reporter's spool
     "fleet": {"bans", "ccu", "gamebase"},  # fleet mode: the ban book's persistence, the CCU sum, leader-only polls
-    "sandbox": set(),
+    "sandbox": {"ccu", "gamebase", "gamepot", "hive"},  # the emulator may share the platforms' protocol tables
 }
 WIRING = {"_install", "_api"}
 UPPER = {"_login": 5, "ops": 5, "_hooks": 6, "_setup": 7, "__main__": 8}
@@ -237,6 +237,13 @@ def test_capabilities_import_only_their_listed_neighbours() -> None:
             if rank(target) == 3 and _unit(target) not in {unit} | NEIGHBOURS[unit]:
                 bad.append(f"{name} -> {target}")
     assert bad == []
+
+
+def test_only_the_wiring_sees_the_services() -> None:
+    """A capability's working code takes narrow dependencies (a clock, a client, a callback), never Services."""
+    importers = {name for name, module in GRAPH.items() if f"{PACKAGE}._services" in module.imports}
+    assert importers, "the scan found no importer of _services"
+    assert {name for name in importers if rank(name) < 4} == set()
 
 
 def test_nothing_imports_setup_but_the_package() -> None:

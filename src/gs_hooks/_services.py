@@ -5,9 +5,9 @@ use), the session registry and the kicker (provided by the sessions install, whi
 capability adds its routes to, and the lists the hooks run: components, health reporters, stores. It also starts
 tasks in the hooks' task group (:meth:`Services.spawn`).
 
-Only the ``_install.py`` modules, the login flow, ``ops`` and ``_setup`` see it: a capability's working code takes
-the narrow dependencies its install hands it (a clock, a client, a callback), so it can be built in a test
-without the hooks.
+Only the wiring sees it (the ``_install.py`` and ``_api.py`` modules, the login flow, ``ops``, ``Hooks``): a
+capability's working code takes the narrow dependencies its install hands it (a clock, a client, a callback, the
+kicker), so it can be built in a test without the hooks (``tests/test_layers.py`` checks it).
 """
 
 from __future__ import annotations
