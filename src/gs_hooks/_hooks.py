@@ -236,6 +236,8 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         """Orderly shutdown: flush components (reverse order), stop tasks, close the client and the store."""
         lifecycle = self.services.lifecycle
         state = self.services.observe()
+        if state is State.CLOSING:  # another aclose() is under way
+            return
         if state is State.CLOSED:
             await self.services.aclose()
             return
