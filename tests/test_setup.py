@@ -204,7 +204,7 @@ async def test_default_kick_closes_the_connection_without_awaiting(anyio_backend
     assert closed == ["a", "b"] and len(hooks.registry) == 0
     # the engine's sync path: the default kick closed them with no coroutine to await
     d = hooks.registry.open_nowait(connection=FakeConnection(lambda: closed.append("d")))
-    assert hooks._kick_nowait((d,), "manual") == 1 and closed[-1] == "d"
+    assert hooks.kicker.kick_nowait((d,), "manual") == 1 and closed[-1] == "d"
 
 
 async def test_a_raising_connection_close_is_logged(anyio_backend: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -5,7 +5,7 @@ async with hooks:
     server = await asyncio.start_server(hooks.track_streams(handle_client), host, port)
 """
 
-from ._clock import KST, Clock, FakeClock, SystemClock, format_kst, grid_slot, next_grid_instant
+from ._clock import Clock, FakeClock, SystemClock
 from ._config import (
     CcuConfig,
     Config,
@@ -34,8 +34,10 @@ from ._exceptions import (
     TokenInvalidError,
 )
 from ._health import ComponentHealth, HealthReporter
+from ._hooks import Hooks
 from ._json import check_json_depth
-from ._setup import Hooks, KickRequest, OnKick, setup
+from ._setup import setup
+from ._time import KST, format_kst, grid_slot, next_grid_instant
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
 from .ccu import CcuOutcome, CcuProblem, CcuReporter, CcuSample, CcuSampleRow, CcuSpool, OnCcuProblem
 from .gamebase import (
@@ -53,7 +55,15 @@ from .gamebase import (
 )
 from .gamepot import CcuHistorySource, CcuRow, GamePotClient, GamePotError, HistorySample, MemoryCcuHistory
 from .hive import WebstoreChannel, WebstoreCharacter, WebstoreProfile, WebstoreServer
-from .sessions import Session, SessionEvent, SessionRegistry, TrackWebSocketsMiddleware, current_session
+from .sessions import (
+    KickRequest,
+    OnKick,
+    Session,
+    SessionEvent,
+    SessionRegistry,
+    TrackWebSocketsMiddleware,
+    current_session,
+)
 
 __version__ = "0.1.0"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from .sandbox._cli import add_sandbox_parser, run_sandbox
+
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    from .sandbox._cli import add_sandbox_parser, run_sandbox
-
     parser = argparse.ArgumentParser(prog="gs-hooks", description="gs_hooks command-line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_sandbox_parser(sub)

@@ -1,8 +1,7 @@
-"""Time: KST, the reporting grid, and an injectable clock.
+"""The injectable clock: :class:`Clock`, the real :class:`SystemClock` and the tests' :class:`FakeClock`.
 
-Strategy: every time-dependent piece of gs_hooks takes a :class:`Clock`. Time is epoch seconds (float, UTC)
-internally; datetimes are made at the edges. Grid instants are aligned to KST midnight, so a period that divides
-24 h gives the same instants every day (the Hive CCU grid is 13:00, 13:02, ...).
+Strategy: every time-dependent piece of gs_hooks takes a :class:`Clock`. Time is epoch seconds (float, UTC);
+the pure time functions (KST, the grid, conversions) are in :mod:`gs_hooks._time` and re-exported here.
 
 :class:`SystemClock` never returns from ``sleep_until`` before the deadline, even when the event loop wakes a
 timer early (uvloop can, by ~1 ms): it re-checks the wall clock and sleeps the remainder.
@@ -12,15 +11,19 @@ one deadline at a time, in deadline order, and lets the woken tasks run before m
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import sniffio
+
+from ._time import KST, format_kst, grid_slot, next_grid_instant, to_datetime, to_timestamp
 
 __all__ = [
     "KST",
@@ -33,56 +36,6 @@ __all__ = [
     "to_datetime",
     "to_timestamp",
 ]
-
-KST = timezone(timedelta(hours=9), "KST")
-_DAY = 86_400
-
-
-def _check_period(period: float | timedelta) -> float:
-    p = period.total_seconds() if isinstance(period, timedelta) else float(period)
-    if p <= 0 or _DAY % p != 0:
-        raise ValueError(f"grid period must be a positive number of seconds dividing 24 h, got {p!r}")
-    return p
-
-
-def to_timestamp(moment: datetime | float) -> float:
-    """Epoch seconds of an aware datetime (or a float passed through)."""
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            raise ValueError("naive datetime: give an aware datetime (e.g. tzinfo=gs_hooks.KST)")
-        return moment.timestamp()
-    return float(moment)
-
-
-def to_datetime(ts: float, tz: timezone = KST) -> datetime:
-    """An aware datetime (KST by default) for epoch seconds."""
-    return datetime.fromtimestamp(ts, tz)
-
-
-def grid_slot(moment: datetime | float, period: float | timedelta) -> datetime:
-    """The grid instant that starts the slot ``moment`` belongs to (the latest instant <= moment), in KST."""
-    p = _check_period(period)
-    ts = to_timestamp(moment)
-    # KST midnight is at ts % 86400 == 15 h (UTC); offset by 9 h so slots align to KST midnight.
-    shifted = ts + 9 * 3600
-    start = shifted - (shifted % p) - 9 * 3600
-    return to_datetime(start)
-
-
-def next_grid_instant(now: datetime | float, period: float | timedelta) -> datetime:
-    """The first grid instant strictly after ``now``, in KST.
-
-    Args:
-        now: an aware datetime or epoch seconds.
-        period: seconds (or a timedelta) that divide 24 h.
-    """
-    p = _check_period(period)
-    return to_datetime(grid_slot(now, p).timestamp() + p)
-
-
-def format_kst(moment: datetime | float) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in KST, the platforms' zone-less date format."""
-    return to_datetime(to_timestamp(moment)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @runtime_checkable
@@ -109,8 +62,9 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock (``time.time``), with never-early ``sleep_until``."""
 
-    def time(self) -> float:
-        return time.time()
+    # ``time`` is the C function itself (no Python-level hop): hot paths (the session registry) take
+    # ``clock.time`` and call it per connection.
+    time = staticmethod(time.time)
 
     def now(self) -> datetime:
         return datetime.now(KST)
@@ -143,8 +97,6 @@ async def _settle() -> None:
             await anyio.sleep(0.001)
             await anyio.wait_all_tasks_blocked()
         return
-    import asyncio
-
     this = asyncio.current_task()
     while True:
         await asyncio.sleep(0)

@@ -17,7 +17,9 @@ translated at the boundary (``raise ... from exc``) so callers only ever catch o
     │   ├── BannedError                 the ban book holds an active ban (carries .ends_at)
     │   ├── MaintenanceError            maintenance is active and the login gate is on
     │   └── DuplicateLoginError         the player is already logged in and the policy refuses the newer
-    └── ClosedError                 the object was used after aclose()
+    ├── ClosedError                 the object was used after aclose()
+    └── LifecycleError              a lifecycle move the hooks do not allow (start() twice, a component added
+                                    after start())
 
 Messages never contain a secret, bearer key or access token.
 """
@@ -33,6 +35,7 @@ __all__ = [
     "DuplicateLoginError",
     "GsHooksError",
     "InvalidLoginError",
+    "LifecycleError",
     "LoginRefusedError",
     "MaintenanceError",
     "MemberNotValidError",
@@ -219,3 +222,8 @@ class DuplicateLoginError(LoginRefusedError):
 
 class ClosedError(GsHooksError, RuntimeError):
     """The object was used after it was closed."""
+
+
+class LifecycleError(GsHooksError, RuntimeError):
+    """A lifecycle move the hooks do not allow: ``start()`` of hooks that are not new, a component added after
+    ``start()``. A bug in the calling code, not a runtime condition."""

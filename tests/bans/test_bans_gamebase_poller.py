@@ -14,8 +14,8 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
-from gs_hooks._clock import to_datetime
-from gs_hooks.gamebase._ban_poller import BanPoller
+from gs_hooks._time import to_datetime
+from gs_hooks.bans._poller import BanPoller
 from gs_hooks.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
-from gs_hooks.gamebase._ban_poller import BanPoller
+from gs_hooks.bans._poller import BanPoller
 from gs_hooks.http import serve_http
 from gs_hooks.sandbox import Sandbox
 

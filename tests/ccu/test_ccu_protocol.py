@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -30,30 +28,6 @@ SAMPLE = CcuSample.create(game="tinyfarm_KR", server="tinyfarm01", date="2016-06
 def answer(code: object, *, wrap: str = "<response><result>{}</result></response>") -> bytes:
     xml = '<?xml version="1.0" encoding="utf-8"?>' + wrap.format(code)
     return base64.b64encode(xml.encode())
-
-
-def _imports(module: object) -> set[str]:
-    tree = ast.parse(Path(str(getattr(module, "__file__", ""))).read_text())
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add("." * node.level + (node.module or ""))
-    return names
-
-
-def test_protocol_module_imports_no_io_library() -> None:
-    from gs_hooks import _exceptions
-    from gs_hooks.ccu import _protocol
-
-    own = _imports(_protocol)
-    assert own, "the import scan found nothing"
-    io = {"anyio", "httpx", "trio", "asyncio", "sqlite3", "socket", "h11"}
-    assert {name.split(".")[0] for name in own} & io == set()
-    # its only relative import is the error tree, which imports nothing IO either
-    assert {n for n in own if n.startswith(".")} == {".._exceptions"}
-    assert {name.split(".")[0] for name in _imports(_exceptions)} & io == set()
 
 
 def test_reqkey_is_md5_of_game_server_date() -> None:

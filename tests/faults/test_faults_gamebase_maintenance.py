@@ -203,7 +203,7 @@ async def test_a_poll_outage_of_days_keeps_backing_off_without_stopping_the_watc
     async with sandbox(clock) as sb, httpx.AsyncClient() as http:
         hooks = setup(Config(state_path=":memory:"), clock=clock, http_client=http)
         client = gamebase_client(http, closed_base_url(), clock, timeout_s=0.25)
-        watcher = MaintenanceWatcher(client, hooks, clock=clock, poll_s=0.01, backoff_max_s=0.02, warn_s=())
+        watcher = MaintenanceWatcher(client, hooks.kicker, clock=clock, poll_s=0.01, backoff_max_s=0.02, warn_s=())
         hooks.add_component(watcher)
         with quiet("gs_hooks.gamebase"):
             async with hooks:
@@ -226,7 +226,12 @@ async def test_two_watchers_back_off_on_different_schedules(anyio_backend: str) 
         hooks = setup(Config(state_path=":memory:"), clock=clock, http_client=http)
         watchers = [
             MaintenanceWatcher(
-                gamebase_client(http, sb.url, clock), hooks, clock=clock, poll_s=30.0, backoff_max_s=300.0, warn_s=()
+                gamebase_client(http, sb.url, clock),
+                hooks.kicker,
+                clock=clock,
+                poll_s=30.0,
+                backoff_max_s=300.0,
+                warn_s=(),
             )
             for _ in range(2)
         ]

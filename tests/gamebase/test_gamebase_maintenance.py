@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import anyio
 import pytest
 from gamebase_client_support import Env, Recorder, make_hooks, run_until, serve_gamebase
 
-from gs_hooks import MaintenanceDetails, MaintenanceError, MaintenanceState
+from gs_hooks import MaintenanceDetails, MaintenanceError, MaintenanceState, SessionRegistry
 from gs_hooks.gamebase import MaintenanceWatcher
+from gs_hooks.sessions._kicker import Kicker
+from gs_hooks.sessions._kicks import KickWatch
 
 pytestmark = pytest.mark.anyio
 
@@ -211,3 +214,31 @@ async def test_a_late_announcement_warns_once_for_the_missed_lead_times(gb: Env)
         gb.sim.set_maintenance(t0 + 230, t0 + 900, "soon")
         await run_until(gb.clock, watcher, t0 + 229)
         assert [round(n.seconds_left) for n in rec.notices] == [200, 60]
+
+
+async def test_a_watcher_needs_no_hooks_only_a_kicker_and_its_callbacks(gb: Env) -> None:
+    """Built from its narrow dependencies (a client, a kicker over a registry, two callbacks), no setup()."""
+    rec = Recorder()
+    registry = SessionRegistry(time=gb.clock.time)
+    kicker = Kicker(registry, KickWatch(gb.clock), on_kick=rec.on_kick)
+    watcher = MaintenanceWatcher(
+        gb.client(retries=0),
+        kicker,
+        clock=gb.clock,
+        on_maintenance=rec.on_maintenance,
+        on_notice=rec.on_notice,
+        poll_s=60,
+        warn_s=(60.0,),
+    )
+    sessions = [registry.open_nowait() for _ in range(2)]
+    t0 = gb.clock.time()
+    gb.sim.set_maintenance(t0 + 300, t0 + 900, "patch")
+    async with anyio.create_task_group() as tg:
+        await tg.start(watcher.run)
+        await run_until(gb.clock, watcher, t0 + 300)
+        assert transitions(rec) == [("none", "announced"), ("announced", "active")]
+        assert sorted(n.session.id for n in rec.notices) == sorted(s.id for s in sessions)
+        assert sorted(k.session.id for k in rec.kicks) == sorted(s.id for s in sessions)
+        assert {k.reason for k in rec.kicks} == {"maintenance"} and len(registry) == 0
+        assert watcher.gate_error() is not None
+        tg.cancel_scope.cancel()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,18 +45,6 @@ def item(**over: Any) -> dict[str, Any]:
     }
     base.update(over)
     return base
-
-
-def test_protocol_module_imports_no_io_library() -> None:
-    tree = ast.parse(Path(protocol.__file__).read_text(encoding="utf-8"))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(("." * node.level) + (node.module or ""))
-    assert not imported & {"anyio", "httpx", "h11", "trio", "asyncio", "socket", "sqlite3"}
-    assert all(not m.startswith(".") or m in ("..", ".._exceptions", ".._json") for m in imported), imported
 
 
 def test_the_documents_curl_example_decodes() -> None:

@@ -113,8 +113,8 @@ async def test_the_sync_path_arms_the_net_without_a_coroutine(anyio_backend: str
     hooks = gs_hooks.setup(gs_hooks.Config(), on_kick=lambda request: seen.append(request.reason), clock=FakeClock())
     async with hooks:
         sessions = open_sessions(hooks, 3, closed)
-        assert hooks._kick_nowait(tuple(sessions), "ban") == 3
-        assert hooks._kick_banned_nowait("p9", "", None) == 0
+        assert hooks.kicker.kick_nowait(tuple(sessions), "ban") == 3
+        assert hooks.kicker.kick_player_nowait("p9", "", None) == 0
         assert seen == ["ban"] * 3 and hooks.kick_watch.armed == 3 and len(hooks.registry) == 0
 
 

@@ -116,3 +116,43 @@ async def main() -> None:
     track_asyncio_streams(SessionRegistry(), handle_client)
     track_anyio(SessionRegistry(duplicate_login="refuse_newer"), handle_stream)
     track_websockets(SessionRegistry(default_server_id="7"), handle_ws)
+
+
+# -- the callbacks setup() takes, each typed by its capability's Protocol (sync or async) -------------------------
+
+
+def on_ban(event: gs_hooks.BanEvent) -> None:
+    print(event.player_key, event.ban.ends_at, event.sessions_kicked)
+
+
+async def on_maintenance(change: gs_hooks.MaintenanceChange) -> None:
+    print(change.previous, change.state, change.details, change.at)
+
+
+def on_notice(request: gs_hooks.NoticeRequest) -> None:
+    print(request.session.id, request.message, request.seconds_left)
+
+
+async def on_ccu_problem(problem: gs_hooks.CcuProblem) -> None:
+    print(problem.server, problem.code, problem.outcome)
+
+
+async def webstore_profile(cs_code: str) -> gs_hooks.WebstoreProfile | None:
+    return None if not cs_code else gs_hooks.WebstoreProfile(servers=())
+
+
+def webstore_profile_sync(cs_code: str) -> gs_hooks.WebstoreProfile | None:
+    return None
+
+
+def typed_callbacks() -> None:
+    gs_hooks.setup(
+        gs_hooks.Config(),
+        on_kick=kick_player,
+        on_ban=on_ban,
+        on_maintenance=on_maintenance,
+        on_notice=on_notice,
+        on_ccu_problem=on_ccu_problem,
+        webstore_profile=webstore_profile,
+    )
+    gs_hooks.setup(gs_hooks.Config(), webstore_profile=webstore_profile_sync)

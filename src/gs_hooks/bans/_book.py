@@ -236,7 +236,7 @@ class BanBook:
         kick: KickBanned | None = None,
         on_ban: Callable[[BanEvent], Awaitable[Any] | None] | None = None,
         on_ban_now: Callable[[], Callable[[BanEvent], Awaitable[Any] | None] | None] | None = None,
-        forget_token: Callable[[str], None] | None = None,
+        forget_token: Callable[[str], object] | None = None,
         retention_s: float = 7 * 86_400.0,
     ) -> None:
         self._store_source = store

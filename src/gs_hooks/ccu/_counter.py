@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from .._ids import player_id
-from ..sessions._registry import SessionEvent, SessionRegistry
+from ..sessions._registry import SessionRegistry
+from ..sessions._session import SessionEvent
 
 __all__ = ["CcuCounter", "SocketCounter", "WebCounter"]
 

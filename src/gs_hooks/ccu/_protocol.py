@@ -23,7 +23,7 @@ import binascii
 import enum
 import hashlib
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import msgspec
 from lxml import etree
@@ -213,8 +213,6 @@ def decode_request(body: bytes, content_type: str = "") -> CcuSample:
     """
     data = body.strip()
     if data.startswith(b"value="):
-        from urllib.parse import unquote_to_bytes
-
         # base64 has no spaces: a literal "+" (a client that did not URL-encode) stays "+".
         data = unquote_to_bytes(data[len(b"value=") :].split(b"&", 1)[0])
     tree = _xml(_b64(data), "request")

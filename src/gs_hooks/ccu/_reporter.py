@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -36,10 +36,12 @@ import httpx
 import msgspec
 
 from .._backoff import backoff_delay
-from .._clock import Clock, SystemClock, format_kst, grid_slot, next_grid_instant
+from .._callbacks import call_callback
+from .._clock import Clock, SystemClock
 from .._config import CcuConfig
 from .._exceptions import ProtocolError
 from .._health import ComponentHealth
+from .._time import format_kst, grid_slot, next_grid_instant
 from ._counter import CcuCounter
 from ._metrics import CcuMetrics
 from ._protocol import CODE_MESSAGES, CcuOutcome, CcuSample, classify, encode_request, make_reqkey, parse_response
@@ -114,7 +116,7 @@ class CcuReporter:
         spool: CcuSpool,
         counter: CcuCounter,
         clock: Clock | None = None,
-        on_problem: Callable[[CcuProblem], Any] | None = None,
+        on_problem: OnCcuProblem | None = None,
         retention_days: int = 35,
         metrics: CcuMetrics | None = None,
         owns_store: bool = False,
@@ -660,8 +662,6 @@ class CcuReporter:
                 except Exception:  # a bug, not the spool (its failures are held in memory): the row stays pending
                     log.exception("CCU: cannot record the result of %s %s", row.server, row.date)
             if problem is not None and self.on_problem is not None:
-                from .._setup import call_callback
-
                 await call_callback(self.on_problem, problem, what="on_ccu_problem")
         finally:
             self._inflight.pop(row.key, None)

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.abc
 import msgspec
 
 from .._backoff import backoff_delay
-from .._clock import Clock, to_datetime
+from .._callbacks import call_callback
+from .._clock import Clock
 from .._exceptions import GsHooksError, MaintenanceError
 from .._health import ComponentHealth
-from ..sessions._registry import Session
+from .._time import to_datetime
+from ..sessions._kicker import Kicker
+from ..sessions._session import Session
 from ._client import GamebaseClient
 from ._protocol import (
     MaintenanceDetails,
@@ -39,9 +42,6 @@ from ._protocol import (
     due_warnings,
     maintenance_path,
 )
-
-if TYPE_CHECKING:
-    from .._setup import Hooks
 
 __all__ = ["MaintenanceChange", "MaintenanceWatcher", "NoticeRequest", "OnMaintenance", "OnNotice"]
 
@@ -85,13 +85,13 @@ class NoticeRequest(msgspec.Struct, frozen=True, kw_only=True):
 class OnMaintenance(Protocol):
     """The game's maintenance callback (sync or async)."""
 
-    def __call__(self, change: MaintenanceChange, /) -> Any: ...
+    def __call__(self, change: MaintenanceChange, /) -> Awaitable[None] | None: ...
 
 
 class OnNotice(Protocol):
     """The game's notice callback (sync or async): show a message to one session."""
 
-    def __call__(self, request: NoticeRequest, /) -> Any: ...
+    def __call__(self, request: NoticeRequest, /) -> Awaitable[None] | None: ...
 
 
 class MaintenanceWatcher:
@@ -99,8 +99,10 @@ class MaintenanceWatcher:
 
     Args:
         client: the Gamebase client.
-        hooks: the :class:`~gs_hooks.Hooks` whose sessions are warned and kicked and whose callbacks are called.
+        kicker: kicks the sessions of its registry when maintenance begins; the registry's sessions are warned.
         clock: the clock.
+        on_maintenance: the game's callback, called on each transition.
+        on_notice: the game's callback, called per session for each warning (none: warnings are only logged).
         poll_s: the poll period.
         gate: refuse logins while active (read by ``hooks.login``).
         kick: kick every session when a window becomes active.
@@ -122,9 +124,11 @@ class MaintenanceWatcher:
     def __init__(
         self,
         client: GamebaseClient,
-        hooks: Hooks,
+        kicker: Kicker,
         *,
         clock: Clock,
+        on_maintenance: OnMaintenance | None = None,
+        on_notice: OnNotice | None = None,
         poll_s: float = 30.0,
         gate: bool = True,
         kick: bool = True,
@@ -136,8 +140,10 @@ class MaintenanceWatcher:
         if poll_s <= 0:
             raise ValueError("poll_s must be > 0")
         self.client = client
-        self.hooks = hooks
+        self.kicker = kicker
         self.clock = clock
+        self.on_maintenance = on_maintenance
+        self.on_notice = on_notice
         self.poll_s = poll_s
         self.gate = gate
         self.kick = kick
@@ -342,16 +348,14 @@ class MaintenanceWatcher:
         details: MaintenanceDetails | None,
         now: float,
     ) -> None:
-        from .._setup import call_callback
-
         change = MaintenanceChange(previous=previous, state=state, details=details, at=to_datetime(now))
-        await call_callback(self.hooks.callbacks.get("on_maintenance"), change, what="on_maintenance")
+        await call_callback(self.on_maintenance, change, what="on_maintenance")
 
     async def _kick_all(self, window: MaintenanceDetails | None) -> None:
         message = (window.message if window is not None else "") or "the game is under maintenance"
-        sessions = list(self.hooks.registry)
+        sessions = list(self.kicker.registry)
         for session in sessions:
-            await self.hooks.kick(session, "maintenance", message=message, details=window)
+            await self.kicker.kick(session, "maintenance", message=message, details=window)
         if sessions:
             log.info("maintenance began: kicked %d sessions", len(sessions))
 
@@ -365,14 +369,12 @@ class MaintenanceWatcher:
             return
         self._warned.update(due)
         seconds_left = begins - now
-        on_notice: Callable[..., Any] | None = self.hooks.callbacks.get("on_notice")
+        on_notice = self.on_notice
         message = w.message or f"Maintenance begins in {max(1, round(seconds_left / 60))} min"
         if on_notice is None:
             log.info("maintenance begins in %.0fs (no on_notice callback to warn sessions)", seconds_left)
             return
-        from .._setup import call_callback
-
-        for session in list(self.hooks.registry):
+        for session in list(self.kicker.registry):
             request = NoticeRequest(
                 session=session,
                 kind="maintenance_warning",

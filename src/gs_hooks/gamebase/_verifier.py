@@ -20,125 +20,27 @@ from typing import Final, Literal
 
 import anyio
 import anyio.abc
-import msgspec
 
 from .._clock import Clock, SystemClock
 from .._config import _DEFAULT_VERIFY_CONCURRENCY, Secret
 from .._exceptions import (
-    InvalidLoginError,
-    LoginRefusedError,
-    MemberNotValidError,
     PlatformError,
     PlatformUnavailableError,
     ProtocolError,
-    TokenInvalidError,
 )
 from .._health import ComponentHealth
-from .._ids import lookup_key, player_id, token_problem
+from .._ids import lookup_key
 from ._client import GamebaseClient
-from ._protocol import PLATFORM, ResultClass, TokenInfo, classify
+from ._protocol import PLATFORM, TokenInfo
 from ._slots import Slots
+from ._tokens import MEMBER_STATES, Flight, Refusal, copy_error, login_input, refusal_for
 
-__all__ = ["STALE_KEEP_S", "TokenVerifier", "login_input"]
+__all__ = ["STALE_KEEP_S", "TokenVerifier"]
 
 log = logging.getLogger("gs_hooks.gamebase")
 
 STALE_KEEP_S: Final = 86_400.0
 """How long an expired positive verification stays usable under the ``allow_cached`` policy."""
-
-_MEMBER_STATES: Final = {
-    "D": "withdrawn",
-    "B": "banned",
-    "T": "ban-suspended",
-    "P": "ban-suspended",
-    "M": "missing account",
-}
-
-
-class _Refusal(msgspec.Struct, frozen=True):
-    """A definitive "no" from Gamebase, kept in the negative cache; a fresh error is raised each time."""
-
-    kind: Literal["token", "member"]
-    message: str
-    code: int | None = None
-    valid: str | None = None
-
-    def error(self) -> LoginRefusedError:
-        if self.kind == "token":
-            return TokenInvalidError(self.message, code=self.code)
-        return MemberNotValidError(self.message, valid=self.valid, code=self.code)
-
-
-class _Flight:
-    """One request in the air; its event is made only when someone waits (a lone leader never does)."""
-
-    __slots__ = ("_event", "error", "finished", "refusal", "result")
-
-    def __init__(self) -> None:
-        self.finished = False
-        self._event: anyio.Event | None = None
-        self.result: TokenInfo | None = None
-        self.refusal: _Refusal | None = None
-        self.error: PlatformError | None = None
-
-    async def wait(self) -> None:
-        if not self.finished:
-            event = self._event
-            if event is None:
-                event = self._event = anyio.Event()
-            await event.wait()
-
-    def finish(self) -> None:
-        self.finished = True
-        if self._event is not None:
-            self._event.set()
-
-
-def _copy_error(err: PlatformError) -> PlatformError:
-    if isinstance(err, PlatformUnavailableError):
-        return PlatformUnavailableError(
-            err.platform, err.code, err.message, transaction_id=err.transaction_id, retry_after_s=err.retry_after_s
-        )
-    return PlatformError(err.platform, err.code, err.message, transaction_id=err.transaction_id)
-
-
-def login_input(user_id: object, access_token: object) -> tuple[str, str]:
-    """Check a login's user id and access token locally, before any platform call.
-
-    Args:
-        user_id: a player id (``str``, or an ``int``: normalised to its decimal string).
-        access_token: a ``str`` or a :class:`~gs_hooks.Secret`.
-
-    Returns:
-        (user id, token) in canonical form.
-
-    Raises:
-        InvalidLoginError: the user id is not a player id (missing, wrong type, empty, ``/``, dots...; see
-            ``gs_hooks._ids``), or the token is missing, not a string, empty, longer than ``MAX_TOKEN_LEN``, or holds
-            whitespace, a control or non-ASCII character, ``/`` or ``\\``, or is only dots. The message never
-            holds the token.
-    """
-    if user_id is None:
-        raise InvalidLoginError("login refused: the user id is missing", field="user_id")
-    try:
-        user = player_id(user_id, what="user id")
-    except (TypeError, ValueError) as exc:
-        raise InvalidLoginError(f"login refused: {exc}", field="user_id") from exc
-    if isinstance(access_token, str):
-        token = str.__str__(access_token)
-    elif isinstance(access_token, Secret):
-        token = access_token.get_secret_value()
-    elif access_token is None:
-        raise InvalidLoginError("login refused: the access token is missing", field="access_token")
-    else:
-        raise InvalidLoginError(
-            f"login refused: the access token must be a string, not {type(access_token).__name__}",
-            field="access_token",
-        )
-    problem = token_problem(token) if isinstance(token, str) else "it is not a string"
-    if problem is not None:
-        raise InvalidLoginError(f"login refused: the access token is not allowed: {problem}", field="access_token")
-    return user, token
 
 
 class TokenVerifier:
@@ -180,9 +82,9 @@ class TokenVerifier:
         self.max_entries = max_entries
         # (user, token) -> (expires_at, info)
         self._positive: dict[tuple[str, str], tuple[float, TokenInfo]] = {}
-        self._negative: dict[tuple[str, str], tuple[float, _Refusal]] = {}
-        self._flights: dict[tuple[str, str], _Flight] = {}
-        self._queue: deque[tuple[tuple[str, str], _Flight, int]] = deque()
+        self._negative: dict[tuple[str, str], tuple[float, Refusal]] = {}
+        self._flights: dict[tuple[str, str], Flight] = {}
+        self._queue: deque[tuple[tuple[str, str], Flight, int]] = deque()
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
         self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
@@ -252,7 +154,7 @@ class TokenVerifier:
         while True:
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = Flight()
                 generation = self._generation.get(key[0], 0)
                 if self._tg is not None:
                     self._dispatch(key, flight, generation)
@@ -265,7 +167,7 @@ class TokenVerifier:
                 return result
             # The request was abandoned (its task was cancelled): ask again.
 
-    def _outcome(self, key: tuple[str, str], flight: _Flight) -> TokenInfo | None:
+    def _outcome(self, key: tuple[str, str], flight: Flight) -> TokenInfo | None:
         if flight.result is not None:
             return flight.result
         if flight.refusal is not None:
@@ -274,10 +176,10 @@ class TokenVerifier:
             stale = self._stale(key, flight.error)
             if stale is not None:
                 return stale
-            raise _copy_error(flight.error) from flight.error
+            raise copy_error(flight.error) from flight.error
         return None
 
-    async def _lead(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
+    async def _lead(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
         """Standalone mode: the first caller of a (user, token) asks Gamebase itself, within a slot."""
         try:
             async with self.limiter:
@@ -285,7 +187,7 @@ class TokenVerifier:
         finally:
             self._settle(key, flight)
 
-    def _dispatch(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
+    def _dispatch(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
         """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``).
 
         Workers stay while the verifier runs: an idle one is woken (one event), which costs less than starting
@@ -320,19 +222,19 @@ class TokenVerifier:
         finally:
             self._workers -= 1
 
-    def _settle(self, key: tuple[str, str], flight: _Flight) -> None:
+    def _settle(self, key: tuple[str, str], flight: Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         flight.finish()
 
-    async def _resolve(self, key: tuple[str, str], flight: _Flight, generation: int) -> None:
+    async def _resolve(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
         """Ask Gamebase and record the answer on the flight (and in the caches)."""
         user_id, token = key
         self.requests += 1
         try:
             info = await self.client.verify_token(user_id, token)
         except PlatformError as err:
-            refusal = _refusal_for(err)
+            refusal = refusal_for(err)
             if refusal is None:
                 flight.error = err
                 self._request_done(err)
@@ -352,9 +254,9 @@ class TokenVerifier:
         self._request_done(None)
         valid = info.member.valid
         if valid != "Y":
-            state = _MEMBER_STATES.get(valid, f"state {valid!r}")
+            state = MEMBER_STATES.get(valid, f"state {valid!r}")
             message = f"Gamebase member {user_id!r} is not valid: {state}"
-            self._refuse(key, flight, _Refusal("member", message, valid=valid), generation)
+            self._refuse(key, flight, Refusal("member", message, valid=valid), generation)
             return
         flight.result = info
         if self._generation.get(user_id, 0) == generation:
@@ -378,7 +280,7 @@ class TokenVerifier:
             name=self.name, ok=False, error=f"the last token verification failed: {error}", since=self._failing_since
         )
 
-    def _refuse(self, key: tuple[str, str], flight: _Flight, refusal: _Refusal, generation: int) -> None:
+    def _refuse(self, key: tuple[str, str], flight: Flight, refusal: Refusal, generation: int) -> None:
         flight.refusal = refusal
         if self._generation.get(key[0], 0) == generation:
             self._refused(key, refusal)
@@ -421,7 +323,7 @@ class TokenVerifier:
         if len(positive) > self.max_entries:
             self._evict()
 
-    def _refused(self, key: tuple[str, str], refusal: _Refusal) -> None:
+    def _refused(self, key: tuple[str, str], refusal: Refusal) -> None:
         """Remember a refusal; drop the expired ones (and the oldest past ``max_entries``).
 
         Every refusal lives ``negative_ttl_s``, so insertion order is expiry order: pruning from the front is
@@ -503,16 +405,3 @@ class TokenVerifier:
             self.forget(user_id)
         self._positive.clear()
         self._negative.clear()
-
-
-def _refusal_for(err: PlatformError) -> _Refusal | None:
-    kind = classify(err.code)
-    if kind is ResultClass.TOKEN_INVALID:
-        return _Refusal("token", "the Gamebase access token is invalid", code=err.code)
-    if kind is ResultClass.TOKEN_EXPIRED:
-        return _Refusal("token", "the Gamebase access token has expired", code=err.code)
-    if kind is ResultClass.MEMBER_NOT_VALID:
-        return _Refusal("member", "Gamebase reports the member banned, withdrawn or missing", code=err.code)
-    if kind is ResultClass.NO_SUCH_MEMBER:
-        return _Refusal("member", "Gamebase knows no such member", code=err.code, valid="M")
-    return None

@@ -6,14 +6,16 @@ last result code); that is the history. This module is the thin seam between it 
 - :class:`CcuHistorySource` is all the inquiry and the dashboard need (``samples`` over a time range, and
   optionally ``delivery_health``);
 - :class:`ReporterHistory` adapts the reporter's spool (found lazily, so wiring order does not matter);
-- :class:`MemoryCcuHistory` is a plain in-memory source (tests, or a game that counts CCU itself).
+- :class:`MemoryCcuHistory` is a plain in-memory source (tests, or a game that counts CCU itself);
+- :class:`HistorySlot` is what the inquiry and the dashboard hold: it reads whatever source it holds at request
+  time (``hooks.gamepot_history``, replaceable after setup).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -23,6 +25,7 @@ from ._protocol import HistorySample
 __all__ = [
     "CcuHistorySource",
     "DeliveryHealth",
+    "HistorySlot",
     "MemoryCcuHistory",
     "ReporterHistory",
     "ServerHealth",
@@ -125,7 +128,7 @@ class ReporterHistory:
             called on every read, so the adapter can be made before the reporter is wired.
     """
 
-    def __init__(self, locate: Callable[[], Any]) -> None:
+    def __init__(self, locate: Callable[[], object]) -> None:
         self._locate = locate
 
     def _spool(self) -> CcuSpool | None:
@@ -168,3 +171,38 @@ class ReporterHistory:
 
     def __repr__(self) -> str:
         return f"ReporterHistory(available={self.available})"
+
+
+class HistorySlot:
+    """Holds the current CCU history source and reads it at request time (a game may replace it after setup).
+
+    Args:
+        source: the initial source (None: no history; reads are empty).
+
+    Attributes:
+        source: the current source, settable (``hooks.gamepot_history``).
+    """
+
+    def __init__(self, source: CcuHistorySource | None = None) -> None:
+        self.source = source
+
+    @property
+    def available(self) -> bool:
+        """Whether a history with delivery health is there."""
+        source: object = self.source  # any object: a game may set a source that is also a health source
+        return isinstance(source, HealthSource) and bool(getattr(source, "available", True))
+
+    async def samples(self, start_ts: float, end_ts: float, server_id: str | None = None) -> Sequence[HistorySample]:
+        """Samples of the current source."""
+        source = self.source
+        return [] if source is None else await source.samples(start_ts, end_ts, server_id)
+
+    async def delivery_health(self, server_ids: Iterable[str]) -> DeliveryHealth:
+        """Delivery health of the current source (empty when it has none)."""
+        source: object = self.source
+        if isinstance(source, HealthSource):
+            return await source.delivery_health(server_ids)
+        return DeliveryHealth()
+
+    def __repr__(self) -> str:
+        return f"HistorySlot({self.source!r})"

@@ -1,6 +1,12 @@
 """Hive payloads received on the listener: the suspended-user webhook and the web-store profile API."""
 
-from ._handlers import SuspensionWebhook, WebstoreEndpoint, hive_player_key, register_hive_routes
+from ._handlers import (
+    SuspensionWebhook,
+    WebstoreEndpoint,
+    WebstoreProfileCallback,
+    hive_player_key,
+    register_hive_routes,
+)
 from ._protocol import (
     HiveRequestError,
     HiveSuspension,
@@ -25,6 +31,7 @@ __all__ = [
     "WebstoreCharacter",
     "WebstoreEndpoint",
     "WebstoreProfile",
+    "WebstoreProfileCallback",
     "WebstoreServer",
     "decode_suspension_batch",
     "decode_webstore_request",

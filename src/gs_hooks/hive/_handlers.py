@@ -13,17 +13,18 @@ import hashlib
 import hmac
 import inspect
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import anyio
 
-from .._clock import KST, Clock
+from .._clock import Clock
 from .._config import Config, Secret
 from .._exceptions import ProtocolError
 from .._ids import lookup_key
 from .._ids import player_id as _player_id
 from .._ratelog import RateLimitedLog
+from .._time import KST
 from ..bans._book import Ban, BanBook
 from ..http._app import Request, Response, Router
 from ._protocol import (
@@ -35,13 +36,20 @@ from ._protocol import (
     WEBSTORE_UNAUTHORIZED,
     HiveRequestError,
     SuspendedPlayer,
+    WebstoreProfile,
     decode_suspension_batch,
     decode_webstore_request,
     encode_webstore_response,
     webstore_error,
 )
 
-__all__ = ["SuspensionWebhook", "WebstoreEndpoint", "hive_player_key", "register_hive_routes"]
+__all__ = [
+    "SuspensionWebhook",
+    "WebstoreEndpoint",
+    "WebstoreProfileCallback",
+    "hive_player_key",
+    "register_hive_routes",
+]
 
 log = logging.getLogger("gs_hooks.hive")
 
@@ -168,7 +176,11 @@ class SuspensionWebhook:
         return self.answer(RESULT_OK)
 
 
-ProfileCallback = Callable[[str], Any]
+class WebstoreProfileCallback(Protocol):
+    """The game's ``webstore_profile`` callback: ``async (cs_code) -> WebstoreProfile | None`` (a sync function
+    works too, but its deadline cannot cut it)."""
+
+    def __call__(self, cs_code: str, /) -> Awaitable[WebstoreProfile | None] | WebstoreProfile | None: ...
 
 
 class WebstoreEndpoint:
@@ -184,7 +196,7 @@ class WebstoreEndpoint:
 
     def __init__(
         self,
-        callback: ProfileCallback,
+        callback: WebstoreProfileCallback,
         *,
         clock: Clock,
         timeout_s: float = 3.0,
@@ -276,7 +288,7 @@ def register_hive_routes(
     *,
     book: BanBook,
     clock: Clock,
-    webstore_profile: ProfileCallback | None,
+    webstore_profile: WebstoreProfileCallback | None,
 ) -> tuple[SuspensionWebhook | None, WebstoreEndpoint | None]:
     """Add the configured Hive routes: the suspension webhook (when ``hive.auth_key`` is set) and the web-store
     profile (when ``hive.webstore_enabled`` and a ``webstore_profile`` callback is given)."""

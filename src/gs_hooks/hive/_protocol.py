@@ -184,17 +184,7 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
     Raises:
         HiveRequestError: the body is not acceptable (result code 400, 409 or 422; the message says why).
     """
-    _check_depth(body, RESULT_BAD_BODY)
-    try:
-        batch = _batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise HiveRequestError(RESULT_BAD_BODY, f"body is not a suspension list: {_clip(str(exc))}") from exc
-    except msgspec.DecodeError as exc:
-        raise HiveRequestError(RESULT_BAD_BODY, f"body is not valid JSON: {_clip(str(exc))}") from exc
-    # The decode needed every documented key once, and the strings among the values: when the body holds no
-    # other string (quote), it has no other key either, so no repeated one.
-    if body.count(b'"') != 2 * (4 + 7 * len(batch.data)):
-        _refuse_repeated_keys(body, RESULT_BAD_BODY)
+    batch = _decode_batch(body)
     if batch.game_index != game_index:
         raise HiveRequestError(
             RESULT_GAME_INDEX,
@@ -231,6 +221,22 @@ def decode_suspension_batch(body: bytes, *, game_index: int, utc_offset_h: float
             )
         out.append(SuspendedPlayer(player_id=item.player_id, permanent=permanent, starts_at=starts_at, ends_at=ends_at))
     return out
+
+
+def _decode_batch(body: bytes) -> HiveSuspensionBatch:
+    """The body as a batch: bounded nesting, the documented shape, no repeated key (result code 400 otherwise)."""
+    _check_depth(body, RESULT_BAD_BODY)
+    try:
+        batch = _batch_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise HiveRequestError(RESULT_BAD_BODY, f"body is not a suspension list: {_clip(str(exc))}") from exc
+    except msgspec.DecodeError as exc:
+        raise HiveRequestError(RESULT_BAD_BODY, f"body is not valid JSON: {_clip(str(exc))}") from exc
+    # The decode needed every documented key once, and the strings among the values: when the body holds no
+    # other string (quote), it has no other key either, so no repeated one.
+    if body.count(b'"') != 2 * (4 + 7 * len(batch.data)):
+        _refuse_repeated_keys(body, RESULT_BAD_BODY)
+    return batch
 
 
 def _check_depth(body: bytes, result_code: int) -> None:

@@ -2,7 +2,7 @@
 
 from ._app import DropConnection, Request, Response, Route, Router, parse_allowlist, safe_for_log
 from ._asgi import ASGIApp, as_asgi
-from ._listener import Listener, add_builtin_routes, limits_from_config, tls_context_from_config
+from ._listener import Listener, limits_from_config, tls_context_from_config
 from ._server import HttpLimits, HttpServer, serve_http
 
 #: Alias of :func:`as_asgi`.
@@ -18,7 +18,6 @@ __all__ = [
     "Response",
     "Route",
     "Router",
-    "add_builtin_routes",
     "as_asgi",
     "asgi_app",
     "limits_from_config",

@@ -1,18 +1,14 @@
-"""The embedded listener as a :class:`~gs_hooks.Hooks` component, and the built-in routes.
+"""The embedded listener as a :class:`~gs_hooks.Hooks` component.
 
 :class:`Listener` serves ``hooks.router`` (every capability registers its routes there while the hooks are
-wired) with the limits and TLS files of :class:`~gs_hooks.ListenerConfig`. The built-in routes are ``/livez``
-(the hooks run), ``/readyz`` (every component works; failing ones named with their last error), ``/healthz``
-(JSON: status, live sessions, components, readiness) and ``/metrics`` (Prometheus text, behind
-``listener.admin_allow``, loopback only while it is empty; it needs the ``metrics`` extra and says so when it is
-missing).
+wired) with the limits and TLS files of :class:`~gs_hooks.ListenerConfig`. The operator's probes it serves
+(``/livez``, ``/readyz``, ``/healthz``, ``/metrics``) are added by :mod:`gs_hooks.ops`.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -21,14 +17,12 @@ import anyio.abc
 from .._config import ListenerConfig, parse_hostport
 from .._exceptions import ConfigError
 from .._health import ComponentHealth
-from ._app import Request, Response, Router
+from ._app import Router
 from ._server import HttpLimits, HttpServer
 
-__all__ = ["Listener", "add_builtin_routes", "limits_from_config", "tls_context_from_config"]
+__all__ = ["Listener", "limits_from_config", "tls_context_from_config"]
 
 log = logging.getLogger("gs_hooks.http")
-
-METRICS_HINT = "/metrics needs prometheus-client: pip install 'gs_hooks[metrics]'"
 
 
 def limits_from_config(config: ListenerConfig) -> HttpLimits:
@@ -144,90 +138,3 @@ class Listener:
                 await self.server.drain(grace_s=5.0)
             self._scope.cancel()
             log.info("listener on %s closed", self.url)
-
-
-def add_builtin_routes(
-    router: Router,
-    *,
-    health: Callable[[], dict[str, Any]],
-    admin_allow: Iterable[str] = (),
-    ready: Callable[[], dict[str, Any]] | None = None,
-    live: Callable[[], dict[str, Any]] | None = None,
-) -> None:
-    """Register ``GET /healthz`` and ``GET /metrics`` on ``router``, and ``/readyz`` / ``/livez`` when given.
-
-    Args:
-        router: where to add them.
-        health: returns the health document: ``status`` (``ok`` when serving), ``sessions``, ``components``,
-            and optionally ``listener`` counters.
-        admin_allow: IP allowlist of ``/metrics`` (empty = any address; :func:`gs_hooks.setup` passes loopback
-            when the configured list is empty).
-        ready: returns the readiness document (``ready``: bool); ``/readyz`` answers 503 while it is false.
-        live: returns the liveness document (``live``: bool); ``/livez`` answers 503 while it is false.
-    """
-
-    async def healthz(request: Request) -> Response:
-        doc = health()
-        return Response.json(doc, status=200 if doc.get("status") == "ok" else 503)
-
-    def probe(document: Callable[[], dict[str, Any]], key: str) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
-            doc = document()
-            return Response.json(doc, status=200 if doc.get(key) else 503, headers=[("cache-control", "no-store")])
-
-        return handler
-
-    if ready is not None:
-        router.add("GET", "/readyz", probe(ready, "ready"))
-    if live is not None:
-        router.add("GET", "/livez", probe(live, "live"))
-
-    async def metrics(request: Request) -> Response:
-        try:
-            import prometheus_client
-        except ImportError:
-            return Response.error(501, METRICS_HINT)
-        body = _own_metrics(prometheus_client, health()) + prometheus_client.generate_latest()
-        return Response(200, body, [("content-type", prometheus_client.CONTENT_TYPE_LATEST)])
-
-    router.add("GET", "/healthz", healthz)
-    router.add("GET", "/metrics", metrics, allow=admin_allow)
-
-
-def _own_metrics(prometheus_client: Any, doc: dict[str, Any]) -> bytes:
-    """The hooks' own gauges and counters, rendered by prometheus_client's exposition format."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    families: list[Any] = [
-        GaugeMetricFamily("gs_hooks_up", "1 while the hooks are running", value=1 if doc.get("status") == "ok" else 0),
-        GaugeMetricFamily("gs_hooks_sessions", "live sessions in the registry", value=doc.get("sessions", 0)),
-    ]
-    if "ready" in doc:
-        families.append(GaugeMetricFamily("gs_hooks_ready", "1 while /readyz says ready", value=int(doc["ready"])))
-        checks = GaugeMetricFamily("gs_hooks_component_ok", "1 while the component's health is ok", labels=["name"])
-        for check in doc.get("checks", ()):
-            checks.add_metric([str(check["name"])], int(bool(check["ok"])))
-        families.append(checks)
-    stats = doc.get("listener")
-    if stats:
-        families += [
-            GaugeMetricFamily(
-                "gs_hooks_http_connections", "open listener connections", value=stats["active_connections"]
-            ),
-            CounterMetricFamily(
-                "gs_hooks_http_responses", "responses sent by the listener", value=stats["requests_served"]
-            ),
-            CounterMetricFamily(
-                "gs_hooks_http_refused_connections",
-                "connections refused at the connection cap",
-                value=stats["rejected_connections"],
-            ),
-        ]
-
-    class _Collector:
-        def collect(self) -> list[Any]:
-            return families
-
-    registry = prometheus_client.CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())
-    return bytes(prometheus_client.generate_latest(registry))

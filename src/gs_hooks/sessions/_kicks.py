@@ -23,8 +23,9 @@ from typing import Any
 import anyio
 
 from .._clock import Clock
+from .._component import Spawn
 from .._ratelog import RateLimitedLog
-from ._registry import Session
+from ._session import Session
 
 __all__ = ["KICK_GRACE_S", "KickWatch"]
 
@@ -33,11 +34,8 @@ KICK_GRACE_S = 2.0
 
 log = logging.getLogger("gs_hooks.kicks")
 
-Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], bool]
-"""Start a background task in the hooks' task group; False when none runs."""
 
-
-def _no_spawn(fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+def _no_spawn(fn: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
     return False
 
 

@@ -2,7 +2,7 @@
 
 Sync core: every mutation is a plain ``*_nowait`` function (no awaits, no IO), so it is cheap, atomic with
 respect to the event loop, and usable from any backend. The async parts (calling the game's ``on_kick``) live
-in :mod:`gs_hooks._setup`.
+in :mod:`gs_hooks.sessions._kicker`.
 
 Strategy (the registry sits on every connect and disconnect, and may hold a million sessions):
 
@@ -24,133 +24,22 @@ Strategy (the registry sits on every connect and disconnect, and may hold a mill
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time as _time_module
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-import msgspec
-
-from .._clock import SystemClock
 from .._exceptions import DuplicateLoginError
 from .._ids import MAX_PLAYER_ID_LEN, lookup_key
 from .._ids import player_id as _player_id
+from ._session import Connection, Remote, Session, SessionEvent, next_session_id
 
-__all__ = ["Connection", "Remote", "Session", "SessionEvent", "SessionRegistry"]
+__all__ = ["SessionRegistry"]
 
 log = logging.getLogger("gs_hooks.sessions")
 
 
-class Connection(Protocol):
-    """An adapter's handle on one connection: what :meth:`Session.close` and :meth:`Session.aclose` use.
-
-    The same contract on every adapter (asyncio streams, anyio, websockets, ASGI): :meth:`close` is a plain
-    call, usable from sync and async code, that starts closing and returns at once; :meth:`aclose` returns once
-    the connection is closed. A custom adapter passes its own object with these three members to
-    :meth:`SessionRegistry.open_nowait`.
-    """
-
-    @property
-    def closing(self) -> bool:
-        """True once the connection is closed or closing (by a kick, the game, the peer, or the handler's end)."""
-        ...
-
-    def close(self) -> None:
-        """Start closing the connection and return at once. Idempotent; never raises, never blocks."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close the connection (as :meth:`close`) and return once it is closed."""
-        ...
-
-
-Remote = tuple[Any, ...]
-"""The peer address as the transport reports it: ``(host, port)`` (IPv6 may add flow info and scope id)."""
-
 DuplicateLogin = Literal["allow", "kick_older", "refuse_newer"]
-
-_next_id = itertools.count(1).__next__
-
-
-class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
-    """One live connection.
-
-    Sessions are created by :meth:`SessionRegistry.open_nowait` (adapters do it for you), never directly.
-    Equality is identity.
-
-    Attributes:
-        server_id: the server id the session counts towards.
-        channel: game channel (free text, "" when unused).
-        remote: peer address as the transport reports it, ``(host, port, ...)``, when known.
-        connection: the adapter's handle on the connection (see :class:`Connection`), None for a session
-            opened without one; use :meth:`close` / :meth:`aclose` rather than calling it directly.
-        id: unique session id (never reused within the process).
-        connected_at: epoch seconds of the connection.
-        player_id: the player bound by login, None before.
-        logged_in_at: epoch seconds of the login, None before.
-        attrs: the game's own attributes; None until first set (see :meth:`set_attr`).
-    """
-
-    server_id: str
-    channel: str = ""
-    remote: Remote | None = None
-    connection: Connection | None = None
-    # Filled in C by msgspec when not given: the registry's fast path on the system clock passes neither.
-    id: int = msgspec.field(default_factory=_next_id)
-    connected_at: float = msgspec.field(default_factory=_time_module.time)
-    player_id: str | None = None
-    logged_in_at: float | None = None
-    attrs: dict[str, Any] | None = None
-
-    def close(self) -> None:
-        """Close this session's connection: starts the close and returns at once, from sync or async code.
-
-        The same on every adapter: asyncio streams close the writer, anyio cancels the handler and closes the
-        stream, websockets and ASGI start the close handshake (code 1000, reason ``kicked``) on the running
-        loop. Idempotent; a no-op for a session without a connection. The session leaves the registry when the
-        connection's handler ends (a kick has removed it already).
-        """
-        connection = self.connection
-        if connection is not None:
-            connection.close()
-
-    async def aclose(self) -> None:
-        """Close this session's connection (as :meth:`close`) and return once it is closed."""
-        connection = self.connection
-        if connection is not None:
-            await connection.aclose()
-
-    def set_attr(self, key: str, value: Any) -> None:
-        """Set one of the game's attributes on this session (creates :attr:`attrs` on first use)."""
-        attrs = self.attrs
-        if attrs is None:
-            attrs = self.attrs = {}
-        attrs[key] = value
-
-    def get_attr(self, key: str, default: Any = None) -> Any:
-        """One of the game's attributes, or ``default``."""
-        attrs = self.attrs
-        return default if attrs is None else attrs.get(key, default)
-
-    def __repr__(self) -> str:
-        return (
-            f"Session(id={self.id}, server_id={self.server_id!r}, player_id={self.player_id!r}, "
-            f"channel={self.channel!r}, remote={self.remote!r})"
-        )
-
-
-class SessionEvent(msgspec.Struct, frozen=True):
-    """An open/login/close event for observers.
-
-    Attributes:
-        kind: ``open``, ``login`` or ``close``.
-        session: the session concerned.
-    """
-
-    kind: Literal["open", "login", "close"]
-    session: Session
-
 
 Observer = Callable[[SessionEvent], None]
 
@@ -219,8 +108,8 @@ class SessionRegistry:
             raise ValueError(f"duplicate_login must be allow, kick_older or refuse_newer, not {duplicate_login!r}")
         self.default_server_id = default_server_id
         self.duplicate_login: DuplicateLogin = duplicate_login
-        # The system clock's bound ``time`` method is a Python-level hop; read the C function directly.
-        if time is None or getattr(time, "__func__", None) is SystemClock.time:
+        # ``SystemClock().time`` is ``time.time`` itself: the fast path below (msgspec's default factories).
+        if time is None:
             time = _time_module.time
         self._time = time
         self._servers: dict[str, dict[int, Session]] = {default_server_id: {}}
@@ -239,7 +128,7 @@ class SessionRegistry:
         now = self._time
         system_time = now is _time_module.time
         new_session = Session
-        next_id = _next_id
+        next_id = next_session_id
         players = self._players
         players_on = self._players_on
 
@@ -386,22 +275,11 @@ class SessionRegistry:
             raise ValueError(f"{session!r} is already bound to another player; open a new session instead")
         players = self._players
         existing = players.get(player_id)
-        older: list[Session] = []
         if existing is None:
             players[player_id] = session
+            older: list[Session] = []
         else:
-            policy = self.duplicate_login
-            if policy == "refuse_newer":
-                raise DuplicateLoginError(f"player {player_id!r} is already logged in (policy refuse_newer)")
-            if type(existing) is list:
-                if policy == "kick_older":
-                    older = list(existing)
-                existing.append(session)
-            else:
-                assert isinstance(existing, Session)
-                if policy == "kick_older":
-                    older = [existing]
-                players[player_id] = [existing, session]
+            older = self._add_duplicate(player_id, existing, session)
         session.player_id = player_id
         session.logged_in_at = self._time()
         sid = session.server_id
@@ -412,6 +290,26 @@ class SessionRegistry:
         if self._observers:
             self._notify(SessionEvent("login", session))
         return older
+
+    def _add_duplicate(self, player_id: str, existing: Session | list[Session], session: Session) -> list[Session]:
+        """Index a second (third...) session of a logged-in player under the duplicate-login policy.
+
+        Returns:
+            The older sessions to kick (``kick_older``), else [].
+
+        Raises:
+            DuplicateLoginError: the policy is ``refuse_newer``.
+        """
+        policy = self.duplicate_login
+        if policy == "refuse_newer":
+            raise DuplicateLoginError(f"player {player_id!r} is already logged in (policy refuse_newer)")
+        if type(existing) is list:
+            older = list(existing) if policy == "kick_older" else []
+            existing.append(session)
+            return older
+        assert isinstance(existing, Session)
+        self._players[player_id] = [existing, session]
+        return [existing] if policy == "kick_older" else []
 
     # -- observers ---------------------------------------------------------------------------------------------
 

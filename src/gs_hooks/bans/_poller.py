@@ -35,11 +35,12 @@ import anyio
 import anyio.abc
 
 from .._backoff import backoff_delay
-from .._clock import KST, Clock, to_datetime
+from .._clock import Clock
 from .._health import ComponentHealth
 from .._ids import lookup_key, player_id_problem
 from .._store import Store
-from ..bans._book import Ban, BanBook
+from .._time import KST, to_datetime
+from ._book import Ban, BanBook
 
 __all__ = ["BanPoller", "GamebaseBan"]
 

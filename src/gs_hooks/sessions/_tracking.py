@@ -1,0 +1,112 @@
+"""What every connection-tracking adapter shares: the current session, the failure log, the kick close codes.
+
+See :mod:`gs_hooks.sessions._streams` (asyncio streams, anyio) and :mod:`gs_hooks.sessions._websockets`
+(websockets, ASGI) for the adapters, and the contract they all keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import Any
+
+import sniffio
+
+from .._ratelog import RateLimitedLog
+from ._session import Remote, Session
+
+__all__ = [
+    "CURRENT",
+    "FAILED_CLOSE_CODE",
+    "KICK_CLOSE_CODE",
+    "KICK_CLOSE_REASON",
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "current_session",
+    "handler_name",
+    "log_failure",
+    "new_failure_log",
+    "remote_of",
+    "spawn_close",
+]
+
+KICK_CLOSE_CODE = 1000
+"""WebSocket close code of ``session.close()`` (normal closure, so handlers iterating messages end cleanly)."""
+KICK_CLOSE_REASON = "kicked"
+"""WebSocket close reason of ``session.close()``."""
+FAILED_CLOSE_CODE = 1011
+"""WebSocket close code when the game's handler raised (internal error), as the servers themselves use."""
+
+log = logging.getLogger("gs_hooks.sessions")
+
+CURRENT: contextvars.ContextVar[Session | None] = contextvars.ContextVar("gs_hooks_session", default=None)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def current_session() -> Session | None:
+    """The session of the connection the calling task is handling (inside a tracked handler), else None."""
+    return CURRENT.get()
+
+
+def handler_name(handler: object) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+def remote_of(peer: object) -> Remote | None:
+    if type(peer) is tuple:
+        return peer
+    if isinstance(peer, tuple | list) and len(peer) >= 2:  # ASGI servers may give a list
+        return tuple(peer)
+    return None
+
+
+def new_failure_log() -> RateLimitedLog:
+    """The rate-limited log of one adapter instance's failing handlers (a buggy handler under load storms)."""
+    return RateLimitedLog(log, interval_s=10.0)
+
+
+def log_failure(failures: RateLimitedLog, handler: object, session: Session, exc: BaseException) -> None:
+    failures.log(
+        logging.ERROR,
+        (handler_name(handler), type(exc)),
+        "connection handler %s failed (%r); closed the connection",
+        handler_name(handler),
+        session,
+        exc_info=exc,
+    )
+
+
+_CLOSING: set[asyncio.Task[None]] = set()  # close handshakes running as asyncio tasks (strong references)
+
+
+def spawn_close(close: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``close()`` as a task of the running loop, from sync code: an asyncio task, or a trio system task.
+
+    Returns:
+        False when no loop that can spawn from sync code is running here (the caller falls back).
+    """
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    if library == "asyncio":
+        task = asyncio.get_running_loop().create_task(close())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+        return True
+    if library == "trio":
+        import trio  # optional: present whenever a trio loop runs
+
+        trio.lowlevel.spawn_system_task(close)  # close() never raises (a system task's error ends the run)
+        return True
+    return False
