@@ -1,0 +1,37 @@
+"""The listener's limits, shared by the embedded server and the ASGI app (which applies the body and handler ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HttpLimits"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Listener limits.
+
+    Attributes:
+        max_header_bytes: largest request head (431 past it).
+        max_body_bytes: largest body unless the route sets its own (413 past it).
+        request_deadline_s: absolute deadline for a request's head and body, counted from its first byte
+            (408 past it, then close).
+        request_line_deadline_s: a new connection's TLS handshake and first request line, and a later request's
+            line counted from its first byte, must arrive within this (408 when bytes came, else a silent close).
+        keepalive_s: idle time allowed between requests on a connection.
+        max_connections: concurrent connections; more get 503 and are closed.
+        max_connections_per_address: concurrent connections from one IP address; more get 503 and are closed.
+        reserved_connections: connections beyond ``max_connections`` that only peers inside some route's
+            allowlist may open (a flood from other addresses cannot lock them out).
+        handler_timeout_s: a handler that runs longer gets 500 (and the connection is closed).
+    """
+
+    max_header_bytes: int = 16_384
+    max_body_bytes: int = 65_536
+    request_deadline_s: float = 10.0
+    request_line_deadline_s: float = 3.0
+    keepalive_s: float = 30.0
+    max_connections: int = 512
+    max_connections_per_address: int = 64
+    reserved_connections: int = 64
+    handler_timeout_s: float = 30.0
