@@ -253,18 +253,26 @@ class Connections:
             c.linger = True
 
     async def watchdog(self) -> None:
-        """Cancel the connections whose deadline has passed (runs for the server's life)."""
+        """Cancel the connections whose deadline has passed (runs for the server's life).
+
+        It wakes every ``tick`` (a tenth of the shortest limit, 5 to 250 ms), or at the earliest deadline due
+        sooner, so a cut is never late by more than the clock's own delay.
+        """
         limits = self._limits
         shortest = min(
             limits.request_deadline_s, limits.request_line_deadline_s, limits.keepalive_s, limits.handler_timeout_s
         )
         tick = min(max(shortest / 10, 0.005), 0.25)
         while True:
-            await self._sleep(tick)
             now = self._now()
+            wake = now + tick  # a new connection's deadline is seen within a tick
             for c in self.live:
-                if c.deadline <= now and c.scope is not None:
-                    c.scope.cancel()
+                if c.deadline <= now:
+                    if c.scope is not None:
+                        c.scope.cancel()
+                elif c.deadline < wake:  # and one due sooner is cut on time
+                    wake = c.deadline
+            await self._sleep(wake - now)
 
     async def drain(self, grace_s: float) -> None:
         """Close idle connections, then wait up to ``grace_s`` for those in a request (their answers close)."""
