@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -40,10 +41,19 @@ def _imports(module: object, allowed_relative: tuple[str, ...]) -> set[str]:
     return imported
 
 
+# The modules _protocol re-exports (models, dates, the maintenance lifecycle, the endpoint table): pure as well.
+PURE_PARTS = ("_dates", "_models", "_maintenance_state", "_endpoints")
+IO_LIBRARIES = {"anyio", "httpx", "httpcore", "trio", "asyncio", "socket"}
+
+
 def test_protocol_module_imports_no_io_library() -> None:
     # _ids (player ids, dot segments) is pure too: checked below to import nothing but the standard library
-    imported = _imports(p, ("_exceptions", "_ids"))
-    assert not imported & {"anyio", "httpx", "httpcore", "trio", "asyncio", "socket"}, imported
+    imported = _imports(p, ("_exceptions", "_ids", *PURE_PARTS))
+    assert not imported & IO_LIBRARIES, imported
+    for name in PURE_PARTS:
+        part = importlib.import_module(f"gs_hooks.gamebase.{name}")
+        imported = _imports(part, ("_exceptions", *PURE_PARTS))
+        assert not imported & IO_LIBRARIES, (name, imported)
     from gs_hooks import _ids
 
     assert _imports(_ids, ()) <= {"__future__", "re", "unicodedata", "typing"}
