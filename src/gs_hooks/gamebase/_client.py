@@ -144,21 +144,13 @@ class GamebaseClient(WrapperCalls):
     async def members(self, user_ids: Sequence[str], *, transaction_id: str | None = None) -> MemberList:
         """Get Members: brief information of several members."""
         return await self._typed(
-            "members",
-            MEMBERS,
-            MemberList,
-            body={"userIdList": list(user_ids)},
-            transaction_id=transaction_id,
+            "members", MEMBERS, MemberList, body={"userIdList": list(user_ids)}, transaction_id=transaction_id
         )
 
     async def idp_info(self, user_ids: Sequence[str], *, transaction_id: str | None = None) -> IdpInfo:
         """Get IdP Information: user id → IdP mappings."""
         return await self._typed(
-            "idp_info",
-            IDP,
-            IdpInfo,
-            body={"userIdList": list(user_ids)},
-            transaction_id=transaction_id,
+            "idp_info", IDP, IdpInfo, body={"userIdList": list(user_ids)}, transaction_id=transaction_id
         )
 
     async def user_ids_by_auth_key(
@@ -234,11 +226,7 @@ class GamebaseClient(WrapperCalls):
     ) -> UnderMaintenance:
         """Check Maintenance Set: whether maintenance is set, and its windows."""
         return await self._typed(
-            "under_maintenance",
-            MAINTENANCE,
-            UnderMaintenance,
-            transaction_id=transaction_id,
-            retries=retries,
+            "under_maintenance", MAINTENANCE, UnderMaintenance, transaction_id=transaction_id, retries=retries
         )
 
 

@@ -17,8 +17,8 @@ import errno
 import logging
 import os
 import ssl
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -28,12 +28,13 @@ from .._ratelog import RateLimitedLog
 from ._app import Router
 from ._connection import fmt_peer
 from ._head import refusal
-from ._limits import HttpLimits
+from ._limits import HttpLimits, ServerCounters
 from ._loop import close_stream
 from ._policy import FORBIDDEN
 
 __all__ = ["AcceptRetry", "Gate", "accept_streams", "errno_of"]
 
+T = TypeVar("T")
 Serve = Callable[[anyio.abc.ByteStream, tuple[str, int] | None], Coroutine[Any, Any, None]]
 
 # accept() failing for want of descriptors or memory: back off (doubling up to 1 s) and retry, one log line per 10 s.
@@ -71,40 +72,40 @@ class Gate:
     Args:
         router: the routes (their allowlists decide who may connect at all, and who may use the reserve).
         limits: the caps.
+        counters: the server's counters (connections in, refusals, failed accepts; ``draining`` refuses all).
         log: the server's rate-limited log.
         url: the server's URL, for log lines.
 
     Attributes:
         limits: the caps.
-        active: connections admitted and not yet released.
-        rejected: refused with 503 at the cap or the per-address limit.
-        forbidden: refused with 403 (every route's allowlist excludes the peer).
-        accept_failures: accepts that failed for want of file descriptors or memory.
-        draining: refuse every new connection (503).
         refusing: refusals being answered on the task path (TLS, trio).
     """
 
-    def __init__(self, router: Router, limits: HttpLimits, log: RateLimitedLog, url: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        router: Router,
+        limits: HttpLimits,
+        counters: ServerCounters,
+        log: RateLimitedLog,
+        url: Callable[[], str],
+    ) -> None:
         self._router = router
         self.limits = limits
+        self._counters = counters
         self._log = log
         self._url = url
         self._per_address: dict[str, int] = {}
-        self.active = 0
-        self.rejected = 0
-        self.forbidden = 0
-        self.accept_failures = 0
-        self.draining = False
         self.refusing = 0
 
     def admit(self, client: tuple[str, int] | None) -> bytes | None:
         """Count a new connection in, or say no: the answer to send (then close) when it is refused."""
         limits = self.limits
-        if self.draining:
+        counters = self._counters
+        if counters.draining:
             return _busy_answer("shutting down; retry later")
         admitted, allowlisted = self._router.screen(client)
         if not admitted:
-            self.forbidden += 1
+            counters.forbidden_connections += 1
             self._log.log(
                 logging.INFO,
                 "forbidden",
@@ -115,7 +116,7 @@ class Gate:
         host = client[0] if client else ""
         count = self._per_address.get(host, 0)
         if count >= limits.max_connections_per_address:
-            self.rejected += 1
+            counters.rejected_connections += 1
             self._log.log(
                 logging.WARNING,
                 "per-address",
@@ -125,23 +126,23 @@ class Gate:
             )
             return _busy_answer("too many connections from this address; retry later")
         cap = limits.max_connections + (limits.reserved_connections if allowlisted else 0)
-        if self.active >= cap:
-            self.rejected += 1
+        if counters.active_connections >= cap:
+            counters.rejected_connections += 1
             self._log.log(
                 logging.WARNING,
                 ("cap", allowlisted),
                 "connection cap %d reached; refusing new connections (503, %d so far)",
                 cap,
-                self.rejected,
+                counters.rejected_connections,
             )
             return _busy_answer("too many connections; retry later")
-        self.active += 1
+        counters.active_connections += 1
         self._per_address[host] = count + 1
         return None
 
     def release(self, client: tuple[str, int] | None) -> None:
         """Count an admitted connection out."""
-        self.active -= 1
+        self._counters.active_connections -= 1
         host = client[0] if client else ""
         count = self._per_address.pop(host, 1) - 1
         if count > 0:
@@ -154,7 +155,7 @@ class Gate:
             return True
         if code is None or code not in _ACCEPT_STARVED:
             return False
-        self.accept_failures += 1
+        self._counters.accept_failures += 1
         self._log.log(
             logging.ERROR,
             ("accept", code),
@@ -172,18 +173,21 @@ class AcceptRetry:
         self._gate = gate
         self._delay = _ACCEPT_BACKOFF_S[0]
 
-    async def failed(self, exc: BaseException) -> bool:
-        """Whether to accept again (after the back-off when starved); False: raise ``exc``."""
-        if not self._gate.accept_failed(exc):
-            return False
-        if errno_of(exc) in _ACCEPT_STARVED:
-            await anyio.sleep(self._delay)
-            self._delay = min(self._delay * 2, _ACCEPT_BACKOFF_S[1])
-        return True
-
-    def succeeded(self) -> None:
-        """An accept worked: the next starvation starts the back-off over."""
-        self._delay = _ACCEPT_BACKOFF_S[0]
+    async def next(self, accept: Callable[[], Awaitable[T]], errors: tuple[type[Exception], ...]) -> T:
+        """The next accepted connection: ``accept()`` again after a pending connection's error, and after the
+        back-off while starved; any other error is raised."""
+        while True:
+            try:
+                accepted = await accept()
+            except errors as exc:
+                if not self._gate.accept_failed(exc):
+                    raise
+                if errno_of(exc) in _ACCEPT_STARVED:
+                    await anyio.sleep(self._delay)
+                    self._delay = min(self._delay * 2, _ACCEPT_BACKOFF_S[1])
+                continue
+            self._delay = _ACCEPT_BACKOFF_S[0]
+            return accepted
 
 
 async def accept_streams(
@@ -196,13 +200,7 @@ async def accept_streams(
     """Accept through anyio's listener (TLS, trio): admitted connections are served, refusals answered."""
     retry = AcceptRetry(gate)
     while True:
-        try:
-            stream = await listener.accept()
-        except (OSError, anyio.BrokenResourceError) as exc:
-            if await retry.failed(exc):
-                continue
-            raise
-        retry.succeeded()
+        stream = await retry.next(listener.accept, (OSError, anyio.BrokenResourceError))
         client = _peer(stream)
         answer = gate.admit(client)
         if answer is None:

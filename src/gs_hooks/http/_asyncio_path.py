@@ -152,13 +152,7 @@ async def accept_asyncio(sock: socket.socket, gate: Gate, serve: Serve, tg: anyi
     retry = AcceptRetry(gate)
     try:
         while True:
-            try:
-                conn, _ = await loop.sock_accept(sock)
-            except OSError as exc:
-                if await retry.failed(exc):
-                    continue
-                raise
-            retry.succeeded()
+            conn, _ = await retry.next(lambda: loop.sock_accept(sock), (OSError,))
             client = _peer_of_socket(conn)
             answer = gate.admit(client)
             if answer is not None:

@@ -1,10 +1,10 @@
-"""The listener's limits, shared by the embedded server and the ASGI app (which applies the body and handler ones)."""
+"""The listener's limits (shared by the embedded server and the ASGI app) and the server's counters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HttpLimits"]
+__all__ = ["HttpLimits", "ServerCounters"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +35,24 @@ class HttpLimits:
     max_connections_per_address: int = 64
     reserved_connections: int = 64
     handler_timeout_s: float = 30.0
+
+
+class ServerCounters:
+    """The embedded server's counters, moved by its parts (admission, the connection loop) and read by health.
+
+    Attributes:
+        active_connections: connections open now (refused ones are not counted).
+        requests_served: responses sent (errors included).
+        rejected_connections: connections refused with 503 at the cap or the per-address limit.
+        forbidden_connections: connections refused with 403 at accept (every route's allowlist excludes the peer).
+        accept_failures: accepts that failed for want of file descriptors or memory (each retried).
+        draining: set by the server's ``drain``: new connections get 503 and answers close their connection.
+    """
+
+    def __init__(self) -> None:
+        self.active_connections = 0
+        self.requests_served = 0
+        self.rejected_connections = 0
+        self.forbidden_connections = 0
+        self.accept_failures = 0
+        self.draining = False

@@ -41,7 +41,7 @@ from ._connection import (
     new_parser,
 )
 from ._head import encode_head
-from ._limits import HttpLimits
+from ._limits import HttpLimits, ServerCounters
 from ._policy import HANDLER_TIMED_OUT, call_handler
 from ._request import RequestReader
 
@@ -62,6 +62,7 @@ class Connections:
     Args:
         router: the routes.
         limits: the listener's limits.
+        counters: the server's counters (responses sent; ``draining`` makes every answer close its connection).
         log: the server's rate-limited log.
         now: the clock's current time (seconds; only differences matter).
         sleep: sleeps on the same clock.
@@ -73,6 +74,7 @@ class Connections:
         self,
         router: Router,
         limits: HttpLimits,
+        counters: ServerCounters,
         log: RateLimitedLog,
         *,
         now: Callable[[], float],
@@ -81,6 +83,7 @@ class Connections:
         release: Callable[[tuple[str, int] | None], None],
     ) -> None:
         self._limits = limits
+        self._counters = counters
         self._log = log
         self._now = now
         self._sleep = sleep
@@ -88,8 +91,6 @@ class Connections:
         self._release = release
         self._reader = RequestReader(router, limits, log)
         self.live: set[Connection] = set()
-        self.requests_served = 0
-        self.draining = False
 
     async def serve(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None) -> None:
         """Serve an admitted connection until it closes (its slot released at the end)."""
@@ -137,7 +138,7 @@ class Connections:
             request, response = exchanged
             c.phase = WRITING
             c.deadline = self._now() + self._limits.request_deadline_s
-            if c.conn.their_state is not h11.DONE or self.draining:
+            if c.conn.their_state is not h11.DONE or self._counters.draining:
                 response.close = True
             await self._send(c, response, head_only=request is not None and request.method == "HEAD")
             if response.close:  # also when the request asked to close (h11 then says MUST_CLOSE, not DONE)
@@ -248,7 +249,7 @@ class Connections:
             assert head is not None
         c.responded = True
         await c.stream.send(head if head_only or not response.body else head + response.body)
-        self.requests_served += 1
+        self._counters.requests_served += 1
         if response.close and c.conn.their_state not in _READ_ALL:
             c.linger = True
 
@@ -276,7 +277,6 @@ class Connections:
 
     async def drain(self, grace_s: float) -> None:
         """Close idle connections, then wait up to ``grace_s`` for those in a request (their answers close)."""
-        self.draining = True
         for c in self.live:
             if c.phase == IDLE and c.scope is not None:
                 c.scope.cancel()

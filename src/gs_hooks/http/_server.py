@@ -31,7 +31,7 @@ from .._ratelog import RateLimitedLog
 from ._admission import Gate, accept_streams
 from ._app import Router
 from ._asyncio_path import accept_asyncio
-from ._limits import HttpLimits
+from ._limits import HttpLimits, ServerCounters
 from ._loop import Connections
 
 __all__ = ["HttpLimits", "HttpServer", "serve_http"]
@@ -40,7 +40,7 @@ log = logging.getLogger("gs_hooks.http")
 _LOG_INTERVAL_S = 10.0
 
 
-class HttpServer:
+class HttpServer(ServerCounters):
     """Serves a :class:`Router` over HTTP/1.1 (optionally TLS).
 
     Args:
@@ -55,6 +55,8 @@ class HttpServer:
 
     Attributes:
         port: the bound port (after :meth:`run` has started).
+        active_connections / requests_served / rejected_connections / forbidden_connections / accept_failures /
+            draining: the counters (see :class:`ServerCounters`).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class HttpServer:
         clock: Clock | None = None,
         fast_path: bool = True,
     ) -> None:
+        super().__init__()
         self.router = router
         self.host = host
         self.requested_port = port
@@ -76,42 +79,19 @@ class HttpServer:
         self.fast_path = fast_path
         self.port: int = 0
         self._log = RateLimitedLog(log, interval_s=_LOG_INTERVAL_S)
-        self._gate = Gate(router, self.limits, self._log, lambda: self.url)
+        self._gate = Gate(router, self.limits, self, self._log, lambda: self.url)
         now: Callable[[], float] = time.monotonic if clock is None else clock.time
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep if clock is None else clock.sleep
         self._connections = Connections(
-            router, self.limits, self._log, now=now, sleep=sleep, ssl_context=ssl_context, release=self._gate.release
+            router,
+            self.limits,
+            self,
+            self._log,
+            now=now,
+            sleep=sleep,
+            ssl_context=ssl_context,
+            release=self._gate.release,
         )
-
-    @property
-    def active_connections(self) -> int:
-        """Connections open now (refused ones are not counted)."""
-        return self._gate.active
-
-    @property
-    def requests_served(self) -> int:
-        """Responses sent (errors included)."""
-        return self._connections.requests_served
-
-    @property
-    def rejected_connections(self) -> int:
-        """Connections refused with 503 at the cap or the per-address limit."""
-        return self._gate.rejected
-
-    @property
-    def forbidden_connections(self) -> int:
-        """Connections refused with 403 at accept (every route's allowlist excludes the peer)."""
-        return self._gate.forbidden
-
-    @property
-    def accept_failures(self) -> int:
-        """Accepts that failed for want of file descriptors or memory (each retried)."""
-        return self._gate.accept_failures
-
-    @property
-    def draining(self) -> bool:
-        """Set by :meth:`drain`: new connections get 503 and answers close their connection."""
-        return self._gate.draining
 
     @property
     def url(self) -> str:
@@ -149,7 +129,7 @@ class HttpServer:
         """Graceful stop, step one: refuse new connections (503), close idle ones, let requests in progress
         finish (their answers carry ``Connection: close``) for up to ``grace_s``. Cancel :meth:`run` after it.
         """
-        self._gate.draining = True
+        self.draining = True
         await self._connections.drain(grace_s)
 
 

@@ -54,30 +54,7 @@ from typing import Any
 
 from .._clock import Clock
 from .._config import Secret
-from ..gamebase._endpoints import (
-    BAN_RELEASES,
-    BANS,
-    ENDPOINTS,
-    IAP_CONSUMABLES,
-    IAP_CONSUME,
-    IAP_ITEMS,
-    IDP,
-    LAUNCHING,
-    LB_DELETE_USERS,
-    LB_GET_USERS,
-    LB_SCORE,
-    LB_SCORE_WITH_EXTRA,
-    LB_SCORES,
-    LB_SCORES_WITH_EXTRA,
-    LB_USER_COUNT,
-    LB_USERS,
-    MAINTENANCE,
-    MEMBER,
-    MEMBERS,
-    TOKEN,
-    USER_IDS,
-    VERSIONS,
-)
+from ..gamebase import _endpoints as gb
 from ..http._app import Request, Response
 from ._gamebase_admin import GamebaseAdmin
 from ._gamebase_endpoints import BanDateFormat
@@ -98,7 +75,7 @@ from ._gamebase_wire import (
 
 __all__ = ["SUPPORTED_VERSIONS", "GamebaseSim", "Handler", "RouteSpec", "transaction_id"]
 
-SUPPORTED_VERSIONS = VERSIONS
+SUPPORTED_VERSIONS = gb.VERSIONS
 _Endpoint = Callable[[Request], dict[str, Any]]
 
 
@@ -135,7 +112,7 @@ class GamebaseSim(GamebaseAdmin):
         handlers = self._endpoint_handlers()
         out: list[RouteSpec] = []
         for version in [*SUPPORTED_VERSIONS, "{apiVersion}"]:
-            for endpoint in ENDPOINTS:
+            for endpoint in gb.ENDPOINTS:
                 handler = self._handler(endpoint.name, endpoint.service, handlers[endpoint.name])
                 out.append((endpoint.name, endpoint.method, endpoint.pattern(version), handler))
         return out
@@ -143,26 +120,26 @@ class GamebaseSim(GamebaseAdmin):
     def _endpoint_handlers(self) -> dict[str, _Endpoint]:
         """What answers each endpoint of the table :data:`~gs_hooks.gamebase._endpoints.ENDPOINTS`, by name."""
         return {
-            TOKEN.name: self._token_auth,
-            LAUNCHING.name: self._launching,
-            MAINTENANCE.name: self._under_maintenance,
-            BANS.name: self._ban_history,
-            BAN_RELEASES.name: self._releases,
-            USER_IDS.name: self._user_ids,
-            MEMBER.name: self._member_one,
-            MEMBERS.name: self._members_many,
-            IDP.name: self._idp_info,
-            IAP_CONSUME.name: self._iap_consume,
-            IAP_ITEMS.name: self._iap_items,
-            IAP_CONSUMABLES.name: self._iap_unconsumed,
-            LB_USER_COUNT.name: self._lb_user_count,
-            LB_USERS.name: self._lb_users,
-            LB_GET_USERS.name: self._lb_get_users,
-            LB_SCORE.name: self._lb_score,
-            LB_SCORE_WITH_EXTRA.name: self._lb_score_extra,
-            LB_SCORES.name: self._lb_scores,
-            LB_SCORES_WITH_EXTRA.name: self._lb_scores_extra,
-            LB_DELETE_USERS.name: self._lb_delete,
+            gb.TOKEN.name: self._token_auth,
+            gb.LAUNCHING.name: self._launching,
+            gb.MAINTENANCE.name: self._under_maintenance,
+            gb.BANS.name: self._ban_history,
+            gb.BAN_RELEASES.name: self._releases,
+            gb.USER_IDS.name: self._user_ids,
+            gb.MEMBER.name: self._member_one,
+            gb.MEMBERS.name: self._members_many,
+            gb.IDP.name: self._idp_info,
+            gb.IAP_CONSUME.name: self._iap_consume,
+            gb.IAP_ITEMS.name: self._iap_items,
+            gb.IAP_CONSUMABLES.name: self._iap_unconsumed,
+            gb.LB_USER_COUNT.name: self._lb_user_count,
+            gb.LB_USERS.name: self._lb_users,
+            gb.LB_GET_USERS.name: self._lb_get_users,
+            gb.LB_SCORE.name: self._lb_score,
+            gb.LB_SCORE_WITH_EXTRA.name: self._lb_score_extra,
+            gb.LB_SCORES.name: self._lb_scores,
+            gb.LB_SCORES_WITH_EXTRA.name: self._lb_scores_extra,
+            gb.LB_DELETE_USERS.name: self._lb_delete,
         }
 
     # -- the pipeline -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .._clock import Clock
 from .._config import Secret
-from ..gamebase._endpoints import ENDPOINTS
+from ..gamebase import _endpoints as gb
 from ..http._app import Request
 from ._gamebase_records import BanRecord, GamebaseSimError, MaintenanceWindow, SimMember
 from ._gamebase_state import GamebaseState
@@ -72,7 +72,7 @@ class GamebaseEndpoints(GamebaseState):
     @property
     def route_names(self) -> list[str]:
         """Every API route name, in registration order."""
-        return [endpoint.name for endpoint in ENDPOINTS]
+        return [endpoint.name for endpoint in gb.ENDPOINTS]
 
     def fail_next(self, route_name: str, code: int, n: int = 1, message: str | None = None) -> None:
         """Answer the next ``n`` requests to ``route_name`` with result ``code`` (after the auth checks).
