@@ -84,7 +84,7 @@ LIMITS = HttpLimits(
     request_line_deadline_s=12.0,
     keepalive_s=15.0,
     max_connections=3,
-    handler_timeout_s=8.0,
+    handler_timeout_s=20.0,
 )
 JUST_PAST = 0.01  # a moment past a deadline on the fake clock (sums of float seconds are not exact)
 
@@ -538,6 +538,28 @@ async def test_connection_cap_answers_503_and_frees_up(app: App) -> None:
                 await anyio.sleep(0.01)
         replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
         assert [r.status for r in replies] == [200]
+
+
+async def test_drain_waits_for_a_request_in_progress_up_to_its_grace_on_the_servers_clock(
+    server: HttpServer, app: App, clock: FakeClock
+) -> None:
+    drained = anyio.Event()
+
+    async def drain() -> None:
+        await server.drain(grace_s=LIMITS.handler_timeout_s / 2)  # the handler outlives the grace
+        drained.set()
+
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream, anyio.create_task_group() as tg:
+        await stream.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await clock.settle()
+        assert len(app.calls) == 1  # the handler runs (and never returns by itself)
+        tg.start_soon(drain)
+        await clock.advance(LIMITS.handler_timeout_s / 2 - 0.1)
+        assert not drained.is_set()
+        await clock.advance(0.1 + JUST_PAST)
+        with anyio.fail_after(5):  # the grace is over on the server's clock
+            await drained.wait()
+        app.release.set()
 
 
 # -- logs -------------------------------------------------------------------------------------------------------
