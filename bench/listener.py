@@ -3,6 +3,8 @@
 Servers, each in its own subprocess (pinned to one core when the machine allows, the loader on the other):
 
 1. ``ours``       gs_hooks.http: Router + Bearer guard + msgspec validation, on the embedded h11/anyio server.
+1b. ``ours_anyio`` the same server with its asyncio fast path off (``HttpServer(fast_path=False)``: anyio's socket
+   streams, as on trio), so ``ours/ours_anyio`` says what the fast path (``gs_hooks.http._asyncio_path``) pays.
 2. ``starlette``  the same handler logic as a Starlette route, served by uvicorn.
 3. ``asgi``       the same handler logic as a raw ASGI callable, served by uvicorn.
 4. ``h11``        a bare h11-over-anyio loop with the handler inlined: the limit of this design.
@@ -41,7 +43,7 @@ import msgspec
 
 PATH = "/hive/suspensions"
 TOKEN = "bench-secret-key"
-SERVERS = ("ours", "starlette", "asgi", "h11")
+SERVERS = ("ours", "ours_anyio", "starlette", "asgi", "h11")
 OK_BODY = b'{"result_code":0}'
 
 
@@ -82,7 +84,7 @@ def payload(n: int = 100) -> bytes:
 # -- servers (run in a subprocess) -----------------------------------------------------------------------------
 
 
-def _serve_ours(port_cb: Any) -> None:
+def _serve_ours(port_cb: Any, *, fast_path: bool = True) -> None:
     import anyio
 
     from gs_hooks.http import HttpServer, Request, Response, Router
@@ -102,7 +104,7 @@ def _serve_ours(port_cb: Any) -> None:
     router.add("POST", PATH, handler, guard=guard)
 
     async def main() -> None:
-        server = HttpServer(router, host="127.0.0.1", port=0)
+        server = HttpServer(router, host="127.0.0.1", port=0, fast_path=fast_path)
         async with anyio.create_task_group() as tg:
             await tg.start(server.run)
             port_cb(server.port)
@@ -260,6 +262,8 @@ def _serve(kind: str) -> None:
 
     if kind == "ours":
         _serve_ours(port_cb)
+    elif kind == "ours_anyio":
+        _serve_ours(port_cb, fast_path=False)
     elif kind == "starlette":
         _serve_uvicorn(_starlette_app(), port_cb)
     elif kind == "asgi":
@@ -463,7 +467,16 @@ def _quartiles(values: list[float]) -> list[float]:
 
 def _ratios(figures: dict[str, float]) -> dict[str, float]:
     ratios: dict[str, float] = {}
-    pairs = [("ours", "starlette"), ("ours", "asgi"), ("ours", "h11"), ("h11", "starlette"), ("h11", "asgi")]
+    pairs = [
+        ("ours", "starlette"),
+        ("ours", "asgi"),
+        ("ours", "h11"),
+        ("ours", "ours_anyio"),
+        ("ours_anyio", "starlette"),
+        ("ours_anyio", "asgi"),
+        ("h11", "starlette"),
+        ("h11", "asgi"),
+    ]
     for a, b in pairs:
         if figures.get(a) and figures.get(b):
             ratios[f"{a}/{b}"] = figures[a] / figures[b]

@@ -5,7 +5,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gs_hooks import Config, ConfigError, Secret
+from gs_hooks import (
+    CcuConfig,
+    Config,
+    ConfigError,
+    GamebaseConfig,
+    GamePotConfig,
+    HiveConfig,
+    ListenerConfig,
+    Secret,
+    SessionsConfig,
+)
 from gs_hooks._config import ENV_VARS
 
 
@@ -82,6 +92,51 @@ def test_bad_values_name_the_variable_and_what_is_allowed(env: dict[str, str], v
     assert info.value.setting == var
     assert fragment in str(info.value)
     assert str(info.value).startswith(var + ":")
+
+
+@pytest.mark.parametrize(
+    ("make", "var", "fragment"),
+    [
+        (lambda: CcuConfig(period_s=7), "GS_HOOKS_CCU_PERIOD_S", "whole number of minutes"),
+        (lambda: CcuConfig(url="http://x/"), "GS_HOOKS_GAME", "game key is required"),
+        (lambda: CcuConfig(server_ids=("a", "a")), "GS_HOOKS_SERVER_ID", "distinct"),
+        (lambda: CcuConfig(backoff_base_s=5, backoff_max_s=1), "GS_HOOKS_CCU_BACKOFF_BASE_S", "base <= max"),
+        (lambda: CcuConfig(send_method="post"), "GS_HOOKS_CCU_SEND_METHOD", "use form or body"),  # type: ignore[arg-type]
+        (lambda: SessionsConfig(server_id="tiny_farm"), "GS_HOOKS_SERVER_ID", "1–20 letters/digits"),
+        (lambda: GamebaseConfig(retries=11), "GS_HOOKS_GAMEBASE_RETRIES", "0–10"),
+        (lambda: GamebaseConfig(url="http://x", app_id="a"), "GS_HOOKS_GAMEBASE_SECRET_KEY", "required"),
+        (lambda: HiveConfig(player_key_format="p"), "GS_HOOKS_HIVE_PLAYER_KEY_FORMAT", "must contain {id}"),
+        (lambda: HiveConfig(auth_key=Secret("k")), "GS_HOOKS_HIVE_GAME_INDEX", "game index is required"),
+        (lambda: ListenerConfig(listen="localhost"), "GS_HOOKS_LISTEN", "host:port"),
+        (lambda: ListenerConfig(tls_cert="cert.pem"), "GS_HOOKS_LISTEN_TLS_CERT", "both"),
+        (lambda: ListenerConfig(admin_allow=("nope",)), "GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDR"),
+        (lambda: GamePotConfig(history_retention_days=0), "GS_HOOKS_GAMEPOT_RETENTION_DAYS", "must be >= 1"),
+        (lambda: msgspec.structs.replace(CcuConfig(), period_s=90), "GS_HOOKS_CCU_PERIOD_S", "minutes"),
+    ],
+)
+def test_sections_check_themselves(make: object, var: str, fragment: str) -> None:
+    assert callable(make)
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.setting == var
+    assert fragment in str(info.value)
+
+
+def test_a_toml_key_is_named_for_a_section_check(tmp_path: Path) -> None:
+    p = tmp_path / "gs.toml"
+    p.write_text("[ccu]\nperiod_s = 90\n")
+    with pytest.raises(ConfigError, match=r"^\[ccu\] period_s: 90 is not allowed"):
+        Config.from_toml(p)
+
+
+def test_each_variable_carries_its_fields_default_and_parser() -> None:
+    by_name = {v.name: v for v in ENV_VARS}
+    assert by_name["GS_HOOKS_CCU_PERIOD_S"].default == 120
+    assert by_name["GS_HOOKS_CCU_PERIOD_S"].parse("x", " 60 ") == 60
+    assert by_name["GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S"].parse("x", "5, 1.5") == (5.0, 1.5)
+    assert by_name["GS_HOOKS_DASHBOARD"].parse("x", "on") is True
+    assert isinstance(by_name["GS_HOOKS_HIVE_AUTH_KEY"].parse("x", "k"), Secret)
+    assert by_name["GS_HOOKS_STATE"].section == ""
 
 
 def test_secret_never_shows() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import msgspec
 import pytest
 
 from gs_hooks import KST, PlatformError, ProtocolError
+from gs_hooks.gamebase import _models as models
 from gs_hooks.gamebase import _protocol as p
 from gs_hooks.gamebase._protocol import MaintenanceDetails as W
 from gs_hooks.gamebase._protocol import MaintenanceState as S
@@ -40,22 +42,31 @@ def _imports(module: object, allowed_relative: tuple[str, ...]) -> set[str]:
     return imported
 
 
+# The modules _protocol re-exports (models, dates, the maintenance lifecycle, the endpoint table): pure as well.
+PURE_PARTS = ("_dates", "_models", "_maintenance_state", "_endpoints")
+IO_LIBRARIES = {"anyio", "httpx", "httpcore", "trio", "asyncio", "socket"}
+
+
 def test_protocol_module_imports_no_io_library() -> None:
     # _ids (player ids, dot segments) is pure too: checked below to import nothing but the standard library
-    imported = _imports(p, ("_exceptions", "_ids"))
-    assert not imported & {"anyio", "httpx", "httpcore", "trio", "asyncio", "socket"}, imported
+    imported = _imports(p, ("_exceptions", "_ids", *PURE_PARTS))
+    assert not imported & IO_LIBRARIES, imported
+    for name in PURE_PARTS:
+        part = importlib.import_module(f"gs_hooks.gamebase.{name}")
+        imported = _imports(part, ("_exceptions", *PURE_PARTS))
+        assert not imported & IO_LIBRARIES, (name, imported)
     from gs_hooks import _ids
 
     assert _imports(_ids, ()) <= {"__future__", "re", "unicodedata", "typing"}
 
 
 def test_token_sample_decodes() -> None:
-    info = p.decode_result(TOKEN_SAMPLE, p.TokenInfo, route="verify_token")
+    info = p.decode_result(TOKEN_SAMPLE, models.TokenInfo, route="verify_token")
     assert info.member.user_id == "u1"
     assert info.member.valid == "Y"
     assert info.member.reg_date == 1488257745000
     assert [a.idp_code for a in info.member.auth_list] == ["Guest", "Facebook"]
-    assert info.linked_idp == p.LinkedIdp(idp_code="PAYCO", idp_id="payco-1")
+    assert info.linked_idp == models.LinkedIdp(idp_code="PAYCO", idp_id="payco-1")
     assert info.transaction_id == "tx-1"
 
 
@@ -64,7 +75,7 @@ def test_unknown_fields_are_ignored_everywhere() -> None:
         b'{"header": {"isSuccessful": true, "resultCode": 0, "newHeaderField": 1}, "brandNew": {"x": [1]},'
         b' "member": {"userId": "u", "valid": "Y", "futureField": "z", "authList": [{"idPCode": "g", "n": 2}]}}'
     )
-    info = p.decode_result(body, p.TokenInfo, route="verify_token", transaction_id="ours")
+    info = p.decode_result(body, models.TokenInfo, route="verify_token", transaction_id="ours")
     assert info.member.auth_list[0].idp_code == "g"
     # no transaction id in the body: the one we sent is filled in
     assert info.transaction_id == "ours"
@@ -77,7 +88,7 @@ def test_failed_header_raises_platform_error_with_code_message_and_transaction()
         b' "traceError": {"trackingTime": 1489726350287, "throwPoint": "gateway", "uri": "/x"}}}'
     )
     with pytest.raises(PlatformError) as info:
-        p.decode_result(body, p.UnderMaintenance, route="under_maintenance", transaction_id="mine")
+        p.decode_result(body, models.UnderMaintenance, route="under_maintenance", transaction_id="mine")
     err = info.value
     assert err.platform == "gamebase"
     assert err.code == -4010002
@@ -89,7 +100,7 @@ def test_failed_header_raises_platform_error_with_code_message_and_transaction()
 def test_failed_header_message_is_redacted() -> None:
     body = b'{"header": {"resultCode": -4010203, "isSuccessful": false, "resultMessage": "bad token tok-SECRET-1"}}'
     with pytest.raises(PlatformError) as info:
-        p.decode_result(body, p.TokenInfo, route="verify_token", transaction_id="t", secrets=["tok-SECRET-1"])
+        p.decode_result(body, models.TokenInfo, route="verify_token", transaction_id="t", secrets=["tok-SECRET-1"])
     assert "tok-SECRET-1" not in str(info.value)
     assert info.value.transaction_id == "t"
 
@@ -100,19 +111,19 @@ def test_failed_header_message_is_redacted() -> None:
 )
 def test_non_envelopes_are_protocol_errors(body: bytes) -> None:
     with pytest.raises(ProtocolError):
-        p.decode_result(body, p.TokenInfo, route="verify_token")
+        p.decode_result(body, models.TokenInfo, route="verify_token")
 
 
 def test_success_with_a_body_that_does_not_fit_is_a_protocol_error() -> None:
     body = b'{"header": {"isSuccessful": true, "resultCode": 0}, "member": {"userId": 5}}'
     with pytest.raises(ProtocolError, match=r"verify_token: unexpected answer"):
-        p.decode_result(body, p.TokenInfo, route="verify_token")
+        p.decode_result(body, models.TokenInfo, route="verify_token")
 
 
 def test_successful_flag_with_nonzero_code_is_a_failure() -> None:
     body = b'{"header": {"isSuccessful": true, "resultCode": -5000001}}'
     with pytest.raises(PlatformError) as info:
-        p.decode_result(body, p.UnderMaintenance, route="m")
+        p.decode_result(body, models.UnderMaintenance, route="m")
     assert info.value.code == -5000001
 
 
@@ -148,19 +159,19 @@ def test_members_idp_userids_and_launching_decode() -> None:
     members = p.decode_result(
         b'{"header": {"isSuccessful": true, "resultCode": 0},'
         b' "memberList": [{"userId": "a", "valid": "D", "appId": "x", "regDate": 1}]}',
-        p.MemberList,
+        models.MemberList,
         route="members",
     )
     assert [(m.user_id, m.valid) for m in members.members] == [("a", "D")]
     idp = p.decode_result(
         b'{"header": {"isSuccessful": true, "resultCode": 0},'
         b' "result": {"u1": [{"authKey": "k", "idPCode": "gbid", "authSystem": "gbid"}]}}',
-        p.IdpInfo,
+        models.IdpInfo,
         route="idp_info",
     )
     assert idp.result["u1"][0].auth_key == "k"
     ids = p.decode_result(
-        b'{"header": {"isSuccessful": true, "resultCode": 0}, "result": {"k": "u1"}}', p.UserIds, route="ids"
+        b'{"header": {"isSuccessful": true, "resultCode": 0}, "result": {"k": "u1"}}', models.UserIds, route="ids"
     )
     assert ids.result == {"k": "u1"}
     launching = p.decode_result(
@@ -168,7 +179,7 @@ def test_members_idp_userids_and_launching_decode() -> None:
         b' "launchingData": {"status": {"code": 303, "message": "m"}, "app": {"storeCode": "GG"},'
         b' "maintenance": {"typeCode": "APP", "beginDate": "2018-05-23T10:44:00+09:00",'
         b' "endDate": "2022-01-01T10:44:00+09:00", "url": null, "reason": "r", "message": "msg"}}}',
-        p.SimpleLaunching,
+        models.SimpleLaunching,
         route="simple_launching",
     )
     assert launching.under_maintenance

@@ -2,7 +2,8 @@
 reserved for allowlisted peers, the request-line deadline, and rate-limited logs of refusals.
 
 Clients bind their sockets to distinct loopback addresses (127.0.0.1 and 127.0.0.2) so the server sees two
-peers; every case runs on asyncio (the protocol fast path) and on trio (anyio's streams).
+peers; every case runs on asyncio (the protocol fast path) and on trio (anyio's streams). The deadline cases run
+the server on a :class:`FakeClock` and move its time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import anyio.abc
 import msgspec
 import pytest
 
+from gs_hooks import FakeClock
 from gs_hooks.http import HttpLimits, HttpServer, Request, Response, Router, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -44,8 +46,10 @@ def make_router(*, open_route: bool) -> Router:
 
 
 @asynccontextmanager
-async def server_with(limits: HttpLimits, *, open_route: bool = False) -> AsyncIterator[HttpServer]:
-    async with serve_http(make_router(open_route=open_route), limits=limits) as server:
+async def server_with(
+    limits: HttpLimits, *, open_route: bool = False, clock: FakeClock | None = None
+) -> AsyncIterator[HttpServer]:
+    async with serve_http(make_router(open_route=open_route), limits=limits, clock=clock) as server:
         yield server
 
 
@@ -163,41 +167,55 @@ async def test_allowlisted_peers_are_served_from_the_reserve_while_others_fill_t
 # -- the request-line deadline ----------------------------------------------------------------------------------
 
 
-LINE_LIMITS = HttpLimits(request_line_deadline_s=0.3, request_deadline_s=30, keepalive_s=30)
+# The server runs on a FakeClock; the line deadline is longer than these tests' real-time bounds (5 s), so a
+# server that waited for real time instead of its clock fails them.
+LINE_LIMITS = HttpLimits(request_line_deadline_s=6.0, request_deadline_s=30, keepalive_s=60)
+JUST_PAST = 0.01  # a moment past a deadline on the fake clock (sums of float seconds are not exact)
 
 
 async def test_a_silent_connection_is_closed_at_the_request_line_deadline() -> None:
-    async with server_with(LINE_LIMITS, open_route=True) as server, await connect(server, OTHER) as stream:
-        assert await read_all(stream, timeout=10) == b""  # closed without an answer, long before 30 s
+    clock = FakeClock()
+    async with server_with(LINE_LIMITS, open_route=True, clock=clock) as server, await connect(server, OTHER) as stream:
+        await clock.advance(LINE_LIMITS.request_line_deadline_s - 0.1)
+        assert server.active_connections == 1
+        await clock.advance(0.1 + JUST_PAST)
+        assert await read_all(stream, timeout=5) == b""  # closed without an answer, long before 30 s
 
 
 async def test_a_trickled_request_line_is_cut_with_408() -> None:
-    async with server_with(LINE_LIMITS, open_route=True) as server, await connect(server, OTHER) as stream:
+    clock = FakeClock()
+    async with server_with(LINE_LIMITS, open_route=True, clock=clock) as server, await connect(server, OTHER) as stream:
         await stream.send(b"GET /op")
-        status, body = status_and_body(await read_all(stream, timeout=10))
+        await clock.advance(LINE_LIMITS.request_line_deadline_s + JUST_PAST)
+        status, body = status_and_body(await read_all(stream, timeout=5))
         assert status == 408
         assert body == {"error": {"status": 408, "message": "request not completed within the deadline"}}
 
 
 async def test_after_the_request_line_the_request_deadline_applies() -> None:
-    async with server_with(LINE_LIMITS, open_route=True) as server, await connect(server, OTHER) as stream:
+    clock = FakeClock()
+    async with server_with(LINE_LIMITS, open_route=True, clock=clock) as server, await connect(server, OTHER) as stream:
         await stream.send(b"GET /open HTTP/1.1\r\n")
-        for byte in b"Host: t\r\nConnection: close\r\n\r\n":  # ~1.5 s of header trickle: past the line deadline
-            await anyio.sleep(0.05)
+        for byte in b"Host: t\r\nConnection: close\r\n\r\n":  # 15.5 s of header trickle: past the line deadline
+            await clock.advance(0.5)
             await stream.send(bytes([byte]))
         assert status_and_body(await read_all(stream)) == (200, {"ok": True})
 
 
 async def test_a_later_request_gets_the_request_line_deadline_from_its_first_byte() -> None:
-    async with server_with(LINE_LIMITS, open_route=True) as server, await connect(server, OTHER) as stream:
+    clock = FakeClock()
+    async with server_with(LINE_LIMITS, open_route=True, clock=clock) as server, await connect(server, OTHER) as stream:
         await stream.send(b"GET /open HTTP/1.1\r\nHost: t\r\n\r\n")
         raw = b""
         with anyio.fail_after(5):
             while b'{"ok":true}' not in raw:
                 raw += await stream.receive()
-        await anyio.sleep(0.5)  # idle between requests: the keep-alive timeout applies, not the line deadline
+        await clock.advance(10)  # idle between requests: the keep-alive timeout applies, not the line deadline
         await stream.send(b"GET /op")
-        status, _ = status_and_body(await read_all(stream, timeout=10))
+        await clock.advance(LINE_LIMITS.request_line_deadline_s - 0.1)
+        assert server.active_connections == 1  # the line deadline counts from this request's first byte
+        await clock.advance(0.1 + JUST_PAST)
+        status, _ = status_and_body(await read_all(stream, timeout=5))
         assert status == 408
 
 

@@ -181,3 +181,19 @@ async def test_close_lets_a_request_in_progress_finish_and_refuses_new_ones() ->
     assert refused[0].json()["error"]["message"] == "shutting down; retry later"
     assert [r.json() for r in results] == [{"done": True}]
     assert results[0].headers["connection"] == "close"
+
+
+async def test_the_listeners_deadlines_run_on_the_clock_it_is_given() -> None:
+    clock = gs_hooks.FakeClock()
+    # a request-line deadline far longer than the real-time bound below: only the fake clock can reach it
+    settings = ListenerConfig(listen="127.0.0.1:0", request_line_deadline_s=30, request_deadline_s=60, keepalive_s=60)
+    listener = Listener(Router(), settings, clock=clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(listener.run)
+        async with await anyio.connect_tcp("127.0.0.1", listener.port) as stream:
+            await clock.advance(29.9)
+            assert listener.server.active_connections == 1
+            await clock.advance(0.2)
+            with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await stream.receive()  # closed without an answer: it never sent a byte
+        await listener.aclose()

@@ -9,7 +9,7 @@ import h11
 import pytest
 
 from gs_hooks.http import Response
-from gs_hooks.http._server import _encode_head
+from gs_hooks.http._head import encode_head
 
 
 def h11_head(status: Any, headers: list[Any], body: bytes, close: bool) -> bytes:
@@ -43,7 +43,7 @@ VALID = [
 @pytest.mark.parametrize("close", [False, True])
 def test_valid_heads_are_what_h11_writes(status: Any, headers: list[Any], body: bytes, close: bool) -> None:
     for _ in range(2):  # the second time from the cache of checked fields
-        ours = _encode_head(Response(status, body, list(headers), close))
+        ours = encode_head(Response(status, body, list(headers), close))
         assert ours == h11_head(status, headers, body, close)
 
 
@@ -72,26 +72,26 @@ def test_what_h11_refuses_is_refused(status: Any, headers: list[Any]) -> None:
     with pytest.raises((h11.LocalProtocolError, UnicodeEncodeError, TypeError, ValueError)):
         h11_head(status, headers, b"", False)
     for _ in range(2):
-        assert _encode_head(Response(status, b"", list(headers))) is None
+        assert encode_head(Response(status, b"", list(headers))) is None
 
 
 @pytest.mark.parametrize("status", [204, 304])
 def test_a_body_on_a_response_that_has_none_is_refused(status: int) -> None:
-    assert _encode_head(Response(status, b"")) == h11_head(status, [], b"", False)
-    assert b"content-length" not in (_encode_head(Response(status, b"")) or b"")
-    assert _encode_head(Response(status, b"body")) is None  # the server sends a 500 instead
+    assert encode_head(Response(status, b"")) == h11_head(status, [], b"", False)
+    assert b"content-length" not in (encode_head(Response(status, b"")) or b"")
+    assert encode_head(Response(status, b"body")) is None  # the server sends a 500 instead
 
 
 @pytest.mark.parametrize("value", ["chunked", "gzip", "gzip, chunked"])
 def test_a_handlers_transfer_encoding_is_refused(value: str) -> None:
     # h11 turned "chunked" into a chunked body and refused the rest; our bodies always go with a Content-Length,
     # and both headers together invite a desync behind a proxy
-    assert _encode_head(Response(200, b"hello", [("Transfer-Encoding", value)])) is None
+    assert encode_head(Response(200, b"hello", [("Transfer-Encoding", value)])) is None
 
 
 def test_only_fields_with_repeating_values_are_cached() -> None:
-    from gs_hooks.http import _server
+    from gs_hooks.http import _head
 
-    _encode_head(Response(200, b"", [("x-request-id", "per-request-1"), ("content-type", "text/plain")]))
-    assert ("x-request-id", "per-request-1") not in _server._field_lines
-    assert ("content-type", "text/plain") in _server._field_lines
+    encode_head(Response(200, b"", [("x-request-id", "per-request-1"), ("content-type", "text/plain")]))
+    assert ("x-request-id", "per-request-1") not in _head._field_lines
+    assert ("content-type", "text/plain") in _head._field_lines

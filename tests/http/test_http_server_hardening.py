@@ -1,7 +1,8 @@
 """The embedded listener under attack: framing ambiguities, parser CVE shapes, limits, deadlines, the cap.
 
 Every case talks raw bytes over a real loopback socket and asserts the status, that the connection is closed
-where it must be, and that no handler ran (``calls`` stays empty).
+where it must be, and that no handler ran (``calls`` stays empty). The server runs on a :class:`FakeClock`: the
+deadline cases move its time instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 import msgspec
 import pytest
 
+from gs_hooks import FakeClock
 from gs_hooks.http import HttpLimits, HttpServer, Request, Response, Router, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -73,14 +75,18 @@ def make_app() -> App:
     return app
 
 
+# The deadlines are longer than any real-time bound of these tests (5 s): the server runs on a FakeClock, so a
+# server that waited for real time instead of its clock fails them.
 LIMITS = HttpLimits(
     max_header_bytes=2048,
     max_body_bytes=1024,
-    request_deadline_s=0.5,
-    keepalive_s=1.5,  # margin for a busy machine between the requests of one connection
+    request_deadline_s=10.0,
+    request_line_deadline_s=12.0,
+    keepalive_s=15.0,
     max_connections=3,
-    handler_timeout_s=1.0,
+    handler_timeout_s=20.0,
 )
+JUST_PAST = 0.01  # a moment past a deadline on the fake clock (sums of float seconds are not exact)
 
 
 @pytest.fixture
@@ -89,8 +95,13 @@ async def app() -> App:
 
 
 @pytest.fixture
-async def server(app: App) -> AsyncIterator[HttpServer]:
-    async with serve_http(app.router, limits=LIMITS) as srv:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def server(app: App, clock: FakeClock) -> AsyncIterator[HttpServer]:
+    async with serve_http(app.router, limits=LIMITS, clock=clock) as srv:
         yield srv
 
 
@@ -136,6 +147,17 @@ async def exchange(server: HttpServer, data: bytes, *, timeout: float = 5.0) -> 
                     closed = True
                     break
     return parse_replies(raw), closed
+
+
+async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:
+    """Everything the server sends until it closes (a real 5 s bound: only a bug waits that long)."""
+    raw = b""
+    with anyio.fail_after(5):
+        while True:
+            try:
+                raw += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return raw
 
 
 async def read_replies(stream: anyio.abc.ByteStream, count: int) -> list[Reply]:
@@ -440,59 +462,56 @@ async def test_response_splitting_by_a_handler_is_refused(server: HttpServer, ap
 # -- deadlines, idle, cap -----------------------------------------------------------------------------------------
 
 
-async def test_trickled_request_is_cut_at_the_deadline_with_408(server: HttpServer, app: App) -> None:
+async def test_trickled_request_is_cut_at_the_deadline_with_408(server: HttpServer, app: App, clock: FakeClock) -> None:
     data = post("/echo", b"abcdef")[:25]
-    raw = b""
     async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
-        with anyio.fail_after(5):
-            try:
-                for i in range(len(data)):  # 25 bytes over 1.25 s; the deadline is 0.5 s
-                    await stream.send(data[i : i + 1])
-                    await anyio.sleep(0.05)  # a slowloris: every byte well inside any per-read timeout
-            except (anyio.BrokenResourceError, OSError):
-                pass
-            while True:
-                try:
-                    raw += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
+        try:
+            for i in range(len(data)):  # 25 bytes over a little more than the request deadline
+                await stream.send(data[i : i + 1])
+                await clock.advance(LIMITS.request_deadline_s / 24)  # a slowloris: each byte inside a per-read timeout
+        except (anyio.BrokenResourceError, OSError):
+            pass
+        raw = await read_until_closed(stream)
     replies = parse_replies(raw)
     assert [r.status for r in replies] == [408]
     assert app.calls == []
 
 
-async def test_body_trickle_is_cut_too(server: HttpServer, app: App) -> None:
+async def test_body_trickle_is_cut_too(server: HttpServer, app: App, clock: FakeClock) -> None:
     async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
         await stream.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
-        raw = b""
-        with anyio.fail_after(5):
-            while True:
-                try:
-                    raw += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
+        await clock.advance(LIMITS.request_deadline_s - 0.1)
+        assert server.active_connections == 1  # not cut before the deadline
+        await clock.advance(0.1 + JUST_PAST)
+        raw = await read_until_closed(stream)
     assert [r.status for r in parse_replies(raw)] == [408]
     assert app.calls == []
 
 
-async def test_idle_keep_alive_connection_is_closed(server: HttpServer, app: App) -> None:
+async def test_idle_keep_alive_connection_is_closed(server: HttpServer, app: App, clock: FakeClock) -> None:
     async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
         await stream.send(post("/echo", b"x"))
         await read_replies(stream, 1)
+        await clock.advance(LIMITS.keepalive_s - 0.1)
+        assert server.active_connections == 1  # idle, but within the keep-alive timeout
+        await clock.advance(0.1 + JUST_PAST)
         with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
             await stream.receive()  # the server closes after keepalive_s without sending anything
 
 
-async def test_silent_new_connection_is_closed_without_an_answer(server: HttpServer) -> None:
-    replies, closed = await exchange(server, b"", timeout=5)
+async def test_silent_new_connection_is_closed_without_an_answer(server: HttpServer, clock: FakeClock) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await clock.advance(LIMITS.request_line_deadline_s + JUST_PAST)
+        replies = parse_replies(await read_until_closed(stream))
     assert replies == []
-    assert closed
 
 
-async def test_slow_handler_gets_500_and_close(server: HttpServer, app: App) -> None:
-    replies, closed = await exchange(server, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+async def test_slow_handler_gets_500_and_close(server: HttpServer, app: App, clock: FakeClock) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await clock.advance(LIMITS.handler_timeout_s + JUST_PAST)
+        replies = parse_replies(await read_until_closed(stream))
     assert [r.status for r in replies] == [500]
-    assert closed
 
 
 async def test_connection_cap_answers_503_and_frees_up(app: App) -> None:
@@ -519,6 +538,28 @@ async def test_connection_cap_answers_503_and_frees_up(app: App) -> None:
                 await anyio.sleep(0.01)
         replies, _ = await exchange(server, post("/echo", b"x", "Connection: close"))
         assert [r.status for r in replies] == [200]
+
+
+async def test_drain_waits_for_a_request_in_progress_up_to_its_grace_on_the_servers_clock(
+    server: HttpServer, app: App, clock: FakeClock
+) -> None:
+    drained = anyio.Event()
+
+    async def drain() -> None:
+        await server.drain(grace_s=LIMITS.handler_timeout_s / 2)  # the handler outlives the grace
+        drained.set()
+
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream, anyio.create_task_group() as tg:
+        await stream.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await clock.settle()
+        assert len(app.calls) == 1  # the handler runs (and never returns by itself)
+        tg.start_soon(drain)
+        await clock.advance(LIMITS.handler_timeout_s / 2 - 0.1)
+        assert not drained.is_set()
+        await clock.advance(0.1 + JUST_PAST)
+        with anyio.fail_after(5):  # the grace is over on the server's clock
+            await drained.wait()
+        app.release.set()
 
 
 # -- logs -------------------------------------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from ._client import GamebaseClient
 from ._maintenance import MaintenanceChange, MaintenanceWatcher, NoticeRequest, OnMaintenance, OnNotice
-from ._protocol import (
+from ._maintenance_state import MaintenanceDetails, MaintenanceState
+from ._models import (
     AuthInfo,
     BanPage,
     BanRecord,
     GamebaseResult,
     IdpInfo,
-    MaintenanceDetails,
-    MaintenanceState,
     Member,
     MemberDetail,
     MemberInfo,

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .._clock import Clock
 from .._config import ListenerConfig, parse_hostport
 from .._exceptions import ConfigError
 from .._health import ComponentHealth
@@ -66,6 +67,7 @@ class Listener:
     Args:
         router: the routes to serve (``hooks.router``).
         config: the listener settings; ``config.listen`` must be set.
+        clock: times the server's deadlines (default the real time; see :class:`HttpServer`).
 
     Attributes:
         server: the :class:`HttpServer` (its counters feed ``/healthz`` and ``/metrics``).
@@ -73,13 +75,18 @@ class Listener:
 
     name = "listener"
 
-    def __init__(self, router: Router, config: ListenerConfig) -> None:
+    def __init__(self, router: Router, config: ListenerConfig, *, clock: Clock | None = None) -> None:
         if config.listen is None:
             raise ConfigError("GS_HOOKS_LISTEN", "the listener needs host:port to bind")
         host, port = parse_hostport(config.listen)
         self.config = config
         self.server = HttpServer(
-            router, host=host, port=port, limits=limits_from_config(config), ssl_context=tls_context_from_config(config)
+            router,
+            host=host,
+            port=port,
+            limits=limits_from_config(config),
+            ssl_context=tls_context_from_config(config),
+            clock=clock,
         )
         self._scope: anyio.CancelScope | None = None
         self._closed = False

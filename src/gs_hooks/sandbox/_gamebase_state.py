@@ -19,13 +19,25 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .._clock import Clock, SystemClock, to_timestamp
+from .._clock import Clock, SystemClock
 from .._config import Secret
-from .._exceptions import GsHooksError
+from ._gamebase_records import (
+    BAN_TYPES,
+    LAUNCHING_STATUS_CODES,
+    MAINTENANCE_TYPES,
+    MEMBER_VALID_STATES,
+    BanRecord,
+    GamebaseSimError,
+    MaintenanceWindow,
+    SimAuth,
+    SimMember,
+    SimPurchase,
+    SimToken,
+    timestamp_of,
+)
 
 __all__ = [
     "LAUNCHING_STATUS_CODES",
@@ -39,123 +51,6 @@ __all__ = [
     "SimPurchase",
     "SimToken",
 ]
-
-MEMBER_VALID_STATES = frozenset({"Y", "D", "B", "M", "T", "P"})
-"""Member states: Y normal, D withdrawn, B banned, M missing account, T and P ban-suspended."""
-
-LAUNCHING_STATUS_CODES = frozenset({200, 201, 300, 302})
-"""Launching statuses that can be scripted; 303 (maintenance) comes from a maintenance window."""
-
-_MAINTENANCE_TYPES = frozenset({"APP", "SYSTEM"})
-_BAN_TYPES = frozenset({"TEMPORARY", "PERMANENT"})
-
-
-class GamebaseSimError(GsHooksError, ValueError):
-    """The Gamebase emulator was scripted with something it cannot represent (bad state, unknown id)."""
-
-
-def _ms(ts: float) -> int:
-    return round(ts * 1000)
-
-
-def _ts(moment: datetime | float | None, default: float) -> float:
-    if moment is None:
-        return default
-    try:
-        return to_timestamp(moment)
-    except ValueError as exc:
-        raise GamebaseSimError(str(exc)) from exc
-
-
-@dataclass(slots=True)
-class SimAuth:
-    """One IdP mapping of a member (an ``authList`` entry)."""
-
-    user_id: str
-    auth_system: str
-    idp_code: str
-    auth_key: str
-    reg_ts: float
-
-
-@dataclass(slots=True)
-class SimMember:
-    """A Gamebase member as the emulator stores it (``valid`` is the scripted state, see the module docstring)."""
-
-    user_id: str
-    valid: str
-    reg_ts: float
-    last_login_ts: float | None = None
-    auth: list[SimAuth] = field(default_factory=list)
-    info: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class SimToken:
-    """An issued access token."""
-
-    user_id: str
-    issued_ts: float
-    expires_ts: float | None
-    idp_code: str
-    idp_id: str
-    revoked: bool = False
-
-
-@dataclass(slots=True)
-class BanRecord:
-    """One ban history row (release fields filled once released)."""
-
-    seq: int
-    user_id: str
-    ban_type: str
-    begin_ts: float
-    end_ts: float | None
-    ban_caller: str = "CONSOLE"
-    ban_reason: str = ""
-    message: str = ""
-    name: str = ""
-    reg_user: str = ""
-    template_code: int = 0
-    flags: str = ""
-    release_caller: str | None = None
-    release_ts: float | None = None
-    release_reason: str | None = None
-    release_user: str | None = None
-
-    def active_at(self, now: float) -> bool:
-        """Whether the ban is in force at ``now``."""
-        if self.release_ts is not None:
-            return False
-        return self.begin_ts <= now and (self.end_ts is None or now < self.end_ts)
-
-
-@dataclass(slots=True)
-class MaintenanceWindow:
-    """A maintenance window set in the console (``[begin, end)``)."""
-
-    window_id: int
-    type_code: str
-    begin_ts: float
-    end_ts: float
-    message: str
-    url: str | None
-    reason: str
-
-
-@dataclass(slots=True)
-class SimPurchase:
-    """A purchase (IAP), consumable until consumed."""
-
-    payment_seq: str
-    item_seq: int
-    user_id: str
-    purchase_token: str
-    market_id: str
-    price: float
-    currency: str
-    purchase_ts: float
-    consumed: bool = False
 
 
 class GamebaseState:
@@ -229,7 +124,7 @@ class GamebaseState:
         """
         self._check_valid(valid)
         now = self.clock.time()
-        reg = _ts(reg_date, now)
+        reg = timestamp_of(reg_date, now)
         member = SimMember(user_id=user_id, valid=valid, reg_ts=reg)
         member.auth.append(SimAuth(user_id, auth_system, idp, auth_key or f"{idp}-{user_id}", reg))
         member.info = {
@@ -353,12 +248,12 @@ class GamebaseState:
             The history row.
         """
         now = self.clock.time()
-        begin_ts = _ts(begin, now)
-        end_ts = None if end is None else _ts(end, now)
+        begin_ts = timestamp_of(begin, now)
+        end_ts = None if end is None else timestamp_of(end, now)
         if end_ts is not None and end_ts <= begin_ts:
             raise GamebaseSimError("ban end must be after its begin")
         kind = ban_type or ("PERMANENT" if end_ts is None else "TEMPORARY")
-        if kind not in _BAN_TYPES:
+        if kind not in BAN_TYPES:
             raise GamebaseSimError(f"ban_type must be TEMPORARY or PERMANENT, got {kind!r}")
         record = BanRecord(
             seq=len(self.bans) + 1,
@@ -431,10 +326,10 @@ class GamebaseState:
         Returns:
             The window (its ``window_id`` clears it alone).
         """
-        begin_ts, end_ts = _ts(begin, 0.0), _ts(end, 0.0)
+        begin_ts, end_ts = timestamp_of(begin, 0.0), timestamp_of(end, 0.0)
         if end_ts <= begin_ts:
             raise GamebaseSimError("maintenance end must be after its begin")
-        if type_code not in _MAINTENANCE_TYPES:
+        if type_code not in MAINTENANCE_TYPES:
             raise GamebaseSimError(f"maintenance type_code must be APP or SYSTEM, got {type_code!r}")
         window = MaintenanceWindow(next(self._window_ids), type_code, begin_ts, end_ts, message, url, reason)
         self.maintenances.append(window)
