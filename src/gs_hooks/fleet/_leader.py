@@ -138,7 +138,8 @@ class Leadership:
             async with anyio.create_task_group() as tg:
                 jobs_scope = anyio.CancelScope(deadline=self._deadline)
                 tg.start_soon(self._jobs, fence, jobs, jobs_scope, tg.cancel_scope)
-                self._ended = await self._renew(fence, jobs_scope)
+                ended = await self._renew(fence, jobs_scope)
+                self._fence, self._ended = None, ended  # not leader from here, before the jobs see their end
                 tg.cancel_scope.cancel()
         finally:
             self._fence = None
@@ -182,7 +183,7 @@ class Leadership:
                 await job(fence)
                 return
             except FencedError:
-                self._ended = "a fenced write was refused"
+                self._fence, self._ended = None, "a fenced write was refused"
                 lead.cancel()
                 return
             except Exception as exc:

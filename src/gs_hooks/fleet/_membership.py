@@ -69,6 +69,11 @@ class Membership:
         self._started_ms = started_ms
         self.beats = 0
 
+    @property
+    def started_ms(self) -> int | None:
+        """When this process joined (Redis's time at its first heartbeat), None before it."""
+        return self._started_ms
+
     def update(self, *, server_ids: Iterable[str] | None = None, listener: str | None = None) -> None:
         """Change what the next heartbeats say."""
         if server_ids is not None:
