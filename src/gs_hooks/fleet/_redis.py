@@ -36,6 +36,9 @@ log = logging.getLogger("gs_hooks.fleet")
 
 INSTALL_HINT = "pip install 'gs_hooks[fleet]'"
 Arg = str | bytes | int | float
+MAX_CONNECTIONS = 32
+"""Connections per process at most. More concurrent commands (a burst of logins) wait for a free connection
+(up to the socket timeout) instead of failing with "too many connections"; blocking stream reads hold one each."""
 Call = tuple[Script, Sequence[str], Sequence[Arg]]
 
 
@@ -99,14 +102,17 @@ class FleetRedis:
         self._rng = rng or random.Random()
         self._url = redact_url(config.url)
         self._password = config.password.get_secret_value() if config.password else None
-        self.client: Redis = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             config.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=config.socket_timeout_s,
             password=self._password,
             socket_timeout=config.socket_timeout_s,
             socket_connect_timeout=config.socket_timeout_s,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
         )
+        self.client: Redis = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         self._errors = import_redis_exceptions()
         self._state: tuple[str | None, float] = (None, self.clock.time())
         self._log = RateLimitedLog(log, interval_s=30.0)
