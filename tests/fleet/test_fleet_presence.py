@@ -20,7 +20,9 @@ async def live(redis: FleetRedis, keys: Keys, pid: str) -> Presence:
 async def inbox(redis: FleetRedis, keys: Keys, pid: str) -> list[tuple[str, object]]:
     out = []
     for entry_id, fields in await redis.call("XRANGE", keys.inbox(pid), "-", "+"):
-        entry = decode_entry(entry_id, fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2])))
+        entry = decode_entry(
+            entry_id, fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2], strict=True))
+        )
         out.append((entry.op, decode_kick(entry.body)))
     return out
 
