@@ -3,9 +3,11 @@ the periodic re-check; 1,000 concurrent claims of one player from 4 processes.""
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from fleet_support import Child, RedisServer, children
 
+from gs_hooks import FakeClock
 from gs_hooks.fleet import FleetRedis, Keys, Membership, Owner, Presence
 from gs_hooks.fleet._protocol import decode_entry, decode_kick
 
@@ -119,3 +121,44 @@ def test_1000_concurrent_claims_from_4_processes(redis_server: RedisServer, poli
     told = told_local + told_remote
     assert sorted(told) == sorted(sessions - {final})
     assert all(pid in pids for pid in {t.split("|")[0] for t in told})
+
+
+async def test_the_recheck_loop_ends_lost_sessions_and_reclaims_missing(fleet_redis: FleetRedis, keys: Keys) -> None:
+    clock = FakeClock()
+    redis = FleetRedis(fleet_redis.config, clock=clock)
+    a = await live(redis, keys, "A")
+    b = await live(fleet_redis, keys, "B")
+    held = {"p1": a.owner(1, 1), "p2": a.owner(2, 2)}
+    for player, owner in held.items():
+        await a.claim(player, owner, "kick_older")
+    seen: list[tuple[str, list[str]]] = []
+
+    async def lost(players: list[str]) -> None:
+        seen.append(("lost", players))
+        for p in players:
+            held.pop(p)
+
+    async def missing(players: list[str]) -> None:
+        seen.append(("missing", players))
+        for p in players:
+            await a.claim(p, held[p], "kick_older")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(
+                lambda task_status: a.run_recheck(lambda: held, lost, missing, every_s=5, task_status=task_status)
+            )
+            await b.claim("p1", b.owner(9, 9), "kick_older")
+            await fleet_redis.call("DEL", keys.owner("p2"))
+            await clock.advance(5)
+            with anyio.fail_after(5):  # the check itself is network IO: wait for its outcome
+                while len(seen) < 2:
+                    await anyio.sleep(0.01)
+            assert seen == [("lost", ["p1"]), ("missing", ["p2"])]
+            assert await a.get("p2") == Owner("A", "2", 2)
+            await clock.advance(5)
+            await anyio.sleep(0.3)
+            assert len(seen) == 2  # nothing more to do: one session per player again
+            tg.cancel_scope.cancel()
+    finally:
+        await redis.aclose()

@@ -10,15 +10,17 @@ players' owner keys periodically (:meth:`Presence.recheck`, MGET in chunks) and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
+import anyio
+import anyio.abc
 import msgspec
 
 from ._lua import CLAIM, RELEASE
 from ._membership import INBOX_TTL_MS
 from ._protocol import Keys, Owner, ownership_diff
-from ._redis import Arg, Call, FleetRedis
+from ._redis import Arg, Call, FleetError, FleetRedis
 
 __all__ = ["ClaimResult", "Presence"]
 
@@ -128,6 +130,38 @@ class Presence:
             lost += gone
             missing += absent
         return lost, missing
+
+    async def run_recheck(
+        self,
+        held: Callable[[], Mapping[str, Owner]],
+        on_lost: Callable[[list[str]], Awaitable[None]],
+        on_missing: Callable[[list[str]], Awaitable[None]],
+        *,
+        every_s: float,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Every ``every_s``, :meth:`recheck` what ``held()`` returns and hand the results over; until cancelled.
+
+        Args:
+            held: this process's logged-in players and their owner values, now.
+            on_lost: ends the local sessions of these players (another session owns them now).
+            on_missing: claims these players again (their keys are gone: Redis lost data, or never had them).
+            every_s: the period (``FleetConfig.recheck_s``).
+
+        A failed check (Redis unreachable) is logged, rate-limited, and tried again at the next period.
+        """
+        task_status.started()
+        while True:
+            await self.redis.clock.sleep(every_s)
+            try:
+                lost, missing = await self.recheck(held())
+            except FleetError as exc:
+                self.redis.note("ownership re-check", exc)
+                continue
+            if lost:
+                await on_lost(lost)
+            if missing:
+                await on_missing(missing)
 
     async def get(self, player: str) -> Owner | None:
         """The current owner of ``player``, or None. Raises FleetError."""

@@ -37,6 +37,7 @@ from ._protocol import (
     encode_row,
     gap,
 )
+from ._protocol import block_ms as block_ms_below
 from ._redis import Arg, Call, FleetError, FleetRedis
 
 __all__ = [
@@ -230,7 +231,8 @@ class StreamReader:
         redis: the connection.
         stream: the stream key.
         epoch_key: ``P:epoch``.
-        block_ms: XREAD's block time (keep it below the socket timeout: :func:`~._protocol.block_ms`).
+        block_ms: XREAD's block time; kept below the client's socket timeout (:func:`~._protocol.block_ms`), so a
+            quiet stream returns empty instead of timing out.
         count: entries per XREAD at most.
         skip_origin: entries published by this process id are left out of the batches (the cursor still
             moves past them).
@@ -249,7 +251,7 @@ class StreamReader:
         self.redis = redis
         self.stream = stream
         self.epoch_key = epoch_key
-        self.block_ms = block_ms
+        self.block_ms = min(block_ms, block_ms_below(1e9, redis.config.socket_timeout_s))
         self.count = count
         self.skip_origin = skip_origin
         self.reloads: list[str] = []  # reasons, for metrics and tests
