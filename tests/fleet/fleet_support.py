@@ -267,8 +267,12 @@ class Child:
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._threads = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
 
     @property
     def pid(self) -> int:
@@ -339,6 +343,8 @@ class Child:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
+        for t in self._threads:  # every line the process wrote is read before the pipes close
+            t.join(5)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):

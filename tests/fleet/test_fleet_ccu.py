@@ -119,6 +119,8 @@ def test_four_processes_two_servers_kills_and_a_pause(redis_server: RedisServer)
             assert time.monotonic() < deadline, "the last slot was never frozen"
             time.sleep(0.1)
         time.sleep(1.0)  # the leader completes what it froze
+    for c in procs:
+        c.drain()  # every line each process printed, not only those the steps above waited for
     assert set(late["outcomes"].values()) <= {"stale", "frozen"}  # the paused process did not count late
     sums: dict[tuple[str, int], int] = defaultdict(int)
     refused: list[tuple[int, str]] = []
