@@ -187,8 +187,8 @@ class Leadership:
                 lead.cancel()
                 return
             except Exception as exc:
-                log.exception("fleet: leader job %r failed; restarting it", getattr(job, "__name__", job))
-                await self.redis.pause(attempt, "leader job", exc)
+                name = getattr(job, "__name__", repr(job))
+                await self.redis.pause(attempt, f"leader job {name}", exc, traceback=True)
                 attempt += 1
 
     def __repr__(self) -> str:

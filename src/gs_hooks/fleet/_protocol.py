@@ -27,6 +27,9 @@ import msgspec
 from ._keys import Keys, make_process_id
 
 __all__ = [
+    "OP_APPLY",
+    "OP_KICK",
+    "OP_LIFT",
     "BanRow",
     "Cursor",
     "Fence",
@@ -60,9 +63,9 @@ __all__ = [
     "parse_history",
 ]
 
-OP_APPLY = "apply"
-OP_LIFT = "lift"
-OP_KICK = "kick"
+OP_APPLY = "apply"  # a ban batch entry that applies its rows
+OP_LIFT = "lift"  # a ban batch entry that lifts them (tombstones)
+OP_KICK = "kick"  # an inbox message: a session lost its player to a newer login
 
 
 class Fence(msgspec.Struct, frozen=True, gc=False):

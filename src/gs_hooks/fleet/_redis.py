@@ -276,13 +276,16 @@ class FleetRedis:
         error, since = self._state
         return ComponentHealth(name="redis", ok=error is None, error=error, since=since)
 
-    def note(self, what: str, exc: BaseException) -> None:
-        """Log a failed fleet step as a warning, rate-limited per ``what``."""
-        self._log.log(logging.WARNING, what, "fleet: %s failed, retrying: %s", what, self.scrub(str(exc)))
+    def note(self, what: str, exc: BaseException, *, traceback: bool = False) -> None:
+        """Log a failed fleet step as a warning (an error with its traceback when ``traceback``), rate-limited
+        per ``what``."""
+        level = logging.ERROR if traceback else logging.WARNING
+        exc_info = exc if traceback else None
+        self._log.log(level, what, "fleet: %s failed, retrying: %s", what, self.scrub(str(exc)), exc_info=exc_info)
 
-    async def pause(self, attempt: int, what: str, exc: BaseException) -> None:
+    async def pause(self, attempt: int, what: str, exc: BaseException, *, traceback: bool = False) -> None:
         """Log a failed fleet step (rate-limited) and sleep a jittered backoff before retry ``attempt``."""
-        self.note(what, exc)
+        self.note(what, exc, traceback=traceback)
         await self.clock.sleep(backoff_delay(attempt, 0.05, 2.0, self._rng))
 
     async def aclose(self) -> None:

@@ -276,9 +276,8 @@ class StreamReader:
             except FleetError as exc:
                 await self.redis.pause(attempt, f"reading {self.stream}", exc)
                 attempt += 1
-            except Exception as exc:
-                log.exception("fleet: the handler of %s failed; the entries will be read again", self.stream)
-                await self.redis.pause(attempt, f"handling {self.stream}", exc)
+            except Exception as exc:  # the handler's: the same entries come again
+                await self.redis.pause(attempt, f"handling entries of {self.stream}", exc, traceback=True)
                 attempt += 1
 
     async def step(self, handler: StreamHandler) -> None:
