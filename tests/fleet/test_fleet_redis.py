@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 from fleet_support import RedisServer, make_config
 
 from gs_hooks import ConfigError
-from gs_hooks.fleet import FleetError, FleetRedis
+from gs_hooks.fleet import FencedError, FleetConfig, FleetError, FleetRedis
 from gs_hooks.fleet._lua import ENSURE_EPOCH, FENCED_SET, PUBLISH
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,16 @@ async def test_trio_is_refused_clearly(fleet_config: object) -> None:
     assert "asyncio only" in info.value.problem and info.value.setting == "GS_HOOKS_REDIS_URL"
 
 
+def test_trio_is_refused_at_start_when_made_outside_a_loop(fleet_config: FleetConfig) -> None:
+    redis = FleetRedis(fleet_config)  # no event loop here: nothing to check yet
+
+    async def start() -> None:
+        await redis.start()
+
+    with pytest.raises(ConfigError, match="asyncio only"):
+        trio.run(start)
+
+
 def test_missing_redis_package_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['redis'] = None\n"
@@ -76,8 +87,6 @@ async def test_script_cache_flushed_is_reloaded(fleet_redis: FleetRedis, redis_s
 
 
 async def test_fenced_error_and_refusals_are_ours(fleet_redis: FleetRedis) -> None:
-    from gs_hooks.fleet import FencedError
-
     with pytest.raises(FencedError):
         await fleet_redis.script(FENCED_SET, ["t:leader", "t:k"], ["nobody|1", "v"])
     await fleet_redis.call("SET", "t:str", "x")

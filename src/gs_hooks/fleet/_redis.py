@@ -123,9 +123,10 @@ class FleetRedis:
         """Check the server and load the scripts.
 
         Raises:
-            ConfigError: Redis evicts keys (``maxmemory-policy`` is not ``noeviction``).
+            ConfigError: Redis evicts keys (``maxmemory-policy`` is not ``noeviction``), or this is not asyncio.
             FleetError: Redis cannot be reached (the caller may go on and retry).
         """
+        refuse_trio()  # the client may have been made outside any event loop
         try:
             reply = await self._raw("CONFIG", "GET", "maxmemory-policy")
         except self._errors.ResponseError as exc:  # CONFIG renamed or refused on a managed Redis
