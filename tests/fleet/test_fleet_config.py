@@ -70,7 +70,7 @@ def test_password_given_twice_is_refused() -> None:
         ({"GS_HOOKS_REDIS_PREFIX": "a:b"}, "GS_HOOKS_REDIS_PREFIX", "1-64"),
         ({"GS_HOOKS_FLEET_HEARTBEAT_S": "x"}, "GS_HOOKS_FLEET_HEARTBEAT_S", "not a number"),
         ({"GS_HOOKS_FLEET_BANS_MAXLEN": "1.5"}, "GS_HOOKS_FLEET_BANS_MAXLEN", "not an integer"),
-        ({"GS_HOOKS_FLEET_HEARTBEAT_S": "0"}, "GS_HOOKS_FLEET_HEARTBEAT_S", "greater than 0"),
+        ({"GS_HOOKS_FLEET_HEARTBEAT_S": "0"}, "GS_HOOKS_FLEET_HEARTBEAT_S", "must be > 0"),
         ({"GS_HOOKS_FLEET_MEMBER_TTL_S": "1.5"}, "GS_HOOKS_FLEET_MEMBER_TTL_S", "twice the heartbeat"),
         ({"GS_HOOKS_FLEET_LEASE_RENEW_S": "2"}, "GS_HOOKS_FLEET_LEASE_RENEW_S", "half the lease"),
         ({"GS_HOOKS_FLEET_BLOCK_S": "5"}, "GS_HOOKS_FLEET_BLOCK_S", "below the socket timeout"),
@@ -94,3 +94,13 @@ def test_every_variable_names_a_field() -> None:
     fields = set(FleetConfig.__struct_fields__)
     assert all(var.field in fields for var in FLEET_ENV_VARS)
     assert len({v.name for v in FLEET_ENV_VARS}) == len(FLEET_ENV_VARS)
+
+
+def test_a_struct_made_by_hand_checks_itself() -> None:
+    with pytest.raises(ConfigError) as info:
+        FleetConfig(url="redis://h", game="g", lease_ttl_s=-1)
+    assert info.value.setting == "GS_HOOKS_FLEET_LEASE_TTL_S"
+    with pytest.raises(ConfigError) as info:
+        FleetConfig(url="redis://h", game="a b")
+    assert info.value.setting == "GS_HOOKS_GAME"
+    assert "GS_HOOKS_GAME" not in {v.name for v in FLEET_ENV_VARS}  # the CCU section's variable, not a fleet row

@@ -1,18 +1,22 @@
-"""Fleet mode's settings: one frozen struct, and the environment variables that fill it (declared once).
+"""Fleet mode's settings: one frozen struct whose fields declare their variables once.
 
 Fleet mode is on when ``GS_HOOKS_REDIS_URL`` is set. A password inside the URL is moved out of it at once into
 :attr:`FleetConfig.password` (a :class:`~gs_hooks.Secret`), so the URL a struct holds, shows and logs never has
-one; giving a password both in the URL and in ``GS_HOOKS_REDIS_PASSWORD`` is refused. The table
-:data:`FLEET_ENV_VARS` is the single list of variables (name, field, parser, README line); it is meant to be
-merged into the main configuration's table.
+one; giving a password both in the URL and in ``GS_HOOKS_REDIS_PASSWORD`` is refused.
+
+Each field carries ``Annotated[type, FleetSetting(env, help, check)]``, the shape of the main configuration's
+``Setting`` declarations: merging this section into it is replacing :class:`FleetSetting` by ``Setting`` and the
+struct's base by ``Section`` (whose ``__post_init__`` runs the same checks and :meth:`FleetConfig._together`).
+:data:`FLEET_ENV_VARS` (the README rows) and the parsing of :func:`fleet_config_from_env` derive from them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import SplitResult, urlsplit
 
 import msgspec
@@ -20,9 +24,37 @@ import msgspec
 from .._config import Secret
 from .._exceptions import ConfigError
 
-__all__ = ["FLEET_ENV_VARS", "FleetConfig", "FleetEnvVar", "fleet_config_from_env", "redact_url"]
+__all__ = ["FLEET_ENV_VARS", "FleetConfig", "FleetEnvVar", "FleetSetting", "fleet_config_from_env", "redact_url"]
 
-_PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_KEY_PART = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSetting:
+    """One setting's declaration, on its field (the main configuration's ``Setting``).
+
+    Attributes:
+        env: its environment variable.
+        help: its README line.
+        check: the value's problem in words, or None when allowed.
+        own: False for a field fed by another section's variable (``GS_HOOKS_GAME``): no row of its own.
+    """
+
+    env: str
+    help: str = ""
+    check: Check | None = None
+    own: bool = True
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _key_part(value: str) -> str | None:
+    ok = _KEY_PART.fullmatch(value) is not None
+    return None if ok else f"{value!r} must be 1-64 letters, digits, '_', '.' or '-' (it names Redis keys)"
 
 
 def redact_url(url: str) -> str:
@@ -49,6 +81,10 @@ def _netloc(parts: SplitResult, password: str | None) -> str:
     return f"{user}@{host}" if user else host
 
 
+def _s(env: str, help: str = "", check: Check | None = _positive) -> FleetSetting:
+    return FleetSetting(env, help, check)
+
+
 class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Fleet mode (many processes on one Redis acting as one game).
 
@@ -60,7 +96,7 @@ class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
         heartbeat_s: how often a process renews its membership.
         member_ttl_s: a process that sent no heartbeat for this long is not a member (not counted, not waited).
         lease_ttl_s: the leader lease; a dead leader is replaced within about this long.
-        lease_renew_s: how often the leader renews its lease (well inside the TTL).
+        lease_renew_s: how often the leader renews its lease (at most half the TTL).
         recheck_s: how often a process re-checks that it still owns its players' sessions.
         ccu_staleness_s: a CCU count written later than this after its instant is not reported.
         ccu_collect_wait_s: the leader freezes a slot after this long even if a member has not reported.
@@ -70,27 +106,42 @@ class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
         inbox_maxlen: approximate length an inbox is trimmed to.
     """
 
-    url: str
-    game: str
-    password: Secret | None = None
-    prefix: str = "gs_hooks"
-    heartbeat_s: float = 1.0
-    member_ttl_s: float = 5.0
-    lease_ttl_s: float = 3.0
-    lease_renew_s: float = 1.0
-    recheck_s: float = 5.0
-    ccu_staleness_s: float = 5.0
-    ccu_collect_wait_s: float = 10.0
-    socket_timeout_s: float = 5.0
-    block_s: float = 2.0
-    bans_maxlen: int = 100_000
-    inbox_maxlen: int = 10_000
+    url: Annotated[str, _s("GS_HOOKS_REDIS_URL", "`redis://` or `rediss://` URL; set = fleet mode on", None)]
+    game: Annotated[str, FleetSetting("GS_HOOKS_GAME", check=_key_part, own=False)]
+    password: Annotated[
+        Secret | None, _s("GS_HOOKS_REDIS_PASSWORD", "Redis password (secret; or in the URL)", None)
+    ] = None
+    prefix: Annotated[
+        str, _s("GS_HOOKS_REDIS_PREFIX", "key prefix, to share a Redis (`{prefix}:{game}:`)", _key_part)
+    ] = "gs_hooks"
+    heartbeat_s: Annotated[float, _s("GS_HOOKS_FLEET_HEARTBEAT_S", "membership heartbeat period")] = 1.0
+    member_ttl_s: Annotated[float, _s("GS_HOOKS_FLEET_MEMBER_TTL_S", "a silent process leaves the fleet after")] = 5.0
+    lease_ttl_s: Annotated[float, _s("GS_HOOKS_FLEET_LEASE_TTL_S", "leader lease TTL")] = 3.0
+    lease_renew_s: Annotated[float, _s("GS_HOOKS_FLEET_LEASE_RENEW_S", "leader lease renewal period")] = 1.0
+    recheck_s: Annotated[float, _s("GS_HOOKS_FLEET_RECHECK_S", "session ownership re-check period")] = 5.0
+    ccu_staleness_s: Annotated[float, _s("GS_HOOKS_FLEET_CCU_STALENESS_S", "a later CCU count is not reported")] = 5.0
+    ccu_collect_wait_s: Annotated[float, _s("GS_HOOKS_FLEET_CCU_COLLECT_WAIT_S", "longest wait for CCU counts")] = 10.0
+    socket_timeout_s: Annotated[float, _s("GS_HOOKS_FLEET_SOCKET_TIMEOUT_S", "Redis socket timeout")] = 5.0
+    block_s: Annotated[float, _s("GS_HOOKS_FLEET_BLOCK_S", "blocking stream read time (< socket timeout)")] = 2.0
+    bans_maxlen: Annotated[int, _s("GS_HOOKS_FLEET_BANS_MAXLEN", "ban stream length kept (approximate)")] = 100_000
+    inbox_maxlen: Annotated[int, _s("GS_HOOKS_FLEET_INBOX_MAXLEN", "inbox stream length kept (approximate)")] = 10_000
 
     def __post_init__(self) -> None:
-        """Raises ConfigError: a value is not allowed (the message names the variable)."""
+        """Raises ConfigError: a value is not allowed (the message names the variable, never the password)."""
+        self._move_password()
+        settings = _settings()
+        for name, setting in settings.items():
+            problem = setting.check(getattr(self, name)) if setting.check is not None else None
+            if problem is not None:
+                raise ConfigError(setting.env, problem)
+        for name, ok, problem in self._together():
+            if not ok:
+                raise ConfigError(settings[name].env, problem)
+
+    def _move_password(self) -> None:
         try:
             parts = urlsplit(self.url)
-            password, port = parts.password, parts.port
+            password, _ = parts.password, parts.port
         except ValueError as exc:
             raise ConfigError("GS_HOOKS_REDIS_URL", f"{redact_url(self.url)!r} is not a URL ({exc})") from None
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
@@ -98,7 +149,6 @@ class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
                 "GS_HOOKS_REDIS_URL",
                 f"{redact_url(self.url)!r} is not a redis:// or rediss:// URL with a host (e.g. redis://127.0.0.1:6379/0)",
             )
-        del port
         if password:
             if self.password:
                 raise ConfigError(
@@ -107,7 +157,26 @@ class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
                 )
             msgspec.structs.force_setattr(self, "password", Secret(password))
             msgspec.structs.force_setattr(self, "url", parts._replace(netloc=_netloc(parts, None)).geturl())
-        _validate(self)
+
+    def _together(self) -> Iterable[tuple[str, bool, str]]:
+        """Rules over several fields: (field named in the error, whether it holds, the problem)."""
+        yield (
+            "member_ttl_s",
+            self.member_ttl_s >= 2 * self.heartbeat_s,
+            f"{self.member_ttl_s} s must be at least twice the heartbeat ({self.heartbeat_s} s): one late heartbeat "
+            "would drop a live process",
+        )
+        yield (
+            "lease_renew_s",
+            self.lease_renew_s * 2 <= self.lease_ttl_s,
+            f"{self.lease_renew_s} s must be at most half the lease TTL ({self.lease_ttl_s} s)",
+        )
+        yield (
+            "block_s",
+            self.block_s < self.socket_timeout_s,
+            f"{self.block_s} s must be below the socket timeout ({self.socket_timeout_s} s): a longer blocking read "
+            "would time out instead of returning",
+        )
 
     @property
     def key_base(self) -> str:
@@ -115,35 +184,23 @@ class FleetConfig(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.prefix}:{self.game}:"
 
 
-def _validate(c: FleetConfig) -> None:
-    for setting, value in (("GS_HOOKS_REDIS_PREFIX", c.prefix), ("GS_HOOKS_GAME", c.game)):
-        if not _PREFIX.fullmatch(value):
-            raise ConfigError(setting, f"{value!r} must be 1-64 letters, digits, '_', '.' or '-' (it names Redis keys)")
-    for var in FLEET_ENV_VARS:
-        if var.kind in ("float", "int") and not getattr(c, var.field) > 0:
-            raise ConfigError(var.name, f"{getattr(c, var.field)!r} must be greater than 0")
-    if c.member_ttl_s < 2 * c.heartbeat_s:
-        raise ConfigError(
-            "GS_HOOKS_FLEET_MEMBER_TTL_S",
-            f"{c.member_ttl_s} s must be at least twice the heartbeat ({c.heartbeat_s} s): one late heartbeat "
-            "would drop a live process",
-        )
-    if c.lease_renew_s * 2 > c.lease_ttl_s:
-        raise ConfigError(
-            "GS_HOOKS_FLEET_LEASE_RENEW_S",
-            f"{c.lease_renew_s} s must be at most half the lease TTL ({c.lease_ttl_s} s)",
-        )
-    if c.block_s >= c.socket_timeout_s:
-        raise ConfigError(
-            "GS_HOOKS_FLEET_BLOCK_S",
-            f"{c.block_s} s must be below the socket timeout ({c.socket_timeout_s} s): a longer blocking read "
-            "would time out instead of returning",
-        )
+_SETTINGS: dict[str, FleetSetting] = {}
+
+
+def _settings() -> dict[str, FleetSetting]:
+    """The declared settings of :class:`FleetConfig`, by field, in declaration order."""
+    if not _SETTINGS:
+        hints = typing.get_type_hints(FleetConfig, include_extras=True)
+        for name in FleetConfig.__struct_fields__:
+            for meta in getattr(hints[name], "__metadata__", ()):
+                if isinstance(meta, FleetSetting):
+                    _SETTINGS[name] = meta
+    return _SETTINGS
 
 
 @dataclass(frozen=True, slots=True)
 class FleetEnvVar:
-    """One fleet setting: its variable, the :class:`FleetConfig` field, the parser kind, a README line."""
+    """One fleet variable as the environment and the README see it (derived from its :class:`FleetSetting`)."""
 
     name: str
     field: str
@@ -151,22 +208,20 @@ class FleetEnvVar:
     help: str
 
 
-FLEET_ENV_VARS: tuple[FleetEnvVar, ...] = (
-    FleetEnvVar("GS_HOOKS_REDIS_URL", "url", "str", "`redis://` or `rediss://` URL; set = fleet mode on"),
-    FleetEnvVar("GS_HOOKS_REDIS_PASSWORD", "password", "secret", "Redis password (secret; or in the URL)"),
-    FleetEnvVar("GS_HOOKS_REDIS_PREFIX", "prefix", "str", "key prefix, to share a Redis (`{prefix}:{game}:`)"),
-    FleetEnvVar("GS_HOOKS_FLEET_HEARTBEAT_S", "heartbeat_s", "float", "membership heartbeat period"),
-    FleetEnvVar("GS_HOOKS_FLEET_MEMBER_TTL_S", "member_ttl_s", "float", "a silent process leaves the fleet after"),
-    FleetEnvVar("GS_HOOKS_FLEET_LEASE_TTL_S", "lease_ttl_s", "float", "leader lease TTL"),
-    FleetEnvVar("GS_HOOKS_FLEET_LEASE_RENEW_S", "lease_renew_s", "float", "leader lease renewal period"),
-    FleetEnvVar("GS_HOOKS_FLEET_RECHECK_S", "recheck_s", "float", "session ownership re-check period"),
-    FleetEnvVar("GS_HOOKS_FLEET_CCU_STALENESS_S", "ccu_staleness_s", "float", "a later CCU count is not reported"),
-    FleetEnvVar("GS_HOOKS_FLEET_CCU_COLLECT_WAIT_S", "ccu_collect_wait_s", "float", "longest wait for CCU counts"),
-    FleetEnvVar("GS_HOOKS_FLEET_SOCKET_TIMEOUT_S", "socket_timeout_s", "float", "Redis socket timeout"),
-    FleetEnvVar("GS_HOOKS_FLEET_BLOCK_S", "block_s", "float", "blocking stream read time (< socket timeout)"),
-    FleetEnvVar("GS_HOOKS_FLEET_BANS_MAXLEN", "bans_maxlen", "int", "ban stream length kept (approximate)"),
-    FleetEnvVar("GS_HOOKS_FLEET_INBOX_MAXLEN", "inbox_maxlen", "int", "inbox stream length kept (approximate)"),
-)
+def _kind(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if type(None) in args:
+        (hint,) = [a for a in args if a is not type(None)]
+    return {str: "str", int: "int", float: "float", Secret: "secret"}[hint]
+
+
+def _env_vars() -> tuple[FleetEnvVar, ...]:
+    hints = typing.get_type_hints(FleetConfig)
+    return tuple(FleetEnvVar(s.env, name, _kind(hints[name]), s.help) for name, s in _settings().items() if s.own)
+
+
+FLEET_ENV_VARS: tuple[FleetEnvVar, ...] = _env_vars()
+"""The fleet's own variables, in declaration order (``GS_HOOKS_GAME`` belongs to the CCU section)."""
 
 
 def _parse(var: FleetEnvVar, raw: str) -> Any:
@@ -192,8 +247,9 @@ def fleet_config_from_env(environ: Mapping[str, str]) -> FleetConfig | None:
         The settings, or None.
 
     Raises:
-        ConfigError: a value is malformed or not allowed, or ``GS_HOOKS_GAME`` is missing while
-            ``GS_HOOKS_REDIS_URL`` is set; the message names the variable and never holds the password.
+        ConfigError: a value is malformed or not allowed, a fleet variable is set without
+            ``GS_HOOKS_REDIS_URL``, or ``GS_HOOKS_GAME`` is missing; the message names the variable and never
+            holds the password.
     """
     url = environ.get("GS_HOOKS_REDIS_URL", "").strip()
     if not url:
