@@ -1,0 +1,51 @@
+"""Fleet mode: many game-server processes on one Redis behave as one game.
+
+The primitives live here; the capabilities (ban book, login, CCU reporter, pollers) are wired to them elsewhere.
+Importing this package does not import ``redis`` (an optional dependency: ``pip install 'gs_hooks[fleet]'``);
+creating a :class:`FleetRedis` does.
+"""
+
+from __future__ import annotations
+
+from ._ccu import FleetCcu
+from ._config import FLEET_ENV_VARS, FleetConfig, FleetEnvVar, fleet_config_from_env, redact_url
+from ._leader import LeaderJob, Leadership
+from ._membership import Membership, new_process_id
+from ._presence import ClaimResult, Presence
+from ._protocol import BanRow, Cursor, Fence, Keys, KickNotice, MemberInfo, Owner, PendingSample, StreamEntry
+from ._redis import FencedError, FleetError, FleetRedis
+from ._stream import MemoryOutbox, Outbox, Outgoing, Publisher, StreamHandler, StreamReader, read_ban_set
+
+__all__ = [
+    "FLEET_ENV_VARS",
+    "BanRow",
+    "ClaimResult",
+    "Cursor",
+    "Fence",
+    "FencedError",
+    "FleetCcu",
+    "FleetConfig",
+    "FleetEnvVar",
+    "FleetError",
+    "FleetRedis",
+    "Keys",
+    "KickNotice",
+    "LeaderJob",
+    "Leadership",
+    "MemberInfo",
+    "Membership",
+    "MemoryOutbox",
+    "Outbox",
+    "Outgoing",
+    "Owner",
+    "PendingSample",
+    "Presence",
+    "Publisher",
+    "StreamEntry",
+    "StreamHandler",
+    "StreamReader",
+    "fleet_config_from_env",
+    "new_process_id",
+    "read_ban_set",
+    "redact_url",
+]
