@@ -57,7 +57,7 @@ NEIGHBOURS: dict[str, set[str]] = {
 WIRING = {"_install", "_api"}
 UPPER = {"_login": 5, "ops": 5, "_hooks": 6, "_setup": 7, "__main__": 8}
 
-OPTIONAL = {"prometheus_client", "trio", "uvloop"}
+OPTIONAL = {"prometheus_client", "redis", "trio", "uvloop"}
 """Optional dependencies: the only imports allowed inside a function (the feature says what to install)."""
 PENDING_IN_FUNCTION = {("gs_hooks._config", "hmac")}
 """In-function imports in files another change owns (the config split hoists this one); tolerated, not required."""
