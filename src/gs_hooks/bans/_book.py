@@ -36,13 +36,13 @@ import anyio
 
 from .._clock import Clock
 from .._ids import lookup_key, player_id
+from .._signal import Doorbell
 from .._store import Store
 from .._time import to_timestamp
 from ._enforce import Enforcer
 from ._memory import BanIndex
 from ._model import LOCAL, Ban, BanEvent, BanKey, BanRow, BatchOrigin, KickBanned
 from ._persistence import BanStore, SqliteBanStore
-from ._timer import Doorbell
 
 __all__ = ["PURGE_EVERY_S", "RETRY_WRITE_S", "BanBook"]
 

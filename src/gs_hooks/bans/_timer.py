@@ -2,9 +2,10 @@
 
 The book never does background work itself: whenever it queues some (bans recorded by the sync core to enforce,
 a batch cut short, a start or an end put on its timeline, a write to retry, its first load) it rings its
-:class:`Doorbell`. The timer answers: it runs the book's ``tick`` (enforce what is queued and what has started,
-drop what has ended, retry failed writes, purge), then sleeps on the injected clock until the book's next deadline
-or the next ring. A ring while it works is kept, so nothing queued waits for the next deadline.
+doorbell (:class:`~gs_hooks._signal.Doorbell`). The timer answers: it runs the book's ``tick`` (enforce what is
+queued and what has started, drop what has ended, retry failed writes, purge), then sleeps on the injected clock
+until the book's next deadline or the next ring. A ring while it works is kept, so nothing queued waits for the
+next deadline.
 
 The timer sees the book only through :class:`Chores` (its public methods), and the book does not know the timer.
 """
@@ -18,42 +19,11 @@ import anyio
 import anyio.abc
 
 from .._clock import Clock
+from .._signal import Changed, Doorbell
 
-__all__ = ["BanTimer", "Chores", "Doorbell"]
+__all__ = ["BanTimer", "Chores"]
 
 log = logging.getLogger("gs_hooks.bans")
-
-
-class Doorbell:
-    """A wake-up call that is never lost: a ring before the waiter waits makes its wait return at once."""
-
-    def __init__(self) -> None:
-        self._rung = False
-        self._event: anyio.Event | None = None
-
-    @property
-    def rung(self) -> bool:
-        """Whether work was queued since the waiter last answered."""
-        return self._rung
-
-    def ring(self) -> None:
-        """Work is queued (callable from sync code, in or out of the event loop's tasks)."""
-        self._rung = True
-        if self._event is not None:
-            self._event.set()
-
-    def answer(self) -> None:
-        """The waiter takes the work queued so far: later rings are kept for its next wait."""
-        self._rung = False
-
-    async def wait(self) -> None:
-        """Return once rung (at once when it was rung since the last :meth:`answer`)."""
-        while not self._rung:
-            event = self._event = anyio.Event()
-            try:
-                await event.wait()
-            finally:
-                self._event = None
 
 
 class Chores(Protocol):
@@ -100,7 +70,7 @@ class BanTimer:
         self.book = book
         self.load_at_start = load_at_start
         self._asleep = False
-        self._changed: anyio.Event | None = None
+        self._changed = Changed()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled."""
@@ -140,9 +110,7 @@ class BanTimer:
 
     def _note_asleep(self, asleep: bool) -> None:
         self._asleep = asleep
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._changed.notify()
 
     @property
     def idle(self) -> bool:
@@ -153,8 +121,6 @@ class BanTimer:
         """Return once the timer sleeps with nothing queued (its work, writes included, done). For tests on a
         fake clock; waits for as long as the timer does not run."""
         while not self.idle:
-            if self._changed is None:
-                self._changed = anyio.Event()
             await self._changed.wait()
 
     async def aclose(self) -> None:
