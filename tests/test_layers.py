@@ -281,6 +281,7 @@ PURE = [
     "gs_hooks.bans._enforce",
     "gs_hooks.bans._memory",
     "gs_hooks.bans._model",
+    "gs_hooks.ccu._model",
     "gs_hooks.http._strict",
     "gs_hooks.sessions._registry",
     "gs_hooks.sessions._session",
