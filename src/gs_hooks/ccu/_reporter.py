@@ -108,7 +108,9 @@ class CcuReporter:
 
     Attributes:
         spool: the spool, which is also the CCU history (``hooks.ccu.spool``).
-        sampler / queue / sender: the parts (see the module docstring).
+        sampler / sink / queue / sender / mirror: the parts (see the module docstring; ``mirror`` is None without
+            a mirror URL).
+        shutdown_grace_s: how long :meth:`aclose` lets an in-flight send finish (settable).
     """
 
     name = "ccu"
