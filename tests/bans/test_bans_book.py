@@ -179,7 +179,7 @@ async def test_nowait_apply_is_durable_at_once_and_enforced_soon(tmp_path: Path,
         assert hooks.bans.apply_nowait(ban) is True
         assert hooks.bans.apply_nowait(ban) is False
         # durable before any await: a second book on the same file sees it
-        other = BanBook(gs_hooks._store.Store(str(path)), clock=clock)
+        other = BanBook(Store(str(path)), clock=clock)
         assert other.active_ban("p") == ban
         other.store.close()
         await clock.settle()
