@@ -39,8 +39,9 @@ from .._backoff import backoff_delay
 from .._callbacks import call_callback
 from .._clock import Clock, SystemClock
 from .._config import CcuConfig
-from .._exceptions import ProtocolError
+from .._exceptions import HttpTransportError, ProtocolError
 from .._health import ComponentHealth
+from .._http_client import HttpClient, as_http_client
 from .._time import format_kst, grid_slot, next_grid_instant
 from ._counter import CcuCounter
 from ._metrics import CcuMetrics
@@ -94,7 +95,7 @@ class CcuReporter:
 
     Args:
         config: the CCU settings (``url`` must be set).
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client (``hooks.http``), or an ``httpx.AsyncClient`` (wrapped, left open).
         spool: the durable spool (its store is closed by the reporter when ``owns_store``).
         counter: socket or web counter.
         clock: the clock (``SystemClock`` by default).
@@ -112,7 +113,7 @@ class CcuReporter:
         self,
         config: CcuConfig,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         spool: CcuSpool,
         counter: CcuCounter,
         clock: Clock | None = None,
@@ -128,7 +129,7 @@ class CcuReporter:
             raise ValueError("CcuReporter needs config.url (GS_HOOKS_CCU_URL)")
         self.config = config
         self.url: str = config.url
-        self.http = http
+        self.http = as_http_client(http)
         self.spool = spool
         self.counter = counter
         self.clock: Clock = clock or SystemClock()
@@ -637,17 +638,17 @@ class CcuReporter:
             label = error = ""
             t0 = time.perf_counter()
             try:
-                resp = await self.http.post(
-                    self.url, content=body, headers={"content-type": ctype}, timeout=self.config.timeout_s
+                resp = await self.http.request(
+                    "POST", self.url, content=body, headers={"content-type": ctype}, timeout_s=self.config.timeout_s
                 )
-                if 200 <= resp.status_code < 300:
+                if 200 <= resp.status < 300:
                     try:
                         code = parse_response(resp.content)
                     except ProtocolError as exc:
                         label, error = "unreadable", str(exc)
                 else:
-                    label, error = f"http_{resp.status_code}", f"HTTP status {resp.status_code}"
-            except httpx.HTTPError as exc:
+                    label, error = f"http_{resp.status}", f"HTTP status {resp.status}"
+            except HttpTransportError as exc:
                 label, error = "transport", f"transport error: {type(exc).__name__}"
             except Exception as exc:  # never let one send take the reporter down; the row stays pending
                 log.exception("CCU: unexpected error sending %s %s", row.server, row.date)
@@ -733,12 +734,16 @@ class CcuReporter:
         try:
             assert self.config.mirror_url is not None
             body, ctype = encode_request(row.sample(), root=self.config.xml_root, method=self.config.send_method)
-            resp = await self.http.post(
-                self.config.mirror_url, content=body, headers={"content-type": ctype}, timeout=self.config.timeout_s
+            resp = await self.http.request(
+                "POST",
+                self.config.mirror_url,
+                content=body,
+                headers={"content-type": ctype},
+                timeout_s=self.config.timeout_s,
             )
-            code = parse_response(resp.content) if 200 <= resp.status_code < 300 else None
-            log.debug("CCU mirror: %s %s -> HTTP %s result %s", row.server, row.date, resp.status_code, code)
-        except (httpx.HTTPError, ProtocolError) as exc:
+            code = parse_response(resp.content) if 200 <= resp.status < 300 else None
+            log.debug("CCU mirror: %s %s -> HTTP %s result %s", row.server, row.date, resp.status, code)
+        except (HttpTransportError, ProtocolError) as exc:
             log.debug("CCU mirror: %s %s failed: %s", row.server, row.date, type(exc).__name__)
         finally:
             self._mirrors -= 1
