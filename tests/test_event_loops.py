@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_LOOP
-
 ROOT = Path(__file__).resolve().parents[1]
+TEST_LOOP = os.environ.get("GS_HOOKS_TEST_LOOP", "asyncio")  # as tests/conftest.py reads it
 
 
 @pytest.mark.anyio

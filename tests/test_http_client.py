@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import gs_hooks
-from gs_hooks import FakeClock, GamebaseConfig, HttpTransportError, Secret
+from gs_hooks import ClosedError, FakeClock, GamebaseConfig, HttpTransportError, Secret
 from gs_hooks._http_client import AiohttpClient, AutoHttpClient, HttpClient, HttpxClient, as_http_client
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.http._server import HttpServer
@@ -134,6 +134,8 @@ async def test_no_answer_raises_a_transport_error_without_the_token(server: Http
             await http.request("GET", f"http://127.0.0.1:{_closed_port()}/tokens/{token}", timeout_s=5.0)
         with pytest.raises(HttpTransportError, match="timeout") as late:
             await http.request("GET", f"{server.url}/slow?t=/tokens/{token}", timeout_s=0.2)
+        assert late.value.kind == "timeout"
+        assert refused.value.kind in ("ClientConnectorError", "ConnectError")  # aiohttp's, httpx's
         for exc in (refused.value, late.value):
             assert token not in str(exc)
             assert exc.__cause__ is None and exc.__suppress_context__  # the library's exception is not chained
@@ -149,8 +151,12 @@ async def test_the_shared_client_picks_aiohttp_on_asyncio_and_httpx_on_trio(
     try:
         assert (await http.request("GET", f"{server.url}/p/x", timeout_s=5.0)).status == 200
         assert http.backend == ("aiohttp" if anyio_backend == "asyncio" else "httpx")
+        assert not http.is_closed
     finally:
         await http.aclose()
+    assert http.is_closed
+    with pytest.raises(ClosedError):  # closed is closed: no new session is opened behind the hooks' back
+        await http.request("GET", f"{server.url}/p/x", timeout_s=5.0)
 
 
 async def test_a_given_httpx_client_carries_every_request_and_stays_open(server: HttpServer) -> None:
@@ -164,7 +170,7 @@ async def test_a_given_httpx_client_carries_every_request_and_stays_open(server:
         assert http.backend == "httpx"
         await http.request("GET", f"{server.url}/p/a", timeout_s=5.0)
         await http.aclose()
-        assert not given.is_closed
+        assert not given.is_closed and not http.is_closed
         await http.request("GET", f"{server.url}/p/b", timeout_s=5.0)  # still usable: it is the game's
         assert as_http_client(given).request is not None and isinstance(as_http_client(given), HttpxClient)
         assert as_http_client(http) is http

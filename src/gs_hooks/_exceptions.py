@@ -1,6 +1,6 @@
 """The gs_hooks error tree.
 
-Every error gs_hooks raises derives from :class:`GsHooksError`. Errors from httpx, lxml and msgspec are
+Every error gs_hooks raises derives from :class:`GsHooksError`. Errors from aiohttp, httpx, lxml and msgspec are
 translated at the boundary (``raise ... from exc``) so callers only ever catch ours::
 
     GsHooksError
@@ -141,7 +141,15 @@ class PlatformUnavailableError(PlatformError):
 class HttpTransportError(GsHooksError, ConnectionError):
     """An HTTP request got no answer: the connection was refused or broke, the timeout ran out, or the answer was
     not HTTP. Raised by :class:`~gs_hooks.HttpClient` (``hooks.http``); the platform clients retry it or raise
-    :class:`PlatformUnavailableError`. The message names the error (never a token: ``/tokens/***``)."""
+    :class:`PlatformUnavailableError`. The message names the error (never a token: ``/tokens/***``).
+
+    Attributes:
+        kind: the HTTP library's name for the error (``ClientConnectorError``, ``ConnectError``...) or ``timeout``.
+    """
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        self.kind = kind or message.partition(":")[0]
+        super().__init__(message)
 
 
 class LoginRefusedError(GsHooksError):

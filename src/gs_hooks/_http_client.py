@@ -37,7 +37,7 @@ import httpx
 import sniffio
 import yarl
 
-from ._exceptions import HttpTransportError
+from ._exceptions import ClosedError, HttpTransportError
 
 __all__ = ["AiohttpClient", "AutoHttpClient", "HttpAnswer", "HttpClient", "HttpxClient", "as_http_client"]
 
@@ -100,17 +100,23 @@ class HttpClient:
 
         Raises:
             HttpTransportError: no answer (connection refused or broken, timeout, a malformed answer).
+            ClosedError: the shared client was closed (the hooks closed).
         """
         raise NotImplementedError
 
     async def aclose(self) -> None:
         """Close the connections this client owns (a client the game gave stays open)."""
 
+    @property
+    def is_closed(self) -> bool:
+        """True once :meth:`aclose` has closed this client (one the game gave is never closed here)."""
+        return False
 
-def _describe(exc: BaseException) -> str:
+
+def _transport_error(exc: BaseException) -> HttpTransportError:
     text = _TOKEN_SEGMENT.sub(r"\1***", str(exc)).strip()
     name = "timeout" if isinstance(exc, TimeoutError | httpx.TimeoutException) else type(exc).__name__
-    return f"{name}: {text}" if text else name
+    return HttpTransportError(f"{name}: {text}" if text else name, name)
 
 
 def _proxies_in_env() -> bool:
@@ -167,7 +173,7 @@ class AiohttpClient(HttpClient):
                 body = await response.read()
                 return HttpAnswer(response.status, response.headers, body)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise HttpTransportError(_describe(exc)) from None
+            raise _transport_error(exc) from None
 
     async def aclose(self) -> None:
         """Close the session (its connections)."""
@@ -178,6 +184,11 @@ class AiohttpClient(HttpClient):
                     await session.close()
             except RuntimeError:  # not on asyncio any more: nothing to close it on
                 pass
+
+    @property
+    def is_closed(self) -> bool:
+        """True when no session is open (none made yet, or closed)."""
+        return self._session is None or self._session.closed
 
     def __repr__(self) -> str:
         return f"AiohttpClient(max_connections={self.max_connections}, open={self._session is not None})"
@@ -218,13 +229,18 @@ class HttpxClient(HttpClient):
                 request.headers.update(headers)
             response = await http.send(request)
         except httpx.HTTPError as exc:
-            raise HttpTransportError(_describe(exc)) from None
+            raise _transport_error(exc) from None
         return HttpAnswer(response.status_code, response.headers, response.content)
 
     async def aclose(self) -> None:
         """Close the client when it was made here."""
         if self._own:
             await self.client.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the httpx client is closed."""
+        return self.client.is_closed
 
     def __repr__(self) -> str:
         return f"HttpxClient(own={self._own})"
@@ -242,13 +258,14 @@ class AutoHttpClient(HttpClient):
         backend: ``"aiohttp"`` or ``"httpx"`` once chosen, None before the first request.
     """
 
-    __slots__ = ("_impl", "max_connections")
+    __slots__ = ("_closed", "_impl", "max_connections")
 
     def __init__(
         self, given: httpx.AsyncClient | None = None, *, max_connections: int = DEFAULT_MAX_CONNECTIONS
     ) -> None:
         self.max_connections = max_connections
         self._impl: HttpClient | None = None if given is None else HttpxClient(given)
+        self._closed = False
 
     @property
     def backend(self) -> str | None:
@@ -259,6 +276,8 @@ class AutoHttpClient(HttpClient):
         return "aiohttp" if isinstance(impl, AiohttpClient) else "httpx"
 
     def _choose(self) -> HttpClient:
+        if self._closed:
+            raise ClosedError("the HTTP client is closed")
         if sniffio.current_async_library() == "asyncio":
             self._impl = AiohttpClient(max_connections=self.max_connections)
         else:
@@ -279,12 +298,22 @@ class AutoHttpClient(HttpClient):
         return await impl.request(method, url, headers=headers, content=content, timeout_s=timeout_s)
 
     async def aclose(self) -> None:
-        """Close what was made here (a given client stays open)."""
-        impl, self._impl = self._impl, None
+        """Close what was made here (a given client stays open and is still used)."""
+        impl = self._impl
+        if isinstance(impl, HttpxClient) and not impl._own:
+            return  # the game's client: the game closes it
+        self._impl = None
+        self._closed = True
         if impl is not None:
             await impl.aclose()
-            if isinstance(impl, HttpxClient) and not impl._own:
-                self._impl = impl  # the game's client: keep using it
+
+    @property
+    def is_closed(self) -> bool:
+        """True once :meth:`aclose` has closed what was made here; a given client's own state otherwise."""
+        impl = self._impl
+        if isinstance(impl, HttpxClient) and not impl._own:
+            return impl.client.is_closed
+        return self._closed
 
     def __repr__(self) -> str:
         return f"AutoHttpClient(backend={self.backend!r})"

@@ -649,7 +649,7 @@ class CcuReporter:
                 else:
                     label, error = f"http_{resp.status}", f"HTTP status {resp.status}"
             except HttpTransportError as exc:
-                label, error = "transport", f"transport error: {type(exc).__name__}"
+                label, error = "transport", f"transport error: {exc.kind}"
             except Exception as exc:  # never let one send take the reporter down; the row stays pending
                 log.exception("CCU: unexpected error sending %s %s", row.server, row.date)
                 label, error = "error", f"unexpected error: {type(exc).__name__}"
