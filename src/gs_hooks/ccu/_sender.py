@@ -27,7 +27,8 @@ from .._backoff import backoff_delay
 from .._callbacks import call_callback
 from .._clock import Clock
 from .._config import CcuConfig
-from .._exceptions import ProtocolError
+from .._exceptions import HttpTransportError, ProtocolError
+from .._http_client import HttpClient, as_http_client
 from .._signal import Changed
 from ._metrics import CcuMetrics
 from ._model import CcuProblem, CcuSampleRow, OnCcuProblem, Plan, SampleKey
@@ -75,7 +76,7 @@ class CcuSender:
     Args:
         config: the CCU settings (timeouts, backoff, ``max_inflight``, the request's form).
         url: the collector's URL.
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client (an ``httpx.AsyncClient`` is wrapped).
         queue: what to send, and where results go.
         clock: the injected clock.
         metrics: the reporter's metrics.
@@ -93,7 +94,7 @@ class CcuSender:
         config: CcuConfig,
         *,
         url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         queue: DeliveryQueue,
         clock: Clock,
         metrics: CcuMetrics,
@@ -103,7 +104,7 @@ class CcuSender:
     ) -> None:
         self.config = config
         self.url = url
-        self.http = http
+        self.http = as_http_client(http)
         self.queue = queue
         self.clock = clock
         self.metrics = metrics
@@ -277,18 +278,18 @@ class CcuSender:
         label = error = ""
         t0 = time.perf_counter()
         try:
-            resp = await self.http.post(
-                self.url, content=body, headers={"content-type": ctype}, timeout=self.config.timeout_s
+            resp = await self.http.request(
+                "POST", self.url, content=body, headers={"content-type": ctype}, timeout_s=self.config.timeout_s
             )
-            if 200 <= resp.status_code < 300:
+            if 200 <= resp.status < 300:
                 try:
                     code = parse_response(resp.content)
                 except ProtocolError as exc:
                     label, error = "unreadable", str(exc)
             else:
-                label, error = f"http_{resp.status_code}", f"HTTP status {resp.status_code}"
-        except httpx.HTTPError as exc:
-            label, error = "transport", f"transport error: {type(exc).__name__}"
+                label, error = f"http_{resp.status}", f"HTTP status {resp.status}"
+        except HttpTransportError as exc:
+            label, error = "transport", f"transport error: {exc.kind}"
         except Exception as exc:  # never let one send take the reporter down; the row stays pending
             log.exception("CCU: unexpected error sending %s %s", row.server, row.date)
             label, error = "error", f"unexpected error: {type(exc).__name__}"

@@ -88,7 +88,9 @@ class TokenVerifier:
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
         self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
-        self._by_user: dict[str, set[str]] = {}
+        # user -> its cached tokens (a dict used as an ordered set: a dict of strings is not tracked by the garbage
+        # collector, a set always is; a login storm's cache must not drive full collections, see bench.loop)
+        self._by_user: dict[str, dict[str, None]] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
@@ -319,7 +321,7 @@ class TokenVerifier:
         positive = self._positive
         positive.pop(key, None)  # re-insert at the end: insertion order is age order
         positive[key] = (self._time() + self.ttl_s, info)
-        self._by_user.setdefault(key[0], set()).add(key[1])
+        self._by_user.setdefault(key[0], {})[key[1]] = None
         if len(positive) > self.max_entries:
             self._evict()
 
@@ -333,7 +335,7 @@ class TokenVerifier:
         negative.pop(key, None)
         now = self._time()
         negative[key] = (now + self.negative_ttl_s, refusal)
-        self._by_user.setdefault(key[0], set()).add(key[1])
+        self._by_user.setdefault(key[0], {})[key[1]] = None
         while negative:
             oldest = next(iter(negative))
             if negative[oldest][0] > now and len(negative) <= self.max_entries:
@@ -347,7 +349,7 @@ class TokenVerifier:
             return
         tokens = self._by_user.get(key[0])
         if tokens is not None:
-            tokens.discard(key[1])
+            tokens.pop(key[1], None)
             if not tokens:
                 del self._by_user[key[0]]
 
@@ -389,7 +391,7 @@ class TokenVerifier:
         if type(user_id) is not str:
             user_id = lookup_key(user_id, what="user id")
         self._generation[user_id] = self._generation.get(user_id, 0) + 1
-        tokens = self._by_user.pop(user_id, set())
+        tokens = self._by_user.pop(user_id, {})
         dropped = 0
         for token in tokens:
             key = (user_id, token)
