@@ -136,9 +136,8 @@ class LoginFlow:
             older = registry.bind_player_nowait(session, user)
         except ValueError as exc:
             raise LoginRefusedError(f"cannot log in player {user!r}: {exc}") from exc
-        kicker = self.services.kicker
-        for old in older:
-            await kicker.kick(old, "duplicate_login", message="logged in from another session")
+        if older:  # bounded: the kick grace at most, whatever the older sessions' peers do
+            await self.services.kicker.kick_sessions(tuple(older), "duplicate_login", "logged in from another session")
 
     def _log_failure(
         self, level: int, session: Session, user_id: object, reason: str, exc: LoginRefusedError | PlatformError

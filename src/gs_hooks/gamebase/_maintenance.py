@@ -353,9 +353,9 @@ class MaintenanceWatcher:
 
     async def _kick_all(self, window: MaintenanceDetails | None) -> None:
         message = (window.message if window is not None else "") or "the game is under maintenance"
-        sessions = list(self.kicker.registry)
-        for session in sessions:
-            await self.kicker.kick(session, "maintenance", message=message, details=window)
+        sessions = tuple(self.kicker.registry)
+        # one kick for all: their callbacks run side by side, bounded by the kick grace
+        await self.kicker.kick_sessions(sessions, "maintenance", message, window)
         if sessions:
             log.info("maintenance began: kicked %d sessions", len(sessions))
 
