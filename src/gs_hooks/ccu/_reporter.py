@@ -167,7 +167,8 @@ class CcuReporter:
         # For health(): since when the collector fails and why, and the last refusal (until a sample is delivered).
         self._failing_since: float | None = None
         self._last_failure = ""
-        self._last_refusal: tuple[float, str] | None = None
+        # since the last delivery: (first refusal, latest refusal, its text, whether it names a setting: 302 game key)
+        self._last_refusal: tuple[float, float, str, bool] | None = None
 
     # -- component ---------------------------------------------------------------------------------------------
 
@@ -349,14 +350,18 @@ class CcuReporter:
         return n
 
     def health(self) -> ComponentHealth:
-        """Readiness: not ok once the collector has failed (unreachable, HTTP error, 300...) for a whole grid
-        period, or while its last answer refused a sample (a wrong game key refuses every one) until a sample is
-        delivered again. No IO."""
+        """Readiness: not ok once the collector has failed (unreachable, HTTP error, 300...) or refused samples for
+        a whole grid period, or at once when it refused our game key (302, ``GS_HOOKS_CCU_GAME``); a delivered
+        sample clears it. One refused sample alone (our data: 200–204, 301) is reported (``on_ccu_problem``, the
+        metrics), not a readiness problem. No IO."""
         if not self._started:
             return ComponentHealth(name=self.name, ok=False, error="not started")
         if self._last_refusal is not None:
-            at, why = self._last_refusal
-            return ComponentHealth(name=self.name, ok=False, error=f"the collector refused a sample: {why}", since=at)
+            refused_since, latest, why, names_a_setting = self._last_refusal
+            if names_a_setting or latest - refused_since >= self.period_s:
+                return ComponentHealth(
+                    name=self.name, ok=False, error=f"the collector refused a sample: {why}", since=refused_since
+                )
         since = self._failing_since
         if since is not None:
             failing_s = self.clock.time() - since
@@ -698,7 +703,9 @@ class CcuReporter:
             return None
         await self._record_event(row, "refused", code=code, error=error, now=now)
         await self._healthy(now)  # a refusal is still a proper answer: the collector is up
-        self._last_refusal = (now, f"{code} ({error}) for {row.server} {row.date}")
+        since = now if self._last_refusal is None else self._last_refusal[0]
+        why = f"{code} ({error}) for {row.server} {row.date}"
+        self._last_refusal = (since, now, why, outcome is CcuOutcome.CONFIG_FAULT)
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(

@@ -222,6 +222,10 @@ class GamebaseClient:
         clock: the clock the backoff sleeps on.
         backoff_base_s / backoff_max_s: the backoff before retry ``n`` is drawn from
             ``[d/2, d]`` with ``d = min(backoff_max_s, backoff_base_s * 2**n)``.
+
+    Attributes:
+        answered: how many calls got a proper answer (a success, or a refusal about the request such as an invalid
+            token): each proves Gamebase reachable and our app id, key and version accepted (readiness uses it).
     """
 
     def __init__(
@@ -255,6 +259,7 @@ class GamebaseClient:
         self._app = _seg(app_id, "app id")
         self._version = _seg(api_version, "API version")
         self.requests_sent = 0
+        self.answered = 0
         self._pool_gate = Slots(1)
         self._claims_traced = False  # whether the transport reports when a request holds a connection
         _install_log_filter(self.base_url)
@@ -360,6 +365,8 @@ class GamebaseClient:
             except PlatformError as err:
                 if not is_transient(err.code):
                     log.info("gamebase %s failed: %s", route, err)
+                    if err.setting is None and err.code is not None:  # Gamebase's answer about the request itself
+                        self.answered += 1
                     raise
                 last, cause = err, None
                 continue
@@ -370,6 +377,7 @@ class GamebaseClient:
                     ) from None
                 raise
             log.debug("gamebase %s ok (transaction %s)", route, echoed)
+            self.answered += 1
             return result
         assert last is not None
         raise PlatformUnavailableError(

@@ -26,12 +26,13 @@ The stream adapters close the connection whenever the handler ends (the websocke
 themselves), so no untracked connection outlives its session. Every close is bounded: one that waits for the peer
 (output queued for a peer that stopped reading, a close handshake it does not answer) is aborted after the
 adapter's ``close_timeout_s`` (:data:`~gs_hooks.sessions._tracking.CLOSE_TIMEOUT_S`), and a connection's
-``closing`` is True only once it is gone (see :class:`~gs_hooks.sessions.Connection`). One contract for a failing handler on every
-adapter: an exception escaping the game's handler is logged to ``gs_hooks.sessions`` (rate-limited: the first of
-a kind at once, then one summary per 10 s) and the connection is closed (websockets and ASGI: code 1011); the
-server, its listener and every other connection carry on. A cancelled handler's connection is closed and the
-cancellation propagates. None of the adapters imports its server library: they only use the objects the server
-hands them.
+``closing`` is True only once it is gone (see :class:`~gs_hooks.sessions.Connection`).
+
+One contract for a failing handler on every adapter: an exception escaping the game's handler is logged to
+``gs_hooks.sessions`` (rate-limited: the first of a kind at once, then one summary per 10 s) and the connection is
+closed (websockets and ASGI: code 1011); the server, its listener and every other connection carry on. A cancelled
+handler's connection is closed and the cancellation propagates. None of the adapters imports its server library:
+they only use the objects the server hands them.
 """
 
 from __future__ import annotations
