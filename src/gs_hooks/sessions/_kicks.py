@@ -37,6 +37,7 @@ import anyio
 
 from .._clock import Clock
 from .._component import Spawn
+from .._ids import MAX_PLAYER_ID_LEN, shown
 from .._ratelog import RateLimitedLog
 from ._session import Session
 
@@ -238,9 +239,9 @@ class KickWatch:
             self._log.log(
                 logging.WARNING,
                 "overran",
-                "on_kick for session %d (player %r, kick reason %r) was still running %s: cancelled it",
+                "on_kick for session %d (player %s, kick reason %r) was still running %s: cancelled it",
                 session.id,
-                _short(session.player_id),
+                _player(session),
                 reason,
                 when,
             )
@@ -259,11 +260,11 @@ class KickWatch:
         self._log.log(
             logging.WARNING,
             "left open",
-            "on_kick left session %d (player %r, server %r, kick reason %r) open: closed it %s%s; close the "
+            "on_kick left session %d (player %s, server %r, kick reason %r) open: closed it %s%s; close the "
             "connection in on_kick (request.session.close(), or await request.session.aclose())",
             session.id,
-            _short(session.player_id),
-            _short(session.server_id),
+            _player(session),
+            session.server_id,
             reason,
             when,
             " (what the peer had not read is dropped)" if abort else "",
@@ -280,10 +281,10 @@ class KickWatch:
         self._log.log(
             logging.INFO,
             ("kick", reason),
-            "kicked session %d (player %r, server %r): reason %r, message %r",
+            "kicked session %d (player %s, server %r): reason %r, message %r",
             session.id,
-            _short(session.player_id),
-            _short(session.server_id),
+            _player(session),
+            session.server_id,
             reason,
             message,
         )
@@ -293,10 +294,10 @@ class KickWatch:
         self._log.log(
             logging.ERROR,
             (what, type(exc)),
-            "%s raised for session %d (player %r); closed the connection",
+            "%s raised for session %d (player %s); closed the connection",
             what,
             session.id,
-            _short(session.player_id),
+            _player(session),
             exc_info=exc,
         )
 
@@ -305,8 +306,10 @@ class KickWatch:
         self._log.flush()
 
 
-def _short(value: str | None) -> str | None:
-    return value
+def _player(session: Session) -> str:
+    """The session's player id for a log line: bounded (a valid id is at most 128 characters; this also holds for
+    a ``player_id`` the game set by hand)."""
+    return shown(session.player_id, MAX_PLAYER_ID_LEN)
 
 
 def close_quietly(session: Session) -> None:
