@@ -97,6 +97,9 @@ class PlatformError(GsHooksError):
         code: the platform's result code (an int, or None when there was no answer).
         message: the platform's result message (already redacted).
         transaction_id: the Gamebase transaction id of the call, when there is one.
+        setting: the setting to fix when the result code says our configuration is wrong (e.g.
+            ``GS_HOOKS_GAMEBASE_SECRET_KEY`` for -4010004), else None: readiness fails at once for such an error,
+            and only when they persist for the others.
     """
 
     def __init__(
@@ -106,11 +109,13 @@ class PlatformError(GsHooksError):
         message: str,
         *,
         transaction_id: str | None = None,
+        setting: str | None = None,
     ) -> None:
         self.platform = platform
         self.code = code
         self.message = message
         self.transaction_id = transaction_id
+        self.setting = setting
         text = f"{platform} error {code}: {message}" if code is not None else f"{platform}: {message}"
         if transaction_id:
             text += f" (transaction {transaction_id})"

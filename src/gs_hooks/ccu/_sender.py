@@ -119,10 +119,11 @@ class CcuSender:
         self._waiting = False
         self._wake: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        # For health: since when the collector fails and why, and the last refusal (until a sample is delivered).
+        # For health: since when the collector fails and why, and since the last delivery: (first refusal, latest
+        # refusal, its text, whether it names a setting: 302 game key).
         self._failing_since: float | None = None
         self._last_failure = ""
-        self._last_refusal: tuple[float, str] | None = None
+        self._last_refusal: tuple[float, float, str, bool] | None = None
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -147,11 +148,14 @@ class CcuSender:
         return self._waiting and not self._inflight and not (self._wake is not None and self._wake.is_set())
 
     def trouble(self, period_s: float) -> tuple[str, float] | None:
-        """Why the sender is not healthy, and since when: the last answer refused a sample (until one is
-        delivered), or the collector has failed for a whole grid period. None when healthy."""
+        """Why the sender is not healthy, and since when: the collector has failed (unreachable, HTTP error,
+        300...) or refused samples for a whole grid period, or it refused our game key (302,
+        ``GS_HOOKS_CCU_GAME``) — a delivered sample clears it. One refused sample alone (our data: 200–204, 301) is
+        reported (``on_ccu_problem``, the metrics), not a health problem. None when healthy."""
         if self._last_refusal is not None:
-            at, why = self._last_refusal
-            return f"the collector refused a sample: {why}", at
+            refused_since, latest, why, names_a_setting = self._last_refusal
+            if names_a_setting or latest - refused_since >= period_s:
+                return f"the collector refused a sample: {why}", refused_since
         since = self._failing_since
         if since is not None:
             failing_s = self.clock.time() - since
@@ -314,7 +318,9 @@ class CcuSender:
             return None
         await self.queue.record(row, "refused", code=code, error=error, now=now)
         await self._healthy(now)  # a refusal is still a proper answer: the collector is up
-        self._last_refusal = (now, f"{code} ({error}) for {row.server} {row.date}")
+        since = now if self._last_refusal is None else self._last_refusal[0]
+        why = f"{code} ({error}) for {row.server} {row.date}"
+        self._last_refusal = (since, now, why, outcome is CcuOutcome.CONFIG_FAULT)
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(

@@ -63,6 +63,10 @@ class GamebaseClient(WrapperCalls):
         clock: the clock the backoff sleeps on.
         backoff_base_s / backoff_max_s: the backoff before retry ``n`` is drawn from
             ``[d/2, d]`` with ``d = min(backoff_max_s, backoff_base_s * 2**n)``.
+
+    Attributes:
+        answered: how many calls got a proper answer (a success, or a refusal about the request such as an invalid
+            token): each proves Gamebase reachable and our app id, key and version accepted (readiness uses it).
     """
 
     def __repr__(self) -> str:

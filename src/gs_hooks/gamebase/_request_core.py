@@ -100,6 +100,9 @@ class RequestCore:
         self._app = path_segment(app_id, "app id")
         self._version = path_segment(api_version, "API version")
         self.requests_sent = 0
+        # calls that got a proper answer (a success, or a refusal about the request such as an invalid token): each
+        # proves Gamebase reachable and our app id, key and version accepted (readiness uses it)
+        self.answered = 0
         install_log_filter(self.base_url)  # for requests through httpx
 
     def _url(self, endpoint: Endpoint, **segments: str) -> str:
@@ -187,6 +190,8 @@ class RequestCore:
         except PlatformError as err:
             if not is_transient(err.code):
                 log.info("gamebase %s failed: %s", call.route, err)
+                if err.setting is None and err.code is not None:  # Gamebase's answer about the request itself
+                    self.answered += 1
                 raise
             return _Retry(err)
         except ProtocolError:
@@ -196,6 +201,7 @@ class RequestCore:
                 ) from None
             raise
         log.debug("gamebase %s ok (transaction %s)", call.route, echoed)
+        self.answered += 1
         return result
 
     async def _typed(
