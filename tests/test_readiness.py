@@ -74,6 +74,12 @@ async def test_a_wrong_gamebase_secret_key_makes_readyz_503_until_it_is_fixed() 
 
         sb.gamebase.secret_key = Secret(WRONG_KEY)  # the console now holds the key we were given: fixed
         await clock.advance(301)  # both polls come back after their backoff (at most 300 s)
+        # a poll is real HTTP on loopback: the fake clock's settle does not wait for its answer, so wait for the
+        # polls' answers (the ban poll asks twice: bans, then releases) in real time, bounded
+        with anyio.move_on_after(10):
+            while (await probe(url))["/readyz"][0] != 200:
+                await clock.settle()
+                await anyio.sleep(0.01)
         status, ready = (await probe(url))["/readyz"]
         assert status == 200, ready
         assert ready["ready"] is True and ready["status"] == "ready" and ready["failing"] == []
