@@ -19,9 +19,10 @@ lift) writes them, the timer retries every ``RETRY_WRITE_S``, and tries once mor
 Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` update memory and persist
 (blocking); the bans they bring into force are queued for the timer. :meth:`BanBook.apply` enforces inline, then
 persists (on a worker thread for a file store), so live sessions are kicked without waiting for the disk;
-:meth:`BanBook.lift` persists on a worker thread. A ban whose start lies ahead is enforced by the timer when it
-starts; expiry needs no action (:meth:`BanBook.active_ban` compares with the clock), the timer only drops ended
-bans from memory.
+:meth:`BanBook.lift` persists on a worker thread. Enforcing a large batch yields to the event loop between slices
+of about a millisecond (``_enforce``), so the game's tick is not held up. A ban whose start lies ahead is enforced
+by the timer when it starts; expiry needs no action (:meth:`BanBook.active_ban` compares with the clock), the
+timer only drops ended bans from memory.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class BanBook:
 
     Attributes:
         persistence: the book's :class:`BanStore` (fleet mode sets its own before the hooks start).
+        enforcer: the book's :class:`~gs_hooks.bans._enforce.Enforcer` (kicks, ``on_ban``; its ``slice_s`` and
+            ``slice_clock`` say how long a batch's enforcement runs before it yields to the event loop).
         doorbell: rung whenever the book queues work for its timer.
     """
 
@@ -90,7 +93,7 @@ class BanBook:
         self.persistence: BanStore = persistence if persistence is not None else SqliteBanStore(store)
         self.doorbell = Doorbell()
         self._index = BanIndex(self.doorbell.ring)
-        self._enforcer = Enforcer(kick=kick, on_ban=on_ban, on_ban_now=on_ban_now, forget_token=forget_token)
+        self.enforcer = Enforcer(kick=kick, on_ban=on_ban, on_ban_now=on_ban_now, forget_token=forget_token)
         self._queued: list[BanRow] = []  # recorded by the sync core, enforced by the timer
         self._loaded = False
         self._next_purge: float | None = None
@@ -285,14 +288,16 @@ class BanBook:
         bans = list(bans)
         async with self._get_lock():
             await self.load()
+            since = self.enforcer.slice_clock()  # putting the batch in memory counts in its first slice
             rows, unsaved = self._index.admit(bans, self.clock.time())
         keys = [r.key for r in itertools.chain(rows, unsaved)]
         if rows:
-            # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
-            # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
-            # cancelled) handed to the timer, and the batch is recorded either way.
+            # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between the rows put
+            # above and the enforcer's pass (it yields only inside, between slices), so the ones in force are
+            # enforced, or (the pass cancelled at a yield or in a callback) handed to the timer, and the batch is
+            # recorded either way.
             try:
-                await self._enforce_due(rows)
+                await self._enforce_due(rows, since=since)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -378,12 +383,15 @@ class BanBook:
             self._lock = anyio.Lock()
         return self._lock
 
-    async def _enforce_due(self, rows: Iterable[BanRow]) -> int:
-        """Enforce the rows in force now and not enforced yet (what is cut short goes back to the timeline)."""
-        due = self._index.claim_due(list(rows), self.clock.time())
-        if not due:
+    async def _enforce_due(self, rows: Iterable[BanRow], *, since: float | None = None) -> int:
+        """Enforce the rows in force now and not enforced yet, each claimed as its turn comes (what is cut short
+        goes back to the timeline); ``since``: when the batch's first slice began (see :class:`Enforcer`)."""
+        now = self.clock.time()
+        started = [row for row in rows if row.start <= now]  # a later start is on the timeline already
+        if not started:
             return 0
-        return await self._enforcer.enforce(due, self._index.get, self._index.hand_back)
+        index = self._index
+        return await self.enforcer.enforce(started, index.claim, now, index.hand_back, since=since)
 
     # -- writing -------------------------------------------------------------------------------------------------
 
