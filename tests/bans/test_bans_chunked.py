@@ -18,6 +18,7 @@ import pytest
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks.bans import Ban, BanEvent, BanTimer
+from gs_hooks.bans._persistence import INLINE_MEMORY_ROWS
 
 pytestmark = pytest.mark.anyio
 
@@ -246,6 +247,31 @@ async def test_a_batch_cancelled_at_a_yield_hands_the_rest_to_the_timer() -> Non
         assert game.hooks.bans.unsaved_count == 0  # the batch was recorded though cut short
     assert [k.session.id for k in game.kicks] == [s.id for s in sessions]  # once each, in the batch's order
     assert [(e.player_key, e.sessions_kicked) for e in game.events] == [(p, 1) for p in players()]
+
+
+async def test_a_large_batch_is_recorded_off_the_loop_on_the_memory_store() -> None:
+    game = Game(stepping=False)
+    n = INLINE_MEMORY_ROWS + 1
+    applied = False
+    seen: list[tuple[int, bool]] = []
+
+    async def neighbour() -> None:
+        while not applied:
+            seen.append((len(game.hooks.registry), applied))
+            await anyio.lowlevel.checkpoint()
+
+    async with game.hooks:
+        for p in players(n):
+            game.login(p)
+        game.hooks.bans.enforcer.slice_s = 3600.0  # no yield while kicking: only the write lets it run
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(neighbour)
+            await anyio.lowlevel.checkpoint()
+            await game.hooks.bans.apply([ban(p) for p in players(n)])
+            applied = True
+        assert game.hooks.bans.unsaved_count == 0
+    # the neighbour ran after the last kick and before apply returned: while the batch was written
+    assert (0, False) in seen
 
 
 async def test_the_timer_drops_each_ban_at_its_end_whatever_the_batchs_order() -> None:
