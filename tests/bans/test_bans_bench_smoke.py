@@ -15,4 +15,5 @@ def test_bans_bench_smoke_runs_and_kicks_every_banned_session() -> None:
         loop = figures["loop"]  # the ticker ran beside the batch, and alone before it
         assert all(ticks > 0 for ticks in loop["idle_ticks_per_interpreter"])
         assert loop["applied_ms_median"] > 0
+        assert loop["longest_piece_ms"] > 0  # the spinner ran beside the batch
     assert "met" in result["loop_goal"]
