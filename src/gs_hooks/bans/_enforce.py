@@ -13,11 +13,8 @@ time, not by a count of bans, so it holds whatever the game's ``on_kick`` costs 
 ``time.perf_counter`` (a C call of ~0.05 µs, read once per ban: ~2 % of a ban's cost). Measured with
 ``python -m bench bans`` (its ``loop`` figures: a 1 ms ticker beside 2,000 bans against 1,000,000 sessions, which
 kick for ~6 ms): a 1 ms slice keeps the ticker's lateness near the slice and adds ~0.1-0.3 ms of yields to the
-batch. A yield is :data:`YIELD_CHECKPOINTS` checkpoints in a row, not one: on asyncio a timer that fell due during
-a slice is made ready in the first loop iteration after the yield, behind the pass; its handle completes the
-sleeping task's future, whose callback steps the task one iteration later. After one checkpoint the pass is stepped
-ahead of it and runs a whole slice first: the bench's ticker was then ~2 slices late (2.3-3.9 ms), after two
-~1 slice (1.3-1.5 ms), after three it runs before the next slice (0.3-0.5 ms).
+batch. How it yields is the ``pause`` the book gives it (this module stays free of IO libraries): three
+checkpoints in a row, not one (``_book.YIELD_CHECKPOINTS`` says why).
 
 Between slices the world moves on: a ban lifted or replaced meanwhile (as while an awaited callback runs) is not
 claimed and so skipped; every ban of the batch refuses logins from the moment the batch is in memory, before the
@@ -34,12 +31,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import anyio.lowlevel
-
 from ._memo import message_memo
 from ._model import BanDetails, BanEvent, BanRow, KickBanned
 
-__all__ = ["SLICE_S", "YIELD_CHECKPOINTS", "Enforcer", "OnBanFn"]
+__all__ = ["SLICE_S", "Enforcer", "OnBanFn"]
 
 log = logging.getLogger("gs_hooks.bans")
 
@@ -49,15 +44,12 @@ OnBanFn = Callable[[BanEvent], Awaitable[Any] | None]
 SLICE_S = 0.001
 """How long a batch's enforcement runs before it yields to the event loop (see the module docstring)."""
 
-YIELD_CHECKPOINTS = 3
-"""Checkpoints per yield: enough for a task whose timer fell due during a slice (on asyncio: ready one iteration
-after the yield, stepped the iteration after) to run before the next slice (see the module docstring)."""
-
 
 class Enforcer:
     """Kicks the sessions of bans coming into force and tells the game, yielding to the loop between slices.
 
     Args:
+        pause: yields to the event loop (awaited between slices).
         kick: ``(player_key, message, details) -> sessions kicked``, or an awaitable of it (awaited).
         on_ban: called with a :class:`BanEvent` per ban; may return an awaitable (awaited).
         on_ban_now: instead of ``on_ban``, returns it (or None) when a batch starts (a game may set it late).
@@ -74,6 +66,7 @@ class Enforcer:
     def __init__(
         self,
         *,
+        pause: Callable[[], Awaitable[object]],
         kick: KickBanned | None = None,
         on_ban: OnBanFn | None = None,
         on_ban_now: Callable[[], OnBanFn | None] | None = None,
@@ -81,6 +74,7 @@ class Enforcer:
         slice_s: float = SLICE_S,
         slice_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self.pause = pause
         self.kick = kick
         self.on_ban = on_ban
         self.on_ban_now = on_ban_now
@@ -115,6 +109,7 @@ class Enforcer:
         if on_ban is None and self.on_ban_now is not None:
             on_ban = self.on_ban_now()
         message_of = message_memo()  # a batch's bans mostly end together: one message for them
+        pause = self.pause
         slice_clock = self.slice_clock
         slice_s = self.slice_s
         yield_at = (slice_clock() if since is None else since) + slice_s
@@ -123,8 +118,7 @@ class Enforcer:
         try:
             for row in rows:
                 if slice_clock() >= yield_at:
-                    for _ in range(YIELD_CHECKPOINTS):  # the loop runs its other tasks; lifts are seen by claim
-                        await anyio.lowlevel.checkpoint()
+                    await pause()  # the loop runs its other tasks; what they lift or replace, claim sees
                     yield_at = slice_clock() + slice_s
                 claimed = claim(row, now)
                 if claimed:
