@@ -54,7 +54,7 @@ class Enforcer:
         on_ban: called with a :class:`BanEvent` per ban; may return an awaitable (awaited).
         on_ban_now: instead of ``on_ban``, returns it (or None) when a batch starts (a game may set it late).
         forget_token: drops the player's cached token verifications.
-        slice_s: how long a pass runs before it yields to the loop (0: before every ban but the first).
+        slice_s: how long a pass runs before it yields to the loop (0: before every ban).
         slice_clock: the monotonic clock slices are measured on, in seconds (real time even when the book runs on
             a fake clock: a slice is the loop's time, not the game's).
 
