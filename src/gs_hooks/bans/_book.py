@@ -19,9 +19,10 @@ lift) writes them, the timer retries every ``RETRY_WRITE_S``, and tries once mor
 Sync core, async shell: :meth:`BanBook.apply_many_nowait` / :meth:`BanBook.lift_nowait` update memory and persist
 (blocking); the bans they bring into force are queued for the timer. :meth:`BanBook.apply` enforces inline, then
 persists (on a worker thread for a file store), so live sessions are kicked without waiting for the disk;
-:meth:`BanBook.lift` persists on a worker thread. A ban whose start lies ahead is enforced by the timer when it
-starts; expiry needs no action (:meth:`BanBook.active_ban` compares with the clock), the timer only drops ended
-bans from memory.
+:meth:`BanBook.lift` persists on a worker thread. Enforcing a large batch yields to the event loop between slices
+of about a millisecond (``_enforce``), so the game's tick is not held up. A ban whose start lies ahead is enforced
+by the timer when it starts; expiry needs no action (:meth:`BanBook.active_ban` compares with the clock), the
+timer only drops ended bans from memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._clock import Clock
 from .._ids import lookup_key, player_id
@@ -44,12 +46,26 @@ from ._memory import BanIndex
 from ._model import LOCAL, Ban, BanEvent, BanKey, BanRow, BatchOrigin, KickBanned
 from ._persistence import BanStore, SqliteBanStore
 
-__all__ = ["PURGE_EVERY_S", "RETRY_WRITE_S", "BanBook"]
+__all__ = ["PURGE_EVERY_S", "RETRY_WRITE_S", "YIELD_CHECKPOINTS", "BanBook"]
 
 log = logging.getLogger("gs_hooks.bans")
 
 PURGE_EVERY_S = 3600.0
 RETRY_WRITE_S = 30.0  # a failed write of bans held in memory is tried again by the timer this much later
+
+YIELD_CHECKPOINTS = 3
+"""Checkpoints per yield of a batch's enforcement (its ``pause``), not one: on asyncio a timer that fell due during
+a slice is made ready in the first loop iteration after the yield, behind the batch; its handle completes the
+sleeping task's future, whose callback steps the task one iteration later. After one checkpoint the batch is
+stepped ahead of that task and runs a whole slice first: ``python -m bench bans``'s 1 ms ticker was then ~2 slices
+late (2.3-3.9 ms), after two ~1 slice (1.3-1.5 ms), after three it runs before the next slice (0.3-0.5 ms). On
+trio a woken task is runnable at once; the two more checkpoints cost it two scheduler batches."""
+
+
+async def _pause() -> None:
+    """Yield to the event loop between two slices of a batch's enforcement (see :data:`YIELD_CHECKPOINTS`)."""
+    for _ in range(YIELD_CHECKPOINTS):
+        await anyio.lowlevel.checkpoint()
 
 
 class BanBook:
@@ -69,6 +85,8 @@ class BanBook:
 
     Attributes:
         persistence: the book's :class:`BanStore` (fleet mode sets its own before the hooks start).
+        enforcer: the book's :class:`~gs_hooks.bans._enforce.Enforcer` (kicks, ``on_ban``; its ``slice_s`` and
+            ``slice_clock`` say how long a batch's enforcement runs before it yields to the event loop).
         doorbell: rung whenever the book queues work for its timer.
     """
 
@@ -90,7 +108,9 @@ class BanBook:
         self.persistence: BanStore = persistence if persistence is not None else SqliteBanStore(store)
         self.doorbell = Doorbell()
         self._index = BanIndex(self.doorbell.ring)
-        self._enforcer = Enforcer(kick=kick, on_ban=on_ban, on_ban_now=on_ban_now, forget_token=forget_token)
+        self.enforcer = Enforcer(
+            pause=_pause, kick=kick, on_ban=on_ban, on_ban_now=on_ban_now, forget_token=forget_token
+        )
         self._queued: list[BanRow] = []  # recorded by the sync core, enforced by the timer
         self._loaded = False
         self._next_purge: float | None = None
@@ -285,14 +305,16 @@ class BanBook:
         bans = list(bans)
         async with self._get_lock():
             await self.load()
+            since = self.enforcer.slice_clock()  # putting the batch in memory counts in its first slice
             rows, unsaved = self._index.admit(bans, self.clock.time())
         keys = [r.key for r in itertools.chain(rows, unsaved)]
         if rows:
-            # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between here and the
-            # rows put above, so the ones in force are enforced before anything else runs, or (a callback was
-            # cancelled) handed to the timer, and the batch is recorded either way.
+            # Outside the lock: a game callback may itself ban or unban. No checkpoint lies between the rows put
+            # above and the enforcer's pass (it yields only inside, between slices), so the ones in force are
+            # enforced, or (the pass cancelled at a yield or in a callback) handed to the timer, and the batch is
+            # recorded either way.
             try:
-                await self._enforce_due(rows)
+                await self._enforce_due(rows, since=since)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -378,12 +400,15 @@ class BanBook:
             self._lock = anyio.Lock()
         return self._lock
 
-    async def _enforce_due(self, rows: Iterable[BanRow]) -> int:
-        """Enforce the rows in force now and not enforced yet (what is cut short goes back to the timeline)."""
-        due = self._index.claim_due(list(rows), self.clock.time())
-        if not due:
+    async def _enforce_due(self, rows: Iterable[BanRow], *, since: float | None = None) -> int:
+        """Enforce the rows in force now and not enforced yet, each claimed as its turn comes (what is cut short
+        goes back to the timeline); ``since``: when the batch's first slice began (see :class:`Enforcer`)."""
+        now = self.clock.time()
+        started = [row for row in rows if row.start <= now]  # a later start is on the timeline already
+        if not started:
             return 0
-        return await self._enforcer.enforce(due, self._index.get, self._index.hand_back)
+        index = self._index
+        return await self.enforcer.enforce(started, index.claim, now, index.hand_back, since=since)
 
     # -- writing -------------------------------------------------------------------------------------------------
 

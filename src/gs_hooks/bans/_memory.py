@@ -6,7 +6,8 @@ rows: ``rows`` (every row the book remembers, tombstones of lifted bans included
 ``(when, seq, key)`` for bans that start later and bans that end. Timeline entries are never removed in place: an
 entry whose row was replaced or lifted since no longer matches the row's start or end and is skipped when popped.
 
-Whenever an entry is pushed, ``wake`` is called (once per call of a method here): the timer must look again.
+Whenever an entry is pushed, ``wake`` is called (once per call of a method here; by :meth:`BanIndex.claim` only
+when its entry is the earliest): the timer must look again.
 """
 
 from __future__ import annotations
@@ -145,28 +146,32 @@ class BanIndex:
 
     # -- enforcement and the timeline -----------------------------------------------------------------------------
 
-    def claim_due(self, rows: Sequence[BanRow], now: float) -> list[BanRow]:
-        """Mark enforced the rows that are in force now, still current and not enforced yet, and schedule their
-        ends (which drop them from the per-player view); returns those still to kick (not ended already)."""
-        get = self.get
-        due: list[BanRow] = []
-        pushed = False
-        for row in rows:
-            if row.enforced or row.lifted_at is not None or row.start > now or get(row.key) is not row:
-                continue
-            row.enforced = True
-            if row.end is not None:
-                if row.end <= now:
-                    continue
-                self._push(row.end, row.key)
-                pushed = True
-            due.append(row)
-        if pushed:
+    def claim(self, row: BanRow, now: float) -> bool:
+        """Mark the row enforced when it is in force at ``now``, still current and not enforced yet, and schedule
+        its end (which drops it from the per-player view). Returns whether its sessions are to be kicked (claimed
+        and not ended already).
+
+        One row at a time, so a batch's enforcement claims each ban just before its kicks and can yield between
+        them. ``wake`` is called only when the end put on the timeline is the earliest entry there (the timer
+        sleeps until the earliest one; a later end cannot move its deadline): a batch whose bans end together
+        rings once, not once per ban.
+        """
+        if row.enforced or row.lifted_at is not None or row.start > now or self._rows.get(row.key) is not row:
+            return False
+        row.enforced = True
+        end = row.end
+        if end is None:
+            return True
+        if end <= now:
+            return False
+        self._push(end, row.key)
+        if self._timeline[0][1] == self._seq:  # the entry just pushed is the earliest
             self._wake()
-        return due
+        return True
 
     def hand_back(self, rows: Sequence[BanRow]) -> None:
-        """Rows whose enforcement was cut short: enforced again by the timer, from their start (passed)."""
+        """Rows whose enforcement was cut short (claimed or not yet): enforced again by the timer, from their start
+        (passed)."""
         pushed = False
         for row in rows:
             if self._rows.get(row.key) is row:
