@@ -21,7 +21,7 @@ from examples.asyncio_server.bots import Bot, SandboxAdmin
 
 from gs_hooks import KST
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.realclock, pytest.mark.timeout(240)]
 
 
 def _kst(moment: datetime) -> str:
