@@ -16,6 +16,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import KST, FakeClock
+from gs_hooks._store import Store
 from gs_hooks.http import HttpServer, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -167,7 +168,10 @@ async def test_a_store_failure_answers_503_keeps_the_ban_in_force_and_a_resend_r
         s = hooks.registry.open_nowait()
         hooks.bind_player(s, "5")
         hooks.bans.active_ban("x")  # loaded
-        hooks.store.run_sync(lambda c: c.execute("PRAGMA query_only=ON"))  # every write fails from now on
+        good = hooks.store
+        broken = Store(str(tmp_path / "broken.db"))
+        broken.close()
+        hooks._store = broken
         auth = {"authorization": f"Bearer {KEY}"}
         r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)
         assert r.status_code == 503
@@ -176,7 +180,7 @@ async def test_a_store_failure_answers_503_keeps_the_ban_in_force_and_a_resend_r
         assert rows(tmp_path / "state.db") == []
         assert [k.session.id for k in kicks] == [s.id]
         assert hooks.bans.active_ban("5") is not None
-        hooks.store.run_sync(lambda c: c.execute("PRAGMA query_only=OFF"))
+        hooks._store = good
         r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)  # Hive sends again
         assert r.json() == {"result_code": 0}
         assert [(r[0], r[1]) for r in rows(tmp_path / "state.db")] == [("hive", "5")]
