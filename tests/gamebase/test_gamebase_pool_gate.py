@@ -8,13 +8,12 @@ gate, never more than one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from gamebase_client_support import APP, KEY, Env, serve_gamebase
+from gamebase_client_support import APP, KEY, Env
 
 from gs_hooks.gamebase import GamebaseClient
 
@@ -59,12 +58,6 @@ class ClaimWatch(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        yield env
 
 
 def _tokens(env: Env, n: int) -> list[tuple[str, str]]:
