@@ -7,7 +7,13 @@ Tests run on asyncio through anyio's pytest plugin; backend-neutral modules also
 
 from __future__ import annotations
 
-from gs_secrets_guard import anyio_backend, pytest_sessionfinish, pytest_sessionstart, secrets_guard
+from gs_secrets_guard import (
+    anyio_backend,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    pytest_testnodedown,
+    secrets_guard,
+)
 from realclock_offload import pytest_addoption, pytest_configure
 
 __all__ = [
@@ -16,5 +22,6 @@ __all__ = [
     "pytest_configure",
     "pytest_sessionfinish",
     "pytest_sessionstart",
+    "pytest_testnodedown",
     "secrets_guard",
 ]

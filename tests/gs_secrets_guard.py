@@ -130,9 +130,23 @@ def _holds_a_secret(text: str, by_prefix: dict[str, list[str]]) -> bool:
     return False
 
 
+_WORKER_LEAKS: list[str] = []  # (xdist controller) what the workers found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(xdist controller) A worker is done: keep what its guard found, to fail the run here."""
+    _WORKER_LEAKS.extend(getattr(node, "workeroutput", {}).get("secrets_guard_leaks", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(_handler)
     leaks = leaked_secrets()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller fails the run (a worker's exit status is lost)
+        workeroutput["secrets_guard_leaks"] = leaks
+        return
+    leaks += _WORKER_LEAKS
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

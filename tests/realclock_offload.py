@@ -81,22 +81,39 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 # -- in the parent: start the children, stand in for their tests ----------------------------------------------
+#
+# A child's files in the shared directory: NAME.out (its output), NAME.json (its reports), NAME.rc (its exit code,
+# written when it has exited), NAME.pgid (its process group, for stopping it early). Under pytest-xdist every worker
+# collects the same items and makes the same stand-ins; the first worker to claim the directory starts the children,
+# the stand-ins (on whichever worker runs them) wait for the files, and the controller, which made the directory and
+# handed it to the workers, stops what still runs and removes it at the end. Without xdist the one process does all.
+
+_SHARED_DIR = "realclock_dir"  # the key of the directory in xdist's workerinput
+_RC_WRAPPER = "import subprocess, sys; rc = subprocess.call(sys.argv[2:]); open(sys.argv[1], 'w').write(str(rc))"
 
 
 class _Child:
-    """One child session running one module's real-clock tests."""
+    """One child session running one module's real-clock tests, seen through its files."""
 
-    def __init__(
-        self, rootdir: Path, options: list[str], workdir: Path, name: str, nodeids: list[str], timeout_s: float
-    ) -> None:
-        self.results = workdir / f"{name}.json"
-        self.output = workdir / f"{name}.out"
+    def __init__(self, workdir: Path, name: str, nodeids: list[str], timeout_s: float) -> None:
+        self.name = name
+        self.nodeids = nodeids
         self.timeout_s = timeout_s
-        env = dict(os.environ)
+        self.output = workdir / f"{name}.out"
+        self.results = workdir / f"{name}.json"
+        self.rc_file = workdir / f"{name}.rc"
+        self.pgid_file = workdir / f"{name}.pgid"
+        self._reports: dict[str, list[dict[str, Any]]] | None = None
+        self.returncode: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None  # in the process that started it
+
+    def start(self, rootdir: Path, options: list[str]) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
         env[RESULTS_ENV] = str(self.results)
+        pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options, *self.nodeids]
         with self.output.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options, *nodeids],
+                [sys.executable, "-c", _RC_WRAPPER, str(self.rc_file), *pytest_argv],
                 cwd=rootdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -104,17 +121,38 @@ class _Child:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped whole (with its servers) if we stop early
             )
-        self.started = time.monotonic()
-        self._reports: dict[str, list[dict[str, Any]]] | None = None
+        self.pgid_file.write_text(str(self.proc.pid), encoding="utf-8")
+
+    def reap(self, *, stop: bool) -> None:
+        """(In the process that started it.) Stop it first when ``stop``, else let it finish; then wait for it."""
+        if self.proc is None:
+            return
+        if not stop:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=max(0.0, self.pgid_file.stat().st_mtime + self.timeout_s - time.time()))
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def finish(self) -> dict[str, list[dict[str, Any]]]:
-        """Wait for the child session; its reports by node id."""
+        """Wait for the child session to exit; its reports by node id.
+
+        Raises:
+            TimeoutError: it did not exit within its tests' timeouts (and a margin) from its start.
+        """
         if self._reports is None:
-            try:
-                self.proc.wait(timeout=max(0.0, self.started + self.timeout_s - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.stop()
-                raise
+            deadline = time.time() + _WAIT_MARGIN_S  # for the start itself (by another xdist worker)
+            started = False
+            while not self.rc_file.exists() or not self.rc_file.read_text(encoding="utf-8"):
+                if not started and self.pgid_file.exists():
+                    started = True
+                    deadline = self.pgid_file.stat().st_mtime + self.timeout_s
+                if time.time() > deadline:
+                    what = "finish" if started else "start"
+                    raise TimeoutError(f"the child session did not {what} in time ({self.timeout_s:.0f} s)")
+                time.sleep(0.1)
+            self.returncode = int(self.rc_file.read_text(encoding="utf-8"))
             try:
                 self._reports = json.loads(self.results.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -132,11 +170,13 @@ class _Child:
             return "(no output)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+
+def _stop_children(workdir: Path) -> None:
+    """Stop every child session still running (its whole process group)."""
+    for pgid_file in workdir.glob("*.pgid"):
+        if not pgid_file.with_suffix(".rc").exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pgid_file.read_text(encoding="utf-8")), signal.SIGKILL)
 
 
 class ChildSessionFailure(Exception):
@@ -157,12 +197,11 @@ class RealClockTest(pytest.Item):
         return self.path, self._line, self._domain
 
     def runtest(self) -> None:
+        child = self.child
         try:
-            reports = self.child.finish().get(self.nodeid, [])
-        except subprocess.TimeoutExpired:
-            raise ChildSessionFailure(
-                f"the child session did not finish within {self.child.timeout_s:.0f} s:\n{self.child.tail()}"
-            ) from None
+            reports = child.finish().get(self.nodeid, [])
+        except TimeoutError as exc:
+            raise ChildSessionFailure(f"{exc}:\n{child.tail()}") from None
         if reports:  # a report carries the sections of the phases before it: the last one has them all
             for title, text in reports[-1]["sections"]:
                 self.add_report_section("call", "child", f"[{title}]\n{text}")
@@ -177,14 +216,12 @@ class RealClockTest(pytest.Item):
             raise pytest.skip.Exception(reason, _use_item_location=True)  # reported at the test, as inline
         if not any(r["when"] == "call" and r["outcome"] == "passed" for r in reports):
             raise ChildSessionFailure(
-                f"the child session (exit {self.child.proc.returncode}) reported no result for this test:\n"
-                + self.child.tail()
+                f"the child session (exit {child.returncode}) reported no result for this test:\n{child.tail()}"
             )
-        if self.child.proc.returncode != 0 and not self.child.any_test_failed():
+        if child.returncode != 0 and not child.any_test_failed():
             # e.g. the secrets guard failed the child session at its end
             raise ChildSessionFailure(
-                f"the test passed but its child session failed (exit {self.child.proc.returncode}):\n"
-                + self.child.tail()
+                f"the test passed but its child session failed (exit {child.returncode}):\n{child.tail()}"
             )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -196,8 +233,22 @@ class RealClockTest(pytest.Item):
 class _Offloader:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.children: list[_Child] = []
-        self.workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.own_dir: tempfile.TemporaryDirectory[str] | None = None  # made here: stopped and removed here
+        self.started: list[_Child] = []
+        workerinput = getattr(config, "workerinput", None)
+        self.shared_dir = Path(workerinput[_SHARED_DIR]) if workerinput and _SHARED_DIR in workerinput else None
+
+    def _workdir(self) -> Path:
+        if self.shared_dir is not None:
+            return self.shared_dir
+        if self.own_dir is None:
+            self.own_dir = tempfile.TemporaryDirectory(prefix="gs_hooks_realclock_")
+        return Path(self.own_dir.name)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """(xdist controller) Every worker gets the same directory for the children's files."""
+        node.workerinput[_SHARED_DIR] = str(self._workdir())
 
     @pytest.hookimpl(trylast=True)  # after -k/-m/--deselect have chosen the items
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -209,22 +260,20 @@ class _Offloader:
             or self.config.getoption("collectonly")
         ):
             return
-        self.workdir = tempfile.TemporaryDirectory(prefix="gs_hooks_realclock_")
+        workdir = self._workdir()
         by_module: dict[str, list[pytest.Item]] = {}
         for item in realclock:
             by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+        children = [
+            _Child(workdir, f"child{i}", [item.nodeid for item in module_items], _timeout_of(module_items))
+            for i, module_items in enumerate(by_module.values())
+        ]
+        if _claim(workdir):  # the first (or only) process here starts them
+            for child in children:
+                child.start(self.config.rootpath, _passed_on(self.config))
+            self.started = children
         standins: list[pytest.Item] = []
-        for i, module_items in enumerate(by_module.values()):
-            timeout = sum(_timeout_of(item) for item in module_items) + _WAIT_MARGIN_S
-            child = _Child(
-                self.config.rootpath,
-                _passed_on(self.config),
-                Path(self.workdir.name),
-                f"child{i}",
-                [item.nodeid for item in module_items],
-                timeout,
-            )
-            self.children.append(child)
+        for child, module_items in zip(children, by_module.values(), strict=True):
             for item in module_items:
                 assert item.parent is not None
                 standin = RealClockTest.from_parent(item.parent, name=item.name, child=child, original=item)
@@ -234,17 +283,30 @@ class _Offloader:
         items[:] = [item for item in items if item.get_closest_marker(MARKER) is None] + standins
 
     def pytest_unconfigure(self) -> None:
-        for child in self.children:
-            child.stop()
-        if self.workdir is not None:
-            self.workdir.cleanup()
+        # an xdist worker lets its children finish (other workers' stand-ins may still wait for them); a process
+        # that owns the directory stops them (it is done, or was interrupted)
+        for child in self.started:
+            child.reap(stop=self.shared_dir is None)
+        if self.own_dir is not None:
+            _stop_children(Path(self.own_dir.name))
+            self.own_dir.cleanup()
 
 
-def _timeout_of(item: pytest.Item) -> float:
-    marker = item.get_closest_marker("timeout")
-    if marker is not None and marker.args:
-        return float(marker.args[0])
-    return float(item.config.getini("timeout") or 120)
+def _claim(workdir: Path) -> bool:
+    try:
+        os.close(os.open(workdir / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _timeout_of(items: list[pytest.Item]) -> float:
+    """How long a child may take: the sum of its tests' timeouts, and a margin for its start."""
+    total = _WAIT_MARGIN_S
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        total += float(marker.args[0] if marker is not None and marker.args else item.config.getini("timeout") or 120)
+    return total
 
 
 def _passed_on(config: pytest.Config) -> list[str]:
