@@ -76,7 +76,7 @@ class _ChildRecorder:
 
 def _skip_reason(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2])
+        return str(report.longrepr[2]).removeprefix("Skipped: ")  # raising the skip again adds it back
     return ""
 
 
