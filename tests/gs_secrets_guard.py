@@ -12,7 +12,7 @@ contains a remembered secret fails the run, naming the record (never the secret)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -95,16 +95,58 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def leaked_secrets() -> list[str]:
     """Where a remembered secret appeared (descriptions only)."""
+    return find_leaks(_SECRETS, _TEXTS)
+
+
+def find_leaks(secrets: Iterable[str], texts: Iterable[tuple[str, str]]) -> list[str]:
+    """The ``where`` of every ``(where, text)`` whose text holds one of ``secrets`` (each ``_MIN_SECRET_LEN`` or
+    more characters long), in order.
+
+    A text holds a secret only at a position where the secret's first ``_MIN_SECRET_LEN`` characters stand: one
+    dict lookup per position of a text, rather than one substring search per secret and text (thousands of each in
+    a full run). Repeated texts are looked at once.
+    """
+    by_prefix: dict[str, list[str]] = {}
+    for secret in secrets:
+        assert len(secret) >= _MIN_SECRET_LEN, "a shorter secret would be missed"
+        by_prefix.setdefault(secret[:_MIN_SECRET_LEN], []).append(secret)
+    verdicts: dict[str, bool] = {}
     found = []
-    for where, text in _TEXTS:
-        if any(secret in text for secret in _SECRETS):
+    for where, text in texts:
+        leaked = verdicts.get(text)
+        if leaked is None:
+            leaked = verdicts[text] = _holds_a_secret(text, by_prefix)
+        if leaked:
             found.append(where)
     return found
+
+
+def _holds_a_secret(text: str, by_prefix: dict[str, list[str]]) -> bool:
+    n = _MIN_SECRET_LEN
+    for i in range(len(text) - n + 1):
+        candidates = by_prefix.get(text[i : i + n])
+        if candidates is not None and any(text.startswith(secret, i) for secret in candidates):
+            return True
+    return False
+
+
+_WORKER_LEAKS: list[str] = []  # (xdist controller) what the workers found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(xdist controller) A worker is done: keep what its guard found, to fail the run here."""
+    _WORKER_LEAKS.extend(getattr(node, "workeroutput", {}).get("secrets_guard_leaks", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(_handler)
     leaks = leaked_secrets()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller fails the run (a worker's exit status is lost)
+        workeroutput["secrets_guard_leaks"] = leaks
+        return
+    leaks += _WORKER_LEAKS
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -123,7 +165,7 @@ def secrets_guard() -> Iterator[None]:
     """Fail the test itself (not only the session) if a secret leaked while it ran."""
     start = len(_TEXTS)
     yield
-    leaks = [where for where, text in _TEXTS[start:] if any(s in text for s in _SECRETS)]
+    leaks = find_leaks(_SECRETS, _TEXTS[start:])
     assert leaks == [], f"secret leaked in: {leaks}"
 
 

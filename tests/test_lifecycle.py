@@ -7,6 +7,7 @@ import anyio
 import pytest
 
 import gs_hooks
+from component_support import Crasher
 from gs_hooks._exceptions import LifecycleError
 from gs_hooks._lifecycle import TRANSITIONS, Lifecycle, State
 
@@ -40,21 +41,6 @@ def test_a_move_outside_the_table_raises_and_changes_nothing(start: State) -> No
 
 def test_lifecycle_errors_are_ours_and_runtime_errors() -> None:
     assert issubclass(LifecycleError, gs_hooks.GsHooksError) and issubclass(LifecycleError, RuntimeError)
-
-
-class Crasher:
-    name = "crasher"
-
-    def __init__(self) -> None:
-        self.go = anyio.Event()
-
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await self.go.wait()
-        raise RuntimeError("component bug")
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_the_hooks_walk_the_table_through_a_crash_and_close_their_resources(anyio_backend: str) -> None:

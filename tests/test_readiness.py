@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 import gs_hooks
+from component_support import Crasher
 from gs_hooks import CcuConfig, ComponentHealth, Config, FakeClock, GamebaseConfig, ListenerConfig, Secret, setup
 from gs_hooks.sandbox import Sandbox
 
@@ -323,23 +324,6 @@ async def test_livez_and_readyz_follow_the_lifecycle_on_the_asgi_app() -> None:
         after = await client.get("/livez")
         assert (after.status_code, after.json()) == (503, {"live": False, "status": "closed"})
         assert (await client.get("/readyz")).json()["status"] == "closed"
-
-
-class Crasher:
-    """A component with a bug: it raises some time after it started."""
-
-    name = "crasher"
-
-    def __init__(self) -> None:
-        self.go = anyio.Event()
-
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await self.go.wait()
-        raise RuntimeError("component bug")
-
-    async def aclose(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])

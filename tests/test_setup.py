@@ -125,8 +125,13 @@ async def test_closing_unstarted_hooks_is_allowed(anyio_backend: str) -> None:
     assert not hooks.running
     with pytest.raises(RuntimeError, match="cannot start"):
         await hooks.start()
+    # what needs open hooks says they are closed
     with pytest.raises(ClosedError):
-        hooks._check_open()
+        await hooks.ban("p1")
+    with pytest.raises(ClosedError):
+        await hooks.unban("p1")
+    with pytest.raises(ClosedError):
+        await hooks.login(hooks.registry.open_nowait(), "p1", "token")
 
 
 # -- kicks -------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import anyio.to_thread
 from ._clock import Clock
 from ._component import Component, component_name
 from ._config import Config, ConfigWarning, Secret
-from ._exceptions import ClosedError, ConfigError, LifecycleError
+from ._exceptions import ConfigError, LifecycleError
 from ._http_client import HttpClient
 from ._ids import player_id as _player_id
 from ._lifecycle import State
@@ -273,10 +273,6 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
     def running(self) -> bool:
         """True between start() and aclose()."""
         return self.services.lifecycle.started
-
-    def _check_open(self) -> None:
-        if self.services.lifecycle.closed:
-            raise ClosedError("hooks are closed")
 
     # -- sessions ----------------------------------------------------------------------------------------------
 

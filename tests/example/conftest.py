@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from example_support import ROOT, read_until
+from example_support import ROOT
+
+from process_support import read_until, stop
 
 
 @pytest.fixture
@@ -32,11 +33,4 @@ def sandbox_process() -> Iterator[tuple[str, dict[str, str]]]:
                 settings[k] = v
         yield m.group(1), settings
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc, grace_s=10)

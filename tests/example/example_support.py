@@ -1,12 +1,12 @@
-"""Helpers for the example's process-level tests: free ports, reading a child's output, the sandbox process."""
+"""Helpers for the example's process-level tests: free ports, the example's environment, starting it."""
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from process_support import read_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,23 +15,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 30.0) -> tuple[re.Match[str], str]:
-    assert proc.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen += line
-        m = re.search(pattern, line)
-        if m:
-            return m, seen
-    raise AssertionError(f"{pattern!r} not printed; output so far:\n{seen}")
 
 
 HIVE_KEY = "e2e-hive-bearer-key-0123456789"
@@ -73,15 +56,3 @@ def start_example(env: dict[str, str], game_port: int) -> subprocess.Popen[str]:
     )
     read_until(proc, r"game server\s+tcp://")
     return proc
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    """Kill if still running; return the rest of its output."""
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    out = ""
-    if proc.stdout is not None and not proc.stdout.closed:
-        out = proc.stdout.read()
-        proc.stdout.close()
-    return out

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_support import HIVE_KEY, example_env, free_port, start_example, stop
+from example_support import HIVE_KEY, example_env, free_port, start_example
 from examples.asyncio_server.bots import Bot, SandboxAdmin
 
 from gs_hooks import KST
+from process_support import stop
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.realclock, pytest.mark.timeout(240)]
 
 
 async def _attempts(http: httpx.AsyncClient, sandbox_url: str) -> list[dict[str, object]]:
@@ -37,10 +38,15 @@ async def test_kill_9_mid_outage_then_restart_delivers_exactly_once_and_keeps_ba
     env = example_env(settings, tmp_path, listen_port, GS_HOOKS_CCU_BACKOFF_BASE_S="1", GS_HOOKS_CCU_BACKOFF_MAX_S="2")
     admin = SandboxAdmin(sandbox_url)
     http = httpx.AsyncClient(timeout=10)
-    game = await asyncio.to_thread(start_example, env, game_port)
+    game = None
     restarted = None
     bots: list[Bot] = []
     try:
+        # the collector's outage, from before the example starts so that no grid slot can fall before it: every
+        # CCU request answers 300 (DB error: resend) until cleared
+        r = await http.post(f"{sandbox_url}/_sandbox/faults", json={"route": "ccu", "kind": "result", "code": 300})
+        r.raise_for_status()
+        game = await asyncio.to_thread(start_example, env, game_port)
         await admin.register_hive(f"http://127.0.0.1:{listen_port}/hive/suspensions", HIVE_KEY, 539)
         # a player logs in, another is banned by Hive (recorded durably before the webhook answers 0)
         for uid in ("3001", "3002"):
@@ -64,9 +70,7 @@ async def test_kill_9_mid_outage_then_restart_delivers_exactly_once_and_keeps_ba
         assert report["ok"]
         assert (await bots[1].expect("kick"))["reason"] == "ban"
 
-        # the collector's outage: every CCU request answers 300 (DB error: resend) until cleared
-        r = await http.post(f"{sandbox_url}/_sandbox/faults", json={"route": "ccu", "kind": "result", "code": 300})
-        r.raise_for_status()
+        # the outage meets the reporter's first send (the first grid slot after the start)
         deadline = time.monotonic() + 75
         failed: list[dict[str, object]] = []
         while time.monotonic() < deadline and not failed:
@@ -122,6 +126,7 @@ async def test_kill_9_mid_outage_then_restart_delivers_exactly_once_and_keeps_ba
             await bot.close()
         await admin.aclose()
         await http.aclose()
-        stop(game)
+        if game is not None:
+            stop(game)
         if restarted is not None:
             stop(restarted)

@@ -10,7 +10,7 @@ import sys
 import pytest
 from example_support import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
+pytestmark = [pytest.mark.slow, pytest.mark.realclock, pytest.mark.timeout(200)]
 
 
 def test_demo_passes_on_the_embedded_sandbox() -> None:

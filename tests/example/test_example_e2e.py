@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from example_support import HIVE_KEY, example_env, free_port, start_example, stop
+from example_support import HIVE_KEY, example_env, free_port, start_example
 from examples.asyncio_server.bots import Bot, SandboxAdmin
 
 from gs_hooks import KST
+from process_support import stop
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.realclock, pytest.mark.timeout(240)]
 
 
 def _kst(moment: datetime) -> str:

@@ -151,3 +151,33 @@ async def run_until(clock: FakeClock, watcher: Any, target: float) -> None:
     if target > clock.time():
         await clock.advance_to(target)
     await watcher.wait_idle()
+
+
+async def refused_token(env: Env, script: str, *, ttl: float) -> tuple[str, str]:
+    """Make Gamebase refuse member ``u1``'s login in the way ``script`` names; the (user id, token) to verify.
+
+    ``forged``: a token Gamebase never issued; ``revoked``: revoked after issue; ``other_user``: ``u1``'s token
+    presented for ``u2``; ``expired``: ``ttl`` seconds have passed; ``banned``: ``u1`` is banned on Gamebase;
+    ``withdrawn``: ``u1``'s member state is ``D``; ``missing``: a token of a user who is not a member. ``u1`` (and
+    ``u2`` for ``other_user``) must be members.
+    """
+    token = env.sim.issue_token("u1", ttl=ttl)
+    user = "u1"
+    if script == "forged":
+        token = "never-issued-token"
+    elif script == "revoked":
+        env.sim.revoke_token(token)
+    elif script == "other_user":
+        user = "u2"
+    elif script == "expired":
+        await env.clock.advance(ttl)
+    elif script == "banned":
+        env.sim.add_ban("u1")
+    elif script == "withdrawn":
+        env.sim.set_member_valid("u1", "D")
+    elif script == "missing":
+        user = "ghost"
+        token = env.sim.issue_token(user)
+    else:
+        raise ValueError(f"no refusal script {script!r}")
+    return user, token

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import anyio
 import httpx
 import pytest
-from gamebase_client_support import APP, KEY, Env, serve_gamebase
+from gamebase_client_support import APP, KEY, Env, refused_token, serve_gamebase
 
 from gs_hooks import KST, FakeClock, PlatformError, PlatformUnavailableError
 from gs_hooks.gamebase import GamebaseClient
@@ -18,12 +17,6 @@ from gs_hooks.gamebase import GamebaseClient
 pytestmark = pytest.mark.anyio
 
 TRANSIENT = [*range(-5000001, -5000016, -1), *range(-5000201, -5000209, -1)]
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        yield env
 
 
 def _client(env: Env, **kwargs: object) -> GamebaseClient:
@@ -54,7 +47,7 @@ async def test_verify_token_returns_the_member_and_echoes_our_transaction_id(gb:
 @pytest.mark.parametrize(
     ("script", "code"),
     [
-        ("unknown", -4010203),
+        ("forged", -4010203),
         ("revoked", -4010203),
         ("other_user", -4010203),
         ("expired", -4010208),
@@ -66,23 +59,7 @@ async def test_verify_token_returns_the_member_and_echoes_our_transaction_id(gb:
 async def test_token_refusals_carry_code_and_transaction(gb: Env, script: str, code: int) -> None:
     gb.sim.add_member("u1")
     gb.sim.add_member("u2")
-    token = gb.sim.issue_token("u1", ttl=60)
-    user = "u1"
-    if script == "unknown":
-        token = "never-issued-token"
-    elif script == "revoked":
-        gb.sim.revoke_token(token)
-    elif script == "other_user":
-        user = "u2"
-    elif script == "expired":
-        await gb.clock.advance(61)
-    elif script == "banned":
-        gb.sim.add_ban("u1")
-    elif script == "withdrawn":
-        gb.sim.set_member_valid("u1", "D")
-    elif script == "missing":
-        token = gb.sim.issue_token("ghost")
-        user = "ghost"
+    user, token = await refused_token(gb, script, ttl=60)
     with pytest.raises(PlatformError) as info:
         await _client(gb).verify_token(user, token, transaction_id="tx-refused")
     err = info.value

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from gamebase_client_support import Env, Recorder, make_hooks, serve_gamebase
+from gamebase_client_support import Env, Recorder, make_hooks, refused_token
 
 from gs_hooks import (
     BannedError,
@@ -25,15 +24,7 @@ from gs_hooks import (
 )
 from gs_hooks.bans import Ban
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        env.sim.add_member("u1")
-        env.sim.add_member("u2")
-        yield env
+pytestmark = [pytest.mark.anyio, pytest.mark.members("u1", "u2")]
 
 
 async def test_login_verifies_then_binds(gb: Env) -> None:
@@ -54,24 +45,17 @@ async def test_login_verifies_then_binds(gb: Env) -> None:
 @pytest.mark.parametrize(
     ("script", "error", "code"),
     [
-        ("bad_token", TokenInvalidError, -4010203),
+        ("forged", TokenInvalidError, -4010203),
         ("expired", TokenInvalidError, -4010208),
-        ("gamebase_ban", MemberNotValidError, -4010204),
+        ("banned", MemberNotValidError, -4010204),
         ("withdrawn", MemberNotValidError, -4010204),
     ],
 )
 async def test_login_refusals_leave_the_session_unbound(
     gb: Env, script: str, error: type[LoginRefusedError], code: int
 ) -> None:
-    token = gb.sim.issue_token("u1", ttl=10)
-    if script == "bad_token":
-        token = "some-forged-token"
-    elif script == "expired":
-        await gb.clock.advance(10)
-    elif script == "gamebase_ban":
-        gb.sim.add_ban("u1")
-    elif script == "withdrawn":
-        gb.sim.set_member_valid("u1", "D")
+    user, token = await refused_token(gb, script, ttl=10)
+    assert user == "u1"
     async with make_hooks(gb, Recorder()) as hooks:
         session = hooks.registry.open_nowait()
         with pytest.raises(error) as info:

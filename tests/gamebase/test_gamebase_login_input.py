@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gamebase_client_support import Env, Recorder, make_hooks, serve_gamebase
+from gamebase_client_support import Env, Recorder, make_hooks
 
 import gs_hooks
 from gs_hooks import (
@@ -25,7 +25,7 @@ from gs_hooks import (
 )
 from gs_hooks.sandbox import Sandbox
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.members("u1")]
 
 
 def _config(sb: Sandbox, **settings: Any) -> Config:
@@ -206,13 +206,6 @@ async def test_a_refusal_message_never_holds_the_token(sb: Sandbox) -> None:
             with pytest.raises(InvalidLoginError) as info:
                 await hooks.login(session, "u1", token)
             assert "SeCrEt" not in str(info.value) and "secret part" not in str(info.value)
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        env.sim.add_member("u1")
-        yield env
 
 
 async def test_gamebase_down_raises_unavailable_with_a_retry_hint(gb: Env) -> None:

@@ -5,22 +5,13 @@ unreachable during a login is logged there at WARNING."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
-from gamebase_client_support import Env, Recorder, make_hooks, serve_gamebase
+from gamebase_client_support import Env, Recorder, make_hooks
 
 from gs_hooks import BannedError, InvalidLoginError, PlatformUnavailableError, TokenInvalidError
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        env.sim.add_member("u1")
-        env.sim.add_member("u2")
-        yield env
+pytestmark = [pytest.mark.anyio, pytest.mark.members("u1", "u2")]
 
 
 def login_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:

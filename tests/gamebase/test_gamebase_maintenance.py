@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
 import pytest
-from gamebase_client_support import Env, Recorder, make_hooks, run_until, serve_gamebase
+from gamebase_client_support import Env, Recorder, make_hooks, run_until
 
 from gs_hooks import MaintenanceDetails, MaintenanceError, MaintenanceState, SessionRegistry
 from gs_hooks.gamebase import MaintenanceWatcher
 from gs_hooks.sessions._kicker import Kicker
 from gs_hooks.sessions._kicks import KickWatch
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.members("p0", "p1", "p2")]
 
 
 @pytest.fixture(params=["trio", "asyncio"])
@@ -25,14 +24,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 S = MaintenanceState
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        for i in range(3):
-            env.sim.add_member(f"p{i}")
-        yield env
 
 
 def transitions(rec: Recorder) -> list[tuple[str, str]]:

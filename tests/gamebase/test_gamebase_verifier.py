@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 import pytest
-from gamebase_client_support import Env, serve_gamebase
+from gamebase_client_support import Env, refused_token, serve_gamebase
 
 from gs_hooks import (
     GamebaseConfig,
@@ -20,12 +18,6 @@ from gs_hooks.gamebase import TokenVerifier
 from gs_hooks.gamebase._slots import Slots
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def gb() -> AsyncIterator[Env]:
-    async with serve_gamebase() as env:
-        yield env
 
 
 def verifier(env: Env, **kwargs: object) -> TokenVerifier:
@@ -95,7 +87,7 @@ async def test_positive_cache_expires_after_its_ttl(gb: Env) -> None:
 @pytest.mark.parametrize(
     ("script", "error", "code", "valid"),
     [
-        ("unknown", TokenInvalidError, -4010203, None),
+        ("forged", TokenInvalidError, -4010203, None),
         ("expired", TokenInvalidError, -4010208, None),
         ("banned", MemberNotValidError, -4010204, None),
         ("no_member_code", MemberNotValidError, -4040401, "M"),
@@ -110,17 +102,14 @@ async def test_refusals_are_specific_and_negatively_cached(
     gb: Env, script: str, error: type[Exception], code: int | None, valid: str | None
 ) -> None:
     gb.sim.add_member("u1")
-    token = gb.sim.issue_token("u1", ttl=100)
-    if script == "unknown":
-        token = "not-a-real-token-xyz"
-    elif script == "expired":
-        await gb.clock.advance(100)
-    elif script == "banned":
-        gb.sim.add_ban("u1")
-    elif script == "no_member_code":
+    if script == "no_member_code":
+        token = gb.sim.issue_token("u1", ttl=100)
         gb.sim.fail_next("gamebase.token", -4040401, n=2)
-    else:
+    elif script.startswith("valid_"):
+        token = gb.sim.issue_token("u1", ttl=100)
         gb.faults.valid_as = script[-1]  # Gamebase answers success with member.valid != "Y"
+    else:
+        _, token = await refused_token(gb, script, ttl=100)
     v = verifier(gb, negative_ttl_s=5.0)
     with pytest.raises(error) as info:
         await v.verify("u1", token)

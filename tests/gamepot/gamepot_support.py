@@ -10,7 +10,18 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gs_hooks import KST, CcuConfig, Config, FakeClock, GamePotConfig, Hooks, ListenerConfig, Secret, setup
+from gs_hooks import (
+    KST,
+    CcuConfig,
+    Config,
+    FakeClock,
+    GamePotConfig,
+    Hooks,
+    ListenerConfig,
+    MemoryCcuHistory,
+    Secret,
+    setup,
+)
 from gs_hooks.http import serve_http
 
 PROJECT = "12a0f2ff-aaaa-bbbb-cccc-9c13ef02f5fs"
@@ -76,6 +87,13 @@ def known_samples(seed: int = 7) -> Recorded:
     put(TODAY + timedelta(days=1), 0, "1", 99_999)
     put(TODAY - timedelta(days=3), 1438, "1", 88_888)
     return rec
+
+
+def history_with(rec: Recorded) -> MemoryCcuHistory:
+    """A MemoryCcuHistory holding every known sample."""
+    history = MemoryCcuHistory()
+    fill(history, rec)
+    return history
 
 
 def fill(history: Any, rec: Recorded) -> None:

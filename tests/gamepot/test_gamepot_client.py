@@ -7,7 +7,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from gamepot_support import API_KEY, PROJECT, TODAY, expected_column, fill, known_samples, make_hooks, serving
+from gamepot_support import (
+    API_KEY,
+    PROJECT,
+    TODAY,
+    expected_column,
+    history_with,
+    known_samples,
+    make_hooks,
+    serving,
+)
 
 from gs_hooks import CcuRow, ConfigError, GamePotClient, GamePotError, MemoryCcuHistory, PlatformUnavailableError
 
@@ -22,9 +31,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 async def test_ccu_returns_typed_rows_equal_to_the_history() -> None:
     rec = known_samples()
     hooks = make_hooks()
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    hooks.gamepot_history = history
+    hooks.gamepot_history = history_with(rec)
     days = (TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=2))
     async with serving(hooks) as url, httpx.AsyncClient() as http:
         client = GamePotClient(PROJECT, API_KEY, url, http=http)

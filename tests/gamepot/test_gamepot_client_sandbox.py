@@ -11,10 +11,19 @@ import anyio
 import httpx
 import pytest
 from gamepot_support import API_KEY as OUR_KEY
-from gamepot_support import NOW, TODAY, Recorded, expected_column, fill, known_samples, make_hooks, serving
+from gamepot_support import (
+    NOW,
+    TODAY,
+    Recorded,
+    expected_column,
+    history_with,
+    known_samples,
+    make_hooks,
+    serving,
+)
 from gamepot_support import PROJECT as OUR_PROJECT
 
-from gs_hooks import FakeClock, GamePotClient, GamePotError, MemoryCcuHistory, PlatformUnavailableError
+from gs_hooks import FakeClock, GamePotClient, GamePotError, PlatformUnavailableError
 from gs_hooks.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -135,9 +144,7 @@ async def test_our_inquiry_and_the_sandboxs_answer_the_same_json(sandbox: Sandbo
     rec = {k: v for k, v in known_samples(seed=11).items() if _minute(k[1]) % 30 == 0}
     await report_all(sandbox.url, rec)
     hooks = make_hooks()
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    hooks.gamepot_history = history
+    hooks.gamepot_history = history_with(rec)
     query = {"oneDate": TODAY.isoformat(), "twoDate": (TODAY - timedelta(days=7)).isoformat(), "threeDate": ""}
     async with serving(hooks) as url, httpx.AsyncClient() as client:
         ours = await client.get(

@@ -18,12 +18,12 @@ import anyio
 import httpx
 import lxml.html
 import pytest
-import uvicorn
 import websockets.asyncio.client
-from gamepot_support import NOW, TODAY, Recorded, fill, known_samples, make_hooks, serving
+from gamepot_support import NOW, TODAY, Recorded, history_with, known_samples, make_hooks, serving
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from asgi_support import run_uvicorn
 from gs_hooks import Ban, MemoryCcuHistory, Secret
 from gs_hooks.gamepot import DeliveryHealth, ServerHealth
 from gs_hooks.http import serve_http
@@ -76,12 +76,6 @@ def check_chart(page: str, rec: Recorded, days: Sequence[date]) -> None:
     for name, day in zip(("one", "two", "three"), days, strict=True):
         want = expected_points(rec, day)
         assert points.get((name, day.isoformat()), {}) == want, f"{name} {day}"
-
-
-def history_with(rec: Recorded) -> MemoryCcuHistory:
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    return history
 
 
 async def test_dashboard_is_off_by_default() -> None:
@@ -283,23 +277,6 @@ DASH_KEY = "dash-prefix-key-1"
 
 
 @asynccontextmanager
-async def run_uvicorn(app: Any) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none", http="h11")
-    )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-
-
-@asynccontextmanager
 async def dashboard_at(where: str) -> AsyncIterator[str]:
     """A dashboard with a key and a known history, served at ``<base>/dashboard`` (the base is returned): by the
     embedded listener at the root, or mounted under ``/gs`` in a Starlette app run by uvicorn."""
@@ -310,7 +287,7 @@ async def dashboard_at(where: str) -> AsyncIterator[str]:
             yield url
         return
     app = Starlette(routes=[Mount("/gs", app=hooks.asgi_app())])
-    async with hooks, run_uvicorn(app) as url:
+    async with hooks, run_uvicorn(app, lifespan="off") as url:
         yield url + "/gs"
 
 

@@ -13,8 +13,8 @@ from gamepot_support import (
     PROJECT,
     TODAY,
     expected_answer,
-    fill,
     fill_spool,
+    history_with,
     known_samples,
     make_ccu_hooks,
     make_hooks,
@@ -48,9 +48,7 @@ async def test_three_dates_equal_the_documents_rules_row_by_row(source: str) -> 
         assert {r.state.value for r in spool.rows_sync()} == {"pending", "delivered", "refused"}
     else:
         hooks = make_hooks()
-        history = MemoryCcuHistory()
-        fill(history, rec)
-        hooks.gamepot_history = history
+        hooks.gamepot_history = history_with(rec)
     try:
         async with serve_http(hooks.router, port=0) as server, httpx.AsyncClient(base_url=server.url) as client:
             r = await client.get(
@@ -88,9 +86,7 @@ async def test_three_dates_equal_the_documents_rules_row_by_row(source: str) -> 
 async def test_missing_dates_default_to_today_and_the_two_days_before() -> None:
     rec = known_samples()
     hooks = make_hooks()
-    history = MemoryCcuHistory()
-    fill(history, rec)
-    hooks.gamepot_history = history
+    hooks.gamepot_history = history_with(rec)
     async with serving(hooks) as url, httpx.AsyncClient(base_url=url) as client:
         r_none = await client.get(PATH, headers={"x-api-key": API_KEY})
         r_empty = await client.get(PATH + "?oneDate=&twoDate=&threeDate=", headers={"x-api-key": API_KEY})

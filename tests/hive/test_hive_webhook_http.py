@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
@@ -18,6 +17,7 @@ import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks._store import Store
 from gs_hooks.http import HttpServer, serve_http
+from tcp_support import exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -73,16 +73,7 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
 
 async def raw_exchange(server: HttpServer, head: bytes, *, wait_s: float = 5.0) -> bytes:
     """Send only ``head`` and read the answer until the server closes (never sending a body)."""
-    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
-        await stream.send(head)
-        data = b""
-        with anyio.fail_after(wait_s):
-            while True:
-                try:
-                    data += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
-    return data
+    return await exchange(server.port, head, timeout=wait_s)
 
 
 @pytest.mark.parametrize(
