@@ -14,6 +14,7 @@ import logging
 
 from ._config import Secret
 from ._exceptions import BannedError, ClosedError, ConfigError, LoginRefusedError, PlatformError
+from ._metrics import counts_logins
 from ._ratelog import RateLimitedLog
 from ._services import Services
 from .bans._book import BanBook
@@ -72,6 +73,7 @@ class LoginFlow:
         self.maintenance = maintenance
         self._refusals = RateLimitedLog(log)
 
+    @counts_logins
     async def login(self, session: Session, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """See :meth:`gs_hooks.Hooks.login`; every refusal is logged (rate-limited per reason, never the token)."""
         try:
@@ -153,6 +155,12 @@ class LoginFlow:
             session.id,
             reason,
             exc.message,
+            extra={
+                "player": user_id,
+                "server_id": session.server_id,
+                "reason": reason,
+                "result_code": getattr(exc, "code", None),
+            },
         )
 
     def flush(self) -> None:

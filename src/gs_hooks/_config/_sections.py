@@ -364,6 +364,8 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
             :func:`operator_allow`); ``0.0.0.0/0,::/0`` opens them to every address.
         dashboard: serve ``/dashboard``.
         dashboard_key: optional key for the dashboard (``?key=`` or ``x-gs-hooks-key``).
+        admin_key: the key of the admin API (``Authorization: Bearer`` or ``x-gs-hooks-key``); unset: the
+            dashboard key; neither: the admin API refuses every request.
     """
 
     listen: Annotated[
@@ -407,6 +409,9 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
     ] = ()
     dashboard: Annotated[bool, Setting("GS_HOOKS_DASHBOARD", "serve `/dashboard`")] = False
     dashboard_key: Annotated[Secret | None, Setting("GS_HOOKS_DASHBOARD_KEY", "optional dashboard key")] = None
+    admin_key: Annotated[
+        Secret | None, Setting("GS_HOOKS_ADMIN_KEY", "admin API key (unset: the dashboard key; neither: API off)")
+    ] = None
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
         yield (

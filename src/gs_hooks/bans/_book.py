@@ -46,6 +46,7 @@ import msgspec
 
 from .._clock import Clock, to_datetime, to_timestamp
 from .._ids import lookup_key, player_id, player_id_problem
+from .._metrics import BANS_APPLIED, BANS_LIFTED, counts_bans, counts_bans_async
 from .._store import Store
 
 __all__ = ["Ban", "BanBook", "BanDetails", "BanEvent", "BanStatus", "BanTimer", "OnBan"]
@@ -406,6 +407,7 @@ class BanBook:
 
     # -- sync core ---------------------------------------------------------------------------------------------
 
+    @counts_bans(BANS_APPLIED)
     def apply_many_nowait(self, bans: Iterable[Ban]) -> list[Ban]:
         """Record bans (one sqlite transaction, blocking) and queue their enforcement for the timer.
 
@@ -459,6 +461,7 @@ class BanBook:
             keys += [k for k in self._unsaved if k[1] == player_key and (source is None or k[0] == source)]
         return rows, keys
 
+    @counts_bans(BANS_LIFTED)
     def lift_nowait(
         self, player_key: str | int, *, source: str | None = None, started_by: datetime | None = None
     ) -> list[Ban]:
@@ -577,6 +580,7 @@ class BanBook:
             self._lock = anyio.Lock()
         return self._lock
 
+    @counts_bans_async(BANS_APPLIED)
     async def apply(self, bans: Iterable[Ban]) -> list[Ban]:
         """Apply bans: into memory (they gate logins), enforced (sessions kicked, ``on_ban``), then recorded.
 
@@ -722,6 +726,7 @@ class BanBook:
             raise
         self._saved(keys, written)
 
+    @counts_bans_async(BANS_LIFTED)
     async def lift(
         self, player_key: str | int, *, source: str | None = None, started_by: datetime | None = None
     ) -> list[Ban]:
