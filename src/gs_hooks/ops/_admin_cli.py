@@ -54,6 +54,7 @@ def add_admin_parser(sub: Any) -> None:
         description=__doc__.split("\n\n")[0],
         epilog="exit codes: 0 ok, 1 server error, 2 usage, 3 access refused, 4 not found, 5 bad input, "
         "6 server unreachable",
+        allow_abbrev=False,  # (no --key as a short --key-env: a key is never an argument)
     )
     p.add_argument("--url", default=os.environ.get(URL_ENV), help=f"the listener's base URL (default ${URL_ENV})")
     p.add_argument("--key-env", default=KEY_ENV, help=f"the environment variable holding the key (default {KEY_ENV})")
