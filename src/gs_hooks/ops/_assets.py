@@ -4,7 +4,7 @@ The script does three things: reload the page every ``refresh`` seconds while "a
 action is under way; remember the admin key the operator typed (for this browser tab only: ``sessionStorage``);
 and run the kick and unban buttons: ask for a confirmation, ``POST`` to the admin API next to the page
 (``admin/kick``, ``admin/unban``, relative: it works under any mount prefix) with the key, say what happened,
-and reload to show the effect.
+and reload to show the effect (what was done is said again after the reload).
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ catch(e){}
 if(keyInput){keyInput.addEventListener('change',function(){
 try{sessionStorage.setItem('gs-hooks-admin-key',keyInput.value);}catch(e){}});}
 function say(text){if(said)said.textContent=text;}
+try{var last=sessionStorage.getItem('gs-hooks-said');if(last){say(last);sessionStorage.removeItem('gs-hooks-said');}}
+catch(e){}
 function act(button){
 var action=button.getAttribute('data-action'),player=button.getAttribute('data-player');
 var question=action==='kick'?'Kick every live session of player '+player+'?':'Lift every ban of player '+player+'?';
@@ -88,7 +90,9 @@ body:JSON.stringify(body)}).then(function(r){
 return r.json().then(function(j){return [r.status,j];},function(){return [r.status,{}];});
 }).then(function(a){
 if(a[0]===200){
-say(action==='kick'?'kicked '+a[1].kicked+' session(s) of '+player:'lifted '+a[1].lifted.length+' ban(s) of '+player);
+var done=action==='kick'?'kicked '+a[1].kicked+' session(s) of '+player
+:'lifted '+a[1].lifted.length+' ban(s) of '+player;
+say(done);try{sessionStorage.setItem('gs-hooks-said',done);}catch(e){}
 setTimeout(function(){location.reload();},400);
 }else{busy=false;say(action+' of '+player+' refused ('+a[0]+'): '+((a[1].error||{}).message||''));}
 }).catch(function(e){busy=false;say(action+' of '+player+' failed: '+e);});
