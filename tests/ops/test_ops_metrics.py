@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ops_support import HIVE_KEY, World, sample_value, world
+from ops_support import FAMILIES, HIVE_KEY, World, sample_value, world
 from prometheus_client.parser import text_string_to_metric_families
 
 from gs_hooks import (
@@ -30,38 +30,6 @@ from gs_hooks._metrics import Tally, Timing, counts_logins
 pytestmark = pytest.mark.anyio
 
 PROMTOOL = shutil.which("promtool")
-
-FAMILIES = {
-    # name (as the parser names it) -> type
-    "gs_hooks_up": "gauge",
-    "gs_hooks_build_info": "gauge",
-    "gs_hooks_start_time_seconds": "gauge",
-    "gs_hooks_ready": "gauge",
-    "gs_hooks_component_ok": "gauge",
-    "gs_hooks_sessions": "gauge",
-    "gs_hooks_server_sessions": "gauge",
-    "gs_hooks_server_players": "gauge",
-    "gs_hooks_http_connections": "gauge",
-    "gs_hooks_http_responses": "counter",
-    "gs_hooks_http_refused_connections": "counter",
-    "gs_hooks_http_forbidden_connections": "counter",
-    "gs_hooks_http_accept_failures": "counter",
-    "gs_hooks_logins": "counter",
-    "gs_hooks_kicks": "counter",
-    "gs_hooks_bans_applied": "counter",
-    "gs_hooks_bans_lifted": "counter",
-    "gs_hooks_bans_active": "gauge",
-    "gs_hooks_webhook_batches": "counter",
-    "gs_hooks_webhook_seconds": "histogram",
-    "gs_hooks_gamebase_request_seconds": "histogram",
-    "gs_hooks_gamebase_errors": "counter",
-    "gs_hooks_gamebase_retries": "counter",
-    "gs_hooks_admin_requests": "counter",
-    "gs_hooks_token_cache_hits": "counter",
-    "gs_hooks_token_cache_misses": "counter",
-    "gs_hooks_token_verifications": "counter",
-    "gs_hooks_token_verifications_in_flight": "gauge",
-}
 
 
 def value(families: dict[str, Any], name: str, **labels: str) -> float:
