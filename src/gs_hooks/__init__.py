@@ -36,6 +36,7 @@ from ._exceptions import (
 from ._health import ComponentHealth, HealthReporter
 from ._hooks import Hooks
 from ._json import check_json_depth
+from ._jsonlog import JsonFormatter
 from ._setup import setup
 from ._time import KST, format_kst, grid_slot, next_grid_instant
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
@@ -105,6 +106,7 @@ __all__ = [
     "HiveConfig",
     "Hooks",
     "InvalidLoginError",
+    "JsonFormatter",
     "KickRequest",
     "ListenerConfig",
     "LoginRefusedError",
