@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("sessions", "listener", "ccu", "gamebase", "bans")
+BENCHES = ("sessions", "listener", "ccu", "gamebase", "bans", "dashboard")
 ROOT = Path(__file__).resolve().parents[1]
 
 
