@@ -4,7 +4,7 @@ hidden in a function but optional dependencies, and pure modules that pull in no
 The layers, bottom up (ARCHITECTURE.md draws them):
 
 0. bottom: the error tree, time, the clock, back-off, callbacks, the component protocol, the lifecycle, the store,
-   the config, the rate-limited log, health, ids, JSON checks;
+   the config, the rate-limited log, health, ids, JSON checks, the event counters, the JSON log formatter;
 1. core: ``sessions`` (registry, adapters, kicker) and ``http`` (router, server, listener);
 2. ``_services``: what every install receives;
 3. capabilities: ``bans``, ``ccu``, ``gamebase``, ``hive``, ``gamepot``, ``fleet`` (each may import the neighbours

@@ -4,10 +4,13 @@ every malformed request (and no state change), every action logged with who aske
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -257,3 +260,46 @@ async def test_the_admin_api_is_in_the_asgi_app_under_a_prefix() -> None:
             error_of(await client.post("/gs/admin/kick", json={"player": "5101"}), 401)
             r = await client.post("/gs/admin/kick", json={"player": "5101"}, headers=w.headers())
             assert r.json()["kicked"] == 1
+
+
+def test_the_start_summary_and_warnings_name_the_admin_api() -> None:
+    from gs_hooks import Config, ListenerConfig
+    from gs_hooks.ops import StartFacts, config_warnings, start_warnings, startup_summary
+
+    def listener(**options: Any) -> Config:
+        return Config(state_path=":memory:", listener=ListenerConfig(**options))
+
+    facts = StartFacts(listener_url="http://127.0.0.1:9100")
+    keyed = listener(listen="127.0.0.1:9100", admin_key=Secret(ADMIN_KEY))
+    assert "admin API: on (GS_HOOKS_ADMIN_KEY), loopback only" in startup_summary(keyed, facts)
+    shared = listener(listen="127.0.0.1:9100", dashboard_key=Secret(DASH_KEY))
+    assert "admin API: on (the dashboard key)" in startup_summary(shared, facts)
+    assert "admin API: off (GS_HOOKS_ADMIN_KEY unset)" in startup_summary(listener(), StartFacts())
+    assert ADMIN_KEY not in startup_summary(keyed, facts)
+    public = listener(listen="0.0.0.0:9100", admin_key=Secret(ADMIN_KEY), admin_allow=("0.0.0.0/0",))
+    warned = [str(w) for w in start_warnings(public, facts)]
+    assert any("the admin API" in w and "GS_HOOKS_LISTEN_ADMIN_ALLOW" in w for w in warned), warned
+    unserved = [
+        str(w) for w in [*config_warnings(keyed), *start_warnings(listener(admin_key=Secret(ADMIN_KEY)), StartFacts())]
+    ]
+    assert any(w.startswith("GS_HOOKS_ADMIN_KEY: the admin API is configured but not served") for w in unserved), (
+        unserved
+    )
+
+
+README_CALLS = re.findall(
+    r"-d '(\{.*?\})' \$URL/admin/(\w+)", (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+)
+
+
+async def test_the_readme_curl_bodies_are_accepted_as_written() -> None:
+    calls = README_CALLS
+    assert {action for _, action in calls} == {"kick", "ban", "unban"}
+    async with world() as w, httpx.AsyncClient(base_url=w.url, headers=w.headers()) as client:
+        await w.login("7101")
+        for body, action in calls:
+            data = json.loads(body)
+            if "until" in data:  # the README's date is an example: keep it in the future of this run
+                data["until"] = (w.hooks.clock.now() + timedelta(days=3)).isoformat()
+            r = await client.post(f"/admin/{action}", json=data)
+            assert r.status_code == 200, (action, body, r.text)

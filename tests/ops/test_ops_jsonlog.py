@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +18,8 @@ import gs_hooks
 from gs_hooks import JsonFormatter, Secret
 
 pytestmark = pytest.mark.anyio
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
@@ -90,3 +94,24 @@ async def test_the_librarys_events_carry_their_fields(json_lines: io.StringIO) -
     text = json_lines.getvalue()
     assert forged not in text and ADMIN_KEY not in text
     assert all(isinstance(line["ts"], str) and line["message"] for line in got)
+
+
+def test_the_readme_json_logging_snippet_works_as_written() -> None:
+    sys.path.insert(0, str(README.parent / "tests"))
+    try:
+        from readme_support import python_blocks
+    finally:
+        sys.path.pop(0)
+    (snippet,) = [block for block in python_blocks() if "JsonFormatter()" in block]
+    logger = logging.getLogger("gs_hooks")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        exec(snippet, {})  # noqa: S102 - the README's own code, which users copy
+        (added,) = [h for h in logger.handlers if h not in handlers]
+        record = logging.LogRecord("gs_hooks.kicks", logging.INFO, __file__, 1, "kicked", (), None)
+        record.player = "7101"
+        assert json.loads(added.format(record))["player"] == "7101"
+        assert logger.level == logging.INFO
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)

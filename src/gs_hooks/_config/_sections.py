@@ -404,7 +404,9 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
     admin_allow: Annotated[
         tuple[str, ...],
         Setting(
-            "GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDRs of `/metrics` and the GamePot inquiry, empty = loopback only", cidrs
+            "GS_HOOKS_LISTEN_ADMIN_ALLOW",
+            "CIDRs of `/metrics`, the admin API and the GamePot inquiry, empty = loopback only",
+            cidrs,
         ),
     ] = ()
     dashboard: Annotated[bool, Setting("GS_HOOKS_DASHBOARD", "serve `/dashboard`")] = False
