@@ -34,6 +34,7 @@ BOTTOM = {
     "_clock",
     "_component",
     "_config",
+    "_counters",
     "_exceptions",
     "_health",
     "_ids",

@@ -205,6 +205,21 @@ async def _story(
         "0 schema violations",
     )
 
+    await _operator_steps(story, hooks, admin, remaining, banned[1], tokens, (host, port, listener_url), bots)
+
+
+async def _operator_steps(
+    story: Story,
+    hooks: gs_hooks.Hooks,
+    admin: SandboxAdmin,
+    remaining: list[Bot],
+    forgiven_bot: Bot,
+    tokens: dict[str, str],
+    where: tuple[str, int, str],
+    bots: list[Bot],
+) -> None:
+    """6. A Gamebase blip retried; 7. the operator's admin API: status, a kick, a Hive ban lifted."""
+    host, port, listener_url = where
     # 6. a Gamebase hiccup: one HTTP 503 on the token check, retried
     await admin.add_fault("gamebase.token", "status", 503, 1)
     late_comer = Bot(remaining[1].user_id)
@@ -223,11 +238,11 @@ async def _story(
         kicked = (await api.post("kick", json={"player": late_comer.user_id, "message": "demo: operator kick"})).json()
         kick = await late_comer.expect("kick", timeout=10)
         assert kick["reason"] == "admin" and kicked["kicked"] == 1, (kick, kicked)
-        lifted = (await api.post("unban", json={"player": banned[1].user_id})).json()
-    forgiven = Bot(banned[1].user_id)
+        lifted = (await api.post("unban", json={"player": forgiven_bot.user_id})).json()
+    forgiven = Bot(forgiven_bot.user_id)
     bots.append(forgiven)
     await forgiven.connect(host, port)
-    answer = await forgiven.login(tokens[forgiven.user_id])
+    answer = await forgiven.login(tokens[forgiven.user_id])  # the client's token, still valid: from the cache
     assert answer["op"] == "welcome", answer
     story.ok(
         "operator",

@@ -17,7 +17,7 @@ import anyio
 import httpx
 import pytest
 import websockets.asyncio.client
-from ops_support import ADMIN_KEY, world
+from ops_support import ADMIN_KEY, World, world
 
 from gs_hooks import BannedError, MemoryCcuHistory
 
@@ -141,6 +141,57 @@ def is_png(path: Path) -> bool:
     return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+async def check_the_zoom(page: Page, base: str, now: float, shots: Path) -> None:
+    """The day view, then the zoomed axis: the last hour, ticks every ten minutes inside it; then six hours."""
+    await page.goto(base)
+    await page.screenshot(shots / "day.png")
+    assert await page.evaluate("document.querySelectorAll('#ccu-chart g[data-series]').length") == 3
+    await page.evaluate("document.querySelector('nav.spans a[data-span=\"1h\"]').click()")
+    await page.wait_for("location.search.includes('span=1h')")
+    axis = await page.evaluate(
+        "(() => {const s = document.getElementById('ccu-chart');"
+        " return [s.dataset.span, +s.dataset.start, +s.dataset.end,"
+        " [...s.querySelectorAll('.tick')].map(t => +t.dataset.ts), s.querySelectorAll('circle').length];})()"
+    )
+    span, start, end, ticks, points = axis
+    assert span == "1h" and end - start == 3600 and abs(end - now) < 60
+    assert len(ticks) == 6 and all(start < t <= end for t in ticks) and 29 <= points <= 31
+    await page.screenshot(shots / "last-hour.png")
+    await page.goto(base + "?span=6h")
+    await page.screenshot(shots / "last-6-hours.png")
+
+
+async def kick_from_the_page(page: Page, w: World, shots: Path) -> None:
+    """Cancelling the confirmation does nothing; confirming kicks the player through the admin API."""
+    page.accept_dialogs = False
+    await page.evaluate("document.querySelector('button[data-action=kick][data-player=\"2101\"]').click()")
+    assert page.dialogs == ["Kick every live session of player 2101?"]
+    await page.wait_for("document.getElementById('action-status').textContent.includes('cancelled')")
+    assert w.hooks.registry.sessions_of("2101") != () and w.kicks == []
+
+    page.accept_dialogs = True
+    await page.evaluate("document.querySelector('button[data-action=kick][data-player=\"2101\"]').click()")
+    await page.wait_for("!document.querySelector('#sessions tr[data-player=\"2101\"]')")  # reloaded without it
+    assert w.hooks.registry.sessions_of("2101") == ()
+    assert [(k.reason, k.session.player_id) for k in w.kicks] == [("admin", "2101")]
+    assert await page.evaluate("document.getElementById('admin-key').value") == ADMIN_KEY  # kept for the tab
+    await page.wait_for("document.getElementById('action-status').textContent === 'kicked 1 session(s) of 2101'")
+    await page.screenshot(shots / "after-kick.png")
+
+
+async def unban_from_the_page(page: Page, w: World, base: str, shots: Path) -> None:
+    """The unban button of the ban list lifts the ban: the player logs in again."""
+    with pytest.raises(BannedError):
+        await w.login("2103")
+    await page.evaluate("document.querySelector('#ban-list button[data-action=unban][data-player=\"2103\"]').click()")
+    assert page.dialogs[-1] == "Lift every ban of player 2103?"
+    await page.wait_for("!document.querySelector('#ban-list tr[data-player=\"2103\"]')")
+    assert w.hooks.bans.active_ban("2103") is None
+    await w.login("2103")
+    await page.goto(base + "#ban-list")
+    await page.screenshot(shots / "ban-list.png")
+
+
 async def test_kick_and_unban_from_the_page_with_a_screenshot_per_view(tmp_path: Path) -> None:
     async with world() as w, chromium(tmp_path) as page:
         history = MemoryCcuHistory()
@@ -153,61 +204,14 @@ async def test_kick_and_unban_from_the_page_with_a_screenshot_per_view(tmp_path:
         await w.hooks.ban("2103", message="chargeback")
         base = f"{w.url}/dashboard"
 
-        await page.goto(base)
-        await page.screenshot(tmp_path / "day.png")
-        assert await page.evaluate("document.querySelectorAll('#ccu-chart g[data-series]').length") == 3
-
-        # the zoomed axis: the last hour, ticks every ten minutes inside it
-        await page.evaluate("document.querySelector('nav.spans a[data-span=\"1h\"]').click()")
-        await page.wait_for("location.search.includes('span=1h')")
-        axis = await page.evaluate(
-            "(() => {const s = document.getElementById('ccu-chart');"
-            " return [s.dataset.span, +s.dataset.start, +s.dataset.end,"
-            " [...s.querySelectorAll('.tick')].map(t => +t.dataset.ts), s.querySelectorAll('circle').length];})()"
-        )
-        span, start, end, ticks, points = axis
-        assert span == "1h" and end - start == 3600 and abs(end - now) < 60
-        assert len(ticks) == 6 and all(start < t <= end for t in ticks) and 29 <= points <= 31
-        await page.screenshot(tmp_path / "last-hour.png")
-        await page.goto(base + "?span=6h")
-        await page.screenshot(tmp_path / "last-6-hours.png")
-
-        # the admin key, typed once by the operator
-        await page.goto(base)
+        await check_the_zoom(page, base, now, tmp_path)
+        await page.goto(base)  # the operator types the admin key once
         await page.evaluate(
             f"(() => {{const k = document.getElementById('admin-key'); k.value = {json.dumps(ADMIN_KEY)};"
             " k.dispatchEvent(new Event('change'));})()"
         )
-
-        # cancelling the confirmation does nothing
-        page.accept_dialogs = False
-        await page.evaluate("document.querySelector('button[data-action=kick][data-player=\"2101\"]').click()")
-        assert page.dialogs == ["Kick every live session of player 2101?"]
-        await page.wait_for("document.getElementById('action-status').textContent.includes('cancelled')")
-        assert w.hooks.registry.sessions_of("2101") != () and w.kicks == []
-
-        # confirming kicks the player: the admin API did it, the page reloads without the row
-        page.accept_dialogs = True
-        await page.evaluate("document.querySelector('button[data-action=kick][data-player=\"2101\"]').click()")
-        await page.wait_for("!document.querySelector('#sessions tr[data-player=\"2101\"]')")
-        assert w.hooks.registry.sessions_of("2101") == ()
-        assert [(k.reason, k.session.player_id) for k in w.kicks] == [("admin", "2101")]
-        assert await page.evaluate("document.getElementById('admin-key').value") == ADMIN_KEY  # kept for the tab
-        await page.wait_for("document.getElementById('action-status').textContent === 'kicked 1 session(s) of 2101'")
-        await page.screenshot(tmp_path / "after-kick.png")
-
-        # unban from the ban list
-        with pytest.raises(BannedError):
-            await w.login("2103")
-        await page.evaluate(
-            "document.querySelector('#ban-list button[data-action=unban][data-player=\"2103\"]').click()"
-        )
-        assert page.dialogs[-1] == "Lift every ban of player 2103?"
-        await page.wait_for("!document.querySelector('#ban-list tr[data-player=\"2103\"]')")
-        assert w.hooks.bans.active_ban("2103") is None
-        await w.login("2103")
-        await page.goto(base + "#ban-list")
-        await page.screenshot(tmp_path / "ban-list.png")
+        await kick_from_the_page(page, w, tmp_path)
+        await unban_from_the_page(page, w, base, tmp_path)
 
         # a wrong key: refused, said on the page, nothing done
         await page.evaluate("document.getElementById('admin-key').value = 'not-the-key'")

@@ -66,20 +66,7 @@ def install(
         The probes, the admin API and the dashboard.
     """
     probes = Probes(services, listener=listener)
-    src = OpsSources(
-        clock=services.clock,
-        lifecycle=services.lifecycle,
-        registry=services.registry,
-        kicker=services.kicker,
-        book=bans.book,
-        poller=bans.poller,
-        maintenance=gamebase.maintenance if gamebase else None,
-        verifier=verifier,
-        listener=listener,
-        history=history,
-        readiness=probes.readiness,
-        live=lambda: probes.live,
-    )
+    src = _sources(services, probes, bans=bans, gamebase=gamebase, verifier=verifier, history=history)
     li = config.listener
     admin_allow = operator_allow(li.admin_allow)
     add_probe_routes(
@@ -110,6 +97,32 @@ def install(
         )
         dashboard.install(services.router, allow=operator_allow(li.dashboard_allow))
     return Ops(probes=probes, admin=admin, dashboard=dashboard)
+
+
+def _sources(
+    services: Services,
+    probes: Probes,
+    *,
+    bans: Bans,
+    gamebase: Gamebase | None,
+    verifier: Callable[[], TokenVerifier | None],
+    history: CcuHistorySource,
+) -> OpsSources:
+    """What the operator's side reads, from what the installs made."""
+    return OpsSources(
+        clock=services.clock,
+        lifecycle=services.lifecycle,
+        registry=services.registry,
+        kicker=services.kicker,
+        book=bans.book,
+        poller=bans.poller,
+        maintenance=gamebase.maintenance if gamebase else None,
+        verifier=verifier,
+        listener=probes.listener,
+        history=history,
+        readiness=probes.readiness,
+        live=lambda: probes.live,
+    )
 
 
 def _observe_hive(router: Router, config: Config) -> None:
