@@ -248,3 +248,18 @@ async def test_promtool_accepts_the_exposition() -> None:
 async def test_a_webhook_key_never_reaches_the_metrics() -> None:
     text = await exposition_after_a_little_of_everything()
     assert HIVE_KEY not in text
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_build_info_names_the_backend_it_runs_on(anyio_backend: str) -> None:
+    from gs_hooks import Config, ListenerConfig, setup
+
+    hooks = setup(Config(state_path=":memory:", listener=ListenerConfig(listen="127.0.0.1:0")))
+    async with hooks:
+        assert hooks.listener is not None
+        async with httpx.AsyncClient(base_url=hooks.listener.url) as client:
+            text = (await client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    labels = families["gs_hooks_build_info"].samples[0].labels
+    assert labels["backend"] == anyio_backend
+    assert labels["loop"] == ("trio" if anyio_backend == "trio" else "asyncio")

@@ -239,7 +239,12 @@ def _public_bind_warnings(config: Config, facts: StartFacts, n: Namer, where: st
     admin = public_networks(li.admin_allow)
     if admin:
         inquiry = gp.project_id is not None and gp.api_key is not None
-        routes = "/metrics, the admin API" + (" and the GamePot CCU inquiry" if inquiry else "")
+        opened = ["/metrics"]
+        if li.admin_key is not None or li.dashboard_key is not None:  # (keyless, the admin API refuses all)
+            opened.append("the admin API")
+        if inquiry:
+            opened.append("the GamePot CCU inquiry")
+        routes = ", ".join(opened[:-1]) + " and " + opened[-1] if len(opened) > 1 else opened[0]
         out.append(
             ConfigWarning(
                 n("listener", "admin_allow"),
