@@ -57,6 +57,9 @@ class Tally:
         max_series: distinct label value sets kept at most; the rest are counted under ``other``.
         minutes: keep per-minute counts of the last ``minutes`` minutes (0: totals only).
         time: wall-clock seconds (tests inject their own).
+
+    Attributes:
+        time: the clock of the per-minute counts, settable (a test of the process-wide tallies pins it).
     """
 
     kind = "counter"
@@ -79,11 +82,11 @@ class Tally:
         self._known = tuple(frozenset(known[label]) if label in known else None for label in labels)
         self._max_series = max_series
         self._minutes = minutes
-        self._time = time
+        self.time = time
         self._totals: dict[tuple[str, ...], int] = {}
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # label values as given -> as counted
         self._by_minute: dict[int, dict[tuple[str, ...], int]] = {}
-        self._minute = -1
+        self._minute_at = float("inf")
         self._next_minute_at = float("-inf")
         self._bucket: dict[tuple[str, ...], int] = {}
         self._cells: list[tuple[Cell, tuple[str, ...]]] = []
@@ -141,18 +144,20 @@ class Tally:
         totals = self._totals
         totals[key] = totals.get(key, 0) + by
         if self._minutes:
-            if self._time() >= self._next_minute_at:
-                self._roll()
+            now = self.time()
+            if not self._minute_at <= now < self._next_minute_at:
+                self._roll(now)
             bucket = self._bucket
             bucket[key] = bucket.get(key, 0) + by
 
-    def _roll(self) -> None:
-        now = self._time()
+    def _roll(self, now: float) -> None:
+        """Count into ``now``'s minute from here on; forget minutes out of the window (before it, or after it:
+        the clock went back)."""
         minute = int(now // 60)
-        self._next_minute_at = (minute + 1) * 60.0
-        self._minute = minute
+        self._minute_at = minute * 60.0
+        self._next_minute_at = self._minute_at + 60.0
         self._bucket = self._by_minute.setdefault(minute, {})
-        for old in [m for m in self._by_minute if m <= minute - self._minutes]:
+        for old in [m for m in self._by_minute if not minute - self._minutes < m <= minute]:
             del self._by_minute[old]
 
     def totals(self) -> dict[tuple[str, ...], int]:
@@ -173,7 +178,7 @@ class Tally:
         """
         self.fold()
         minutes = min(minutes, self._minutes)
-        now = int(self._time() // 60)
+        now = int(self.time() // 60)
         out: dict[tuple[str, ...], list[int]] = {}
         for minute, bucket in list(self._by_minute.items()):
             age = now - minute

@@ -4,7 +4,7 @@ with kick buttons, version / host / uptime, and still one self-contained page.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -144,28 +144,47 @@ async def test_the_dashboard_key_is_carried_and_offered_to_the_buttons_only_when
     assert ADMIN_KEY not in lxml.html.tostring(doc, encoding="unicode")
 
 
-async def test_logins_and_kicks_of_the_last_hour_by_outcome_and_reason() -> None:
+@pytest.fixture
+def pinned_rates() -> Iterator[list[float]]:
+    """The process-wide login and kick tallies on a clock of the test's own, far from now: only its events are in
+    their last hour (other tests log players in too)."""
+    at = [4_000_000_000.0]
+    saved = [(tally, tally.time) for tally in (_metrics.LOGINS, _metrics.KICKS)]
+    for tally, _ in saved:
+        tally.time = lambda: at[0]
+    try:
+        yield at
+    finally:
+        for tally, clock in saved:
+            tally.time = clock
+
+
+async def test_logins_and_kicks_of_the_last_hour_by_outcome_and_reason(pinned_rates: list[float]) -> None:
+    def rows(doc: Any, ident: str) -> dict[str, tuple[int, int]]:
+        section = doc.get_element_by_id(ident)
+        return {
+            tr.get("data-label"): (
+                int(tr.xpath('./td[contains(@class, "total")]')[0].text_content()),
+                len(tr.xpath(".//svg/rect")),
+            )
+            for tr in section.xpath(".//tr[@data-label]")
+        }
+
     async with dashboard() as (w, client):
-
-        def rows(doc: Any, ident: str) -> dict[str, int]:
-            section = doc.get_element_by_id(ident)
-            return {
-                tr.get("data-label"): int(tr.xpath('./td[contains(@class, "total")]')[0].text_content())
-                for tr in section.xpath(".//tr[@data-label]")
-            }
-
         before = await page(client)
         await w.login("3201")
         with pytest.raises(Exception, match="invalid"):
             await w.login("3202", token="forged-token")
+        pinned_rates[0] += 600  # ten minutes later
+        await w.login("3203")
         await w.hooks.kick("3201", "manual")
         after = await page(client)
-    logins_before, logins_after = rows(before, "rates-logins"), rows(after, "rates-logins")
-    assert logins_after["ok"] == logins_before.get("ok", 0) + 1
-    assert logins_after["token_invalid"] == logins_before.get("token_invalid", 0) + 1
-    assert rows(after, "rates-kicks")["manual"] == rows(before, "rates-kicks").get("manual", 0) + 1
-    spark = after.get_element_by_id("rates-logins").xpath('.//tr[@data-label="ok"]//svg[@class="spark"]/rect')
-    assert spark, "a bar for the minute of the login"
+        pinned_rates[0] += 3_000  # 60 minutes after the first events: they are out of the window
+        later = await page(client)
+    assert "no logins in the last hour" in before.get_element_by_id("rates-logins").text_content()
+    assert rows(after, "rates-logins") == {"ok": (2, 2), "token_invalid": (1, 1)}  # (total, minutes with a bar)
+    assert rows(after, "rates-kicks") == {"manual": (1, 1)}
+    assert rows(later, "rates-logins") == {"ok": (1, 1)} and rows(later, "rates-kicks") == {"manual": (1, 1)}
 
 
 async def test_gamebase_and_webhook_health_cards() -> None:

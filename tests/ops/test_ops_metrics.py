@@ -59,6 +59,11 @@ def test_a_tally_bounds_its_labels_and_keeps_the_last_hour_per_minute() -> None:
     _, recent = tally.recent(60)
     assert recent == {("manual",): [0] * 59 + [1], ("ban",): [0] * 59 + [5]}  # the first events fell out
 
+    now[0] -= 3600  # the clock went back (a test's pinned clock let go, or a step): counting goes on from there
+    tally.inc("manual")
+    _, recent = tally.recent(60)
+    assert recent == {("manual",): [0] * 59 + [1]}
+
     free = Tally("f", "help", ("api", "code"), max_series=2)
     for code in ("1", "2", "3", "4"):
         free.inc("x", code)
