@@ -237,7 +237,6 @@ async def test_every_family_is_there_typed_and_named_by_the_conventions() -> Non
     assert sample_value(families["gs_hooks_bans_active"]) >= 1
     build = families["gs_hooks_build_info"].samples[0].labels
     assert build["version"] == _metrics.VERSION and build["backend"] == "asyncio" and build["python"]
-    assert "gs_hooks_ccu_users" not in families  # (the CCU families need a CCU reporter: not configured here)
     labels = {v for f in families.values() for s in f.samples for v in s.labels.values()}
     assert not labels & {"6101", "6102"}, "a player id is a label value"
 
