@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("sessions", "listener", "ccu", "http_clients", "gamebase", "bans", "loop", "fleet")
+BENCHES = ("sessions", "listener", "ccu", "http_clients", "gamebase", "bans", "loop", "fleet", "dashboard")
 ROOT = Path(__file__).resolve().parents[1]
 
 

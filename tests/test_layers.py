@@ -5,7 +5,7 @@ The layers, bottom up (ARCHITECTURE.md draws them):
 
 0. bottom: the error tree, time, the clock, back-off, callbacks, the component protocol, the lifecycle, the store,
    the config, the rate-limited log, wake-up signals, health, ids, JSON checks, the HTTP client of the platform
-   calls;
+   calls, the event counters, the JSON log formatter;
 1. core: ``sessions`` (registry, adapters, kicker) and ``http`` (router, server, listener);
 2. ``_services``: what every install receives;
 3. capabilities: ``bans``, ``ccu``, ``gamebase``, ``hive``, ``gamepot``, ``fleet`` (each may import the neighbours
@@ -35,12 +35,15 @@ BOTTOM = {
     "_clock",
     "_component",
     "_config",
+    "_counters",
     "_exceptions",
     "_health",
     "_http_client",
     "_ids",
     "_json",
+    "_jsonlog",
     "_lifecycle",
+    "_metrics",
     "_ratelog",
     "_signal",
     "_store",

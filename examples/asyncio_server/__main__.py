@@ -36,6 +36,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-timeout", type=float, default=300.0, help="close a silent connection after (s, 300)")
     p.add_argument("--verbose", action="store_true", help="log gs_hooks at INFO")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
+    p.add_argument("--metrics-out", help="with --demo: save the /metrics exposition here when the story ends")
     return p.parse_args(argv)
 
 
@@ -78,6 +79,8 @@ async def amain(args: argparse.Namespace) -> int:
             print(f"webhook listener {listener_url}  (suspensions: {config.hive.suspension_path}, /webstore-profile)")
             if config.listener.dashboard:
                 print(f"dashboard        {listener_url}/dashboard")
+            if config.listener.admin_key is not None:
+                print(f"admin API        {listener_url}/admin/  (`gs-hooks admin`; key: GS_HOOKS_ADMIN_KEY, set it)")
         if sandbox is not None:
             print(f"sandbox          {sandbox.url}  (embedded; CCU grid period {config.ccu.period_s}s)")
         sys.stdout.flush()
@@ -85,7 +88,15 @@ async def amain(args: argparse.Namespace) -> int:
         if args.demo:
             from .demo import run_demo
 
-            return await run_demo(game, hooks, sandbox, game_host=args.host, game_port=port, listener_url=listener_url)
+            return await run_demo(
+                game,
+                hooks,
+                sandbox,
+                game_host=args.host,
+                game_port=port,
+                listener_url=listener_url,
+                metrics_out=args.metrics_out,
+            )
 
         if args.bots:
             from .bots import run_bots

@@ -30,6 +30,10 @@ class SandboxAdmin:
     async def new_player(self, user_id: str) -> str:
         """Create a Gamebase member and issue it an access token (a client-side login)."""
         await self._call("POST", "/gamebase/members", {"userId": user_id})
+        return await self.new_token(user_id)
+
+    async def new_token(self, user_id: str) -> str:
+        """Issue another access token to an existing member (a fresh client-side login)."""
         return str((await self._call("POST", f"/gamebase/members/{user_id}/tokens", {}))["accessToken"])
 
     async def set_maintenance(self, begin: str, end: str, message: str, url: str | None = None) -> None:
@@ -43,6 +47,10 @@ class SandboxAdmin:
 
     async def call_webstore(self, url: str, cs_code: str) -> dict[str, Any]:
         return dict(await self._call("POST", "/hive/webstore", {"url": url, "cs_code": cs_code}))
+
+    async def add_fault(self, route: str, kind: str, status: int, count: int) -> None:
+        """Make the sandbox answer the next ``count`` requests of ``route`` with HTTP ``status``."""
+        await self._call("POST", "/faults", {"route": route, "kind": kind, "status": status, "count": count})
 
     async def ccu_samples(self, server: str | None = None) -> list[dict[str, Any]]:
         r = await self.http.get(self.base + "/ccu/samples", params={"server": server} if server else None)

@@ -6,7 +6,11 @@
    player's new login is refused with the ban's end date;
 4. a Gamebase maintenance window is announced: players are warned, kicked at its begin, logins are refused
    while it lasts and accepted again after it ends;
-5. Hive's web store asks for a player's profile: answered per the document (the sandbox validates it).
+5. Hive's web store asks for a player's profile: answered per the document (the sandbox validates it);
+6. Gamebase answers one login with HTTP 503: the call is retried and the player gets in;
+7. an operator uses the admin API: reads the status, kicks a player, lifts a Hive ban.
+
+With ``--metrics-out PATH`` the ``/metrics`` exposition is saved when the story ends (a test reads it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import sys
 import time
 from datetime import datetime, timedelta
 from typing import Any
+
+import httpx
 
 import gs_hooks
 
@@ -32,6 +38,8 @@ STEPS = (
     "maintenance refusal",
     "login after maintenance",
     "web-store profile",
+    "gamebase blip",
+    "operator",
 )
 
 
@@ -72,6 +80,7 @@ async def run_demo(
     game_host: str,
     game_port: int,
     listener_url: str | None,
+    metrics_out: str | None = None,
 ) -> int:
     if sandbox is None or listener_url is None:
         print("--demo runs on the embedded sandbox: unset GS_HOOKS_CCU_URL and GS_HOOKS_GAMEBASE_URL", flush=True)
@@ -85,6 +94,8 @@ async def run_demo(
     except (TimeoutError, ConnectionError, AssertionError) as exc:
         story.status(f"stopped: {type(exc).__name__}: {exc}")
     finally:
+        if metrics_out:  # (before the players leave: the live counts are part of it)
+            await _save_metrics(listener_url, metrics_out)
         for bot in bots:
             await bot.close()
         await admin.aclose()
@@ -193,3 +204,58 @@ async def _story(
         f"unknown → {(unknown.get('body') or {}).get('result_code')}, "
         "0 schema violations",
     )
+
+    await _operator_steps(story, hooks, admin, remaining, banned[1], tokens, (host, port, listener_url), bots)
+
+
+async def _operator_steps(
+    story: Story,
+    hooks: gs_hooks.Hooks,
+    admin: SandboxAdmin,
+    remaining: list[Bot],
+    forgiven_bot: Bot,
+    tokens: dict[str, str],
+    where: tuple[str, int, str],
+    bots: list[Bot],
+) -> None:
+    """6. A Gamebase blip retried; 7. the operator's admin API: status, a kick, a Hive ban lifted."""
+    host, port, listener_url = where
+    # 6. a Gamebase hiccup: one HTTP 503 on the token check, retried
+    await admin.add_fault("gamebase.token", "status", 503, 1)
+    late_comer = Bot(remaining[1].user_id)
+    bots.append(late_comer)
+    await late_comer.connect(host, port)
+    answer = await late_comer.login(await admin.new_token(late_comer.user_id))  # a new token: not in the cache
+    assert answer["op"] == "welcome", answer
+    story.ok("gamebase blip", f"one HTTP 503 from Gamebase retried: player {late_comer.user_id} welcomed")
+
+    # 7. the operator's side: the admin API (what `gs-hooks admin` and the dashboard's buttons call)
+    key = hooks.config.listener.admin_key
+    assert key is not None, "the admin API needs GS_HOOKS_ADMIN_KEY"
+    headers = {"authorization": f"Bearer {key.get_secret_value()}"}
+    async with httpx.AsyncClient(base_url=listener_url + "/admin/", headers=headers, timeout=15) as api:
+        status = (await api.get("status")).json()
+        kicked = (await api.post("kick", json={"player": late_comer.user_id, "message": "demo: operator kick"})).json()
+        kick = await late_comer.expect("kick", timeout=10)
+        assert kick["reason"] == "admin" and kicked["kicked"] == 1, (kick, kicked)
+        lifted = (await api.post("unban", json={"player": forgiven_bot.user_id})).json()
+    forgiven = Bot(forgiven_bot.user_id)
+    bots.append(forgiven)
+    await forgiven.connect(host, port)
+    answer = await forgiven.login(tokens[forgiven.user_id])  # the client's token, still valid: from the cache
+    assert answer["op"] == "welcome", answer
+    story.ok(
+        "operator",
+        f"status {status['state']} (ready {status['ready']}), kicked {late_comer.user_id}, lifted "
+        f"{len(lifted['lifted'])} {lifted['lifted'][0]['source']} ban of {forgiven.user_id}: welcomed again",
+    )
+
+
+async def _save_metrics(listener_url: str | None, path: str) -> None:
+    """Save the listener's /metrics (the demo runs on loopback, inside the admin allowlist)."""
+    if listener_url is None:
+        return
+    async with httpx.AsyncClient(timeout=15) as client:
+        r = await client.get(listener_url + "/metrics")
+    with open(path, "w", encoding="utf-8") as out:  # noqa: ASYNC230 - a small file, once, at exit
+        out.write(r.text if r.status_code == 200 else f"# /metrics answered {r.status_code}: {r.text}\n")

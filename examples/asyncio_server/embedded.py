@@ -39,6 +39,7 @@ def embedded_environment(env: Mapping[str, str], sandbox: Any, *, demo: bool) ->
         "GS_HOOKS_GAMEPOT_API_KEY": sandbox.gamepot_api_key,
         "GS_HOOKS_GAMEPOT_URL": urls["gamepot_url"],
         "GS_HOOKS_DASHBOARD": "1",
+        "GS_HOOKS_ADMIN_KEY": secrets.token_urlsafe(24),
         "GS_HOOKS_SANDBOX_URL": sandbox.url,
     }
     if demo:

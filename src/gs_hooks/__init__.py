@@ -38,6 +38,7 @@ from ._health import ComponentHealth, HealthReporter
 from ._hooks import Hooks
 from ._http_client import HttpAnswer, HttpClient
 from ._json import check_json_depth
+from ._jsonlog import JsonFormatter
 from ._setup import setup
 from ._time import KST, format_kst, grid_slot, next_grid_instant
 from .bans import Ban, BanBook, BanDetails, BanEvent, OnBan
@@ -110,6 +111,7 @@ __all__ = [
     "HttpClient",
     "HttpTransportError",
     "InvalidLoginError",
+    "JsonFormatter",
     "KickRequest",
     "ListenerConfig",
     "LoginRefusedError",

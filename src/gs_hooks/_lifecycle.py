@@ -15,6 +15,7 @@ is final; ``aclose()`` of closed hooks is a no-op and moves nothing.
 from __future__ import annotations
 
 import enum
+import time
 
 from ._exceptions import LifecycleError
 
@@ -48,10 +49,12 @@ class Lifecycle:
 
     Attributes:
         state: the current state.
+        running_since: wall-clock epoch seconds of the move to ``RUNNING`` (None before; the uptime's start).
     """
 
     def __init__(self) -> None:
         self.state = State.NEW
+        self.running_since: float | None = None
 
     def move(self, target: State) -> None:
         """Go to ``target``.
@@ -62,6 +65,8 @@ class Lifecycle:
         if target not in TRANSITIONS[self.state]:
             raise LifecycleError(f"cannot go from {self.state.value!r} to {target.value!r}")
         self.state = target
+        if target is State.RUNNING:
+            self.running_since = time.time()
 
     @property
     def started(self) -> bool:

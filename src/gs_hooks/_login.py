@@ -15,6 +15,7 @@ import logging
 from ._config import Secret
 from ._exceptions import BannedError, ClosedError, ConfigError, LoginRefusedError, PlatformError
 from ._ids import shown
+from ._metrics import counts_logins
 from ._ratelog import RateLimitedLog
 from ._services import Services
 from .bans._book import BanBook
@@ -73,6 +74,7 @@ class LoginFlow:
         self.maintenance = maintenance
         self._refusals = RateLimitedLog(log)
 
+    @counts_logins
     async def login(self, session: Session, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         """See :meth:`gs_hooks.Hooks.login`; every refusal is logged (rate-limited per reason, never the token)."""
         try:
@@ -154,6 +156,12 @@ class LoginFlow:
             session.id,
             reason,
             exc.message,
+            extra={
+                "player": shown(user_id),
+                "server_id": session.server_id,
+                "reason": reason,
+                "result_code": getattr(exc, "code", None),
+            },
         )
 
     def flush(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time as _time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 __all__ = ["RateLimitedLog"]
@@ -41,11 +41,22 @@ class RateLimitedLog:
         self.interval_s = interval_s
         self._time = time
         self._max_keys = max_keys
-        # key -> [window start, suppressed count, level, msg, args]
+        # key -> [window start, suppressed count, level, msg, args, extra]
         self._keys: dict[Hashable, list[Any]] = {}
 
-    def log(self, level: int, key: Hashable, msg: str, *args: object, exc_info: Any = None) -> bool:
+    def log(
+        self,
+        level: int,
+        key: Hashable,
+        msg: str,
+        *args: object,
+        exc_info: Any = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> bool:
         """Log ``msg % args`` at ``level`` unless a record of ``key`` was logged less than ``interval_s`` ago.
+
+        ``extra`` (the event's fields, see :class:`~gs_hooks.JsonFormatter`) goes on the record as with
+        ``logging``; a summary line carries the fields of its kind's latest record.
 
         Returns:
             True when a record was written, False when this one was only counted.
@@ -56,11 +67,12 @@ class RateLimitedLog:
         entry = self._keys.get(key)
         if entry is not None and now - entry[0] < self.interval_s:
             entry[1] += 1
+            entry[5] = extra
             return False
         suppressed = 0 if entry is None else entry[1]
         if entry is None and len(self._keys) >= self._max_keys:
             self._evict()
-        self._keys[key] = [now, 0, level, msg, args]
+        self._keys[key] = [now, 0, level, msg, args, extra]
         if suppressed:
             self._logger.log(
                 level,
@@ -69,9 +81,10 @@ class RateLimitedLog:
                 suppressed,
                 now - entry[0] if entry is not None else self.interval_s,
                 exc_info=exc_info,
+                extra=extra,
             )
         else:
-            self._logger.log(level, msg, *args, exc_info=exc_info)
+            self._logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
         return True
 
     def suppressed(self, key: Hashable) -> int:
@@ -90,8 +103,8 @@ class RateLimitedLog:
         return lines
 
     def _summarise(self, entry: list[Any]) -> None:
-        _, count, level, msg, args = entry
-        self._logger.log(level, msg + " (%d more like this, not logged one by one)", *args, count)
+        _, count, level, msg, args, extra = entry
+        self._logger.log(level, msg + " (%d more like this, not logged one by one)", *args, count, extra=extra)
 
     def _evict(self) -> None:
         oldest = min(self._keys, key=lambda k: self._keys[k][0])

@@ -106,7 +106,13 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
     gamepot = gamepot_install.install(services, config, ccu=ccu.reporter if ccu else None)
     listener = http_install.install(services, config)  # the last component: starts after, closes before the rest
     ops = ops_install.install(
-        services, config, book=bans.book, maintenance=maintenance, history=gamepot.history, listener=listener
+        services,
+        config,
+        bans=bans,
+        gamebase=gamebase,
+        verifier=lambda: verifier.verifier,
+        history=gamepot.history,
+        listener=listener,
     )
     return Hooks(
         config,

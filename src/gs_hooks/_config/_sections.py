@@ -363,6 +363,7 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
             :func:`operator_allow`); ``0.0.0.0/0,::/0`` opens them to every address.
         dashboard: serve ``/dashboard``.
         dashboard_key: optional key for the dashboard (``?key=`` or ``x-gs-hooks-key``).
+        admin_key: the admin API's key (unset: the dashboard key; neither: the API refuses every request).
     """
 
     listen: Annotated[
@@ -400,12 +401,11 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
     ] = ()
     admin_allow: Annotated[
         tuple[str, ...],
-        Setting(
-            "GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDRs of `/metrics` and the GamePot inquiry, empty = loopback only", cidrs
-        ),
+        Setting("GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDRs of /metrics, /admin, GamePot inquiry; empty = loopback", cidrs),
     ] = ()
     dashboard: Annotated[bool, Setting("GS_HOOKS_DASHBOARD", "serve `/dashboard`")] = False
     dashboard_key: Annotated[Secret | None, Setting("GS_HOOKS_DASHBOARD_KEY", "optional dashboard key")] = None
+    admin_key: Annotated[Secret | None, Setting("GS_HOOKS_ADMIN_KEY", "admin API key (else the dashboard key)")] = None
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
         yield (

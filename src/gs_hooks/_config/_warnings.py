@@ -36,9 +36,12 @@ class ConfigWarning(msgspec.Struct, frozen=True):
         return f"{self.setting}: {self.problem}"
 
 
-OTHER_ENV_VARS = frozenset({"GS_HOOKS_SANDBOX_URL", "GS_HOOKS_SANDBOX_ADMIN", "GS_HOOKS_FUZZ_EXAMPLES"})
+OTHER_ENV_VARS = frozenset(
+    {"GS_HOOKS_SANDBOX_URL", "GS_HOOKS_SANDBOX_ADMIN", "GS_HOOKS_FUZZ_EXAMPLES", "GS_HOOKS_ADMIN_URL"}
+)
 """``GS_HOOKS_*`` names that are not settings but are read by gs_hooks' own tools (the sandbox CLI prints the
-first two, the example server reads the first, the fuzz tests the last): never reported as unknown."""
+first two, the example server reads the first, the fuzz tests the third, ``gs-hooks admin`` the last): never
+reported as unknown."""
 
 LOOPBACK_CIDRS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 """Who may call an operator route (``/metrics``, ``/dashboard``, the GamePot inquiry) while its allowlist is empty."""

@@ -38,6 +38,7 @@ import anyio.lowlevel
 
 from .._clock import Clock
 from .._ids import lookup_key, player_id
+from .._metrics import BANS_APPLIED, BANS_LIFTED, counts_bans, counts_bans_async
 from .._signal import Doorbell
 from .._store import Store
 from .._time import to_timestamp
@@ -154,6 +155,7 @@ class BanBook:
 
     # -- sync core -----------------------------------------------------------------------------------------------
 
+    @counts_bans(BANS_APPLIED)
     def apply_many_nowait(self, bans: Iterable[Ban], *, origin: BatchOrigin = LOCAL) -> list[Ban]:
         """Record bans (one transaction, blocking) and queue their enforcement for the timer.
 
@@ -181,6 +183,7 @@ class BanBook:
         """Record one ban; True when it changed the book. See :meth:`apply_many_nowait`."""
         return bool(self.apply_many_nowait((ban,), origin=origin))
 
+    @counts_bans(BANS_LIFTED)
     def lift_nowait(
         self,
         player_key: str | int,
@@ -282,6 +285,7 @@ class BanBook:
 
     # -- async shell ---------------------------------------------------------------------------------------------
 
+    @counts_bans_async(BANS_APPLIED)
     async def apply(self, bans: Iterable[Ban], *, origin: BatchOrigin = LOCAL) -> list[Ban]:
         """Apply bans: into memory (they gate logins), enforced (sessions kicked, ``on_ban``), then recorded.
 
@@ -326,6 +330,7 @@ class BanBook:
             await self._persist(keys, origin)
         return [r.ban for r in rows]
 
+    @counts_bans_async(BANS_LIFTED)
     async def lift(
         self,
         player_key: str | int,

@@ -29,6 +29,7 @@ from .._exceptions import HttpTransportError, PlatformError, PlatformUnavailable
 from .._http_client import HttpClient, as_http_client
 from ._endpoints import VERSIONS, Endpoint
 from ._models import GamebaseResult, _Result
+from ._observe import observe_attempt
 from ._protocol import PLATFORM, decode_result, decode_wrapped, is_transient, path_segment, redact
 from ._transport import RETRY_AFTER_S, install_log_filter, new_transaction_id, retry_after
 
@@ -151,6 +152,7 @@ class RequestCore:
                     attempts - 1,
                     delay,
                     call.tx,
+                    extra={"api": route, "result_code": last.error.code},
                 )
                 await self.clock.sleep(delay)
             outcome = await self._attempt(call, decode, key)
@@ -168,6 +170,7 @@ class RequestCore:
             retry_after_s=RETRY_AFTER_S if retry_after_s is None else retry_after_s,
         ) from last.cause
 
+    @observe_attempt
     async def _attempt(self, call: _Call, decode: Decode[T], key: str) -> T | _Retry:
         """One attempt: the decoded answer, a failure worth retrying, or a final error raised."""
         self.requests_sent += 1
@@ -189,7 +192,7 @@ class RequestCore:
             result = decode(response.content, echoed, call.hidden)
         except PlatformError as err:
             if not is_transient(err.code):
-                log.info("gamebase %s failed: %s", call.route, err)
+                log.info("gamebase %s failed: %s", call.route, err, extra={"api": call.route, "result_code": err.code})
                 if err.setting is None and err.code is not None:  # Gamebase's answer about the request itself
                     self.answered += 1
                 raise

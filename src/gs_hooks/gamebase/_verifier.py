@@ -119,6 +119,11 @@ class TokenVerifier:
         """The cap on concurrent verification requests."""
         return self.limiter.total
 
+    @property
+    def in_flight(self) -> int:
+        """Verifications asked of Gamebase and not answered yet (one per distinct user and token)."""
+        return len(self._flights)
+
     def cached_nowait(self, user_id: str | int, access_token: str) -> TokenInfo | None:
         """The cached, unexpired verification of (user, token), or None. No IO."""
         entry = self._positive.get((lookup_key(user_id, what="user id"), access_token))

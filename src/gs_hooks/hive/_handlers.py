@@ -134,7 +134,12 @@ class SuspensionWebhook:
             return None
         self.batches_rejected += 1
         self._refusals.log(
-            logging.WARNING, problem, "hive suspension webhook: refused (401) from %s: %s", _peer(request), problem
+            logging.WARNING,
+            problem,
+            "hive suspension webhook: refused (401) from %s: %s",
+            _peer(request),
+            problem,
+            extra={"result_code": RESULT_UNAUTHORIZED, "peer": _peer(request)},
         )
         response = self.answer(RESULT_UNAUTHORIZED, problem, status=401)
         response.headers.append(("www-authenticate", 'Bearer realm="gs_hooks"'))
@@ -159,13 +164,25 @@ class SuspensionWebhook:
             players = decode_suspension_batch(request.body, game_index=self.game_index, utc_offset_h=self.utc_offset_h)
         except HiveRequestError as exc:
             self.batches_rejected += 1
-            log.warning("hive suspension webhook: refused (%d) from %s: %s", exc.result_code, _peer(request), exc)
+            log.warning(
+                "hive suspension webhook: refused (%d) from %s: %s",
+                exc.result_code,
+                _peer(request),
+                exc,
+                extra={"result_code": exc.result_code, "peer": _peer(request)},
+            )
             return self.answer(exc.result_code, exc.message, status=400)
         try:
             bans = self.to_bans(players)
         except ValueError as exc:  # the mapped key cannot be a player id (e.g. too long for the format)
             self.batches_rejected += 1
-            log.warning("hive suspension webhook: refused (%d) from %s: %s", RESULT_BAD_VALUE, _peer(request), exc)
+            log.warning(
+                "hive suspension webhook: refused (%d) from %s: %s",
+                RESULT_BAD_VALUE,
+                _peer(request),
+                exc,
+                extra={"result_code": RESULT_BAD_VALUE, "peer": _peer(request)},
+            )
             return self.answer(RESULT_BAD_VALUE, str(exc), status=400)
         try:
             changed = await self.book.apply(bans)
@@ -173,7 +190,12 @@ class SuspensionWebhook:
             log.exception("hive suspension webhook: recording %d suspensions failed", len(players))
             return self.answer(RESULT_STORE_FAILED, "suspensions could not be recorded; send again", status=503)
         self.batches_accepted += 1
-        log.info("hive suspension webhook: %d suspensions, %d new or changed", len(players), len(changed))
+        log.info(
+            "hive suspension webhook: %d suspensions, %d new or changed",
+            len(players),
+            len(changed),
+            extra={"result_code": RESULT_OK, "source": "hive", "bans": len(players), "changed": len(changed)},
+        )
         return self.answer(RESULT_OK)
 
 

@@ -1,8 +1,10 @@
-"""The dashboard's three-date overlay chart of CCU over the day, as inline SVG (pure).
+"""The dashboard's CCU charts as inline SVG (pure): the three-date overlay of the day, and the zoomed window.
 
-Every chart point is an SVG ``circle`` with ``data-series``/``data-date``/``data-minute``/``data-time``/
-``data-value``, one per grid slot that has a sample, so a test (or a scraper) can read the numbers back. Lines
-join consecutive slots only: a gap in the samples is a gap in the line.
+Day view: every point is an SVG ``circle`` with ``data-series``/``data-date``/``data-minute``/``data-time``/
+``data-value``, one per grid slot that has a sample, so a test (or a scraper) can read the numbers back. Zoomed
+view (the last hour or six hours): the axis runs from ``now - span`` to now (the ``svg`` carries ``data-span``,
+``data-start``, ``data-end``; each tick ``data-ts``), one series, points with ``data-ts``/``data-time``/
+``data-value``. Lines join consecutive slots only: a gap in the samples is a gap in the line.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from datetime import date, datetime
 
 from .._time import KST
 from ..gamepot._protocol import day_bounds, minute_label
-from ._view import COLORS, DASH, ChartSeries
+from ._view import COLORS, DASH, ChartSeries, WindowChart
 
-__all__ = ["render_chart"]
+__all__ = ["render_chart", "render_window_chart"]
 
 _W, _H = 1100, 380
 _ML, _MR, _MT, _MB = 70, 24, 18, 52
@@ -70,18 +72,25 @@ def render_chart(series: Sequence[ChartSeries], period_s: int, now: float) -> st
     return "\n".join(out)
 
 
-def _frame(plot: _Plot, step: int) -> list[str]:
-    """The SVG's opening, the plot area, the grid lines with their labels and the axis titles."""
-    pw, ph = plot.pw, plot.ph
+def _opening(plot: _Plot, step: int, label: str, attrs: str = "") -> list[str]:
+    """The SVG's opening, the plot area and the horizontal grid with its labels."""
+    pw = plot.pw
     out = [
         f'<svg id="ccu-chart" viewBox="0 0 {_W} {_H}" width="100%" role="img" '
-        f'aria-label="concurrent users over the day, three dates" xmlns="http://www.w3.org/2000/svg">',
-        f'<rect x="{_ML}" y="{_MT}" width="{pw}" height="{ph}" class="plot"/>',
+        f'aria-label="{label}"{attrs} xmlns="http://www.w3.org/2000/svg">',
+        f'<rect x="{_ML}" y="{_MT}" width="{pw}" height="{plot.ph}" class="plot"/>',
     ]
     for v in range(0, plot.axis + 1, step):
         yy = plot.y(v)
         out.append(f'<line x1="{_ML}" x2="{_ML + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
         out.append(f'<text x="{_ML - 8}" y="{yy + 4:.1f}" class="ylab">{v:,}</text>')
+    return out
+
+
+def _frame(plot: _Plot, step: int) -> list[str]:
+    """The SVG's opening, the plot area, the grid lines with their labels and the axis titles."""
+    pw, ph = plot.pw, plot.ph
+    out = _opening(plot, step, "concurrent users over the day, three dates")
     for h in range(0, 25, 3):
         xx = plot.x(h * 60)
         out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_MT}" y2="{_MT + ph}" class="grid"/>')
@@ -143,3 +152,59 @@ def _now_marker(plot: _Plot, now: float, today: date) -> list[str]:
         f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_MT}" y2="{_MT + plot.ph}" class="now"/>',
         f'<text x="{xx + 4:.1f}" y="{_MT + 12}" class="nowlab">now {minute_label(int(now_min))}</text>',
     ]
+
+
+_TICK_S = {"1h": 600, "6h": 3600}
+
+
+def render_window_chart(window: WindowChart, period_s: int) -> str:
+    """The zoomed chart (the last hour or six hours) as an inline SVG."""
+    top = max((v for _, v in window.points), default=0)
+    axis, step = _nice_scale(top)
+    plot = _Plot(axis)
+    pw, ph = plot.pw, plot.ph
+    start, end = window.start, window.end
+    length = max(end - start, 1.0)
+
+    def x(ts: float) -> float:
+        return _ML + (ts - start) / length * pw
+
+    attrs = f' data-span="{window.span}" data-start="{start:.0f}" data-end="{end:.0f}"'
+    out = _opening(plot, step, f"concurrent users over the last {window.span}", attrs)
+    tick = _TICK_S.get(window.span, 3600)
+    first = (int(start) // tick + 1) * tick
+    for at in range(first, int(end) + 1, tick):
+        xx = x(at)
+        label = datetime.fromtimestamp(at, KST).strftime("%H:%M")
+        out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_MT}" y2="{_MT + ph}" class="grid"/>')
+        out.append(f'<text x="{xx:.1f}" y="{_MT + ph + 18}" class="xlab tick" data-ts="{at}">{label}</text>')
+    out.append(f'<text x="{_ML + pw / 2:.0f}" y="{_H - 8}" class="axis-title">time (KST), last {window.span}</text>')
+    out.append(
+        f'<text x="16" y="{_MT + ph / 2:.0f}" class="axis-title" '
+        f'transform="rotate(-90 16 {_MT + ph / 2:.0f})">concurrent users</text>'
+    )
+    color = COLORS["one"]
+    out.append(f'<g class="series s-one" data-series="window" fill="{color}">')
+    runs: list[list[tuple[float, int]]] = []
+    for ts, users in window.points:
+        if runs and ts - runs[-1][-1][0] <= period_s:
+            runs[-1].append((ts, users))
+        else:
+            runs.append([(ts, users)])
+    for run in runs:
+        if len(run) > 1:
+            pts = " ".join(f"{x(ts):.1f},{plot.y(v):.1f}" for ts, v in run)
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" class="line"/>')
+    for ts, users in window.points:
+        label = datetime.fromtimestamp(ts, KST).strftime("%H:%M")
+        out.append(
+            f'<circle class="pt" cx="{x(ts):.1f}" cy="{plot.y(users):.1f}" r="2.2" data-ts="{ts:.0f}" '
+            f'data-time="{label}" data-value="{users}"/>'
+        )
+    out.append("</g>")
+    xx = x(end)
+    now_label = datetime.fromtimestamp(end, KST).strftime("%H:%M")
+    out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_MT}" y2="{_MT + ph}" class="now"/>')
+    out.append(f'<text x="{xx - 4:.1f}" y="{_MT + 12}" class="nowlab" text-anchor="end">now {now_label}</text>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,20 +1,23 @@
 """The dashboard page's HTML, from a :class:`~gs_hooks.ops._view.DashboardView` (pure).
 
-One server-rendered page, no CDN and no JS framework (six lines of JS reload it): a card per subject (live counts,
-CCU delivery, maintenance, bans), the three-date chart (:mod:`gs_hooks.ops._chart`) and a table per server id.
-Every value is escaped; links are relative to the page, so it works under any mount prefix.
+One server-rendered page, no CDN, no external asset and no JS framework (:mod:`gs_hooks.ops._assets`): a card per
+subject (live counts, CCU delivery, maintenance, bans; logins and kicks over the last hour; Gamebase and the Hive
+webhook), the CCU chart on a zoomable axis (:mod:`gs_hooks.ops._chart`), a table per server id, the live sessions
+and the ban list (:mod:`gs_hooks.ops._cards`). Every value is escaped; links are relative to the page, so it works
+under any mount prefix.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import date, datetime
 from urllib.parse import quote
 
 from .._time import KST
 from ..gamepot._protocol import minute_label
-from ._chart import render_chart
-from ._view import COLORS, DashboardView, fmt_dt
+from ._assets import CSS, script
+from ._cards import card_peer, card_rates, e, fmt_age, href, table_bans, table_sessions
+from ._chart import render_chart, render_window_chart
+from ._view import COLORS, SPANS, DashboardView, fmt_dt
 
 __all__ = ["render_dashboard"]
 
@@ -33,23 +36,8 @@ _RESULT_TEXT = {
 }
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _fmt_int(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
-
-
-def _fmt_age(now: float, ts: float) -> str:
-    s = max(0, int(now - ts))
-    if s < 90:
-        return f"{s} s ago"
-    if s < 5400:
-        return f"{s // 60} min ago"
-    if s < 172_800:
-        return f"{s // 3600} h ago"
-    return f"{s // 86_400} days ago"
 
 
 def _day_label(day: date, today: date) -> str:
@@ -64,59 +52,7 @@ def _result_badge(code: int | None) -> str:
     if code is None:
         return '<span class="badge muted">no answer yet</span>'
     cls = "ok" if code in _DELIVERED else ("warn" if code == 300 else "bad")
-    return f'<span class="badge {cls}">{code} {_e(_RESULT_TEXT.get(code, ""))}</span>'
-
-
-_CSS = """
-:root{--fg:#0f172a;--muted:#64748b;--line:#e2e8f0;--bg:#f1f5f9;--card:#fff}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans KR",sans-serif;
-color:var(--fg);background:var(--bg)}
-header{display:flex;align-items:baseline;gap:16px;padding:14px 24px;background:#0f172a;color:#fff}
-header h1{font-size:18px;margin:0;font-weight:600}
-header .sub{color:#cbd5e1}
-header .right{margin-left:auto;color:#cbd5e1;font-size:13px}
-main{padding:16px 24px;display:grid;gap:16px;grid-template-columns:repeat(4,minmax(0,1fr))}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
-.card h2{font-size:13px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);margin:0 0 10px}
-.wide{grid-column:1/-1}.half{grid-column:span 2}
-.big{font-size:34px;font-weight:650;line-height:1.1}
-.muted{color:var(--muted)}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);font-variant-numeric:tabular-nums}
-th{color:var(--muted);font-weight:500;font-size:12px}
-td.num,th.num{text-align:right}
-.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}
-.badge.ok{background:#dcfce7;color:#166534}.badge.warn{background:#fef9c3;color:#854d0e}
-.badge.bad{background:#fee2e2;color:#991b1b}.badge.muted{background:#f1f5f9;color:#64748b}
-.sw{display:inline-block;width:24px;height:0;border-top:3px solid}
-.sw.three{border-top-style:dashed}
-form.dates{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start;margin:0 0 4px}
-form.dates .item .head{display:flex;align-items:center;gap:8px}
-form.dates .item .stats{color:var(--muted);font-size:12px;margin:2px 0 0 32px}
-form.dates input{font:inherit;font-size:13px;padding:2px 6px;border:1px solid var(--line);border-radius:6px}
-form.dates .actions{margin-left:auto;align-self:center}
-form.dates button{font:inherit;padding:4px 14px;border:0;border-radius:6px;background:#2563eb;color:#fff}
-form.dates a{color:var(--muted);margin-left:6px}
-.big-badge{font-size:20px;padding:2px 12px}
-ul.bans{list-style:none;margin:6px 0 0;padding:0;font-size:13px}
-.error{background:#fee2e2;color:#991b1b;padding:8px 12px;border-radius:8px}
-svg .plot{fill:#fff}
-svg .grid{stroke:#e2e8f0;stroke-width:1}
-svg .ylab{font-size:12px;fill:#64748b;text-anchor:end}
-svg .xlab{font-size:12px;fill:#64748b;text-anchor:middle}
-svg .axis-title{font-size:12px;fill:#334155;text-anchor:middle}
-svg .line{stroke-width:2;stroke-linejoin:round}
-svg .s-one .line{stroke-width:2.5}
-svg .now{stroke:#dc2626;stroke-width:1;stroke-dasharray:3 3}
-svg .nowlab{font-size:11px;fill:#dc2626}
-@media (max-width:900px){main{grid-template-columns:1fr}.half{grid-column:auto}}
-"""
-
-_JS = """
-(function(){var s=%d;if(!s)return;var box=document.getElementById('auto');
-setInterval(function(){if(box&&box.checked)location.reload();},s*1000);})();
-"""
+    return f'<span class="badge {cls}">{code} {e(_RESULT_TEXT.get(code, ""))}</span>'
 
 
 def _card_live(view: DashboardView) -> str:
@@ -141,8 +77,8 @@ def _card_delivery(view: DashboardView) -> str:
     word = f"{len(failing)} failing" if failing else ("catching up" if depth else "healthy")
     out.append(f'<div class="big"><span class="badge big-badge {cls}" id="delivery-state">{word}</span></div>')
     last_ok = max((h.last_success_at for h in health.servers if h.last_success_at is not None), default=None)
-    when = f"last delivered {_fmt_age(view.now, last_ok)}" if last_ok is not None else "nothing delivered yet"
-    out.append(f'<div class="muted">backlog <b id="backlog">{_fmt_int(depth)}</b> samples · {_e(when)}</div></section>')
+    when = f"last delivered {fmt_age(view.now, last_ok)}" if last_ok is not None else "nothing delivered yet"
+    out.append(f'<div class="muted">backlog <b id="backlog">{_fmt_int(depth)}</b> samples · {e(when)}</div></section>')
     return "".join(out)
 
 
@@ -155,9 +91,9 @@ def _card_maintenance(view: DashboardView) -> str:
         cls = {"none": "ok", "ended": "ok", "announced": "warn"}.get(word, "bad")
         out.append(
             f'<div class="big"><span class="badge big-badge {cls}" id="maintenance-state">'
-            f"{_e(view.maintenance)}</span></div>"
+            f"{e(view.maintenance)}</span></div>"
         )
-        out.append(f'<div class="muted">{_e(view.maintenance_detail or "no window announced")}</div>')
+        out.append(f'<div class="muted">{e(view.maintenance_detail or "no window announced")}</div>')
     out.append("</section>")
     return "".join(out)
 
@@ -173,42 +109,97 @@ def _card_bans(view: DashboardView) -> str:
         rows = []
         for b in view.bans[:3]:
             until = f"until {fmt_dt(b.ends_at)[5:16]}" if b.ends_at is not None else "permanent"
-            rows.append(f"<li><b>{_e(b.player_id)}</b> <span class='muted'>{_e(b.source)} · {_e(until)}</span></li>")
-        more = f"<li class='muted'>and {total - 3:,} more</li>" if total > 3 else ""
-        out.append(f'<ul class="bans">{"".join(rows)}{more}</ul>')
+            rows.append(f"<li><b>{e(b.player_id)}</b> <span class='muted'>{e(b.source)} · {e(until)}</span></li>")
+        out.append(f'<ul class="bans">{"".join(rows)}</ul>')
+        out.append(f'<a href="#ban-list" class="muted" id="bans-all">all {total:,} in the ban list ↓</a>')
     else:
         out.append('<div class="muted">no player is banned</div>')
     out.append("</section>")
     return "".join(out)
 
 
+def _spans(view: DashboardView) -> str:
+    links = []
+    for span in SPANS:
+        cls = ' class="on"' if span == view.span else ""
+        links.append(f'<a href="{href(view, span=None if span == "24h" else span)}"{cls} data-span="{span}">{span}</a>')
+    return f'<nav class="spans" aria-label="time axis">{"".join(links)}</nav>'
+
+
 def _card_chart(view: DashboardView, today: date) -> str:
     per_slot = view.period_s // 60
-    out = ['<section class="card wide" id="chart"><h2>Concurrent users over the day (KST)</h2>']
+    title = "Concurrent users over the day (KST)" if view.window is None else f"Concurrent users, last {view.span}"
+    out = [f'<section class="card wide" id="chart"><h2>{title}</h2>', _spans(view)]
     # Links are relative to the page ("dashboard" resolves next to it), so they stay right under any mount prefix
-    # (ASGI root_path, a reverse proxy's path) without the page knowing it.
-    out.append('<form class="dates" method="get" action="dashboard">')
-    for s in view.series:
-        peak = max(s.slots.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
-        stats = (
-            f"peak {peak[1]:,} at {minute_label(peak[0] * per_slot)} · {len(s.slots):,} samples"
-            if peak
-            else "no samples"
-        )
-        out.append(
-            f'<div class="item" data-series="{s.name}">'
-            f'<div class="head"><span class="sw {s.name}" style="border-top-color:{COLORS[s.name]}"></span>'
-            f"<b>{_e(_day_label(s.day, today))}</b>"
-            f'<input type="date" name="{s.name}" value="{s.day.isoformat()}" aria-label="date {s.name}"></div>'
-            f'<div class="stats">{_e(stats)}</div></div>'
-        )
+    # (ASGI root_path, a reverse proxy's path) without the page knowing it. The form is the page's view: the
+    # search boxes of the tables below belong to it (form="view").
+    out.append('<form class="dates" id="view" method="get" action="dashboard">')
+    if view.window is None:
+        for s in view.series:
+            peak = max(s.slots.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
+            stats = (
+                f"peak {peak[1]:,} at {minute_label(peak[0] * per_slot)} · {len(s.slots):,} samples"
+                if peak
+                else "no samples"
+            )
+            out.append(
+                f'<div class="item" data-series="{s.name}">'
+                f'<div class="head"><span class="sw {s.name}" style="border-top-color:{COLORS[s.name]}"></span>'
+                f"<b>{e(_day_label(s.day, today))}</b>"
+                f'<input type="date" name="{s.name}" value="{s.day.isoformat()}" aria-label="date {s.name}"></div>'
+                f'<div class="stats">{e(stats)}</div></div>'
+            )
+    else:
+        out.append(f'<input type="hidden" name="span" value="{e(view.span)}">')
     if view.key:
-        out.append(f'<input type="hidden" name="key" value="{_e(view.key)}">')
-    reset = "dashboard" + (f"?key={_e(quote(view.key, safe=''))}" if view.key else "")
-    out.append(f'<div class="actions"><button type="submit">Show</button> <a href="{reset}">reset</a></div></form>')
-    out.append(render_chart(view.series, view.period_s, view.now))
+        out.append(f'<input type="hidden" name="key" value="{e(view.key)}">')
+    reset = "dashboard" + (f"?key={e(quote(view.key, safe=''))}" if view.key else "")
+    show = '<button type="submit">Show</button> ' if view.window is None else ""
+    out.append(f'<div class="actions">{show}<a href="{reset}">reset</a></div></form>')
+    if view.window is None:
+        out.append(render_chart(view.series, view.period_s, view.now))
+    else:
+        out.append(render_window_chart(view.window, view.period_s))
     out.append("</section>")
     return "".join(out)
+
+
+def _operator_bar(view: DashboardView) -> str:
+    out = ['<section class="card wide" id="operator"><div class="toolbar">']
+    if view.admin_on:
+        value = f' value="{e(view.admin_key)}"' if view.admin_key else ""
+        out.append(
+            '<label>admin key <input type="password" id="admin-key" autocomplete="off"'
+            f'{value} placeholder="GS_HOOKS_ADMIN_KEY"></label>'
+            '<span class="muted">kick and unban ask for a confirmation, then call the admin API</span>'
+        )
+    else:
+        out.append(
+            '<span class="muted" id="admin-off">admin API off: set GS_HOOKS_ADMIN_KEY (or GS_HOOKS_DASHBOARD_KEY) '
+            "for the kick and unban buttons</span>"
+        )
+    out.append('</div><div id="action-status" role="status"></div></section>')
+    return "".join(out)
+
+
+def _about(view: DashboardView) -> str:
+    about = view.about
+    if about is None:
+        return ""
+    up = "—" if about.uptime_s is None else _uptime(about.uptime_s)
+    return (
+        f'<span class="sub" id="about">v<span id="version">{e(about.version)}</span> · '
+        f'<span id="host">{e(about.host)}</span> · up <span id="uptime">{e(up)}</span> · {e(about.state)}</span>'
+    )
+
+
+def _uptime(seconds: float) -> str:
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86_400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86_400} d {s % 86_400 // 3600} h"
 
 
 def _card_servers(view: DashboardView) -> str:
@@ -226,10 +217,10 @@ def _card_servers(view: DashboardView) -> str:
         ok_at = h.last_success_at if h is not None else None
         result = _result_badge(h.last_result) if h is not None else '<span class="muted">n/a</span>'
         out.append(
-            f'<tr data-server="{_e(sid)}"><td><b>{_e(sid)}</b></td>'
+            f'<tr data-server="{e(sid)}"><td><b>{e(sid)}</b></td>'
             f'<td class="num">{srv.players if srv else 0:,}</td><td class="num">{srv.connections if srv else 0:,}</td>'
-            f"<td>{result}</td><td>{_e(fmt_dt(ok_at)) if ok_at is not None else ('never' if h else '—')}</td>"
-            f'<td class="muted">{_e(_fmt_age(view.now, ok_at)) if ok_at is not None else ""}</td></tr>'
+            f"<td>{result}</td><td>{e(fmt_dt(ok_at)) if ok_at is not None else ('never' if h else '—')}</td>"
+            f'<td class="muted">{e(fmt_age(view.now, ok_at)) if ok_at is not None else ""}</td></tr>'
         )
     if not ids:
         out.append('<tr><td colspan="6" class="muted">no sessions and no CCU server ids</td></tr>')
@@ -249,25 +240,23 @@ def render_dashboard(view: DashboardView) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>gs_hooks · CCU dashboard</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<header><h1>gs_hooks · CCU dashboard</h1>",
-        f'<span class="sub">samples every {view.period_s // 60} min · times in KST</span>',
-        f'<span class="right"><span id="now">{_e(fmt_dt(view.now))} KST</span>{refresh}</span>',
+        "<title>gs_hooks · operations</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<header><h1>gs_hooks · operations</h1>",
+        f'<span class="sub">CCU samples every {view.period_s // 60} min · times in KST</span>',
+        _about(view),
+        f'<span class="right"><span id="now">{e(fmt_dt(view.now))} KST</span>{refresh}</span>',
         "</header><main>",
     ]
     if view.error:
-        parts.append(f'<div class="wide error" id="error">{_e(view.error)}</div>')
-    parts += [
-        _card_live(view),
-        _card_delivery(view),
-        _card_maintenance(view),
-        _card_bans(view),
-        _card_chart(view, today),
-        _card_servers(view),
-        "</main>",
-    ]
-    if view.refresh_s:
-        parts.append(f"<script>{_JS % view.refresh_s}</script>")
-    parts.append("</body></html>")
+        parts.append(f'<div class="wide error" id="error">{e(view.error)}</div>')
+    parts += [_operator_bar(view), _card_live(view), _card_delivery(view), _card_maintenance(view), _card_bans(view)]
+    parts += [card_rates(panel, f"rates-{panel.title.lower()}") for panel in view.rates]
+    parts += [card_peer(peer, "peer-" + peer.name.split()[-1].lower()) for peer in view.peers]
+    parts += [_card_chart(view, today), _card_servers(view)]
+    if view.session_table is not None:
+        parts.append(table_sessions(view, view.session_table))
+    if view.ban_table is not None:
+        parts.append(table_bans(view, view.ban_table))
+    parts += ["</main>", f"<script>{script(view.refresh_s)}</script>", "</body></html>"]
     return "\n".join(parts)

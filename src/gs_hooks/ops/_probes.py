@@ -96,6 +96,7 @@ def add_probe_routes(
     admin_allow: Iterable[str] = (),
     ready: Callable[[], Document] | None = None,
     live: Callable[[], Document] | None = None,
+    metrics: Callable[[], bytes] | None = None,
 ) -> None:
     """Register ``GET /healthz`` and ``GET /metrics`` on ``router``, and ``/readyz`` / ``/livez`` when given.
 
@@ -107,6 +108,9 @@ def add_probe_routes(
             when the configured list is empty).
         ready: returns the readiness document (``ready``: bool); ``/readyz`` answers 503 while it is false.
         live: returns the liveness document (``live``: bool); ``/livez`` answers 503 while it is false.
+        metrics: returns the Prometheus text of ``/metrics`` (raising ``ImportError`` without
+            ``prometheus_client``); default: ``gs_hooks_up``, ``gs_hooks_sessions``, readiness and the listener's
+            counters from the health document, then ``prometheus_client``'s default registry.
     """
 
     async def healthz(request: Request) -> Response:
@@ -125,16 +129,17 @@ def add_probe_routes(
     if live is not None:
         router.add("GET", "/livez", probe(live, "live"))
 
-    async def metrics(request: Request) -> Response:
+    async def serve_metrics(request: Request) -> Response:
         try:
             import prometheus_client  # optional: the ``metrics`` extra
+
+            body = metrics() if metrics is not None else _own_metrics(prometheus_client, health())
         except ImportError:
             return Response.error(501, METRICS_HINT)
-        body = _own_metrics(prometheus_client, health()) + prometheus_client.generate_latest()
         return Response(200, body, [("content-type", prometheus_client.CONTENT_TYPE_LATEST)])
 
     router.add("GET", "/healthz", healthz)
-    router.add("GET", "/metrics", metrics, allow=admin_allow)
+    router.add("GET", "/metrics", serve_metrics, allow=admin_allow)
 
 
 def _own_metrics(prometheus_client: Any, doc: Document) -> bytes:
@@ -173,4 +178,4 @@ def _own_metrics(prometheus_client: Any, doc: Document) -> bytes:
 
     registry = prometheus_client.CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
-    return bytes(prometheus_client.generate_latest(registry))
+    return bytes(prometheus_client.generate_latest(registry)) + bytes(prometheus_client.generate_latest())

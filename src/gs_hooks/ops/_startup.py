@@ -218,6 +218,7 @@ def _unserved_warnings(config: Config, facts: StartFacts, n: Namer) -> list[Conf
         ),
         (h.webstore_enabled and facts.webstore_callback, ("hive", "webstore_enabled"), "the web-store profile route"),
         (config.listener.dashboard, ("listener", "dashboard"), "the dashboard"),
+        (config.listener.admin_key is not None, ("listener", "admin_key"), "the admin API"),
         (gp.project_id is not None and gp.api_key is not None, ("gamepot", "project_id"), "the GamePot CCU inquiry"),
     ]
     return [
@@ -238,7 +239,12 @@ def _public_bind_warnings(config: Config, facts: StartFacts, n: Namer, where: st
     admin = public_networks(li.admin_allow)
     if admin:
         inquiry = gp.project_id is not None and gp.api_key is not None
-        routes = "/metrics and the GamePot CCU inquiry" if inquiry else "/metrics"
+        opened = ["/metrics"]
+        if li.admin_key is not None or li.dashboard_key is not None:  # (keyless, the admin API refuses all)
+            opened.append("the admin API")
+        if inquiry:
+            opened.append("the GamePot CCU inquiry")
+        routes = ", ".join(opened[:-1]) + " and " + opened[-1] if len(opened) > 1 else opened[0]
         out.append(
             ConfigWarning(
                 n("listener", "admin_allow"),
@@ -365,4 +371,10 @@ def _operator_parts(config: Config, n: Namer) -> list[str]:
     else:
         parts.append(f"dashboard: off ({n('listener', 'dashboard')} unset)")
     parts.append(f"metrics: {admin}")
+    if li.admin_key is not None:
+        parts.append(f"admin API: on ({n('listener', 'admin_key')}), {admin}")
+    elif li.dashboard_key is not None:
+        parts.append(f"admin API: on (the dashboard key), {admin}")
+    else:
+        parts.append(f"admin API: off ({n('listener', 'admin_key')} unset)")
     return parts

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import msgspec
 
 from .._ids import player_id as _player_id
+from .._metrics import BAN_KICKS, KICKS
 from ._kicks import KickCallback, KickWatch, close_quietly
 from ._registry import SessionRegistry
 from ._session import Session
@@ -131,6 +132,7 @@ class Kicker:
         """
         close = self.registry.close_nowait  # looked up per call: observers replace it
         live = tuple(session for session in sessions if close(session))
+        KICKS.inc(reason, by=len(live))
         return self.deliver_nowait(live, reason, message, details) if live else 0
 
     def kick_player_nowait(self, player_id: str, message: str, details: Any) -> int | Coroutine[Any, Any, int]:
@@ -140,6 +142,7 @@ class Kicker:
             See :meth:`deliver_nowait` (an ``int`` while the hooks run: a batch never waits for a callback).
         """
         sessions = self.registry.close_player_nowait(player_id)
+        BAN_KICKS.n += len(sessions)
         return self.deliver_nowait(sessions, "ban", message, details) if sessions else 0
 
     def deliver_nowait(

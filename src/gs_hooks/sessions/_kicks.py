@@ -287,6 +287,7 @@ class KickWatch:
             session.server_id,
             reason,
             message,
+            extra={"player": session.player_id, "server_id": session.server_id, "reason": reason},
         )
 
     def log_failure(self, what: str, session: Session, exc: BaseException) -> None:
