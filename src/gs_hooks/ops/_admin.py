@@ -34,7 +34,7 @@ from .. import _metrics
 from .._config import Secret
 from .._exceptions import ClosedError
 from .._ratelog import RateLimitedLog
-from ..bans._book import Ban
+from ..bans._model import Ban
 from ..http._app import Request, Response, Router
 from ._admin_protocol import AdminInputError, error_body, parse_ban, parse_kick, parse_page, parse_player
 from ._exposition import runtime

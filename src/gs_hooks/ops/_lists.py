@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from ..bans._book import Ban, BanBook
+from ..bans._book import BanBook
+from ..bans._model import Ban
 from ..sessions._registry import SessionRegistry
 from ..sessions._session import Session
 from ._admin_protocol import Page

@@ -13,7 +13,7 @@ import msgspec
 
 from .. import _metrics
 from .._time import KST
-from ..bans._book import Ban
+from ..bans._model import Ban
 from ..gamebase._maintenance import MaintenanceWatcher
 from ..gamepot._history import DeliveryHealth
 
