@@ -14,7 +14,7 @@ import logging
 
 from ._config import Secret
 from ._exceptions import BannedError, ClosedError, ConfigError, LoginRefusedError, PlatformError
-from ._ids import shown
+from ._ids import SHOWN_LEN, shown
 from ._metrics import counts_logins
 from ._ratelog import RateLimitedLog
 from ._services import Services
@@ -157,7 +157,7 @@ class LoginFlow:
             reason,
             exc.message,
             extra={
-                "player": shown(user_id),
+                "player": user_id[:SHOWN_LEN] if isinstance(user_id, str) else shown(user_id),  # bounded
                 "server_id": session.server_id,
                 "reason": reason,
                 "result_code": getattr(exc, "code", None),

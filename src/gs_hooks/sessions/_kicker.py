@@ -114,6 +114,7 @@ class Kicker:
         live = tuple(session for session in sessions if close(session))
         if not live:
             return 0
+        KICKS.inc(reason, by=len(live))
         started: list[KickCallback] = []
         kicked = self.deliver_nowait(live, reason, message, details, started)
         if not isinstance(kicked, int):
