@@ -7,8 +7,8 @@ creating a :class:`FleetRedis` does.
 
 from __future__ import annotations
 
+from .._config import FleetConfig, redact_url
 from ._ccu import FleetCcu
-from ._config import FLEET_ENV_VARS, FleetConfig, FleetEnvVar, fleet_config_from_env, redact_url
 from ._leader import LeaderJob, Leadership
 from ._membership import Membership, new_process_id
 from ._presence import ClaimResult, Presence
@@ -17,7 +17,6 @@ from ._redis import FencedError, FleetError, FleetRedis
 from ._stream import MemoryOutbox, Outbox, Outgoing, Publisher, StreamHandler, StreamReader, read_ban_set
 
 __all__ = [
-    "FLEET_ENV_VARS",
     "BanRow",
     "ClaimResult",
     "Cursor",
@@ -25,7 +24,6 @@ __all__ = [
     "FencedError",
     "FleetCcu",
     "FleetConfig",
-    "FleetEnvVar",
     "FleetError",
     "FleetRedis",
     "Keys",
@@ -44,7 +42,6 @@ __all__ = [
     "StreamEntry",
     "StreamHandler",
     "StreamReader",
-    "fleet_config_from_env",
     "new_process_id",
     "read_ban_set",
     "redact_url",
