@@ -47,7 +47,9 @@ def install(
 
     The book kicks through ``services.kicker`` and reports its health. Its timer (bans that start later, dropping
     ended ones) runs when a platform ban source is configured (``hive.auth_key``, or the Gamebase ban poll); it
-    reads the store at start when there is one already (no file is made for a process that bans nobody).
+    reads the store at start when there is one already (no file is made for a process that bans nobody). In fleet
+    mode the timer always runs (bans come from the fleet) and the poller is left to the fleet's install, which runs
+    it on the leader only.
 
     Args:
         services: the hooks' services (after the sessions install).
@@ -69,9 +71,10 @@ def install(
     book.spawn = services.spawn
     g, hive = config.gamebase, config.hive
     timer = None
-    if hive.auth_key is not None or (g.url is not None and g.ban_poll_s > 0):
+    if hive.auth_key is not None or (g.url is not None and g.ban_poll_s > 0) or config.fleet.enabled:
         load_at_start = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
-        timer = BanTimer(book, load_at_start=load_at_start or hive.auth_key is not None)
+        load_at_start = load_at_start or hive.auth_key is not None or config.fleet.enabled
+        timer = BanTimer(book, load_at_start=load_at_start)
         services.add_component(timer)
     poller = None
     if gamebase is not None and g.ban_poll_s > 0:
@@ -86,7 +89,8 @@ def install(
             player_key_format=hive.player_key_format,
             backoff_max_s=g.poll_backoff_max_s,
         )
-        services.add_component(poller)
+        if not config.fleet.enabled:  # in fleet mode it runs on the leader only: the fleet's install runs it
+            services.add_component(poller)
     return Bans(book=book, timer=timer, poller=poller)
 
 

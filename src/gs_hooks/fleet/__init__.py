@@ -11,6 +11,7 @@ from .._config import FleetConfig, redact_url
 from ._ccu import FleetCcu
 from ._leader import LeaderJob, Leadership
 from ._membership import Membership, new_process_id
+from ._node import Fleet
 from ._presence import ClaimResult, Presence
 from ._protocol import BanRow, Cursor, Fence, Keys, KickNotice, MemberInfo, Owner, PendingSample, StreamEntry
 from ._redis import FencedError, FleetError, FleetRedis
@@ -22,6 +23,7 @@ __all__ = [
     "Cursor",
     "Fence",
     "FencedError",
+    "Fleet",
     "FleetCcu",
     "FleetConfig",
     "FleetError",
