@@ -4,7 +4,7 @@ hidden in a function but optional dependencies, and pure modules that pull in no
 The layers, bottom up (ARCHITECTURE.md draws them):
 
 0. bottom: the error tree, time, the clock, back-off, callbacks, the component protocol, the lifecycle, the store,
-   the config, the rate-limited log, health, ids, JSON checks;
+   the config, the rate-limited log, wake-up signals, health, ids, JSON checks;
 1. core: ``sessions`` (registry, adapters, kicker) and ``http`` (router, server, listener);
 2. ``_services``: what every install receives;
 3. capabilities: ``bans``, ``ccu``, ``gamebase``, ``hive``, ``gamepot``, ``fleet`` (each may import the neighbours
@@ -40,6 +40,7 @@ BOTTOM = {
     "_json",
     "_lifecycle",
     "_ratelog",
+    "_signal",
     "_store",
     "_time",
 }
@@ -277,6 +278,10 @@ PURE = [
     "gs_hooks._time",
     "gs_hooks._ids",
     "gs_hooks._json",
+    "gs_hooks.bans._enforce",
+    "gs_hooks.bans._memory",
+    "gs_hooks.bans._model",
+    "gs_hooks.ccu._model",
     "gs_hooks.http._strict",
     "gs_hooks.sessions._registry",
     "gs_hooks.sessions._session",

@@ -262,7 +262,7 @@ async def test_a_store_that_cannot_be_written_shows_in_healthz_and_recovers(tmp_
         await clock.advance(60)
         await hooks.bans.tick()
         assert (await http.get(url)).json()["stores"][0]["ok"] is True
-        assert not hooks.bans._unsaved
+        assert hooks.bans.unsaved_count == 0
 
 
 @pytest.mark.anyio

@@ -159,15 +159,6 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         """
         return self.services.store
 
-    @property
-    def _store(self) -> Store | None:
-        """The state store if opened (a test seam: tests assign a failing store here)."""
-        return self.services.opened_store
-
-    @_store.setter
-    def _store(self, store: Store | None) -> None:
-        self.services.replace_store(store)
-
     def add_component(self, component: Component) -> None:
         """Add a background component (before :meth:`start`).
 
@@ -256,7 +247,7 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
                     await component.aclose()
                 except Exception:
                     log.exception("component %s failed to flush", component_name(component))
-            await self.bans.flush()  # bans whose write failed: one last try (with or without a ban timer)
+            await self.bans.flush()  # bans whose write still failed: one last try (after the ban timer's)
             self.kicker.close_nowait()  # kicked connections still in their grace: closed now
             self._login.flush()
         tg = self.services.detach()

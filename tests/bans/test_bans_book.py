@@ -13,7 +13,7 @@ import pytest
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks._store import Store
-from gs_hooks.bans import Ban, BanBook, BanDetails, BanEvent
+from gs_hooks.bans import Ban, BanBook, BanDetails, BanEvent, BanTimer
 from gs_hooks.bans._book import RETRY_WRITE_S
 
 pytestmark = pytest.mark.anyio
@@ -48,6 +48,13 @@ def make_hooks(path: Path, clock: FakeClock, rec: Recorder, *, hive: bool = Fals
     hive_config = gs_hooks.HiveConfig(auth_key=gs_hooks.Secret("hive-key-for-the-timer"), game_index=1)
     config = gs_hooks.Config(state_path=str(path), hive=hive_config if hive else gs_hooks.HiveConfig())
     return gs_hooks.setup(config, on_kick=rec.on_kick, on_ban=rec.on_ban, clock=clock)
+
+
+async def idle(hooks: gs_hooks.Hooks) -> None:
+    """Wait until the ban book's timer has done its work (its writes included) and sleeps."""
+    (timer,) = [c for c in hooks.components if isinstance(c, BanTimer)]
+    with anyio.fail_after(10):
+        await timer.wait_idle()
 
 
 def login(hooks: gs_hooks.Hooks, player: str) -> gs_hooks.Session:
@@ -129,25 +136,25 @@ async def test_bans_survive_a_restart_and_are_not_enforced_twice(tmp_path: Path)
         assert rec2.bans == [] and rec2.kicks == []
 
 
-@pytest.mark.parametrize("with_timer", [True, False])
-async def test_expired_ban_lets_the_player_pass_the_gate(tmp_path: Path, with_timer: bool) -> None:
+@pytest.mark.parametrize("hive", [True, False])
+async def test_expired_ban_lets_the_player_pass_the_gate(tmp_path: Path, hive: bool) -> None:
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(tmp_path / "s.db", clock, rec, hive=with_timer) as hooks:
+    async with make_hooks(tmp_path / "s.db", clock, rec, hive=hive) as hooks:
         await hooks.ban("p", T0 + timedelta(minutes=30))
         await clock.advance(29 * 60)
         ban = hooks.bans.active_ban("p")
         assert ban is not None and ban.ends_at == T0 + timedelta(minutes=30)
         await clock.advance(60)
         assert hooks.bans.active_ban("p") is None
-        if with_timer:
-            assert hooks.bans.bans_of("p") == []  # the timer dropped it from memory
+        assert hooks.bans.bans_of("p") == []  # the timer dropped it from memory
         s = login(hooks, "p")
         assert s in hooks.registry
 
 
-async def test_future_ban_is_enforced_by_the_timer_when_it_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hive", [True, False])
+async def test_future_ban_is_enforced_by_the_timer_when_it_starts(tmp_path: Path, hive: bool) -> None:
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(tmp_path / "s.db", clock, rec, hive=True) as hooks:
+    async with make_hooks(tmp_path / "s.db", clock, rec, hive=hive) as hooks:
         s = login(hooks, "p")
         start = T0 + timedelta(minutes=10)
         ban = Ban(player_key="p", source="gamebase", status="temporary", starts_at=start, ends_at=start + timedelta(1))
@@ -161,18 +168,18 @@ async def test_future_ban_is_enforced_by_the_timer_when_it_starts(tmp_path: Path
         assert len(rec.bans) == 1
 
 
-@pytest.mark.parametrize("with_timer", [True, False])
-async def test_nowait_apply_is_durable_at_once_and_enforced_soon(tmp_path: Path, with_timer: bool) -> None:
+@pytest.mark.parametrize("hive", [True, False])
+async def test_nowait_apply_is_durable_at_once_and_enforced_soon(tmp_path: Path, hive: bool) -> None:
     path = tmp_path / "s.db"
     clock, rec = FakeClock(T0), Recorder()
-    async with make_hooks(path, clock, rec, hive=with_timer) as hooks:
-        assert [c.name for c in hooks.components] == (["bans"] if with_timer else [])
+    async with make_hooks(path, clock, rec, hive=hive) as hooks:
+        assert [c.name for c in hooks.components] == ["bans"]  # the timer runs with or without a platform source
         s = login(hooks, "p")
         ban = Ban(player_key="p", source="api", status="permanent", starts_at=T0)
         assert hooks.bans.apply_nowait(ban) is True
         assert hooks.bans.apply_nowait(ban) is False
         # durable before any await: a second book on the same file sees it
-        other = BanBook(gs_hooks._store.Store(str(path)), clock=clock)
+        other = BanBook(Store(str(path)), clock=clock)
         assert other.active_ban("p") == ban
         other.store.close()
         await clock.settle()
@@ -248,7 +255,7 @@ async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_la
         s = login(hooks, "p")
         hooks.bans.active_ban("x")  # loaded
         good = hooks.store
-        hooks._store = broken_store(tmp_path)
+        hooks.services.replace_store(broken_store(tmp_path))
         with pytest.raises(RuntimeError, match="store is closed"):
             await hooks.bans.apply([ban])
         # enforced at once all the same, and held in memory: the player stays out
@@ -263,18 +270,13 @@ async def test_a_failing_store_keeps_the_ban_in_force_and_the_timer_writes_it_la
 
         with caplog.at_level(logging.WARNING, logger="gs_hooks.bans"):
             await clock.advance(RETRY_WRITE_S)
-            with anyio.fail_after(10):  # the retry runs on a worker thread (not waited for by settling, on trio)
-                while not retries():
-                    await anyio.sleep(0.005)
+            await idle(hooks)
         assert retries() == ["writing 1 bans to the store failed again (store is closed); retrying later"]
         assert hooks.bans.active_ban("p") == ban
-        hooks._store = good
+        hooks.services.replace_store(good)
         await clock.advance(RETRY_WRITE_S)
-        # the timer's write runs on a worker thread, which settling the clock does not wait for (on trio):
-        # wait for it, bounded (nothing else writes this row)
-        with anyio.fail_after(10):
-            while ("api", "p", None) not in on_disk(path):
-                await anyio.sleep(0.005)
+        await idle(hooks)
+        assert ("api", "p", None) in on_disk(path) and not hooks.bans.unsaved_keys
         assert len(rec.kicks) == 1 and len(rec.bans) == 1  # written, not enforced a second time
     async with make_hooks(path, clock, Recorder()) as again:
         assert again.bans.active_ban("p") == ban
@@ -288,13 +290,13 @@ async def test_a_resent_ban_is_written_when_its_first_write_failed(tmp_path: Pat
         login(hooks, "p")
         hooks.bans.active_ban("x")  # loaded
         good = hooks.store
-        hooks._store = broken_store(tmp_path)
+        hooks.services.replace_store(broken_store(tmp_path))
         with pytest.raises(RuntimeError):
             await hooks.bans.apply([ban])
         with pytest.raises(RuntimeError):  # re-sent while the store is still down: fails again, no second kick
             await hooks.bans.apply([ban])
         assert len(rec.kicks) == 1 and len(rec.bans) == 1
-        hooks._store = good
+        hooks.services.replace_store(good)
         # the re-send after the store is back: no change to the book (no kick, no event), but it is written
         assert await hooks.bans.apply([ban]) == []
         assert ("hive", "p", None) in on_disk(path)
@@ -308,12 +310,12 @@ async def test_a_failing_store_on_unban_keeps_the_lift_and_writes_it_when_resent
     async with make_hooks(path, clock, rec) as hooks:
         await hooks.bans.apply([ban])
         good = hooks.store
-        hooks._store = broken_store(tmp_path)
+        hooks.services.replace_store(broken_store(tmp_path))
         with pytest.raises(RuntimeError):
             await hooks.bans.lift("p")
         assert hooks.bans.active_ban("p") is None  # lifted in memory
         assert on_disk(path) == [("api", "p", None)]  # not on disk yet
-        hooks._store = good
+        hooks.services.replace_store(good)
         assert await hooks.bans.apply([ban]) == []  # the tombstone keeps the re-read out, and is written
         assert on_disk(path)[0][2] is not None
 
@@ -348,13 +350,9 @@ async def test_old_rows_are_purged_by_the_timer_after_the_retention(tmp_path: Pa
         await hooks.unban("lifted")
         await hooks.ban("perm", None)
         await clock.advance(86_400)  # not yet past the retention
-        assert len(hooks.bans._rows) == 3
+        assert hooks.bans.recorded_keys == {("api", "short"), ("api", "lifted"), ("api", "perm")}
         await clock.advance(2 * 3600)
-        with anyio.fail_after(5):  # the purge's sqlite delete runs on a worker thread
-            while len(hooks.bans._rows) > 1:
-                await anyio.sleep(0.001)
-        assert set(hooks.bans._rows) == {("api", "perm")}
-    import sqlite3
-
+        await idle(hooks)  # the purge's sqlite delete runs on a worker thread
+        assert hooks.bans.recorded_keys == {("api", "perm")}
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT player_key FROM bans_book").fetchall() == [("perm",)]

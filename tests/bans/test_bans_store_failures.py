@@ -20,7 +20,7 @@ import pytest
 import gs_hooks
 from gs_hooks import KST, FakeClock
 from gs_hooks._store import Store
-from gs_hooks.bans import Ban, BanBook, BanEvent
+from gs_hooks.bans import Ban, BanBook, BanEvent, BanTimer
 from gs_hooks.bans._book import PURGE_EVERY_S, RETRY_WRITE_S
 from kick_support import FakeConnection
 
@@ -41,12 +41,16 @@ class FailsOnLoop(Store):
         on_loop = threading.current_thread() is threading.main_thread()
         if self.failing and on_loop:
             raise sqlite3.OperationalError("disk I/O error")
-        if on_loop or self.slow is None:
+        slow = self.slow
+        if on_loop or slow is None:
             return super().run_sync(fn)
-        with self._lock:
-            out = fn(self._conn)
-            self.slow.wait(10)
+
+        def then_wait(conn: sqlite3.Connection) -> T:
+            out = fn(conn)
+            slow.wait(10)  # still holding the store
             return out
+
+        return super().run_sync(then_wait)
 
 
 def closed_store(tmp_path: Path) -> Store:
@@ -82,13 +86,12 @@ async def test_a_failed_write_stays_unsaved_when_an_older_write_of_the_key_lands
         store.failing = False
         store.slow.set()  # `older`'s write completes after the failure
     store.slow = None
-    row = book._rows[("hive", "p")]
-    assert row.ban == newer and not row.saved
-    assert book._unsaved == {("hive", "p")}  # not settled by the older write
+    assert book.bans_of("p") == [newer]
+    assert book.unsaved_keys == {("hive", "p")}  # not settled by the older write
     await clock.advance(RETRY_WRITE_S)
     await book.tick()
     assert on_disk(store) == [("p", newer.starts_at.timestamp(), None)]
-    assert row.saved and not book._unsaved
+    assert book.unsaved_count == 0
 
 
 async def test_a_failed_write_of_an_older_key_is_retried_when_memory_moved_on(tmp_path: Path) -> None:
@@ -99,14 +102,14 @@ async def test_a_failed_write_of_an_older_key_is_retried_when_memory_moved_on(tm
     store.failing = True
     with pytest.raises(sqlite3.OperationalError):
         book.apply_many_nowait([ban("p")])
-    assert book._unsaved == {("hive", "p")}
+    assert book.unsaved_keys == {("hive", "p")}
     # a write of another key succeeds: p stays unsaved
     store.failing = False
     book.apply_many_nowait([ban("q")])
-    assert book._unsaved == {("hive", "p")}
+    assert book.unsaved_keys == {("hive", "p")}
     await clock.advance(RETRY_WRITE_S)
     await book.tick()
-    assert not book._unsaved and book._retry_at is None
+    assert book.unsaved_count == 0 and book.next_retry_at is None
     assert [r[0] for r in on_disk(store)] == ["p", "q"]
 
 
@@ -123,11 +126,11 @@ async def test_a_purged_unsaved_ban_does_not_keep_the_timer_busy(tmp_path: Path)
     await clock.advance(PURGE_EVERY_S)
     with pytest.raises(RuntimeError):
         await book.tick()  # the retry fails again, the hourly purge drops the row (and its delete fails too)
-    assert ("hive", "p") not in book._rows
+    assert ("hive", "p") not in book.recorded_keys
     current["store"] = good
     await clock.advance(RETRY_WRITE_S)
     await book.tick()
-    assert not book._unsaved
+    assert book.unsaved_count == 0
     deadline = book.next_deadline()
     assert deadline is not None and deadline > clock.time()  # not in the past: no busy loop
 
@@ -148,23 +151,23 @@ async def test_an_unban_resent_after_a_failed_one_writes_the_lift(tmp_path: Path
     assert BanBook(good, clock=clock).active_ban("p") is None  # a restart keeps it lifted
 
 
-async def test_without_a_timer_a_task_of_the_hooks_retries_the_write(tmp_path: Path) -> None:
+async def test_without_a_platform_ban_source_the_timer_still_retries_the_write(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     hooks = gs_hooks.setup(gs_hooks.Config(state_path=str(tmp_path / "s.db")), clock=clock)
     async with hooks:
-        assert hooks.components == ()  # no platform ban source: no timer
+        (timer,) = hooks.components  # no platform ban source: the book's timer runs all the same
+        assert isinstance(timer, BanTimer)
         hooks.bans.active_ban("x")  # loaded
         good = hooks.store
-        hooks._store = closed_store(tmp_path)
+        hooks.services.replace_store(closed_store(tmp_path))
         with pytest.raises(RuntimeError):
             await hooks.ban("p", T0 + timedelta(days=1))
-        hooks._store = good
+        hooks.services.replace_store(good)
         await clock.advance(RETRY_WRITE_S)
-        with anyio.fail_after(10):  # the retry's write runs on a worker thread
-            while not on_disk(good):
-                await anyio.sleep(0.005)
+        with anyio.fail_after(10):
+            await timer.wait_idle()  # the retry's write ran on a worker thread
         assert [r[0] for r in on_disk(good)] == ["p"]
-        assert not hooks.bans._unsaved
+        assert hooks.bans.unsaved_count == 0
 
 
 async def test_a_ban_lifted_while_an_earlier_kick_is_awaited_is_not_enforced() -> None:
@@ -245,10 +248,10 @@ async def test_shutdown_writes_bans_whose_write_failed(tmp_path: Path) -> None:
     async with hooks:
         hooks.bans.active_ban("x")  # loaded
         good = hooks.store
-        hooks._store = closed_store(tmp_path)
+        hooks.services.replace_store(closed_store(tmp_path))
         with pytest.raises(RuntimeError):
             await hooks.ban("p", T0 + timedelta(days=1))
-        hooks._store = good  # the store is back before the retry is due: shutdown writes it
+        hooks.services.replace_store(good)  # the store is back before the retry is due: shutdown writes it
     assert [r[0] for r in on_disk(Store(str(path)))] == ["p"]
 
 
@@ -256,7 +259,7 @@ async def test_shutdown_logs_the_bans_it_could_not_write(tmp_path: Path, caplog:
     hooks = gs_hooks.setup(gs_hooks.Config(state_path=str(tmp_path / "s.db")), clock=FakeClock(T0))
     async with hooks:
         hooks.bans.active_ban("x")  # loaded
-        hooks._store = closed_store(tmp_path)
+        hooks.services.replace_store(closed_store(tmp_path))
         with pytest.raises(RuntimeError):
             await hooks.ban("p", T0 + timedelta(days=1))
     assert any("1 bans could not be written" in r.getMessage() for r in caplog.records)

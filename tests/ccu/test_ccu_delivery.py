@@ -274,12 +274,12 @@ async def test_shutdown_leaves_an_unfinished_send_pending_and_the_next_start_res
     # the collector stalls (on its fake clock) longer than the shutdown grace
     sb.faults.add("ccu", "delay", delay_s=3600, count=1)
     reporter = reporter_for(tmp_path, env, server_ids=("1",))
-    reporter._grace = 0.05
+    reporter.shutdown_grace_s = 0.05
     async with anyio.create_task_group() as tg:
         await tg.start(reporter.run)
         await clock.advance(90)
         with anyio.fail_after(10):
-            while not reporter._inflight:
+            while not reporter.sender.in_flight:
                 await anyio.sleep(0.005)
         await reporter.aclose()
     second = reporter_for(tmp_path, env, server_ids=("1",))
@@ -318,7 +318,7 @@ async def test_setup_wires_the_reporter_web_mode_and_the_problem_callback(tmp_pa
         assert await hooks.resend_refused() == 1
         await step(clock, hooks.ccu, 0)
         assert sorted((s.server, s.date, s.user) for s in sb.ccu.samples) == [("1", D1, 2), ("2", D1, 1)]
-    assert hooks.ccu.spool.store._closed
+    assert hooks.ccu.spool.store.health().error == "closed"  # the reporter closed its own spool
 
 
 async def test_a_refusal_during_an_outage_ends_probe_mode(tmp_path: Path, env: tuple) -> None:
@@ -331,7 +331,7 @@ async def test_a_refusal_during_an_outage_ends_probe_mode(tmp_path: Path, env: t
         rows = reporter.spool.rows_sync()
         assert [(r.date, r.state, r.attempts) for r in rows] == [(D1, SampleState.REFUSED, 4)]
         # a refusal is a proper answer: the collector is up, so no more probing with backoff
-        assert not reporter._failing
+        assert not reporter.sender.failing
         await step(clock, reporter, 20)
         row = reporter.spool.get_sync("1", round(datetime(2026, 3, 1, 13, 4, tzinfo=KST).timestamp()))
         assert row is not None and (row.state, row.attempts) == (SampleState.DELIVERED, 1)
@@ -348,7 +348,7 @@ async def test_shutdown_lets_a_send_that_answers_within_the_grace_finish(tmp_pat
             await tg.start(reporter.run)
             await clock.advance(90)
             with anyio.fail_after(10):
-                while not reporter._inflight:
+                while not reporter.sender.in_flight:
                     await anyio.sleep(0.005)
             await reporter.aclose()
         spool = CcuSpool(Store(str(tmp_path / "spool.sqlite3")))

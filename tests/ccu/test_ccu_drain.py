@@ -31,6 +31,12 @@ async def _outage(tmp_path: Path, sb: Sandbox, http: httpx.AsyncClient, clock: F
     return make_reporter(tmp_path, clock, http, url=sb.urls()["ccu_url"], registry=reg, max_inflight=3)
 
 
+def next_probe(reporter: CcuReporter) -> float:
+    at = reporter.sender.next_probe_at
+    assert at is not None, "the collector is not failing"
+    return at
+
+
 async def test_backlog_drains_oldest_first_with_bounded_concurrency(tmp_path: Path) -> None:
     clock = FakeClock(START)
     # the collector runs on the real clock here (its injected delays are real time)
@@ -48,12 +54,12 @@ async def test_backlog_drains_oldest_first_with_bounded_concurrency(tmp_path: Pa
             async def watch() -> None:
                 nonlocal peak
                 while True:
-                    peak = max(peak, len(reporter._inflight))
+                    peak = max(peak, reporter.sender.in_flight)
                     await anyio.sleep(0.001)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                await clock.advance_to(reporter._probe_at)  # the next probe succeeds: the backlog is all due
+                await clock.advance_to(next_probe(reporter))  # the next probe succeeds: the backlog is all due
                 with anyio.fail_after(20):
                     await reporter.wait_idle()
                 tg.cancel_scope.cancel()
@@ -77,9 +83,9 @@ async def test_new_slots_are_sampled_on_time_while_the_backlog_drains(tmp_path: 
             await step(clock, reporter, 90 + 120 * 9)
             sb.faults.clear()
             sb.faults.add("ccu", "delay", delay_s=1.0)  # a slow collector: the drain takes seconds
-            await clock.advance_to(reporter._probe_at)
+            await clock.advance_to(next_probe(reporter))
             with anyio.fail_after(20):
-                while reporter._failing or len(reporter._inflight) < 3:
+                while reporter.sender.failing or reporter.sender.in_flight < 3:
                     await anyio.sleep(0.001)
             instant = datetime(2026, 3, 1, 13, 22, tzinfo=KST).timestamp()
             assert clock.time() < instant
@@ -89,7 +95,7 @@ async def test_new_slots_are_sampled_on_time_while_the_backlog_drains(tmp_path: 
                 while len(reporter.spool.rows_sync()) == before:
                     await anyio.sleep(0.001)
             # sampled at its instant, with three sends still in flight and most of the backlog still waiting
-            assert len(reporter._inflight) == 3
+            assert reporter.sender.in_flight == 3
             assert reporter.spool.backlog_depth_sync() > 10
             new = [r for r in reporter.spool.rows_sync() if r.date == "2026-03-01 13:22:00"]
             assert [r.created_at for r in new] == [instant, instant]

@@ -10,7 +10,7 @@ import pytest
 from gs_hooks import format_kst
 from gs_hooks._store import Store
 from gs_hooks.ccu import CcuSample, CcuSampleRow, CcuSpool, SampleState, make_reqkey
-from gs_hooks.ccu._spool import TRANSITIONS, advance, transition
+from gs_hooks.ccu._model import TRANSITIONS, advance, transition
 
 DAY0 = 1_790_000_000 - (1_790_000_000 + 9 * 3600) % 86_400  # a KST midnight
 

@@ -130,7 +130,7 @@ async def _all_idle(clock: FakeClock, reporters: tuple[CcuReporter, ...]) -> Non
         for r in reporters:
             await r.wait_idle()
         await clock.settle()
-        if all(r._idle() for r in reporters):
+        if all(r.idle for r in reporters):
             return
 
 

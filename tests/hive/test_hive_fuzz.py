@@ -185,7 +185,7 @@ class Live:
     def state(self) -> tuple[int, int, int, int]:
         def snapshot() -> tuple[int, int, int, int]:
             changes = self.hooks.store.run_sync(lambda c: c.total_changes)
-            return changes, len(self.hooks.bans._rows), len(self.kicks), len(self.ban_events)
+            return changes, len(self.hooks.bans.recorded_keys), len(self.kicks), len(self.ban_events)
 
         return self.portal.call(lambda: anyio.to_thread.run_sync(snapshot))
 

@@ -171,7 +171,7 @@ async def test_a_store_failure_answers_503_keeps_the_ban_in_force_and_a_resend_r
         good = hooks.store
         broken = Store(str(tmp_path / "broken.db"))
         broken.close()
-        hooks._store = broken
+        hooks.services.replace_store(broken)
         auth = {"authorization": f"Bearer {KEY}"}
         r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)
         assert r.status_code == 503
@@ -180,7 +180,7 @@ async def test_a_store_failure_answers_503_keeps_the_ban_in_force_and_a_resend_r
         assert rows(tmp_path / "state.db") == []
         assert [k.session.id for k in kicks] == [s.id]
         assert hooks.bans.active_ban("5") is not None
-        hooks._store = good
+        hooks.services.replace_store(good)
         r = await client.post(server.url + PATH, content=body(item(5)), headers=auth)  # Hive sends again
         assert r.json() == {"result_code": 0}
         assert [(r[0], r[1]) for r in rows(tmp_path / "state.db")] == [("hive", "5")]

@@ -12,7 +12,8 @@ from .._clock import Clock
 from .._exceptions import ClosedError
 from .._ids import player_id as _player_id
 from .._services import Services
-from ._book import Ban, BanBook
+from ._book import BanBook
+from ._model import Ban
 
 __all__ = ["BansApi"]
 

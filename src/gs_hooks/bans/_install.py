@@ -15,8 +15,10 @@ from .._callbacks import call_callback_nowait
 from .._config import Config
 from .._services import Services
 from ..gamebase._client import GamebaseClient
-from ._book import BanBook, BanEvent, BanTimer, OnBan
+from ._book import BanBook
+from ._model import BanEvent, OnBan
 from ._poller import BanPoller
+from ._timer import BanTimer
 
 __all__ = ["Bans", "install"]
 
@@ -26,12 +28,12 @@ class Bans(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         book: the ban book (``hooks.bans``).
-        timer: the book's timer component, when a platform ban source is configured.
+        timer: the book's timer component (it does the book's queued work: always there).
         poller: the Gamebase ban poller, when Gamebase is configured with ``gamebase.ban_poll_s`` > 0.
     """
 
     book: BanBook
-    timer: BanTimer | None = None
+    timer: BanTimer
     poller: BanPoller | None = None
 
 
@@ -45,11 +47,10 @@ def install(
 ) -> Bans:
     """Make the ban book (always: ``hooks.ban`` and the login gate use it) and its configured sources.
 
-    The book kicks through ``services.kicker`` and reports its health. Its timer (bans that start later, dropping
-    ended ones) runs when a platform ban source is configured (``hive.auth_key``, or the Gamebase ban poll); it
-    reads the store at start when there is one already (no file is made for a process that bans nobody). In fleet
-    mode the timer always runs (bans come from the fleet) and the poller is left to the fleet's install, which runs
-    it on the leader only.
+    The book kicks through ``services.kicker``. Its timer (queued enforcement, bans that start later, dropping
+    ended ones, retried writes, purges) always runs; it reads the store at start when there is one already or the
+    Hive webhook (or fleet mode) may bring bans (no file is made for a process that bans nobody). In fleet mode the
+    poller is left to the fleet's install, which runs it on the leader only.
 
     Args:
         services: the hooks' services (after the sessions install).
@@ -59,7 +60,7 @@ def install(
         gamebase: the Gamebase client the ban poller reads (None: no poller).
 
     Returns:
-        The book, and its timer and poller when they run.
+        The book, its timer, and the poller when it runs.
     """
     book = BanBook(
         lambda: services.store,
@@ -68,14 +69,12 @@ def install(
         on_ban=None if on_ban is None else _deliver(on_ban),
         forget_token=forget_token,
     )
-    book.spawn = services.spawn
     g, hive = config.gamebase, config.hive
-    timer = None
-    if hive.auth_key is not None or (g.url is not None and g.ban_poll_s > 0) or config.fleet.enabled:
-        load_at_start = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
-        load_at_start = load_at_start or hive.auth_key is not None or config.fleet.enabled
-        timer = BanTimer(book, load_at_start=load_at_start)
-        services.add_component(timer)
+    # The timer always runs: it does the book's queued work. It reads the store at start when there is one
+    # already, or when the Hive webhook may bring bans (no file is made for a process that bans nobody).
+    existing = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
+    timer = BanTimer(book, load_at_start=existing or hive.auth_key is not None or config.fleet.enabled)
+    services.add_component(timer)
     poller = None
     if gamebase is not None and g.ban_poll_s > 0:
         poller = BanPoller(

@@ -42,7 +42,8 @@ from .._health import ComponentHealth
 from .._ids import lookup_key, player_id_problem
 from .._store import Store
 from .._time import KST, to_datetime
-from ._book import Ban, BanBook
+from ._book import BanBook
+from ._model import Ban
 
 __all__ = ["BanPoller", "GamebaseBan", "SqliteWatermarks", "Watermarks"]
 

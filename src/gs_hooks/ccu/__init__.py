@@ -2,6 +2,7 @@
 
 from ._counter import CcuCounter, SocketCounter, WebCounter
 from ._metrics import CcuMetrics
+from ._model import CcuProblem, CcuSampleRow, OnCcuProblem, SampleState
 from ._protocol import (
     CcuOutcome,
     CcuSample,
@@ -12,8 +13,8 @@ from ._protocol import (
     make_reqkey,
     parse_response,
 )
-from ._reporter import CcuProblem, CcuReporter, OnCcuProblem
-from ._spool import CcuSampleRow, CcuSpool, SampleState
+from ._reporter import CcuReporter
+from ._spool import CcuSpool
 
 __all__ = [
     "CcuCounter",

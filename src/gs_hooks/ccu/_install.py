@@ -8,7 +8,8 @@ from .._config import Config
 from .._services import Services
 from .._store import Store
 from ._counter import SocketCounter, WebCounter
-from ._reporter import CcuReporter, OnCcuProblem
+from ._model import OnCcuProblem
+from ._reporter import CcuReporter
 from ._spool import CcuSpool
 
 __all__ = ["Ccu", "install"]

@@ -2,14 +2,8 @@
 
 Every sample is written (committed, WAL, ``synchronous=FULL``) before it is sent, so a crash at any point leaves
 it in the spool and the next start sends it again under the same reqkey (the collector answers 101 if it had it).
-Rows are keyed by (server id, grid instant): one sample per server per slot, whatever happens.
-
-Delivery lifecycle, as data (:data:`TRANSITIONS`)::
-
-    pending ──delivered (100/101)──▶ delivered      (kept: the CCU history)
-       │  ▲ └──retry (300, transport)──▶ pending     (attempts+1, next_attempt_at = now + backoff)
-       │  └──────requeue (operator / config change)── refused
-       └──refused (200–204, 301, 302)──▶ refused
+Rows are keyed by (server id, grid instant): one sample per server per slot, whatever happens. Each row moves
+through the delivery lifecycle of :mod:`gs_hooks.ccu._model` (pending → delivered / retry / refused → requeue).
 
 Delivered and refused rows older than the retention are pruned; pending rows are never pruned.
 The ``*_sync`` methods run on the caller's thread (under the store lock); the async twins go through
@@ -18,88 +12,19 @@ The ``*_sync`` methods run on the caller's thread (under the store lock); the as
 
 from __future__ import annotations
 
-import enum
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import anyio.to_thread
-import msgspec
 
 from .._store import Store
+from ._model import CcuSampleRow, SampleKey, SampleState, pending_row, transition
 from ._protocol import CcuSample, make_reqkey
 
-__all__ = ["TRANSITIONS", "CcuSampleRow", "CcuSpool", "SampleState", "advance"]
+__all__ = ["CcuSpool"]
 
 T = TypeVar("T")
-
-
-class SampleState(enum.Enum):
-    """Where a spooled sample stands."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    REFUSED = "refused"
-
-
-#: (state, event) -> next state. Any other move is a bug and raises.
-TRANSITIONS: dict[tuple[SampleState, str], SampleState] = {
-    (SampleState.PENDING, "delivered"): SampleState.DELIVERED,
-    (SampleState.PENDING, "retry"): SampleState.PENDING,
-    (SampleState.PENDING, "refused"): SampleState.REFUSED,
-    (SampleState.REFUSED, "requeue"): SampleState.PENDING,
-}
-
-
-def transition(state: SampleState, event: str) -> SampleState:
-    """The state after ``event``. Raises RuntimeError for a move the lifecycle does not allow."""
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise RuntimeError(f"CCU sample: {event!r} is not allowed in state {state.value!r}") from None
-
-
-class CcuSampleRow(msgspec.Struct, frozen=True, kw_only=True):
-    """A spooled sample and its delivery state (also a row of the CCU history).
-
-    Attributes:
-        server: server id.
-        slot_ts: epoch seconds of the grid instant the sample is for.
-        date: that instant in KST, ``YYYY-MM-DD HH:MM:SS``.
-        game: the game key it was (or will be) sent with.
-        user: the CCU.
-        reqkey: the sample's deterministic key.
-        state: ``pending``, ``delivered`` or ``refused``.
-        attempts: sends that got an answer or failed (an attempt cut by a crash is not counted).
-        last_code: last result code from the collector (None: none yet, or a transport error).
-        last_error: short text of the last failure ("" when none).
-        next_attempt_at: epoch seconds before which a pending sample is not resent.
-        created_at: epoch seconds the sample was taken.
-        delivered_at: epoch seconds of the delivering answer, or None.
-    """
-
-    server: str
-    slot_ts: int
-    date: str
-    game: str
-    user: int
-    reqkey: str
-    state: SampleState
-    attempts: int = 0
-    last_code: int | None = None
-    last_error: str = ""
-    next_attempt_at: float = 0.0
-    created_at: float = 0.0
-    delivered_at: float | None = None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """``(server, slot_ts)``: the row's identity."""
-        return (self.server, self.slot_ts)
-
-    def sample(self) -> CcuSample:
-        """The sample to send."""
-        return CcuSample(game=self.game, server=self.server, date=self.date, user=self.user, reqkey=self.reqkey)
 
 
 _COLUMNS = (
@@ -147,42 +72,6 @@ def _row(r: tuple[object, ...]) -> CcuSampleRow:
     )
 
 
-def advance(
-    row: CcuSampleRow,
-    event: str,
-    *,
-    code: int | None,
-    error: str = "",
-    now: float,
-    next_attempt_at: float | None = None,
-) -> CcuSampleRow:
-    """The row after one send's result, in memory: what :meth:`CcuSpool.record_sync` writes for it.
-
-    (For a sample the spool could not record: the reporter holds the row in memory until the spool takes it.)
-
-    Raises:
-        RuntimeError: the move is not allowed from the row's state, or the event is unknown.
-    """
-    if event not in ("delivered", "retry", "refused"):
-        raise RuntimeError(f"CCU sample: unknown event {event!r}")
-    state = transition(row.state, event)
-    attempts = row.attempts + 1
-    if event == "delivered":
-        return msgspec.structs.replace(
-            row, state=state, attempts=attempts, last_code=code, last_error="", delivered_at=now
-        )
-    if event == "retry":
-        return msgspec.structs.replace(
-            row,
-            state=state,
-            attempts=attempts,
-            last_code=code,
-            last_error=error[:200],
-            next_attempt_at=now if next_attempt_at is None else next_attempt_at,
-        )
-    return msgspec.structs.replace(row, state=state, attempts=attempts, last_code=code, last_error=error[:200])
-
-
 _PUT = (
     f"INSERT INTO ccu_samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (server, slot_ts) DO UPDATE SET date=excluded.date, game=excluded.game, user=excluded.user, "
@@ -202,6 +91,10 @@ class CcuSpool:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._ready = False
+
+    def describe(self) -> str:
+        """The store's path (for log lines)."""
+        return self.store.path
 
     # -- schema ------------------------------------------------------------------------------------------------
 
@@ -240,19 +133,7 @@ class CcuSpool:
                         (sample.server, slot_ts, sample.date, sample.game, sample.user, sample.reqkey, now, now),
                     )
                     if cur.rowcount == 1:
-                        added.append(
-                            CcuSampleRow(
-                                server=sample.server,
-                                slot_ts=slot_ts,
-                                date=sample.date,
-                                game=sample.game,
-                                user=sample.user,
-                                reqkey=sample.reqkey,
-                                state=SampleState.PENDING,
-                                next_attempt_at=now,
-                                created_at=now,
-                            )
-                        )
+                        added.append(pending_row(sample, slot_ts, now))
             return added
 
         return self.store.run_sync(write)
@@ -260,7 +141,7 @@ class CcuSpool:
     def _move(
         self,
         c: sqlite3.Connection,
-        key: tuple[str, int],
+        key: SampleKey,
         event: str,
         assignments: str,
         params: tuple[object, ...],
@@ -277,7 +158,7 @@ class CcuSpool:
 
     def record_sync(
         self,
-        key: tuple[str, int],
+        key: SampleKey,
         event: str,
         *,
         code: int | None,
@@ -400,7 +281,7 @@ class CcuSpool:
 
     # -- reads -------------------------------------------------------------------------------------------------
 
-    def due_sync(self, now: float, limit: int, exclude: Iterable[tuple[str, int]] = ()) -> list[CcuSampleRow]:
+    def due_sync(self, now: float, limit: int, exclude: Iterable[SampleKey] = ()) -> list[CcuSampleRow]:
         """Pending rows due at ``now``, oldest slot first, skipping ``exclude`` (rows being sent)."""
         skip = set(exclude)
 
@@ -432,7 +313,7 @@ class CcuSpool:
             )
         )
 
-    def next_due_sync(self, exclude: Iterable[tuple[str, int]] = ()) -> float | None:
+    def next_due_sync(self, exclude: Iterable[SampleKey] = ()) -> float | None:
         """The earliest ``next_attempt_at`` among pending rows not in ``exclude``, or None."""
         skip = set(exclude)
 

@@ -25,7 +25,8 @@ from .._ids import lookup_key
 from .._ids import player_id as _player_id
 from .._ratelog import RateLimitedLog
 from .._time import KST
-from ..bans._book import Ban, BanBook
+from ..bans._book import BanBook
+from ..bans._model import Ban
 from ..http._app import Request, Response, Router
 from ._protocol import (
     RESULT_BAD_VALUE,
