@@ -3,6 +3,10 @@
 Without ``GS_HOOKS_REDIS_URL`` nothing is made and nothing changes. With it, :func:`install` makes the
 :class:`~gs_hooks.fleet.Fleet` component (its Redis connection, membership, lease and inbox) and:
 
+- the ban book writes through :class:`FleetBanStore` (each local batch's rows commit with an outbox entry, each
+  batch read from the fleet with the stream cursor), and :class:`BanSync` publishes the outbox and applies the
+  other processes' batches (its first catch-up is waited for at start: a process started after a ban refuses
+  the player from its first login);
 - the maintenance watcher reads the leader's published result (:class:`FleetMaintenanceSource`) instead of
   polling Gamebase, and the leader polls Gamebase for everyone (:class:`MaintenancePublisher`);
 - the Gamebase ban poller (left out of the components by the bans install in fleet mode) runs on the leader only,
@@ -16,6 +20,7 @@ from .._services import Services
 from ..bans._book import BanBook
 from ..bans._poller import BanPoller
 from ..gamebase._maintenance import MaintenanceWatcher
+from ._bans import BanSync, FleetBanStore
 from ._maintenance import FleetMaintenanceSource, MaintenancePublisher
 from ._node import Fleet
 from ._poller import LeaderBanPoller
@@ -58,6 +63,22 @@ def install(
     if not f.enabled:
         return None
     fleet = Fleet(f, clock=services.clock, server_ids=config.ccu.server_ids)
+    persistence = FleetBanStore(lambda: services.store, stream=fleet.keys.bans, wake=lambda: None)
+    sync = BanSync(
+        fleet.redis,
+        fleet.keys,
+        fleet.pid,
+        book=book,
+        store=persistence,
+        block_ms=int(f.block_s * 1000),
+        maxlen=f.bans_maxlen,
+    )
+    persistence.wake = sync.publisher.wake
+    book.persistence = persistence
+    fleet.bans = sync
+    fleet.add_task("ban outbox publisher", sync.run_publisher)
+    fleet.add_task("ban stream reader", sync.run_reader, wait=True)
+    fleet.add_flush(sync.flush)
     g = config.gamebase
     watcher = maintenance
     if watcher is not None:

@@ -33,6 +33,7 @@ from .._clock import Clock
 from .._config import FleetConfig
 from .._exceptions import ConfigError
 from .._health import ComponentHealth
+from ._bans import BanSync
 from ._leader import LeaderJob, Leadership
 from ._membership import Membership, new_process_id
 from ._protocol import Cursor, Keys, MemberInfo, StreamEntry
@@ -73,6 +74,7 @@ class Fleet:
         leadership: the leader lease.
         members: the live members at the last heartbeat (this process included once it is connected).
         connected: Redis answered the start-up check (the parts run).
+        bans: the ban stream's publisher and reader (set by the install).
     """
 
     name = "fleet"
@@ -104,6 +106,7 @@ class Fleet:
         )
         self.members: tuple[MemberInfo, ...] = ()
         self.connected = False
+        self.bans: BanSync | None = None
         self._jobs: list[LeaderJob] = []
         self._tasks: list[tuple[str, Task, bool]] = []
         self._flushes: list[Callable[[], Awaitable[Any]]] = []

@@ -1,0 +1,450 @@
+"""Bans across the fleet: the ban book's persistence in fleet mode, its outbox, and the reader of the ban stream.
+
+Strategy (the book's rows stay in sqlite; fleet mode adds to the same transactions):
+
+- A **local** batch (the Hive webhook, ``hooks.ban()``/``hooks.unban()``, the Gamebase poller on the leader) goes
+  as always: memory, then the local kicks, then one sqlite transaction. :class:`FleetBanStore` adds to that
+  transaction an outbox entry holding the rows written (``fleet_outbox``), so the webhook answers only once the
+  ban is both recorded and queued for the fleet. The publisher is woken at once; it sends the outbox entries to
+  the ban stream (one script per entry merges the rows into the fleet's ban set by the book's own rules and
+  appends an entry only for the rows that changed it) and deletes what Redis took. While Redis is down the
+  entries wait in sqlite (a restart keeps them) and are forwarded when it answers.
+- Every process reads the stream from a cursor (:class:`BanSync`), skipping its own entries, and applies the
+  others' rows through the book's idempotent paths: :meth:`~gs_hooks.bans.BanBook.apply` for bans (which kicks
+  the player's local sessions) and :meth:`~gs_hooks.bans.BanBook.merge_lifted` for lifts, with a **remote**
+  origin: no outbox entry, and the cursor written in the same transaction as the rows it produced (or alone,
+  when the rows changed nothing). Applying an entry twice kicks no one twice.
+- A reload, never a silent gap: with no cursor (a new process), a cursor the stream no longer continues (trimmed,
+  or a Redis that rolled back) or a changed epoch (a Redis that lost its data), the process notes the stream's
+  end, reads the whole ban set and applies it, then stores the noted cursor. On a new process or a changed
+  epoch it first puts the rows of its own book back in the outbox and publishes them, so a set Redis lost is
+  rebuilt as the union of what the processes know.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+
+import anyio
+import anyio.abc
+
+from .._store import Store
+from .._time import to_datetime
+from ..bans._book import BanBook
+from ..bans._model import Ban, BanKey, BatchOrigin, Current
+from ..bans._model import BanRow as BookRow
+from ..bans._persistence import SqliteBanStore
+from ._protocol import (
+    OP_APPLY,
+    OP_LIFT,
+    BanRow,
+    Cursor,
+    Keys,
+    StreamEntry,
+    decode_cursor,
+    decode_rows,
+    encode_cursor,
+    encode_rows,
+)
+from ._redis import FleetRedis
+from ._stream import Outgoing, Publisher, StreamReader, read_ban_set
+
+__all__ = ["BanSync", "FleetBanStore", "SqliteOutbox", "ban_of", "row_of"]
+
+log = logging.getLogger("gs_hooks.fleet")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS fleet_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, "
+    "event TEXT NOT NULL, rows BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fleet_cursor (stream TEXT PRIMARY KEY, cursor TEXT NOT NULL)",
+)
+REPUBLISH_CHUNK = 500
+"""Rows per outbox entry when a process puts its whole book back in the outbox (new process, lost Redis data)."""
+APPLY_CHUNK = 1000
+"""Rows per book call when a reload applies the fleet's ban set."""
+
+
+def row_of(row: BookRow) -> BanRow:
+    """The fleet's row for one of the book's (epoch seconds; a tombstone keeps its ``lifted_at``)."""
+    ban = row.ban
+    return BanRow(ban.source, ban.player_key, ban.status, row.start, row.end, ban.message, row.lifted_at)
+
+
+def ban_of(row: BanRow) -> Ban:
+    """The book's ban for a fleet row (dates in KST).
+
+    Raises:
+        TypeError / ValueError: the row cannot be a ban (a player key no player can have, dates that do not fit).
+    """
+    return Ban(
+        player_key=row.player,
+        source=row.source,
+        status=row.status,  # type: ignore[arg-type]  # checked by Ban itself
+        starts_at=to_datetime(row.start),
+        ends_at=None if row.end is None else to_datetime(row.end),
+        message=row.message,
+    )
+
+
+def _schema(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        conn.execute(statement)
+
+
+def _new_event() -> str:
+    return secrets.token_hex(8)
+
+
+class SqliteOutbox:
+    """The ban outbox (``fleet_outbox``): entries committed with the rows they carry, deleted once published.
+
+    Args:
+        store: the sqlite store (the ban book's), or a function returning it.
+    """
+
+    def __init__(self, store: Store | Callable[[], Store]) -> None:
+        self._source = store
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        s = self._source
+        return s if isinstance(s, Store) else s()
+
+    async def pending(self, limit: int) -> Sequence[tuple[int, Outgoing]]:
+        """The oldest entries, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, Outgoing]]:
+            _schema(conn)
+            out = []
+            for entry_id, op, event, rows in conn.execute(
+                "SELECT id, op, event, rows FROM fleet_outbox ORDER BY id LIMIT ?", (limit,)
+            ):
+                out.append((entry_id, Outgoing(op=op, event=event, rows=tuple(decode_rows(rows)))))
+            return out
+
+        return await self.store.run(read)
+
+    async def acknowledge(self, ids: Sequence[int]) -> None:
+        """Delete the entries Redis took."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(i,) for i in ids])
+
+        await self.store.run(delete)
+
+    async def count(self) -> int:
+        """Entries waiting."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            _schema(conn)
+            return int(conn.execute("SELECT COUNT(*) FROM fleet_outbox").fetchone()[0])
+
+        return await self.store.run(count)
+
+    def __repr__(self) -> str:
+        return "SqliteOutbox()"
+
+
+class FleetBanStore:
+    """The ban book's persistence in fleet mode: its sqlite rows plus, in the same transaction, an outbox entry
+    (a local batch) or the stream cursor (a batch read from the fleet).
+
+    Args:
+        store: the sqlite store, or a function returning it.
+        stream: the ban stream's key (names the cursor's row).
+        wake: called after a local batch committed (wakes the publisher).
+
+    Attributes:
+        saved_cursor: the last cursor committed (None before the first).
+    """
+
+    def __init__(self, store: Store | Callable[[], Store], *, stream: str, wake: Callable[[], None]) -> None:
+        self.rows = SqliteBanStore(store, also=self._also)
+        self.stream = stream
+        self.wake = wake
+        self.saved_cursor: str | None = None
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        return self.rows.store
+
+    def describe(self) -> str:
+        """Where the rows go (the sqlite file)."""
+        return self.rows.describe()
+
+    def load_sync(self, purge_before: float) -> list[BookRow]:
+        """The book's rows (the outbox and cursor tables are made beside them)."""
+        self.store.run_sync(_schema)
+        return self.rows.load_sync(purge_before)
+
+    async def load(self, purge_before: float) -> list[BookRow]:
+        """:meth:`load_sync` on a worker thread."""
+        await self.store.run(_schema)
+        return await self.rows.load(purge_before)
+
+    def write_sync(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
+        """Write the rows (and the outbox entry or cursor), blocking."""
+        written = self.rows.write_sync(keys, current, origin)
+        self._committed(written, origin)
+        return written
+
+    async def write(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
+        """Write the rows (and the outbox entry or cursor) in one transaction on a worker thread."""
+        written = await self.rows.write(keys, current, origin)
+        self._committed(written, origin)
+        return written
+
+    async def delete(self, keys: Sequence[BanKey], current: Current) -> None:
+        """Purged rows leave sqlite only (the fleet's set keeps its own)."""
+        await self.rows.delete(keys, current)
+
+    def _committed(self, written: Sequence[BookRow], origin: BatchOrigin) -> None:
+        if origin.remote:
+            if origin.cursor is not None and written:
+                self.saved_cursor = origin.cursor
+        elif written:
+            self.wake()
+
+    def _also(self, conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
+        if not origin.remote:
+            _put_outbox(conn, [row_of(r) for r in rows])
+        elif origin.cursor is not None:
+            _put_cursor(conn, self.stream, origin.cursor)
+
+    # -- the cursor and the republish, outside a batch -------------------------------------------------------
+
+    async def load_cursor(self) -> Cursor | None:
+        """The stored cursor, or None (a new process, or one unreadable: both mean a reload)."""
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            _schema(conn)
+            row = conn.execute("SELECT cursor FROM fleet_cursor WHERE stream = ?", (self.stream,)).fetchone()
+            return None if row is None else str(row[0])
+
+        raw = await self.store.run(read)
+        if raw is None:
+            return None
+        try:
+            cursor = decode_cursor(raw)
+        except ValueError:
+            log.warning("fleet: the stored ban stream cursor is unreadable; reloading the fleet's bans")
+            return None
+        self.saved_cursor = raw
+        return cursor
+
+    async def save_cursor(self, cursor: str) -> None:
+        """Store the cursor alone (the entries read changed no row here)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _put_cursor(conn, self.stream, cursor)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self.store.run(write)
+        self.saved_cursor = cursor
+
+    async def republish_book(self) -> int:
+        """Put every row of the book's table in the outbox (one transaction); returns the rows queued."""
+
+        def queue(conn: sqlite3.Connection) -> int:
+            _schema(conn)
+            if (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bans_book'").fetchone()
+                is None
+            ):
+                return 0  # a book never written yet
+            found = conn.execute(
+                "SELECT source, player_key, status, starts_at, ends_at, message, lifted_at FROM bans_book"
+            ).fetchall()
+            rows = [
+                BanRow(source, player, status, float(start), None if end is None else float(end), message or "", lifted)
+                for source, player, status, start, end, message, lifted in found
+            ]
+            if not rows:
+                return 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(rows), REPUBLISH_CHUNK):
+                    _put_outbox(conn, rows[i : i + REPUBLISH_CHUNK])
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return len(rows)
+
+        return await self.store.run(queue)
+
+    def __repr__(self) -> str:
+        return f"FleetBanStore({self.describe()!r})"
+
+
+def _put_outbox(conn: sqlite3.Connection, rows: Sequence[BanRow]) -> None:
+    op = OP_LIFT if all(r.lifted_at is not None for r in rows) else OP_APPLY
+    conn.execute("INSERT INTO fleet_outbox (op, event, rows) VALUES (?, ?, ?)", (op, _new_event(), encode_rows(rows)))
+
+
+def _put_cursor(conn: sqlite3.Connection, stream: str, raw: str) -> None:
+    """Upsert the cursor, never moving it back within one epoch (a retried older batch writes its rows only)."""
+    new = decode_cursor(raw)
+    row = conn.execute("SELECT cursor FROM fleet_cursor WHERE stream = ?", (stream,)).fetchone()
+    if row is not None:
+        try:
+            old = decode_cursor(row[0])
+        except ValueError:
+            old = None
+        if old is not None and old.epoch == new.epoch and old.seq >= new.seq:
+            return
+    conn.execute(
+        "INSERT INTO fleet_cursor (stream, cursor) VALUES (?, ?) "
+        "ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor",
+        (stream, raw),
+    )
+
+
+class BanSync:
+    """Reads the ban stream and applies the other processes' batches to the book (a stream handler), and owns the
+    publisher of this process's outbox.
+
+    Args:
+        redis: the connection.
+        keys: the fleet's keys.
+        pid: this process's id (its own entries are skipped).
+        book: the ban book (its persistence must be ``store``).
+        store: the fleet persistence of the book.
+        block_ms: the blocking read's time.
+        maxlen: the stream's approximate length.
+
+    Attributes:
+        publisher: sends the outbox to the stream.
+        reader: reads the stream.
+        applied: rows of other processes' entries handed to the book.
+        reloads: the reasons of the reloads so far.
+    """
+
+    def __init__(
+        self,
+        redis: FleetRedis,
+        keys: Keys,
+        pid: str,
+        *,
+        book: BanBook,
+        store: FleetBanStore,
+        block_ms: int,
+        maxlen: int,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.pid = pid
+        self.book = book
+        self.store = store
+        self.outbox = SqliteOutbox(lambda: store.store)
+        self.publisher = Publisher(redis, keys.bans, pid, self.outbox, maxlen=maxlen, set_key=keys.bans_set)
+        self.reader = StreamReader(redis, keys.bans, keys.epoch, block_ms=block_ms, skip_origin=pid)
+        self.applied = 0
+        self.reloads: list[str] = []
+
+    # -- the tasks (run by the fleet component) ----------------------------------------------------------------
+
+    async def run_publisher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Publish the outbox (what a crash or an outage left first) until cancelled."""
+        await self.publisher.run(task_status=task_status)
+
+    async def run_reader(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Catch up (the stored cursor, or a reload), report ready, then read until cancelled."""
+        reader = self.reader
+        attempt = 0
+        while True:
+            try:
+                reader.cursor = await self.store.load_cursor()
+                break
+            except Exception as exc:  # the store: the book's own writes report it too
+                await self.redis.pause(attempt, "reading the ban stream cursor", exc)
+                attempt += 1
+        block_ms, reader.block_ms = reader.block_ms, 1
+        attempt = 0
+        try:
+            while True:  # until a read finds nothing new: what was published before this start is applied
+                before = reader.cursor
+                try:
+                    await reader.step(self)
+                except Exception as exc:
+                    await self.redis.pause(attempt, "catching up with the ban stream", exc, traceback=True)
+                    attempt += 1
+                    continue
+                if reader.cursor == before:
+                    break
+        finally:
+            reader.block_ms = block_ms
+        task_status.started()
+        await reader.run(reader.cursor, self)
+
+    async def flush(self) -> None:
+        """Publish what the outbox holds now (at shutdown; raises FleetError when Redis cannot take it)."""
+        await self.publisher.publish_pending()
+
+    # -- the stream handler ------------------------------------------------------------------------------------
+
+    async def entries(self, entries: Sequence[StreamEntry], cursor: Cursor) -> None:
+        """Apply other processes' rows (last state per ban key across the batch), then store the cursor."""
+        latest: dict[tuple[str, str], BanRow] = {}
+        for entry in entries:
+            try:
+                rows = decode_rows(entry.body)
+            except ValueError as exc:
+                self.redis.note(f"decoding ban entry {entry.event}", exc)
+                continue
+            for row in rows:
+                latest[(row.source, row.player)] = row
+        await self._apply(list(latest.values()), encode_cursor(cursor).decode())
+
+    async def reload(self, reason: str, cursor: Cursor) -> None:
+        """Rebuild from the fleet's ban set (after republishing this book on a new process or a lost Redis)."""
+        self.reloads.append(reason)
+        if reason in ("new", "epoch"):
+            queued = await self.store.republish_book()
+            if queued:
+                log.info("fleet: republishing the %d rows of this process's ban book (%s)", queued, reason)
+            await self.publisher.publish_pending()
+        rows: list[BanRow] = []
+        async for chunk in read_ban_set(self.redis, self.keys.bans_set):
+            rows.extend(chunk)
+        log.info("fleet: reloading %d rows of the fleet's ban set (%s)", len(rows), reason)
+        for i in range(0, max(len(rows), 1), APPLY_CHUNK):
+            last = i + APPLY_CHUNK >= len(rows)
+            await self._apply(rows[i : i + APPLY_CHUNK], encode_cursor(cursor).decode() if last else None)
+
+    async def _apply(self, rows: Sequence[BanRow], cursor: str | None) -> None:
+        bans: list[Ban] = []
+        lifts: list[tuple[Ban, float]] = []
+        for row in rows:
+            try:
+                ban = ban_of(row)
+            except (TypeError, ValueError) as exc:
+                self.redis.note("reading a fleet ban row", exc)
+                continue
+            if row.lifted_at is None:
+                bans.append(ban)
+            else:
+                lifts.append((ban, row.lifted_at))
+        self.applied += len(rows)
+        no_cursor = BatchOrigin(remote=True)
+        if bans:
+            await self.book.apply(bans, origin=no_cursor if lifts else BatchOrigin(remote=True, cursor=cursor))
+        if lifts:
+            await self.book.merge_lifted(lifts, origin=BatchOrigin(remote=True, cursor=cursor))
+        if cursor is not None and self.store.saved_cursor != cursor:
+            await self.store.save_cursor(cursor)
+
+    def __repr__(self) -> str:
+        return f"BanSync({self.pid!r}, applied={self.applied})"
