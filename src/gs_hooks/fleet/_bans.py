@@ -101,12 +101,18 @@ def _new_event() -> str:
 class SqliteOutbox:
     """The ban outbox (``fleet_outbox``): entries committed with the rows they carry, deleted once published.
 
+    The entries a running process commits are also handed over in memory (:meth:`committed`, after the commit),
+    so the publisher starts without reading sqlite back; sqlite is read when the memory is not known to hold every
+    entry (at start: what a crash or an outage left; after a republish).
+
     Args:
         store: the sqlite store (the ban book's), or a function returning it.
     """
 
     def __init__(self, store: Store | Callable[[], Store]) -> None:
         self._source = store
+        self._held: dict[int, Outgoing] = {}
+        self._complete = False  # the memory holds every entry sqlite holds
 
     @property
     def store(self) -> Store:
@@ -114,19 +120,33 @@ class SqliteOutbox:
         s = self._source
         return s if isinstance(s, Store) else s()
 
+    def committed(self, entries: Sequence[tuple[int, Outgoing]]) -> None:
+        """Entries a transaction that has just committed put in the table."""
+        for entry_id, item in entries:
+            self._held[entry_id] = item
+
+    def reread(self) -> None:
+        """Entries were put in the table without :meth:`committed`: read it again."""
+        self._complete = False
+
     async def pending(self, limit: int) -> Sequence[tuple[int, Outgoing]]:
         """The oldest entries, oldest first."""
+        if not self._complete:
 
-        def read(conn: sqlite3.Connection) -> list[tuple[int, Outgoing]]:
-            _schema(conn)
-            out = []
-            for entry_id, op, event, rows in conn.execute(
-                "SELECT id, op, event, rows FROM fleet_outbox ORDER BY id LIMIT ?", (limit,)
-            ):
-                out.append((entry_id, Outgoing(op=op, event=event, rows=tuple(decode_rows(rows)))))
-            return out
+            def read(conn: sqlite3.Connection) -> list[tuple[int, Outgoing]]:
+                _schema(conn)
+                out = []
+                for entry_id, op, event, rows in conn.execute(
+                    "SELECT id, op, event, rows FROM fleet_outbox ORDER BY id LIMIT ?", (limit,)
+                ):
+                    out.append((entry_id, Outgoing(op=op, event=event, rows=tuple(decode_rows(rows)))))
+                return out
 
-        return await self.store.run(read)
+            found = await self.store.run(read)
+            self.committed(found)
+            if len(found) < limit:
+                self._complete = True
+        return sorted(self._held.items())[:limit]
 
     async def acknowledge(self, ids: Sequence[int]) -> None:
         """Delete the entries Redis took."""
@@ -135,9 +155,11 @@ class SqliteOutbox:
             conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(i,) for i in ids])
 
         await self.store.run(delete)
+        for i in ids:
+            self._held.pop(i, None)
 
     async def count(self) -> int:
-        """Entries waiting."""
+        """Entries waiting (in the table)."""
 
         def count(conn: sqlite3.Connection) -> int:
             _schema(conn)
@@ -146,7 +168,7 @@ class SqliteOutbox:
         return await self.store.run(count)
 
     def __repr__(self) -> str:
-        return "SqliteOutbox()"
+        return f"SqliteOutbox(held={len(self._held)})"
 
 
 class FleetBanStore:
@@ -163,7 +185,9 @@ class FleetBanStore:
     """
 
     def __init__(self, store: Store | Callable[[], Store], *, stream: str, wake: Callable[[], None]) -> None:
+        self._source = store
         self.rows = SqliteBanStore(store, also=self._also)
+        self.outbox = SqliteOutbox(store)
         self.stream = stream
         self.wake = wake
         self.saved_cursor: str | None = None
@@ -189,31 +213,49 @@ class FleetBanStore:
 
     def write_sync(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
         """Write the rows (and the outbox entry or cursor), blocking."""
-        written = self.rows.write_sync(keys, current, origin)
-        self._committed(written, origin)
+        if origin.remote:
+            written = self.rows.write_sync(keys, current, origin)
+            self._remote_committed(written, origin)
+            return written
+        made: list[tuple[int, Outgoing]] = []
+        written = self._local(made).write_sync(keys, current, origin)
+        self._local_committed(made)
         return written
 
     async def write(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
         """Write the rows (and the outbox entry or cursor) in one transaction on a worker thread."""
-        written = await self.rows.write(keys, current, origin)
-        self._committed(written, origin)
+        if origin.remote:
+            written = await self.rows.write(keys, current, origin)
+            self._remote_committed(written, origin)
+            return written
+        made: list[tuple[int, Outgoing]] = []
+        written = await self._local(made).write(keys, current, origin)
+        self._local_committed(made)
         return written
+
+    def _local(self, made: list[tuple[int, Outgoing]]) -> SqliteBanStore:
+        """A writer for one local batch whose outbox entry is collected in ``made`` (kept only once committed)."""
+
+        def also(conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
+            made.append(_put_outbox(conn, [row_of(r) for r in rows]))
+
+        return SqliteBanStore(self._source, also=also)
 
     async def delete(self, keys: Sequence[BanKey], current: Current) -> None:
         """Purged rows leave sqlite only (the fleet's set keeps its own)."""
         await self.rows.delete(keys, current)
 
-    def _committed(self, written: Sequence[BookRow], origin: BatchOrigin) -> None:
-        if origin.remote:
-            if origin.cursor is not None and written:
-                self.saved_cursor = origin.cursor
-        elif written:
+    def _remote_committed(self, written: Sequence[BookRow], origin: BatchOrigin) -> None:
+        if origin.cursor is not None and written:
+            self.saved_cursor = origin.cursor
+
+    def _local_committed(self, made: list[tuple[int, Outgoing]]) -> None:
+        if made:
+            self.outbox.committed(made)
             self.wake()
 
     def _also(self, conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
-        if not origin.remote:
-            _put_outbox(conn, [row_of(r) for r in rows])
-        elif origin.cursor is not None:
+        if origin.remote and origin.cursor is not None:  # local batches are written by _local's writer
             _put_cursor(conn, self.stream, origin.cursor)
 
     # -- the cursor and the republish, outside a batch -------------------------------------------------------
@@ -283,15 +325,23 @@ class FleetBanStore:
             conn.execute("COMMIT")
             return len(rows)
 
-        return await self.store.run(queue)
+        queued = await self.store.run(queue)
+        if queued:
+            self.outbox.reread()
+        return queued
 
     def __repr__(self) -> str:
         return f"FleetBanStore({self.describe()!r})"
 
 
-def _put_outbox(conn: sqlite3.Connection, rows: Sequence[BanRow]) -> None:
+def _put_outbox(conn: sqlite3.Connection, rows: Sequence[BanRow]) -> tuple[int, Outgoing]:
     op = OP_LIFT if all(r.lifted_at is not None for r in rows) else OP_APPLY
-    conn.execute("INSERT INTO fleet_outbox (op, event, rows) VALUES (?, ?, ?)", (op, _new_event(), encode_rows(rows)))
+    item = Outgoing(op=op, event=_new_event(), rows=tuple(rows))
+    cursor = conn.execute(
+        "INSERT INTO fleet_outbox (op, event, rows) VALUES (?, ?, ?)", (item.op, item.event, encode_rows(rows))
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid, item
 
 
 def _put_cursor(conn: sqlite3.Connection, stream: str, raw: str) -> None:
@@ -348,7 +398,7 @@ class BanSync:
         self.pid = pid
         self.book = book
         self.store = store
-        self.outbox = SqliteOutbox(lambda: store.store)
+        self.outbox = store.outbox
         self.publisher = Publisher(redis, keys.bans, pid, self.outbox, maxlen=maxlen, set_key=keys.bans_set)
         self.reader = StreamReader(redis, keys.bans, keys.epoch, block_ms=block_ms, skip_origin=pid)
         self.applied = 0
