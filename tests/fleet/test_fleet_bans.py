@@ -4,18 +4,23 @@ outbox keeps what Redis could not take (down, restarted without its data, a stre
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from fleet_hooks import config, running, until
+from fleet_hooks import config, fleet_settings, running, until
 from fleet_support import RedisServer
 
 import gs_hooks
-from gs_hooks.fleet import Fleet
-from gs_hooks.fleet._bans import BanSync
+from gs_hooks import Config
+from gs_hooks.bans._poller import BanPoller
+from gs_hooks.fleet import Fence, FencedError, Fleet
+from gs_hooks.fleet._bans import BanSetPruner, BanSync
+from gs_hooks.fleet._poller import LeaderBanPoller
+from gs_hooks.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +138,65 @@ async def test_a_cursor_older_than_the_trimmed_stream_reloads(redis_server: Redi
         await r.start(b2.hooks)
         assert b2.sync.reloads == ["gap"]
         assert all(b2.banned(f"p{i}") for i in range(400))
+
+
+async def test_the_ban_poller_runs_on_the_leader_only(redis_server: RedisServer, tmp_path: Path) -> None:
+    async with Sandbox.serve(port=0) as sb:
+        procs = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            cfg = Config(
+                state_path=str(tmp_path / name / "s.sqlite3"),
+                gamebase=gs_hooks.GamebaseConfig(
+                    url=sb.url,
+                    app_id="sandbox-app",
+                    secret_key=gs_hooks.Secret("sandbox-secret"),
+                    maintenance_poll_s=0,
+                    ban_poll_s=0.2,
+                    retries=0,
+                ),
+                fleet=fleet_settings(redis_server.url),
+            )
+            kicks: list[gs_hooks.KickRequest] = []
+            procs.append((gs_hooks.setup(cfg, on_kick=kicks.append), kicks))
+        (a, a_kicks), (b, b_kicks) = procs
+        async with running(a, b):
+            sessions = [h.registry.open_nowait() for h in (a, b)]
+            for h, s in zip((a, b), sessions, strict=True):
+                h.bind_player(s, "7101")
+            sb.gamebase.add_ban("7101", time.time() - 1, None, message="console ban")
+            await until(lambda: len(a_kicks) == 1 and len(b_kicks) == 1)
+            pollers = [_poller(h) for h in (a, b)]
+            await until(lambda: sum(p.polls for p in pollers) >= 3)
+            # one process polled Gamebase (the leader); the other never did, yet both kicked their session
+            assert sorted(p.polls > 0 for p in pollers) == [False, True]
+            assert sb.gamebase.counts["gamebase.bans"] == sum(p.polls + p.failures for p in pollers)
+            assert redis_server.command("GET", "t:tinyfarm_KR:bans:wm") is not None  # the watermark is the fleet's
+
+
+def _poller(hooks: gs_hooks.Hooks) -> BanPoller:
+    (job,) = [j for j in hooks.fleet._jobs if isinstance(j, LeaderBanPoller)] if hooks.fleet else []
+    return job.poller
+
+
+async def test_the_leader_prunes_what_every_book_purged(redis_server: RedisServer, tmp_path: Path) -> None:
+    a = Proc(tmp_path / "a", redis_server.url)
+    async with running(a.hooks):
+        await a.hooks.ban("p1")
+        await a.hooks.unban("p1")  # a tombstone
+        await a.hooks.ban("p2")  # in force, permanent: kept
+        await until(lambda: redis_server.command("HLEN", "t:tinyfarm_KR:bans:set") == 2)
+        await until(lambda: a.fleet.is_leader)
+        fence = a.fleet.leadership.fence
+        assert fence is not None
+        keep = BanSetPruner(a.fleet.leadership, a.fleet.keys, retention_s=3600, clock=a.hooks.clock)
+        assert await keep.prune_once(fence) == 0  # lifted just now: inside the retention
+        drop = BanSetPruner(a.fleet.leadership, a.fleet.keys, retention_s=-5, clock=a.hooks.clock)
+        assert await drop.prune_once(fence) == 1
+        assert redis_server.command("HKEYS", "t:tinyfarm_KR:bans:set") == ["api\x1fp2"]
+        await a.hooks.unban("p2")
+        await until(lambda: a.sync.outbox._held == {})
+        stale = Fence(fence.pid, fence.token - 1)  # a lease that is not the current one deletes nothing
+        with pytest.raises(FencedError):
+            await drop.prune_once(stale)
+        assert redis_server.command("HKEYS", "t:tinyfarm_KR:bans:set") == ["api\x1fp2"]

@@ -13,8 +13,9 @@ from fleet_support import RedisServer, free_port
 
 import gs_hooks
 from gs_hooks import Config, ConfigError
-from gs_hooks.fleet import Fleet
+from gs_hooks.fleet import Fleet, Outgoing, StreamEntry
 from gs_hooks.fleet._maintenance import FleetMaintenanceSource, MaintenancePublisher
+from gs_hooks.fleet._stream import publish_one
 from gs_hooks.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -174,3 +175,24 @@ async def test_a_leader_poll_error_reaches_every_watcher(redis_server: RedisServ
             )
             (report,) = [h for h in hooks.services.readiness() if h.name == watcher.name]
             assert not report.ok and "wrong-secret-value" not in (report.error or "")
+
+
+async def test_inbox_messages_reach_their_verb(redis_server: RedisServer, tmp_path: Path) -> None:
+    hooks = gs_hooks.setup(config(tmp_path, redis_server.url))
+    fleet = hooks.fleet
+    assert fleet is not None
+    got: list[StreamEntry] = []
+
+    async def ping(entry: StreamEntry) -> None:
+        got.append(entry)
+
+    fleet.on_inbox("ping", ping)
+    async with hooks:
+        for i in range(3):
+            item = Outgoing(op="ping", event=f"e{i}", body=b"hello")
+            await publish_one(fleet.redis, fleet.keys.inbox(fleet.pid), "other-process", item, maxlen=100)
+        await publish_one(fleet.redis, fleet.keys.inbox(fleet.pid), "other", Outgoing(op="nope", event="x"), maxlen=100)
+        await until(lambda: len(got) == 3)
+        assert [e.event for e in got] == ["e0", "e1", "e2"] and {e.body for e in got} == {b"hello"}
+        with pytest.raises(RuntimeError):
+            fleet.on_inbox("late", ping)  # verbs are registered before start

@@ -31,20 +31,25 @@ from collections.abc import Callable, Sequence
 import anyio
 import anyio.abc
 
+from .._clock import Clock
 from .._store import Store
 from .._time import to_datetime
 from ..bans._book import BanBook
 from ..bans._model import Ban, BanKey, BatchOrigin, Current
 from ..bans._model import BanRow as BookRow
 from ..bans._persistence import SqliteBanStore
+from ._leader import Leadership
+from ._lua import BANS_PRUNE
 from ._protocol import (
     OP_APPLY,
     OP_LIFT,
     BanRow,
     Cursor,
+    Fence,
     Keys,
     StreamEntry,
     decode_cursor,
+    decode_row,
     decode_rows,
     encode_cursor,
     encode_rows,
@@ -52,7 +57,7 @@ from ._protocol import (
 from ._redis import FleetRedis
 from ._stream import Outgoing, Publisher, StreamReader, read_ban_set
 
-__all__ = ["BanSync", "FleetBanStore", "SqliteOutbox", "ban_of", "row_of"]
+__all__ = ["BanSetPruner", "BanSync", "FleetBanStore", "SqliteOutbox", "ban_of", "row_of"]
 
 log = logging.getLogger("gs_hooks.fleet")
 
@@ -65,6 +70,10 @@ REPUBLISH_CHUNK = 500
 """Rows per outbox entry when a process puts its whole book back in the outbox (new process, lost Redis data)."""
 APPLY_CHUNK = 1000
 """Rows per book call when a reload applies the fleet's ban set."""
+CURSOR_EVERY_S = 1.0
+"""A cursor that moved past entries changing nothing here is stored at most this often."""
+PRUNE_EVERY_S = 3600.0
+"""How often the leader drops from the fleet's ban set the rows every book has purged."""
 
 
 def row_of(row: BookRow) -> BanRow:
@@ -403,6 +412,8 @@ class BanSync:
         self.reader = StreamReader(redis, keys.bans, keys.epoch, block_ms=block_ms, skip_origin=pid)
         self.applied = 0
         self.reloads: list[str] = []
+        self._cursor_saved_at = float("-inf")
+        self._cursor_due: str | None = None
 
     # -- the tasks (run by the fleet component) ----------------------------------------------------------------
 
@@ -440,7 +451,11 @@ class BanSync:
         await reader.run(reader.cursor, self)
 
     async def flush(self) -> None:
-        """Publish what the outbox holds now (at shutdown; raises FleetError when Redis cannot take it)."""
+        """At shutdown: store the cursor not stored yet, publish what the outbox holds (raises FleetError when
+        Redis cannot take it: the entries wait in sqlite for the next start)."""
+        due = self._cursor_due
+        if due is not None and self.store.saved_cursor != due:
+            await self.store.save_cursor(due)
         await self.publisher.publish_pending()
 
     # -- the stream handler ------------------------------------------------------------------------------------
@@ -472,9 +487,12 @@ class BanSync:
         log.info("fleet: reloading %d rows of the fleet's ban set (%s)", len(rows), reason)
         for i in range(0, max(len(rows), 1), APPLY_CHUNK):
             last = i + APPLY_CHUNK >= len(rows)
-            await self._apply(rows[i : i + APPLY_CHUNK], encode_cursor(cursor).decode() if last else None)
+            await self._apply(rows[i : i + APPLY_CHUNK], encode_cursor(cursor).decode() if last else None, save=last)
 
-    async def _apply(self, rows: Sequence[BanRow], cursor: str | None) -> None:
+    async def _apply(self, rows: Sequence[BanRow], cursor: str | None, *, save: bool = False) -> None:
+        """Apply rows through the book, the cursor with the last write. A cursor that changed nothing here (a batch of
+        this process's own entries) is stored at most every ``CURSOR_EVERY_S`` (and at shutdown): a restart from an
+        older cursor only re-reads entries that change nothing."""
         bans: list[Ban] = []
         lifts: list[tuple[Ban, float]] = []
         for row in rows:
@@ -493,8 +511,78 @@ class BanSync:
             await self.book.apply(bans, origin=no_cursor if lifts else BatchOrigin(remote=True, cursor=cursor))
         if lifts:
             await self.book.merge_lifted(lifts, origin=BatchOrigin(remote=True, cursor=cursor))
-        if cursor is not None and self.store.saved_cursor != cursor:
+        if cursor is None or self.store.saved_cursor == cursor:
+            return
+        now = anyio.current_time()
+        if rows or save or now >= self._cursor_saved_at + CURSOR_EVERY_S:
             await self.store.save_cursor(cursor)
+            self._cursor_saved_at, self._cursor_due = now, None
+        else:
+            self._cursor_due = cursor
 
     def __repr__(self) -> str:
         return f"BanSync({self.pid!r}, applied={self.applied})"
+
+
+class BanSetPruner:
+    """The leader-only job that keeps the fleet's ban set as long as the books' memory: rows that ended or were
+    lifted more than ``retention_s`` ago (what every book purges) are deleted, each only while it still holds the
+    row read (fenced: only the leader deletes).
+
+    Args:
+        leadership: the lease (and its connection).
+        keys: the fleet's keys.
+        retention_s: the ban book's retention.
+        clock: the injected clock (sleeps, the cutoff).
+        every_s: the period (the first prune runs when this process starts leading).
+
+    Attributes:
+        pruned: rows deleted by this process so far.
+    """
+
+    def __init__(
+        self, leadership: Leadership, keys: Keys, *, retention_s: float, clock: Clock, every_s: float = PRUNE_EVERY_S
+    ) -> None:
+        self.leadership = leadership
+        self.keys = keys
+        self.retention_s = retention_s
+        self.clock = clock
+        self.every_s = every_s
+        self.pruned = 0
+        self.__name__ = "ban set prune"
+
+    async def prune_once(self, fence: Fence) -> int:
+        """One pass over the set; returns the rows deleted. Raises FencedError / FleetError."""
+        cutoff = self.clock.time() - self.retention_s
+        redis = self.leadership.redis
+        scan: int | bytes = 0
+        stale: list[str | bytes] = []
+        deleted = 0
+        while True:
+            scan, flat = await redis.call("HSCAN", self.keys.bans_set, scan, "COUNT", 1000)
+            pairs = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+            for field, value in pairs:
+                try:
+                    row = decode_row(value)
+                except ValueError:
+                    continue
+                if (row.lifted_at is not None and row.lifted_at < cutoff) or (row.end is not None and row.end < cutoff):
+                    stale += [field, value]
+            if len(stale) >= 1000 or (int(scan) == 0 and stale):
+                deleted += int(await self.leadership.fenced(fence, BANS_PRUNE, [self.keys.bans_set], stale))
+                stale = []
+            if int(scan) == 0:
+                break
+        self.pruned += deleted
+        if deleted:
+            log.info("fleet: %d rows older than the ban books' retention dropped from the fleet's ban set", deleted)
+        return deleted
+
+    async def __call__(self, fence: Fence) -> None:
+        """Prune while leading."""
+        while True:
+            await self.prune_once(fence)
+            await self.clock.sleep(self.every_s)
+
+    def __repr__(self) -> str:
+        return f"BanSetPruner(pruned={self.pruned})"

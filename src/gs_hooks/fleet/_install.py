@@ -6,7 +6,7 @@ Without ``GS_HOOKS_REDIS_URL`` nothing is made and nothing changes. With it, :fu
 - the ban book writes through :class:`FleetBanStore` (each local batch's rows commit with an outbox entry, each
   batch read from the fleet with the stream cursor), and :class:`BanSync` publishes the outbox and applies the
   other processes' batches (its first catch-up is waited for at start: a process started after a ban refuses
-  the player from its first login);
+  the player from its first login); the leader drops from the fleet's ban set what every book has purged;
 - the maintenance watcher reads the leader's published result (:class:`FleetMaintenanceSource`) instead of
   polling Gamebase, and the leader polls Gamebase for everyone (:class:`MaintenancePublisher`);
 - the Gamebase ban poller (left out of the components by the bans install in fleet mode) runs on the leader only,
@@ -20,7 +20,7 @@ from .._services import Services
 from ..bans._book import BanBook
 from ..bans._poller import BanPoller
 from ..gamebase._maintenance import MaintenanceWatcher
-from ._bans import BanSync, FleetBanStore
+from ._bans import BanSetPruner, BanSync, FleetBanStore
 from ._maintenance import FleetMaintenanceSource, MaintenancePublisher
 from ._node import Fleet
 from ._poller import LeaderBanPoller
@@ -79,6 +79,7 @@ def install(
     fleet.add_task("ban outbox publisher", sync.run_publisher)
     fleet.add_task("ban stream reader", sync.run_reader, wait=True)
     fleet.add_flush(sync.flush)
+    fleet.add_leader_job(BanSetPruner(fleet.leadership, fleet.keys, retention_s=book.retention_s, clock=services.clock))
     g = config.gamebase
     watcher = maintenance
     if watcher is not None:
