@@ -200,3 +200,35 @@ async def test_the_leader_prunes_what_every_book_purged(redis_server: RedisServe
         with pytest.raises(FencedError):
             await drop.prune_once(stale)
         assert redis_server.command("HKEYS", "t:tinyfarm_KR:bans:set") == ["api\x1fp2"]
+
+
+async def test_a_former_leader_does_not_keep_the_ban_pollers_failure(redis_server: RedisServer, tmp_path: Path) -> None:
+    async with Sandbox.serve(port=0) as sb:
+        cfg = Config(
+            state_path=str(tmp_path / "s.sqlite3"),
+            gamebase=gs_hooks.GamebaseConfig(
+                url=sb.url,
+                app_id="sandbox-app",
+                secret_key=gs_hooks.Secret("sandbox-secret"),
+                maintenance_poll_s=0,
+                ban_poll_s=0.2,
+                retries=0,
+            ),
+            fleet=fleet_settings(redis_server.url),
+        )
+        hooks = gs_hooks.setup(cfg)
+        poller = _poller(hooks)
+        fleet = hooks.fleet
+        assert fleet is not None
+
+        def report() -> gs_hooks.ComponentHealth:
+            (found,) = [h for h in hooks.services.readiness() if h.name == poller.name]
+            return found
+
+        async with hooks:
+            sb.faults.add("gamebase.bans", "status", status=503)
+            await until(lambda: poller.last_error is not None and fleet.is_leader)
+            assert not report().ok  # the leader's poll fails: not ready
+            redis_server.command("SET", "t:tinyfarm_KR:leader", "another|999", "PX", "60000")  # another leads now
+            await until(lambda: not fleet.is_leader)
+            assert poller.last_error is not None and report().ok  # not this process's job any more

@@ -100,7 +100,8 @@ def install(
             period_s=min(1.0, watcher.poll_s),
         )
     if ban_poller is not None:
-        fleet.add_leader_job(LeaderBanPoller(ban_poller, fleet.leadership, fleet.keys))
-        services.add_health(ban_poller)
+        job = LeaderBanPoller(ban_poller, fleet.leadership, fleet.keys)
+        fleet.add_leader_job(job)
+        services.add_health(job)  # the poller's readiness while this process leads
     services.add_component(fleet)
     return fleet

@@ -8,6 +8,7 @@ idempotent). A watermark lost with Redis's data means a first window of ``initia
 
 from __future__ import annotations
 
+from .._health import ComponentHealth
 from ..bans._poller import BanPoller
 from ._leader import Leadership
 from ._protocol import Fence, Keys
@@ -83,3 +84,10 @@ class LeaderBanPoller:
 
     def __repr__(self) -> str:
         return f"LeaderBanPoller({self.poller!r})"
+
+    def health(self) -> ComponentHealth:
+        """The poller's readiness while this process leads; ok otherwise (a failure seen while it led does not
+        stay on it once another process polls)."""
+        if not self.watermarks.leadership.is_leader:
+            return ComponentHealth(name=self.poller.name, ok=True)
+        return self.poller.health()
