@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .._clock import Clock
 from .._store import Store
@@ -239,7 +240,10 @@ class FleetBanStore:
             return written
         made: list[tuple[int, Outgoing]] = []
         written = await self._local(made).write(keys, current, origin)
-        self._local_committed(made)
+        if self._local_committed(made):
+            # let the woken publisher send the entry before the caller goes on (the webhook writes its answer):
+            # the fleet hears of the ban ~0.5 ms sooner; shielded, so a cancellation cannot hide this commit
+            await anyio.lowlevel.cancel_shielded_checkpoint()
         return written
 
     def _local(self, made: list[tuple[int, Outgoing]]) -> SqliteBanStore:
@@ -258,10 +262,11 @@ class FleetBanStore:
         if origin.cursor is not None and written:
             self.saved_cursor = origin.cursor
 
-    def _local_committed(self, made: list[tuple[int, Outgoing]]) -> None:
+    def _local_committed(self, made: list[tuple[int, Outgoing]]) -> bool:
         if made:
             self.outbox.committed(made)
             self.wake()
+        return bool(made)
 
     def _also(self, conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
         if origin.remote and origin.cursor is not None:  # local batches are written by _local's writer
