@@ -37,6 +37,7 @@ from .bans._api import BansApi
 from .bans._install import Bans
 from .ccu import CcuCounter, CcuReporter
 from .ccu._install import Ccu
+from .fleet import Fleet
 from .gamebase import GamebaseClient, MaintenanceWatcher, TokenInfo, TokenVerifier
 from .gamebase._install import Gamebase
 from .gamepot import CcuHistorySource, GamePotClient, GamePotInquiry
@@ -73,6 +74,7 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         gamepot_inquiry: the GamePot CCU inquiry route (None: off).
         dashboard: ``/dashboard`` (None: off).
         listener: the embedded HTTP listener (None: ``GS_HOOKS_LISTEN`` unset).
+        fleet: this process in the fleet (process id, leader or not, live members); None: fleet mode off.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         ccu: Ccu | None,
         gamepot: GamePot,
         listener: Listener | None,
+        fleet: Fleet | None = None,
         ops: Ops,
         login: LoginFlow,
         webstore_callback: bool,
@@ -106,6 +109,7 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         self.gamepot_inquiry: GamePotInquiry | None = gamepot.inquiry
         self.dashboard: Dashboard | None = ops.dashboard
         self.listener = listener
+        self.fleet = fleet
         self._probes: Probes = ops.probes
         self._login = login
         self._webstore_callback = webstore_callback

@@ -22,6 +22,7 @@ from .bans import OnBan
 from .bans import _install as bans_install
 from .ccu import OnCcuProblem
 from .ccu import _install as ccu_install
+from .fleet import _install as fleet_install
 from .gamebase import OnMaintenance, OnNotice
 from .gamebase import _install as gamebase_install
 from .gamepot import _install as gamepot_install
@@ -104,6 +105,9 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
     hive_install.install(services, config, book=bans.book, webstore_profile=callbacks.webstore_profile)
     ccu = ccu_install.install(services, config, on_ccu_problem=callbacks.on_ccu_problem)
     gamepot = gamepot_install.install(services, config, ccu=ccu.reporter if ccu else None)
+    fleet = fleet_install.install(  # None: fleet mode off
+        services, config, book=bans.book, ban_poller=bans.poller, maintenance=maintenance
+    )
     listener = http_install.install(services, config)  # the last component: starts after, closes before the rest
     ops = ops_install.install(
         services,
@@ -122,6 +126,7 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
         gamebase=gamebase,
         ccu=ccu,
         gamepot=gamepot,
+        fleet=fleet,
         listener=listener,
         ops=ops,
         login=LoginFlow(services, book=bans.book, verifier=verifier, maintenance=maintenance),

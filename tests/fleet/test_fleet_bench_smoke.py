@@ -17,3 +17,11 @@ def test_fleet_bench_smoke_runs_with_and_without_hiredis() -> None:
         figures = result[variant]
         assert figures["fanout_ms_median"] > 0 and figures["fanout_one_entry_per_ban_ms_median"] > 0
         assert 0 < figures["round_trip_p50_ms"] <= figures["round_trip_p99_ms"]
+    e2e = result["end_to_end"]
+    kick = e2e["kick_on_another_process"]
+    assert 0 < kick["from_listener_accepted_p50_ms"] <= kick["from_listener_accepted_p99_ms"]
+    assert 0 < kick["from_post_sent_p50_ms"] <= kick["from_post_sent_p99_ms"]
+    assert e2e["fanout_2000_bans_8_processes"]["after_last_answer_ms_runs"]
+    assert e2e["leader_failover"]["takeover_s_runs"][0] > 0
+    polls = e2e["maintenance_polls"]
+    assert polls["polls_per_period_1_processes"] > 0 and polls["polls_per_period_4_processes"] > 0

@@ -1,11 +1,23 @@
-"""Fleet settings from the environment: fleet off without a URL, clear errors, the password never shown."""
+"""Fleet settings (the main configuration's ``fleet`` section): fleet off without a URL, clear errors, the
+password never shown, every variable a known setting."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import pytest
 
-from gs_hooks import ConfigError, Secret
-from gs_hooks.fleet import FLEET_ENV_VARS, FleetConfig, fleet_config_from_env, redact_url
+from gs_hooks import Config, ConfigError, Secret
+from gs_hooks._config import ENV_VARS, read_warnings
+from gs_hooks.fleet import FleetConfig, redact_url
+
+FLEET_ENV_VARS = [v for v in ENV_VARS if v.section == "fleet"]
+
+
+def fleet_config_from_env(environ: Mapping[str, str]) -> FleetConfig | None:
+    fleet = Config.from_env(environ).fleet
+    return fleet if fleet.enabled else None
 
 
 def test_no_url_means_fleet_off() -> None:
@@ -104,3 +116,46 @@ def test_a_struct_made_by_hand_checks_itself() -> None:
         FleetConfig(url="redis://h", game="a b")
     assert info.value.setting == "GS_HOOKS_GAME"
     assert "GS_HOOKS_GAME" not in {v.name for v in FLEET_ENV_VARS}  # the CCU section's variable, not a fleet row
+
+
+def test_fleet_variables_are_known_settings_not_warned() -> None:
+    env = {
+        "GS_HOOKS_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "GS_HOOKS_REDIS_PASSWORD": "pw-123456",
+        "GS_HOOKS_REDIS_PREFIX": "staging",
+        "GS_HOOKS_GAME": "tinyfarm_KR",
+        **{v.name: "3" for v in FLEET_ENV_VARS if v.name.startswith("GS_HOOKS_FLEET_")},
+        "GS_HOOKS_FLEET_MEMBER_TTL_S": "7",
+        "GS_HOOKS_FLEET_LEASE_TTL_S": "7",
+        "GS_HOOKS_FLEET_SOCKET_TIMEOUT_S": "8",
+    }
+    config = Config.from_env(env)
+    assert read_warnings(config) == ()
+    assert config.fleet.game == "tinyfarm_KR" == config.ccu.game
+    assert config.fleet.prefix == "staging" and config.fleet.heartbeat_s == 3
+    assert {v.name for v in FLEET_ENV_VARS} >= {
+        "GS_HOOKS_REDIS_URL",
+        "GS_HOOKS_REDIS_PASSWORD",
+        "GS_HOOKS_REDIS_PREFIX",
+    }
+
+
+def test_fleet_section_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[ccu]\ngame = "tinyfarm_KR"\n[fleet]\nurl = "redis://:pw-toml-1@h:6379/0"\nlease_ttl_s = 6\n')
+    config = Config.from_toml(path)
+    assert config.fleet.enabled and config.fleet.game == "tinyfarm_KR" and config.fleet.lease_ttl_s == 6
+    assert config.fleet.password == Secret("pw-toml-1") and "pw-toml-1" not in repr(config)
+    path.write_text('[fleet]\nurl = "redis://h:6379/0"\n')
+    with pytest.raises(ConfigError) as info:
+        Config.from_toml(path)
+    assert info.value.setting == "[ccu] game"
+    path.write_text('[fleet]\ngame = "g"\nurl = "redis://h:6379/0"\nlease_ttl_s = 1\n')
+    with pytest.raises(ConfigError) as info:
+        Config.from_toml(path)
+    assert info.value.setting == "[fleet] lease_renew_s"
+
+
+def test_fleet_off_by_default() -> None:
+    config = Config()
+    assert not config.fleet.enabled and config.fleet.url is None

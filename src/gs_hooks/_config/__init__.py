@@ -7,6 +7,7 @@ its TOML key (``[section] field``), its parser, default, README line (:data:`ENV
 section checks itself when it is made. A component whose platform URL is not configured stays off.
 """
 
+from ._fleet import FleetConfig, redact_url
 from ._root import _ALIASES, _SECTIONS, ENV_VARS, Config, setting_namer
 from ._sections import (
     _DEFAULT_VERIFY_CONCURRENCY,
@@ -39,6 +40,7 @@ __all__ = [
     "Config",
     "ConfigWarning",
     "EnvVar",
+    "FleetConfig",
     "GamePotConfig",
     "GamebaseConfig",
     "HiveConfig",
@@ -50,5 +52,6 @@ __all__ = [
     "operator_allow",
     "parse_hostport",
     "read_warnings",
+    "redact_url",
     "setting_namer",
 ]

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .._exceptions import ConfigError
+from ._fleet import FleetConfig
 from ._sections import CcuConfig, GamebaseConfig, GamePotConfig, HiveConfig, ListenerConfig, SessionsConfig
 from ._setting import EnvVar, Secret, Section, Setting, env_vars, settings_of
 from ._warnings import did_you_mean, read_origin, remember, unknown_env_vars
@@ -36,6 +37,7 @@ class Config(Section, frozen=True, kw_only=True, weakref=True):
     hive: HiveConfig = msgspec.field(default_factory=HiveConfig)
     listener: ListenerConfig = msgspec.field(default_factory=ListenerConfig)
     gamepot: GamePotConfig = msgspec.field(default_factory=GamePotConfig)
+    fleet: FleetConfig = msgspec.field(default_factory=FleetConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -90,6 +92,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "hive": HiveConfig,
     "listener": ListenerConfig,
     "gamepot": GamePotConfig,
+    "fleet": FleetConfig,
 }
 
 ENV_VARS: tuple[EnvVar, ...] = (
@@ -100,7 +103,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
 
 _BY_PATH = {(v.section, v.field): v for v in ENV_VARS}
 _KNOWN = frozenset(v.name for v in ENV_VARS)
-# Settings fed by another setting's variable: the sessions' default server id is the first GS_HOOKS_SERVER_ID.
+# Settings fed by another setting's variable: the sessions' default server id is the first GS_HOOKS_SERVER_ID, the
+# fleet's game is GS_HOOKS_GAME.
 _ALIASES = {
     (section, field): setting.env
     for section, cls in _SECTIONS.items()
@@ -110,10 +114,13 @@ _ALIASES = {
 
 
 def _feed_aliases(tree: dict[str, dict[str, Any]]) -> None:
-    """GS_HOOKS_SERVER_ID (``[ccu] server_ids``) feeds both the CCU server ids and the sessions' default one."""
+    """GS_HOOKS_SERVER_ID (``[ccu] server_ids``) feeds both the CCU server ids and the sessions' default one;
+    GS_HOOKS_GAME (``[ccu] game``) also names the fleet (``[fleet] game``)."""
     ccu = tree.get("ccu", {})
     if "server_ids" in ccu and "server_id" not in tree.get("sessions", {}):
         tree.setdefault("sessions", {})["server_id"] = next(iter(ccu["server_ids"]))
+    if "game" in ccu and "game" not in tree.get("fleet", {}):
+        tree.setdefault("fleet", {})["game"] = ccu["game"]
 
 
 def _toml_section(key: str, table: dict[str, Any]) -> dict[str, Any]:

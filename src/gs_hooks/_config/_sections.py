@@ -145,7 +145,7 @@ class CcuConfig(Section, frozen=True, kw_only=True):
         backoff_base_s / backoff_max_s: jittered exponential backoff for retryable failures.
     """
 
-    game: Annotated[str, Setting("GS_HOOKS_GAME", "Hive game key (e.g. `tinyfarm_KR`)")] = ""
+    game: Annotated[str, Setting("GS_HOOKS_GAME", "Hive game key (e.g. `tinyfarm_KR`); also names the fleet")] = ""
     server_ids: Annotated[
         tuple[str, ...],
         Setting("GS_HOOKS_SERVER_ID", "server id(s), comma-separated, 1–20 letters/digits", _server_ids),

@@ -348,6 +348,25 @@ class BanBook:
                 await self._persist(keys, origin)
         return [r.ban for r in rows]
 
+    async def merge_lifted(self, lifted: Iterable[tuple[Ban, float]], *, origin: BatchOrigin = LOCAL) -> list[Ban]:
+        """Record bans as lifted, each named by its identity with when it was lifted (fleet mode: the tombstones
+        another process's book published), and persist them. Unlike :meth:`lift` (by player), a tombstone is kept
+        even where the book held no row, so a later re-read of that ban stays a no-op here as everywhere.
+
+        Args:
+            lifted: ``(ban, lifted_at)`` pairs (epoch seconds).
+            origin: where they come from (told to the persistence).
+
+        Returns:
+            The bans whose tombstones changed the book (a lift already held, or of an older ban, is left out).
+        """
+        async with self._get_lock():
+            await self.load()
+            rows = self._index.merge_lifted(list(lifted), self.clock.time())
+            if rows:
+                await self._persist([r.key for r in rows], origin)
+        return [r.ban for r in rows]
+
     async def tick(self) -> int:
         """Enforce queued and newly started bans; drop ended ones from memory; retry failed writes when due;
         purge when due. Returns sessions kicked."""

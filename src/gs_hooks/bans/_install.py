@@ -49,7 +49,8 @@ def install(
 
     The book kicks through ``services.kicker``. Its timer (queued enforcement, bans that start later, dropping
     ended ones, retried writes, purges) always runs; it reads the store at start when there is one already or the
-    Hive webhook is configured (no file is made for a process that bans nobody).
+    Hive webhook (or fleet mode) may bring bans (no file is made for a process that bans nobody). In fleet mode the
+    poller is left to the fleet's install, which runs it on the leader only.
 
     Args:
         services: the hooks' services (after the sessions install).
@@ -72,7 +73,7 @@ def install(
     # The timer always runs: it does the book's queued work. It reads the store at start when there is one
     # already, or when the Hive webhook may bring bans (no file is made for a process that bans nobody).
     existing = config.state_path == ":memory:" or Path(config.state_path).expanduser().exists()
-    timer = BanTimer(book, load_at_start=existing or hive.auth_key is not None)
+    timer = BanTimer(book, load_at_start=existing or hive.auth_key is not None or config.fleet.enabled)
     services.add_component(timer)
     poller = None
     if gamebase is not None and g.ban_poll_s > 0:
@@ -87,7 +88,8 @@ def install(
             player_key_format=hive.player_key_format,
             backoff_max_s=g.poll_backoff_max_s,
         )
-        services.add_component(poller)
+        if not config.fleet.enabled:  # in fleet mode it runs on the leader only: the fleet's install runs it
+            services.add_component(poller)
     return Bans(book=book, timer=timer, poller=poller)
 
 

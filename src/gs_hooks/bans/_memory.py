@@ -133,6 +133,35 @@ class BanIndex:
             self.put(row)
         return lifted
 
+    def merge_lifted(self, lifted: Sequence[tuple[Ban, float]], now: float) -> list[BanRow]:
+        """Put tombstones named by their ban (another book's lifts), by the same rules as :meth:`admit`: a lift of a
+        ban that starts earlier than the row held is stale, the same lift again changes nothing; otherwise the
+        tombstone replaces the row (lifting it), whether the row was held or not.
+
+        Returns:
+            The tombstones put (unsaved).
+        """
+        out: list[BanRow] = []
+        for ban, lifted_at in lifted:
+            key = (ban.source, ban.player_key)
+            start = ban.starts_at.timestamp()
+            end = None if ban.ends_at is None else ban.ends_at.timestamp()
+            current = self._rows.get(key)
+            if current is not None and (
+                current.start > start
+                or (
+                    current.lifted_at is not None
+                    and current.start == start
+                    and current.end == end
+                    and current.ban.status == ban.status
+                )
+            ):
+                continue
+            row = BanRow(ban, key, start, end, now, lifted_at, True, False)
+            self.put(row)
+            out.append(row)
+        return out
+
     def forget(self, cutoff: float) -> list[BanKey]:
         """Drop the rows that ended or were lifted before ``cutoff``; returns their keys."""
         stale = [

@@ -2,7 +2,9 @@
 
 Strategy: every ``poll_s`` the poller reads both histories for the window ``[watermark - overlap, now]``, all
 pages, then records the bans (source ``gamebase``) and lifts the released ones, and only then moves the watermark
-to ``now`` — persisted in sqlite (``bans_watermarks``), so a restart resumes where the last complete poll ended.
+to ``now`` — persisted in sqlite (``bans_watermarks``), so a restart resumes where the last complete poll ended
+(in fleet mode the poller runs on the leader only and its watermark lives in Redis, so a new leader resumes where
+the last one stopped: the watermark's storage is a :class:`Watermarks`).
 The overlap re-reads the end of the previous window, so a history row that became visible late (a ban whose
 begin date lies slightly in the past, replication lag) is not missed; re-reading a row is harmless because the
 ban book is idempotent (same source, player, start, end = no-op; a lifted ban stays lifted). A failed poll keeps
@@ -29,7 +31,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -44,7 +46,7 @@ from .._time import KST, to_datetime
 from ._book import BanBook
 from ._model import Ban
 
-__all__ = ["BanPoller", "GamebaseBan"]
+__all__ = ["BanPoller", "GamebaseBan", "SqliteWatermarks", "Watermarks"]
 
 log = logging.getLogger("gs_hooks.gamebase.bans")
 
@@ -105,6 +107,60 @@ async def _records(pages: AsyncIterator[Any]) -> list[GamebaseBan]:
     return out
 
 
+class Watermarks(Protocol):
+    """Where the poller keeps the end of its last complete window."""
+
+    async def load(self) -> float | None:
+        """The stored watermark (epoch seconds), None when there is none."""
+        ...
+
+    async def save(self, until: float) -> None:
+        """Store a new watermark (after a complete poll)."""
+        ...
+
+
+class SqliteWatermarks:
+    """The watermark in the sqlite store (table ``bans_watermarks``).
+
+    Args:
+        store: the sqlite store, or a function returning it (opened on first use).
+    """
+
+    def __init__(self, store: Store | Callable[[], Store]) -> None:
+        self._source = store
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        s = self._source
+        return s if isinstance(s, Store) else s()
+
+    async def load(self) -> float | None:
+        """The stored watermark, or None."""
+
+        def read(conn: Any) -> float | None:
+            conn.execute(_SCHEMA)
+            row = conn.execute("SELECT until_ts FROM bans_watermarks WHERE stream = ?", (STREAM,)).fetchone()
+            return None if row is None else float(row[0])
+
+        return await self.store.run(read)
+
+    async def save(self, until: float) -> None:
+        """Upsert the watermark."""
+
+        def write(conn: Any) -> None:
+            conn.execute(
+                "INSERT INTO bans_watermarks (stream, until_ts) VALUES (?, ?) "
+                "ON CONFLICT (stream) DO UPDATE SET until_ts = excluded.until_ts",
+                (STREAM, until),
+            )
+
+        await self.store.run(write)
+
+    def __repr__(self) -> str:
+        return "SqliteWatermarks()"
+
+
 class BanPoller:
     """Polls Gamebase ban and ban release histories into the ban book.
 
@@ -120,8 +176,10 @@ class BanPoller:
         initial_lookback_s: the first window's length when no watermark is stored.
         backoff_max_s: the longest wait after failed polls (at least ``poll_s``).
         rng: randomness for the backoff jitter.
+        watermarks: where the watermark is kept (default: :class:`SqliteWatermarks` on ``store``).
 
     Attributes:
+        watermarks: where the watermark is kept (settable; :meth:`reload_watermark` reads it again).
         polls: complete polls.
         failures: failed polls (in total).
         consecutive_failures: failed polls in a row (0 after a success).
@@ -144,10 +202,12 @@ class BanPoller:
         initial_lookback_s: float = 86_400.0,
         backoff_max_s: float = 300.0,
         rng: random.Random | None = None,
+        watermarks: Watermarks | None = None,
     ) -> None:
         self.client = client
         self.book = book
         self._store_source = store
+        self.watermarks: Watermarks = watermarks or SqliteWatermarks(store)
         self.clock = clock
         self.poll_s = poll_s
         self.overlap_s = overlap_s
@@ -176,27 +236,18 @@ class BanPoller:
         """The end of the last complete poll's window (None before the first)."""
         return None if self._watermark is None else to_datetime(self._watermark)
 
+    def reload_watermark(self) -> None:
+        """Read the watermark from :attr:`watermarks` again at the next poll (another process may have moved it)."""
+        self._loaded = False
+
     async def _load_watermark(self) -> None:
         if self._loaded:
             return
-
-        def read(conn: Any) -> float | None:
-            conn.execute(_SCHEMA)
-            row = conn.execute("SELECT until_ts FROM bans_watermarks WHERE stream = ?", (STREAM,)).fetchone()
-            return None if row is None else float(row[0])
-
-        self._watermark = await self.store.run(read)
+        self._watermark = await self.watermarks.load()
         self._loaded = True
 
     async def _save_watermark(self, until: float) -> None:
-        def write(conn: Any) -> None:
-            conn.execute(
-                "INSERT INTO bans_watermarks (stream, until_ts) VALUES (?, ?) "
-                "ON CONFLICT (stream) DO UPDATE SET until_ts = excluded.until_ts",
-                (STREAM, until),
-            )
-
-        await self.store.run(write)
+        await self.watermarks.save(until)
         self._watermark = until
 
     def _player_key(self, user_id: str) -> str | None:

@@ -7,25 +7,25 @@ creating a :class:`FleetRedis` does.
 
 from __future__ import annotations
 
+from .._config import FleetConfig, redact_url
 from ._ccu import FleetCcu
-from ._config import FLEET_ENV_VARS, FleetConfig, FleetEnvVar, fleet_config_from_env, redact_url
 from ._leader import LeaderJob, Leadership
 from ._membership import Membership, new_process_id
+from ._node import Fleet
 from ._presence import ClaimResult, Presence
 from ._protocol import BanRow, Cursor, Fence, Keys, KickNotice, MemberInfo, Owner, PendingSample, StreamEntry
 from ._redis import FencedError, FleetError, FleetRedis
 from ._stream import MemoryOutbox, Outbox, Outgoing, Publisher, StreamHandler, StreamReader, read_ban_set
 
 __all__ = [
-    "FLEET_ENV_VARS",
     "BanRow",
     "ClaimResult",
     "Cursor",
     "Fence",
     "FencedError",
+    "Fleet",
     "FleetCcu",
     "FleetConfig",
-    "FleetEnvVar",
     "FleetError",
     "FleetRedis",
     "Keys",
@@ -44,7 +44,6 @@ __all__ = [
     "StreamEntry",
     "StreamHandler",
     "StreamReader",
-    "fleet_config_from_env",
     "new_process_id",
     "read_ban_set",
     "redact_url",

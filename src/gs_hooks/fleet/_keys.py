@@ -28,6 +28,7 @@ class Keys:
         "bans",
         "bans_seq",
         "bans_set",
+        "bans_wm",
         "base",
         "ccu_frozen",
         "ccu_pending",
@@ -51,6 +52,7 @@ class Keys:
         self.bans = b + "bans"
         self.bans_set = b + "bans:set"
         self.bans_seq = b + "bans:seq"
+        self.bans_wm = b + "bans:wm"
         self.ccu_frozen = b + "ccu:frozen"
         self.ccu_pending = b + "ccu:pending"
         self.maint = b + "maint"

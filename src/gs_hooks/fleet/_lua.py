@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 __all__ = [
+    "BANS_PRUNE",
     "CCU_COMPLETE",
     "CCU_FREEZE",
     "CCU_PRUNE",
@@ -247,6 +248,22 @@ return 1
 """,
 )
 
+BANS_PRUNE = fenced(
+    "bans_prune",
+    """
+-- KEYS: leader, ban set; ARGV: lease, then field, value pairs. A field is deleted only while it still holds the
+-- value the leader read (a row changed since is kept). Returns how many were deleted.
+local n = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+""",
+)
+
 CLAIM = Script(
     "owner_claim",
     _NOW
@@ -362,6 +379,7 @@ ALL_SCRIPTS = (
     LEADER_RELEASE,
     RELEASE,
     FENCED_SET,
+    BANS_PRUNE,
     CLAIM,
     CCU_REPORT,
     CCU_FREEZE,

@@ -21,10 +21,10 @@ import sniffio
 
 from .._backoff import backoff_delay
 from .._clock import Clock, SystemClock
+from .._config import FleetConfig, redact_url
 from .._exceptions import ConfigError, GsHooksError
 from .._health import ComponentHealth
 from .._ratelog import RateLimitedLog
-from ._config import FleetConfig, redact_url
 from ._lua import ALL_SCRIPTS, Script
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ class FleetRedis:
     """
 
     def __init__(self, config: FleetConfig, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        if config.url is None:
+            raise ConfigError("GS_HOOKS_REDIS_URL", "fleet mode is off (no Redis URL): there is nothing to connect to")
         refuse_trio()
         aioredis = import_redis()
         from redis.asyncio.retry import Retry

@@ -161,12 +161,15 @@ class Publisher:
         self.maxlen = maxlen
         self.set_key = set_key
         self.pipeline = pipeline
-        self._wake = anyio.Event()
+        self._wake: anyio.Event | None = None  # made in run(): a publisher may be built outside any event loop
+        self._woken = False
         self.published = 0  # entries written to the stream (an entry that changed nothing is not written)
 
     def wake(self) -> None:
-        """New entries are in the outbox: publish them now."""
-        self._wake.set()
+        """New entries are in the outbox: publish them now (call it from the event loop's thread)."""
+        self._woken = True
+        if self._wake is not None:
+            self._wake.set()
 
     async def publish_pending(self) -> int:
         """Publish everything the outbox holds now; returns the entries acknowledged.
@@ -193,7 +196,7 @@ class Publisher:
         task_status.started()
         attempt = 0
         while True:
-            self._wake = anyio.Event()
+            self._wake, self._woken = anyio.Event(), False
             try:
                 await self.publish_pending()
                 attempt = 0
@@ -201,8 +204,13 @@ class Publisher:
                 await self.redis.pause(attempt, f"publishing to {self.stream}", exc)
                 attempt += 1
                 continue
-            with anyio.move_on_after(poll_s):
-                await self._wake.wait()
+            except Exception as exc:  # the outbox's (its store failed): kept there, tried again
+                await self.redis.pause(attempt, f"reading the outbox of {self.stream}", exc, traceback=True)
+                attempt += 1
+                continue
+            if not self._woken:
+                with anyio.move_on_after(poll_s):
+                    await self._wake.wait()
 
 
 class StreamHandler(Protocol):

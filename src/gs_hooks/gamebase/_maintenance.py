@@ -7,6 +7,11 @@ should be in; :func:`._protocol.maintenance_path` gives the legal moves, and eac
 ``on_maintenance(MaintenanceChange)``. Entering ACTIVE kicks every session (``maintenance_kick``); the login gate
 is simply "state is ACTIVE" (``maintenance_gate``).
 
+What the watcher reads is its :class:`MaintenanceSource`: Gamebase by default
+(:class:`GamebaseMaintenanceSource`: under-maintenance, plus simple launching when configured); in fleet mode the
+leader polls Gamebase and every process's watcher reads the leader's published result instead, so the transitions,
+notices, kicks and the gate stay local to each process while Gamebase is polled once per period for the fleet.
+
 A failed poll changes nothing: the last known windows stay, so an announced window still begins on time by the
 clock, but an active one only ends on a successful poll (no flapping gate). Failures back off (after ``n``
 failures in a row the next poll waits a jittered ``min(poll_s * 2**n, backoff_max_s)``, drawn from ``[d/2, d]``,
@@ -43,7 +48,16 @@ from ._protocol import (
     maintenance_path,
 )
 
-__all__ = ["MaintenanceChange", "MaintenanceWatcher", "NoticeRequest", "OnMaintenance", "OnNotice"]
+__all__ = [
+    "GamebaseMaintenanceSource",
+    "MaintenanceChange",
+    "MaintenanceReading",
+    "MaintenanceSource",
+    "MaintenanceWatcher",
+    "NoticeRequest",
+    "OnMaintenance",
+    "OnNotice",
+]
 
 log = logging.getLogger("gs_hooks.gamebase.maintenance")
 
@@ -94,6 +108,76 @@ class OnNotice(Protocol):
     def __call__(self, request: NoticeRequest, /) -> Awaitable[None] | None: ...
 
 
+class MaintenanceReading(msgspec.Struct, frozen=True, kw_only=True):
+    """What one maintenance poll found.
+
+    Attributes:
+        windows: the maintenance windows Gamebase reported (announced, active or past).
+        under_maintenance: Gamebase's ``underMaintenance`` flag (or simple launching status 303).
+    """
+
+    windows: tuple[MaintenanceDetails, ...] = ()
+    under_maintenance: bool = False
+
+
+class MaintenanceSource(Protocol):
+    """Where the watcher reads the maintenance state.
+
+    Attributes:
+        period_s: how often the watcher reads this source (None: the watcher's ``poll_s``).
+    """
+
+    period_s: float | None
+
+    async def fetch(self) -> MaintenanceReading:
+        """Read the maintenance state now.
+
+        Raises:
+            GsHooksError: it could not be read (the watcher keeps its state and backs off).
+            ValueError: a date was unreadable.
+        """
+        ...
+
+
+class GamebaseMaintenanceSource:
+    """Gamebase's under-maintenance API, plus simple launching (status 303 = maintenance) when configured.
+
+    Args:
+        client: the Gamebase client.
+        launching: ``(os_code, client_version)`` to also poll simple launching, or None.
+    """
+
+    period_s: float | None = None
+
+    def __init__(self, client: GamebaseClient, launching: tuple[str, str] | None = None) -> None:
+        self.client = client
+        self.launching = launching
+
+    async def fetch(self) -> MaintenanceReading:
+        """Poll Gamebase once (no retries: the watcher's next poll is the retry).
+
+        Raises:
+            GsHooksError: Gamebase is unreachable or refused the call.
+            ValueError: a maintenance date is unreadable.
+        """
+        under = await self.client.under_maintenance(retries=0)
+        windows = [MaintenanceDetails.from_info(m) for m in under.maintenances]
+        flag = under.under_maintenance
+        if self.launching is not None:
+            launching = await self.client.simple_launching(*self.launching, retries=0)
+            data = launching.launching_data
+            if data.status.code == 303:
+                flag = True
+                if data.maintenance is not None:
+                    extra = MaintenanceDetails.from_info(data.maintenance)
+                    if not any(_same_window(extra, w) for w in windows):
+                        windows.append(extra)
+        return MaintenanceReading(windows=tuple(windows), under_maintenance=flag)
+
+    def __repr__(self) -> str:
+        return "GamebaseMaintenanceSource()"
+
+
 class MaintenanceWatcher:
     """Background component watching Gamebase maintenance (see the module docstring).
 
@@ -110,6 +194,8 @@ class MaintenanceWatcher:
         launching: ``(os_code, client_version)`` to also poll simple launching, or None.
         backoff_max_s: the longest wait between failing polls.
         rng: randomness for the backoff jitter.
+        source: where the state is read (default: Gamebase through ``client``, see
+            :class:`GamebaseMaintenanceSource`); settable before start (fleet mode reads the leader's result).
 
     Attributes:
         state: the current :class:`MaintenanceState`.
@@ -136,6 +222,7 @@ class MaintenanceWatcher:
         launching: tuple[str, str] | None = None,
         backoff_max_s: float = 300.0,
         rng: random.Random | None = None,
+        source: MaintenanceSource | None = None,
     ) -> None:
         if poll_s <= 0:
             raise ValueError("poll_s must be > 0")
@@ -149,6 +236,7 @@ class MaintenanceWatcher:
         self.kick = kick
         self.warn_s = tuple(sorted(set(warn_s), reverse=True))
         self.launching = launching
+        self.source: MaintenanceSource = source or GamebaseMaintenanceSource(client, launching)
         self.backoff_max_s = max(backoff_max_s, poll_s)
         self.state = MaintenanceState.NONE
         self.window: MaintenanceDetails | None = None
@@ -269,23 +357,17 @@ class MaintenanceWatcher:
         await self._apply(target, window, now)
         await self._warn(now)
 
+    @property
+    def period_s(self) -> float:
+        """How often the source is read: its own period when it has one, else ``poll_s``."""
+        return self.source.period_s or self.poll_s
+
     async def poll_once(self) -> bool:
-        """Poll Gamebase now; True on success. A failure keeps the last known windows."""
+        """Read the source (Gamebase by default) now; True on success. A failure keeps the last known windows."""
         self.polls += 1
         now = self.clock.time()
         try:
-            under = await self.client.under_maintenance(retries=0)
-            windows = [MaintenanceDetails.from_info(m) for m in under.maintenances]
-            flag = under.under_maintenance
-            if self.launching is not None:
-                launching = await self.client.simple_launching(*self.launching, retries=0)
-                data = launching.launching_data
-                if data.status.code == 303:
-                    flag = True
-                    if data.maintenance is not None:
-                        extra = MaintenanceDetails.from_info(data.maintenance)
-                        if not any(_same_window(extra, w) for w in windows):
-                            windows.append(extra)
+            reading = await self.source.fetch()
         except (GsHooksError, ValueError) as exc:
             error = exc if isinstance(exc, GsHooksError) else GsHooksError(f"unreadable maintenance date: {exc}")
             self.last_error = error
@@ -293,7 +375,7 @@ class MaintenanceWatcher:
                 self._failing_since = now
             self.consecutive_failures += 1
             # (backoff_delay clamps the exponent: 2**n stops fitting a float after 1,024 failures, ~3.5 days at 300 s)
-            delay = backoff_delay(self.consecutive_failures, self.poll_s, self.backoff_max_s, self._rng)
+            delay = backoff_delay(self.consecutive_failures, self.period_s, self.backoff_max_s, self._rng)
             self._next_poll = now + delay
             log.warning(
                 "maintenance poll failed (%d in a row): %s; keeping state %s, next poll in %.0fs",
@@ -307,9 +389,9 @@ class MaintenanceWatcher:
             log.info("maintenance poll recovered after %d failures", self.consecutive_failures)
         self.last_error = None
         self.consecutive_failures = 0
-        self._windows = tuple(windows)
-        self._under = flag
-        self._next_poll = now + self.poll_s
+        self._windows = reading.windows
+        self._under = reading.under_maintenance
+        self._next_poll = now + self.period_s
         return True
 
     # -- transitions --------------------------------------------------------------------------------------------------

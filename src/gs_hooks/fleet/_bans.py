@@ -1,0 +1,593 @@
+"""Bans across the fleet: the ban book's persistence in fleet mode, its outbox, and the reader of the ban stream.
+
+Strategy (the book's rows stay in sqlite; fleet mode adds to the same transactions):
+
+- A **local** batch (the Hive webhook, ``hooks.ban()``/``hooks.unban()``, the Gamebase poller on the leader) goes
+  as always: memory, then the local kicks, then one sqlite transaction. :class:`FleetBanStore` adds to that
+  transaction an outbox entry holding the rows written (``fleet_outbox``), so the webhook answers only once the
+  ban is both recorded and queued for the fleet. The publisher is woken at once; it sends the outbox entries to
+  the ban stream (one script per entry merges the rows into the fleet's ban set by the book's own rules and
+  appends an entry only for the rows that changed it) and deletes what Redis took. While Redis is down the
+  entries wait in sqlite (a restart keeps them) and are forwarded when it answers.
+- Every process reads the stream from a cursor (:class:`BanSync`), skipping its own entries, and applies the
+  others' rows through the book's idempotent paths: :meth:`~gs_hooks.bans.BanBook.apply` for bans (which kicks
+  the player's local sessions) and :meth:`~gs_hooks.bans.BanBook.merge_lifted` for lifts, with a **remote**
+  origin: no outbox entry, and the cursor written in the same transaction as the rows it produced (or alone,
+  when the rows changed nothing). Applying an entry twice kicks no one twice.
+- A reload, never a silent gap: with no cursor (a new process), a cursor the stream no longer continues (trimmed,
+  or a Redis that rolled back) or a changed epoch (a Redis that lost its data), the process notes the stream's
+  end, reads the whole ban set and applies it, then stores the noted cursor. On a new process or a changed
+  epoch it first puts the rows of its own book back in the outbox and publishes them, so a set Redis lost is
+  rebuilt as the union of what the processes know.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .._clock import Clock
+from .._store import Store
+from .._time import to_datetime
+from ..bans._book import BanBook
+from ..bans._model import Ban, BanKey, BatchOrigin, Current
+from ..bans._model import BanRow as BookRow
+from ..bans._persistence import SqliteBanStore
+from ._leader import Leadership
+from ._lua import BANS_PRUNE
+from ._protocol import (
+    OP_APPLY,
+    OP_LIFT,
+    BanRow,
+    Cursor,
+    Fence,
+    Keys,
+    StreamEntry,
+    decode_cursor,
+    decode_row,
+    decode_rows,
+    encode_cursor,
+    encode_rows,
+)
+from ._redis import FleetRedis
+from ._stream import Outgoing, Publisher, StreamReader, read_ban_set
+
+__all__ = ["BanSetPruner", "BanSync", "FleetBanStore", "SqliteOutbox", "ban_of", "row_of"]
+
+log = logging.getLogger("gs_hooks.fleet")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS fleet_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, "
+    "event TEXT NOT NULL, rows BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fleet_cursor (stream TEXT PRIMARY KEY, cursor TEXT NOT NULL)",
+)
+REPUBLISH_CHUNK = 500
+"""Rows per outbox entry when a process puts its whole book back in the outbox (new process, lost Redis data)."""
+APPLY_CHUNK = 1000
+"""Rows per book call when a reload applies the fleet's ban set."""
+CURSOR_EVERY_S = 1.0
+"""A cursor that moved past entries changing nothing here is stored at most this often."""
+PRUNE_EVERY_S = 3600.0
+"""How often the leader drops from the fleet's ban set the rows every book has purged."""
+
+
+def row_of(row: BookRow) -> BanRow:
+    """The fleet's row for one of the book's (epoch seconds; a tombstone keeps its ``lifted_at``)."""
+    ban = row.ban
+    return BanRow(ban.source, ban.player_key, ban.status, row.start, row.end, ban.message, row.lifted_at)
+
+
+def ban_of(row: BanRow) -> Ban:
+    """The book's ban for a fleet row (dates in KST).
+
+    Raises:
+        TypeError / ValueError: the row cannot be a ban (a player key no player can have, dates that do not fit).
+    """
+    return Ban(
+        player_key=row.player,
+        source=row.source,
+        status=row.status,  # type: ignore[arg-type]  # checked by Ban itself
+        starts_at=to_datetime(row.start),
+        ends_at=None if row.end is None else to_datetime(row.end),
+        message=row.message,
+    )
+
+
+def _schema(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        conn.execute(statement)
+
+
+def _new_event() -> str:
+    return secrets.token_hex(8)
+
+
+class SqliteOutbox:
+    """The ban outbox (``fleet_outbox``): entries committed with the rows they carry, deleted once published.
+
+    The entries a running process commits are also handed over in memory (:meth:`committed`, after the commit),
+    so the publisher starts without reading sqlite back; sqlite is read when the memory is not known to hold every
+    entry (at start: what a crash or an outage left; after a republish).
+
+    Args:
+        store: the sqlite store (the ban book's), or a function returning it.
+    """
+
+    def __init__(self, store: Store | Callable[[], Store]) -> None:
+        self._source = store
+        self._held: dict[int, Outgoing] = {}
+        self._complete = False  # the memory holds every entry sqlite holds
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        s = self._source
+        return s if isinstance(s, Store) else s()
+
+    def committed(self, entries: Sequence[tuple[int, Outgoing]]) -> None:
+        """Entries a transaction that has just committed put in the table."""
+        for entry_id, item in entries:
+            self._held[entry_id] = item
+
+    def reread(self) -> None:
+        """Entries were put in the table without :meth:`committed`: read it again."""
+        self._complete = False
+
+    async def pending(self, limit: int) -> Sequence[tuple[int, Outgoing]]:
+        """The oldest entries, oldest first."""
+        if not self._complete:
+
+            def read(conn: sqlite3.Connection) -> list[tuple[int, Outgoing]]:
+                _schema(conn)
+                out = []
+                for entry_id, op, event, rows in conn.execute(
+                    "SELECT id, op, event, rows FROM fleet_outbox ORDER BY id LIMIT ?", (limit,)
+                ):
+                    out.append((entry_id, Outgoing(op=op, event=event, rows=tuple(decode_rows(rows)))))
+                return out
+
+            found = await self.store.run(read)
+            self.committed(found)
+            if len(found) < limit:
+                self._complete = True
+        return sorted(self._held.items())[:limit]
+
+    async def acknowledge(self, ids: Sequence[int]) -> None:
+        """Delete the entries Redis took."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(i,) for i in ids])
+
+        await self.store.run(delete)
+        for i in ids:
+            self._held.pop(i, None)
+
+    async def count(self) -> int:
+        """Entries waiting (in the table)."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            _schema(conn)
+            return int(conn.execute("SELECT COUNT(*) FROM fleet_outbox").fetchone()[0])
+
+        return await self.store.run(count)
+
+    def __repr__(self) -> str:
+        return f"SqliteOutbox(held={len(self._held)})"
+
+
+class FleetBanStore:
+    """The ban book's persistence in fleet mode: its sqlite rows plus, in the same transaction, an outbox entry
+    (a local batch) or the stream cursor (a batch read from the fleet).
+
+    Args:
+        store: the sqlite store, or a function returning it.
+        stream: the ban stream's key (names the cursor's row).
+        wake: called after a local batch committed (wakes the publisher).
+
+    Attributes:
+        saved_cursor: the last cursor committed (None before the first).
+    """
+
+    def __init__(self, store: Store | Callable[[], Store], *, stream: str, wake: Callable[[], None]) -> None:
+        self._source = store
+        self.rows = SqliteBanStore(store, also=self._also)
+        self.outbox = SqliteOutbox(store)
+        self.stream = stream
+        self.wake = wake
+        self.saved_cursor: str | None = None
+
+    @property
+    def store(self) -> Store:
+        """The sqlite store."""
+        return self.rows.store
+
+    def describe(self) -> str:
+        """Where the rows go (the sqlite file)."""
+        return self.rows.describe()
+
+    def load_sync(self, purge_before: float) -> list[BookRow]:
+        """The book's rows (the outbox and cursor tables are made beside them)."""
+        self.store.run_sync(_schema)
+        return self.rows.load_sync(purge_before)
+
+    async def load(self, purge_before: float) -> list[BookRow]:
+        """:meth:`load_sync` on a worker thread."""
+        await self.store.run(_schema)
+        return await self.rows.load(purge_before)
+
+    def write_sync(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
+        """Write the rows (and the outbox entry or cursor), blocking."""
+        if origin.remote:
+            written = self.rows.write_sync(keys, current, origin)
+            self._remote_committed(written, origin)
+            return written
+        made: list[tuple[int, Outgoing]] = []
+        written = self._local(made).write_sync(keys, current, origin)
+        self._local_committed(made)
+        return written
+
+    async def write(self, keys: Sequence[BanKey], current: Current, origin: BatchOrigin) -> list[BookRow]:
+        """Write the rows (and the outbox entry or cursor) in one transaction on a worker thread."""
+        if origin.remote:
+            written = await self.rows.write(keys, current, origin)
+            self._remote_committed(written, origin)
+            return written
+        made: list[tuple[int, Outgoing]] = []
+        written = await self._local(made).write(keys, current, origin)
+        if self._local_committed(made):
+            # let the woken publisher send the entry before the caller goes on (the webhook writes its answer):
+            # the fleet hears of the ban ~0.5 ms sooner; shielded, so a cancellation cannot hide this commit
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return written
+
+    def _local(self, made: list[tuple[int, Outgoing]]) -> SqliteBanStore:
+        """A writer for one local batch whose outbox entry is collected in ``made`` (kept only once committed)."""
+
+        def also(conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
+            made.append(_put_outbox(conn, [row_of(r) for r in rows]))
+
+        return SqliteBanStore(self._source, also=also)
+
+    async def delete(self, keys: Sequence[BanKey], current: Current) -> None:
+        """Purged rows leave sqlite only (the fleet's set keeps its own)."""
+        await self.rows.delete(keys, current)
+
+    def _remote_committed(self, written: Sequence[BookRow], origin: BatchOrigin) -> None:
+        if origin.cursor is not None and written:
+            self.saved_cursor = origin.cursor
+
+    def _local_committed(self, made: list[tuple[int, Outgoing]]) -> bool:
+        if made:
+            self.outbox.committed(made)
+            self.wake()
+        return bool(made)
+
+    def _also(self, conn: sqlite3.Connection, rows: Sequence[BookRow], origin: BatchOrigin) -> None:
+        if origin.remote and origin.cursor is not None:  # local batches are written by _local's writer
+            _put_cursor(conn, self.stream, origin.cursor)
+
+    # -- the cursor and the republish, outside a batch -------------------------------------------------------
+
+    async def load_cursor(self) -> Cursor | None:
+        """The stored cursor, or None (a new process, or one unreadable: both mean a reload)."""
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            _schema(conn)
+            row = conn.execute("SELECT cursor FROM fleet_cursor WHERE stream = ?", (self.stream,)).fetchone()
+            return None if row is None else str(row[0])
+
+        raw = await self.store.run(read)
+        if raw is None:
+            return None
+        try:
+            cursor = decode_cursor(raw)
+        except ValueError:
+            log.warning("fleet: the stored ban stream cursor is unreadable; reloading the fleet's bans")
+            return None
+        self.saved_cursor = raw
+        return cursor
+
+    async def save_cursor(self, cursor: str) -> None:
+        """Store the cursor alone (the entries read changed no row here)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _put_cursor(conn, self.stream, cursor)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self.store.run(write)
+        self.saved_cursor = cursor
+
+    async def republish_book(self) -> int:
+        """Put every row of the book's table in the outbox (one transaction); returns the rows queued."""
+
+        def queue(conn: sqlite3.Connection) -> int:
+            _schema(conn)
+            if (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bans_book'").fetchone()
+                is None
+            ):
+                return 0  # a book never written yet
+            found = conn.execute(
+                "SELECT source, player_key, status, starts_at, ends_at, message, lifted_at FROM bans_book"
+            ).fetchall()
+            rows = [
+                BanRow(source, player, status, float(start), None if end is None else float(end), message or "", lifted)
+                for source, player, status, start, end, message, lifted in found
+            ]
+            if not rows:
+                return 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(rows), REPUBLISH_CHUNK):
+                    _put_outbox(conn, rows[i : i + REPUBLISH_CHUNK])
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return len(rows)
+
+        queued = await self.store.run(queue)
+        if queued:
+            self.outbox.reread()
+        return queued
+
+    def __repr__(self) -> str:
+        return f"FleetBanStore({self.describe()!r})"
+
+
+def _put_outbox(conn: sqlite3.Connection, rows: Sequence[BanRow]) -> tuple[int, Outgoing]:
+    op = OP_LIFT if all(r.lifted_at is not None for r in rows) else OP_APPLY
+    item = Outgoing(op=op, event=_new_event(), rows=tuple(rows))
+    cursor = conn.execute(
+        "INSERT INTO fleet_outbox (op, event, rows) VALUES (?, ?, ?)", (item.op, item.event, encode_rows(rows))
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid, item
+
+
+def _put_cursor(conn: sqlite3.Connection, stream: str, raw: str) -> None:
+    """Upsert the cursor, never moving it back within one epoch (a retried older batch writes its rows only)."""
+    new = decode_cursor(raw)
+    row = conn.execute("SELECT cursor FROM fleet_cursor WHERE stream = ?", (stream,)).fetchone()
+    if row is not None:
+        try:
+            old = decode_cursor(row[0])
+        except ValueError:
+            old = None
+        if old is not None and old.epoch == new.epoch and old.seq >= new.seq:
+            return
+    conn.execute(
+        "INSERT INTO fleet_cursor (stream, cursor) VALUES (?, ?) "
+        "ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor",
+        (stream, raw),
+    )
+
+
+class BanSync:
+    """Reads the ban stream and applies the other processes' batches to the book (a stream handler), and owns the
+    publisher of this process's outbox.
+
+    Args:
+        redis: the connection.
+        keys: the fleet's keys.
+        pid: this process's id (its own entries are skipped).
+        book: the ban book (its persistence must be ``store``).
+        store: the fleet persistence of the book.
+        block_ms: the blocking read's time.
+        maxlen: the stream's approximate length.
+
+    Attributes:
+        publisher: sends the outbox to the stream.
+        reader: reads the stream.
+        applied: rows of other processes' entries handed to the book.
+        reloads: the reasons of the reloads so far.
+    """
+
+    def __init__(
+        self,
+        redis: FleetRedis,
+        keys: Keys,
+        pid: str,
+        *,
+        book: BanBook,
+        store: FleetBanStore,
+        block_ms: int,
+        maxlen: int,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.pid = pid
+        self.book = book
+        self.store = store
+        self.outbox = store.outbox
+        self.publisher = Publisher(redis, keys.bans, pid, self.outbox, maxlen=maxlen, set_key=keys.bans_set)
+        self.reader = StreamReader(redis, keys.bans, keys.epoch, block_ms=block_ms, skip_origin=pid)
+        self.applied = 0
+        self.reloads: list[str] = []
+        self._cursor_saved_at = float("-inf")
+        self._cursor_due: str | None = None
+
+    # -- the tasks (run by the fleet component) ----------------------------------------------------------------
+
+    async def run_publisher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Publish the outbox (what a crash or an outage left first) until cancelled."""
+        await self.publisher.run(task_status=task_status)
+
+    async def run_reader(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Catch up (the stored cursor, or a reload), report ready, then read until cancelled."""
+        reader = self.reader
+        attempt = 0
+        while True:
+            try:
+                reader.cursor = await self.store.load_cursor()
+                break
+            except Exception as exc:  # the store: the book's own writes report it too
+                await self.redis.pause(attempt, "reading the ban stream cursor", exc)
+                attempt += 1
+        block_ms, reader.block_ms = reader.block_ms, 1
+        attempt = 0
+        try:
+            while True:  # until a read finds nothing new: what was published before this start is applied
+                before = reader.cursor
+                try:
+                    await reader.step(self)
+                except Exception as exc:
+                    await self.redis.pause(attempt, "catching up with the ban stream", exc, traceback=True)
+                    attempt += 1
+                    continue
+                if reader.cursor == before:
+                    break
+        finally:
+            reader.block_ms = block_ms
+        task_status.started()
+        await reader.run(reader.cursor, self)
+
+    async def flush(self) -> None:
+        """At shutdown: store the cursor not stored yet, publish what the outbox holds (raises FleetError when
+        Redis cannot take it: the entries wait in sqlite for the next start)."""
+        due = self._cursor_due
+        if due is not None and self.store.saved_cursor != due:
+            await self.store.save_cursor(due)
+        await self.publisher.publish_pending()
+
+    # -- the stream handler ------------------------------------------------------------------------------------
+
+    async def entries(self, entries: Sequence[StreamEntry], cursor: Cursor) -> None:
+        """Apply other processes' rows (last state per ban key across the batch), then store the cursor."""
+        latest: dict[tuple[str, str], BanRow] = {}
+        for entry in entries:
+            try:
+                rows = decode_rows(entry.body)
+            except ValueError as exc:
+                self.redis.note(f"decoding ban entry {entry.event}", exc)
+                continue
+            for row in rows:
+                latest[(row.source, row.player)] = row
+        await self._apply(list(latest.values()), encode_cursor(cursor).decode())
+
+    async def reload(self, reason: str, cursor: Cursor) -> None:
+        """Rebuild from the fleet's ban set (after republishing this book on a new process or a lost Redis)."""
+        self.reloads.append(reason)
+        if reason in ("new", "epoch"):
+            queued = await self.store.republish_book()
+            if queued:
+                log.info("fleet: republishing the %d rows of this process's ban book (%s)", queued, reason)
+            await self.publisher.publish_pending()
+        rows: list[BanRow] = []
+        async for chunk in read_ban_set(self.redis, self.keys.bans_set):
+            rows.extend(chunk)
+        log.info("fleet: reloading %d rows of the fleet's ban set (%s)", len(rows), reason)
+        for i in range(0, max(len(rows), 1), APPLY_CHUNK):
+            last = i + APPLY_CHUNK >= len(rows)
+            await self._apply(rows[i : i + APPLY_CHUNK], encode_cursor(cursor).decode() if last else None, save=last)
+
+    async def _apply(self, rows: Sequence[BanRow], cursor: str | None, *, save: bool = False) -> None:
+        """Apply rows through the book, the cursor with the last write. A cursor that changed nothing here (a batch of
+        this process's own entries) is stored at most every ``CURSOR_EVERY_S`` (and at shutdown): a restart from an
+        older cursor only re-reads entries that change nothing."""
+        bans: list[Ban] = []
+        lifts: list[tuple[Ban, float]] = []
+        for row in rows:
+            try:
+                ban = ban_of(row)
+            except (TypeError, ValueError) as exc:
+                self.redis.note("reading a fleet ban row", exc)
+                continue
+            if row.lifted_at is None:
+                bans.append(ban)
+            else:
+                lifts.append((ban, row.lifted_at))
+        self.applied += len(rows)
+        no_cursor = BatchOrigin(remote=True)
+        if bans:
+            await self.book.apply(bans, origin=no_cursor if lifts else BatchOrigin(remote=True, cursor=cursor))
+        if lifts:
+            await self.book.merge_lifted(lifts, origin=BatchOrigin(remote=True, cursor=cursor))
+        if cursor is None or self.store.saved_cursor == cursor:
+            return
+        now = anyio.current_time()
+        if rows or save or now >= self._cursor_saved_at + CURSOR_EVERY_S:
+            await self.store.save_cursor(cursor)
+            self._cursor_saved_at, self._cursor_due = now, None
+        else:
+            self._cursor_due = cursor
+
+    def __repr__(self) -> str:
+        return f"BanSync({self.pid!r}, applied={self.applied})"
+
+
+class BanSetPruner:
+    """The leader-only job that keeps the fleet's ban set as long as the books' memory: rows that ended or were
+    lifted more than ``retention_s`` ago (what every book purges) are deleted, each only while it still holds the
+    row read (fenced: only the leader deletes).
+
+    Args:
+        leadership: the lease (and its connection).
+        keys: the fleet's keys.
+        retention_s: the ban book's retention.
+        clock: the injected clock (sleeps, the cutoff).
+        every_s: the period (the first prune runs when this process starts leading).
+
+    Attributes:
+        pruned: rows deleted by this process so far.
+    """
+
+    def __init__(
+        self, leadership: Leadership, keys: Keys, *, retention_s: float, clock: Clock, every_s: float = PRUNE_EVERY_S
+    ) -> None:
+        self.leadership = leadership
+        self.keys = keys
+        self.retention_s = retention_s
+        self.clock = clock
+        self.every_s = every_s
+        self.pruned = 0
+        self.__name__ = "ban set prune"
+
+    async def prune_once(self, fence: Fence) -> int:
+        """One pass over the set; returns the rows deleted. Raises FencedError / FleetError."""
+        cutoff = self.clock.time() - self.retention_s
+        redis = self.leadership.redis
+        scan: int | bytes = 0
+        stale: list[str | bytes] = []
+        deleted = 0
+        while True:
+            scan, flat = await redis.call("HSCAN", self.keys.bans_set, scan, "COUNT", 1000)
+            pairs = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+            for field, value in pairs:
+                try:
+                    row = decode_row(value)
+                except ValueError:
+                    continue
+                if (row.lifted_at is not None and row.lifted_at < cutoff) or (row.end is not None and row.end < cutoff):
+                    stale += [field, value]
+            if len(stale) >= 1000 or (int(scan) == 0 and stale):
+                deleted += int(await self.leadership.fenced(fence, BANS_PRUNE, [self.keys.bans_set], stale))
+                stale = []
+            if int(scan) == 0:
+                break
+        self.pruned += deleted
+        if deleted:
+            log.info("fleet: %d rows older than the ban books' retention dropped from the fleet's ban set", deleted)
+        return deleted
+
+    async def __call__(self, fence: Fence) -> None:
+        """Prune while leading."""
+        while True:
+            await self.prune_once(fence)
+            await self.clock.sleep(self.every_s)
+
+    def __repr__(self) -> str:
+        return f"BanSetPruner(pruned={self.pruned})"
