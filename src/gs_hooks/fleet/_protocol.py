@@ -12,6 +12,8 @@ what comes back to these functions. Every key of one fleet lives under ``{prefix
 ``P:inbox:{pid}``     stream of messages to one process (``:seq`` beside it)
 ``P:owner:{player}``  ``pid|session|login_ms``: who owns the player now
 ``P:ccu:r:{slot}``    hash ``server|pid`` -> absolute count; ``P:ccu:frozen``, ``P:ccu:pending``, ``P:ccu:hist:{s}``
+``P:ccu:open``        zset of slots with reports not all frozen; ``P:ccu:refused`` (field -> game key refused under);
+                      ``P:ccu:servers`` (server ids with history); ``P:reply:{id}`` a forwarded request's answer
 ====================  =========================================================================================
 
 Stream entries carry a per-stream sequence number (``s``, from INCR in the same script as the XADD), so a
