@@ -198,6 +198,12 @@ class FleetCcu:
         values = await self.redis.call("ZRANGEBYSCORE", self.keys.ccu_history(server), from_ms, to_ms)
         return [parse_history(v) for v in values]
 
+    async def latest(self, server: str, count: int = 1) -> list[tuple[int, int, int]]:
+        """The last ``count`` sent samples of a server id, newest first: (slot_ms, users, code). Raises
+        FleetError."""
+        values = await self.redis.call("ZREVRANGE", self.keys.ccu_history(server), 0, count - 1)
+        return [parse_history(v) for v in values]
+
     async def prune(self, fence: Fence, servers: Iterable[str], before_ms: int) -> int:
         """Drop history and frozen values of slots before ``before_ms`` (pending ones are kept); fenced.
 
