@@ -7,6 +7,8 @@ the sandbox); several Nodes in one test stand for several processes (the multi-p
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,7 @@ from gs_hooks.ccu._sampler import CcuSampler, SampleSink
 from gs_hooks.fleet import FleetCcu, FleetConfig, FleetRedis, Keys, Leadership, Membership
 from gs_hooks.fleet._ccu_leader import FleetCcuLeader
 from gs_hooks.fleet._ccu_sink import FleetSink
-from gs_hooks.sandbox import Sandbox
+from gs_hooks.sandbox import CCU_PATH, Sandbox
 
 GAME = "tinyfarm_KR"
 KEYS = Keys("t", GAME)
@@ -100,6 +102,7 @@ class Node:
             clock=SystemClock(),
             collect_wait_s=collect_wait_s,
             poll_s=0.05,
+            rejoin_s=0,
         )
 
     async def start(self) -> None:
@@ -147,3 +150,54 @@ def local_reporter(tmp_path: Path, url: str, http: httpx.AsyncClient, servers: t
         counter=SetCounter(),
         owns_store=True,
     )
+
+
+class SandboxProcess:
+    """``python -m gs_hooks sandbox`` in its own process (the collector and Gamebase the fleet's children use),
+    read and driven through its ``/_sandbox`` admin API."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gs_hooks", "sandbox", "--port", "0", "--ccu-period", "60", "--game-key", GAME],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"the sandbox did not start: {line!r}")
+        self.url = line.strip().rsplit(" ", 1)[1]
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    @property
+    def ccu_url(self) -> str:
+        return self.url + CCU_PATH
+
+    def samples(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/_sandbox/ccu/samples", params={"game": GAME}).json()["samples"])
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.http.get("/_sandbox/ccu/stats").json())
+
+    def fault(self, **rule: Any) -> int:
+        return int(self.http.post("/_sandbox/faults", json=rule).json()["id"])
+
+    def clear_faults(self) -> None:
+        self.http.delete("/_sandbox/faults")
+
+    def token(self, user: str) -> str:
+        self.http.post("/_sandbox/gamebase/members", json={"userId": user})
+        return str(self.http.post(f"/_sandbox/gamebase/members/{user}/tokens", json={}).json()["accessToken"])
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

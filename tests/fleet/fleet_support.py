@@ -255,12 +255,13 @@ class TcpProxy:
 
 
 class Child:
-    """A child process running ``fleet_child.py ROLE``, speaking JSON lines on stdout (and reading stdin)."""
+    """A child process running ``fleet_child.py ROLE`` (or another ``script``), speaking JSON lines on stdout (and
+    reading stdin)."""
 
-    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None, script: Path = CHILD) -> None:
         self.role = role
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), role, *args],
+            [sys.executable, str(script), role, *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -249,3 +249,50 @@ async def test_a_refused_sample_waits_for_the_operator_then_goes_once(
         tg.cancel_scope.cancel()
     assert accepted(sandbox) == {("s1", date(slot)): [12]}
     assert await a.fleet.pending() == [] and await a.fleet.refused() == {}
+
+
+async def test_after_redis_lost_its_data_the_leader_waits_for_the_members_to_register_again(
+    fleet_config: FleetConfig, sandbox: Sandbox, http: httpx.AsyncClient, nodes: list[Node]
+) -> None:
+    url = sandbox.urls()["ccu_url"]
+    a = Node(fleet_config, "host/1/a", ("s1",), ccu_url=url, http=http)
+    b = Node(fleet_config, "host/2/b", ("s1",), ccu_url=url, http=http)
+    nodes += [a, b]
+    a.leader.rejoin_ms = 1500  # as after a data loss: b has not sent its heartbeat again yet
+    await a.start()
+    await b.redis.start()
+    (slot,) = future_slots(1)
+    await a.take(slot, {"s1": 5})
+    await a.sink.publish()
+    fence = await lead(a)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.leader, fence)
+        await anyio.sleep(0.5)
+        assert await a.fleet.frozen("s1", slot * 1000) is None  # every *registered* member reported: not enough
+        await b.membership.beat()  # b is back, and writes its count
+        await b.take(slot, {"s1": 6})
+        await b.sink.publish()
+        await until(lambda: len(sandbox.ccu.attempts) == 1)
+        tg.cancel_scope.cancel()
+    assert accepted(sandbox) == {("s1", date(slot)): [11]}
+
+
+async def test_a_count_taken_on_time_and_kept_while_redis_was_unreachable_is_accepted_late(
+    redis_server: RedisServer, sandbox: Sandbox, http: httpx.AsyncClient, nodes: list[Node]
+) -> None:
+    url = sandbox.urls()["ccu_url"]
+    proxy = TcpProxy(redis_server.port)
+    a = Node(make_config(proxy.url), "host/1/a", ("s1",), ccu_url=url, http=http, staleness_s=0.5)
+    nodes.append(a)
+    await a.start()
+    slot = int(time.time())  # a real instant, now: Redis judges staleness on its own clock
+    proxy.cut()
+    async with anyio.create_task_group() as tg:
+        await tg.start(a.sink.run)
+        await a.take(slot, {"s1": 9}, now=slot + 0.01)  # on time
+        await anyio.sleep(1.0)  # Redis unreachable for longer than the staleness bound
+        proxy.restore()
+        await until(lambda: a.sink.written == 1)
+        tg.cancel_scope.cancel()
+    assert a.reports == [(slot, {"s1": 9}, {"s1": "ok"})]
+    proxy.close()

@@ -167,6 +167,9 @@ class FleetCcuLeader:
         retention_s: the fleet's history is pruned past this.
         poll_s: how often open slots are looked at.
         rng: the backoff jitter.
+        rejoin_s: after Redis lost its data (a new ``P:epoch``; also at this process's first term), for this long
+            slots are frozen by the collect wait only: the membership is incomplete until every live process has
+            sent a heartbeat again (default: the member TTL).
 
     Attributes:
         sender: this term's sender (None while not leading).
@@ -188,6 +191,7 @@ class FleetCcuLeader:
         retention_s: float = 35 * 86_400.0,
         poll_s: float = 0.2,
         rng: random.Random | None = None,
+        rejoin_s: float | None = None,
     ) -> None:
         self.fleet = fleet
         self.membership = membership
@@ -201,6 +205,9 @@ class FleetCcuLeader:
         self.retention_ms = int(retention_s * 1000)
         self.poll_s = poll_s
         self._rng = rng or random.Random()
+        self.rejoin_ms = membership.ttl_ms if rejoin_s is None else int(rejoin_s * 1000)
+        self._epoch: str | None = None
+        self._rejoin_until_ms = 0
         self.changed = Changed()
         self.sender: CcuSender | None = None
         self.frozen = 0
@@ -232,9 +239,13 @@ class FleetCcuLeader:
         kicked = pruned = self.clock.time()
         while True:
             try:
+                epoch = await self.fleet.epoch()
                 now_ms, live = await self.membership.members()
                 reached_ms = now_ms if reached_ms is None else reached_ms
-                new = await self.settle_once(fence, now_ms, live, reached_ms)
+                if epoch != self._epoch:  # Redis lost its data (or first term): members are registering again
+                    self._epoch, self._rejoin_until_ms = epoch, now_ms + self.rejoin_ms
+                rejoining = now_ms < self._rejoin_until_ms
+                new = await self.settle_once(fence, now_ms, live, reached_ms, rejoining=rejoining)
                 now = self.clock.time()
                 if new or now - kicked >= _KICK_EVERY_S:
                     kicked = now
@@ -249,7 +260,9 @@ class FleetCcuLeader:
                 reached_ms = None
             await self.clock.sleep(self.poll_s)
 
-    async def settle_once(self, fence: Fence, now_ms: int, live: Sequence[MemberInfo], reached_ms: int) -> int:
+    async def settle_once(
+        self, fence: Fence, now_ms: int, live: Sequence[MemberInfo], reached_ms: int, *, rejoining: bool = False
+    ) -> int:
         """Freeze what is ready among the open slots now; returns how many samples this call froze.
 
         Args:
@@ -258,6 +271,7 @@ class FleetCcuLeader:
             live: the live members (their ``ccu_through``).
             reached_ms: Redis's time when this leader last reached Redis after a failure (or began leading): the
                 collect wait runs from then at the earliest.
+            rejoining: the membership may lack processes (Redis lost its data): freeze by the collect wait only.
 
         Raises:
             FencedError / FleetError: the lease is another's; Redis could not be reached.
@@ -267,7 +281,10 @@ class FleetCcuLeader:
             reports = await self.fleet.reports(slot_ms)
             servers = sorted({server for server, _ in reports})
             wait_ms = max(self.collect_wait_ms, reached_ms + self.collect_wait_ms - slot_ms)
-            ready = [s for s in servers if freeze_ready(s, slot_ms, live, now_ms, wait_ms)]
+            if rejoining:
+                ready = servers if now_ms >= slot_ms + wait_ms else []
+            else:
+                ready = [s for s in servers if freeze_ready(s, slot_ms, live, now_ms, wait_ms)]
             if servers and not ready:
                 continue
             _, frozen = await self.fleet.settle(fence, slot_ms, ready)
