@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from ._ccu_lua import CCU_COMPLETE, CCU_FREEZE, CCU_PRUNE, CCU_REFUSE, CCU_REPORT, CCU_SETTLE
 from ._leader import Leadership
-from ._lua import CCU_COMPLETE, CCU_FREEZE, CCU_PRUNE, CCU_REFUSE, CCU_REPORT, CCU_SETTLE, ENSURE_EPOCH
+from ._lua import ENSURE_EPOCH
 from ._protocol import Fence, Keys, PendingSample, ccu_field, frozen_field, parse_frozen_field, parse_history
 from ._redis import Arg, FleetRedis
 from ._stream import new_epoch

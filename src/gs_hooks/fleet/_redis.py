@@ -24,6 +24,7 @@ from .._clock import Clock, SystemClock
 from .._exceptions import ConfigError, GsHooksError
 from .._health import ComponentHealth
 from .._ratelog import RateLimitedLog
+from ._ccu_lua import CCU_SCRIPTS
 from ._config import FleetConfig, redact_url
 from ._lua import ALL_SCRIPTS, Script
 
@@ -157,7 +158,7 @@ class FleetRedis:
         """SCRIPT LOAD every fleet script. Raises FleetError when Redis cannot be reached."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for script in ALL_SCRIPTS:
+                for script in (*ALL_SCRIPTS, *CCU_SCRIPTS):
                     pipe.execute_command("SCRIPT", "LOAD", script.text)
                 await pipe.execute()
         except (self._errors.RedisError, OSError) as exc:
