@@ -252,8 +252,8 @@ def cut_one_process(fleet: Fleet, k: int) -> int:
     cut.quiet = True
     for j in range(k, k + 4):
         fleet.take(j)
-        if j == k:
-            time.sleep(2.5)  # past its membership: the others' counts are frozen without it
+        if j == k:  # past its membership (and its lease, when it led): frozen without its count
+            fleet.wait(lambda: fleet.frozen(k), "slot frozen without the cut process", timeout=15)
     fleet.proxy.restore()
     late = [cut.reported(fleet.slots[j]) for j in range(k, k + 4)]  # kept, written once Redis answered
     assert {"frozen"} <= {o for m in late for o in m["outcomes"].values()}  # too late for the first slot

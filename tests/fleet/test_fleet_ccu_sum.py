@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from fleet_ccu_support import GAME, Node, accepted, date, future_slots, local_reporter, sandbox_kwargs
+from fleet_ccu_support import GAME, KEYS, Node, accepted, date, future_slots, local_reporter, sandbox_kwargs
 from fleet_support import RedisServer, TcpProxy, make_config
 
 from gs_hooks.ccu import CcuProblem
@@ -296,3 +296,25 @@ async def test_a_count_taken_on_time_and_kept_while_redis_was_unreachable_is_acc
         tg.cancel_scope.cancel()
     assert a.reports == [(slot, {"s1": 9}, {"s1": "ok"})]
     proxy.close()
+
+
+async def test_a_process_whose_member_hash_lapsed_after_its_report_is_not_waited_for_again(
+    fleet_config: FleetConfig, sandbox: Sandbox, http: httpx.AsyncClient, nodes: list[Node]
+) -> None:
+    url = sandbox.urls()["ccu_url"]
+    a = Node(fleet_config, "host/1/a", ("s1",), ccu_url=url, http=http)
+    b = Node(fleet_config, "host/2/b", ("s1",), ccu_url=url, http=http)
+    nodes += [a, b]
+    for n in (a, b):
+        await n.start()
+    (slot,) = future_slots(1)
+    for n, users in ((a, 3), (b, 4)):
+        await n.take(slot, {"s1": users})
+        await n.sink.publish()
+    await b.redis.call("DEL", KEYS.member(b.pid))  # b's heartbeat came late: its hash lapsed, with its ccu_through
+    await b.membership.beat()  # and is written anew, without it
+    fence = await lead(a)
+    now_ms, live = await a.membership.members()
+    assert [m.ccu_through_ms for m in live if m.pid == b.pid] == [0]
+    assert await a.leader.settle_once(fence, now_ms, live, now_ms) == 1  # b's count is there: it reported the slot
+    assert await a.fleet.frozen("s1", slot * 1000) == 7

@@ -280,11 +280,12 @@ class FleetCcuLeader:
         for slot_ms in await self.fleet.open_slots():
             reports = await self.fleet.reports(slot_ms)
             servers = sorted({server for server, _ in reports})
+            members = _reported(live, {pid for _, pid in reports}, slot_ms)
             wait_ms = max(self.collect_wait_ms, reached_ms + self.collect_wait_ms - slot_ms)
             if rejoining:
                 ready = servers if now_ms >= slot_ms + wait_ms else []
             else:
-                ready = [s for s in servers if freeze_ready(s, slot_ms, live, now_ms, wait_ms)]
+                ready = [s for s in servers if freeze_ready(s, slot_ms, members, now_ms, wait_ms)]
             if servers and not ready:
                 continue
             _, frozen = await self.fleet.settle(fence, slot_ms, ready)
@@ -312,3 +313,12 @@ class FleetCcuLeader:
 
     def __repr__(self) -> str:
         return f"FleetCcuLeader(leading={self.sender is not None}, frozen={self.frozen})"
+
+
+def _reported(live: Sequence[MemberInfo], reporters: set[str], slot_ms: int) -> list[MemberInfo]:
+    """The members, each that wrote a count in the slot marked as through it: its ``ccu_through`` lives in its
+    member hash, which a heartbeat late past the member TTL loses (the hash expires and is written anew)."""
+    return [
+        msgspec.structs.replace(m, ccu_through_ms=slot_ms) if m.pid in reporters and m.ccu_through_ms < slot_ms else m
+        for m in live
+    ]
