@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("sessions", "listener", "ccu", "gamebase", "bans", "fleet")
+BENCHES = ("sessions", "listener", "ccu", "http_clients", "gamebase", "bans", "loop", "fleet")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -2,7 +2,8 @@
 
 Same shape as the Quickstart: the README's own ``kick_player`` as ``on_kick``, ``hooks.track_streams``, and
 ``await hooks.serve_until_signal()`` inside ``async with hooks`` and ``async with server``. The login is a plain
-``bind_player`` (the test is about shutdown, not Gamebase). Configured only through GS_HOOKS_* variables.
+``bind_player`` (the test is about shutdown, not Gamebase); a ``flood`` line queues megabytes of output for that
+player (one who stopped reading). Configured only through GS_HOOKS_* variables.
 
     python tests/shutdown_server.py [--no-helper]     # prints "ready <game port> <listener url>"
 
@@ -32,6 +33,10 @@ async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     writer.write(b"welcome\n")
     await writer.drain()
     while line := await reader.readline():
+        if line == b"flood\n":  # output this player will not read: the kick's close waits for it
+            for _ in range(200):
+                writer.write(b"x" * 65536)
+            continue
         writer.write(line)
         await writer.drain()
 

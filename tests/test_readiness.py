@@ -8,7 +8,7 @@ unreachable, and a check of the game's own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -103,6 +103,114 @@ async def test_token_verification_failing_on_the_secret_key_is_not_ready() -> No
 
 
 @asynccontextmanager
+async def sandbox_hooks(clock: FakeClock, **gamebase: Any) -> AsyncIterator[tuple[Sandbox, gs_hooks.Hooks, str]]:
+    """Gamebase with the right key (one request per call: no retries)."""
+    async with Sandbox.serve(clock=clock, gamebase_secret=RIGHT_KEY) as sb:
+        config = Config(
+            state_path=":memory:",
+            listener=ListenerConfig(listen="127.0.0.1:0"),
+            gamebase=GamebaseConfig(
+                url=sb.url, app_id="sandbox-app", secret_key=Secret(RIGHT_KEY), retries=0, **gamebase
+            ),
+        )
+        hooks = setup(config, clock=clock)
+        async with hooks:
+            assert hooks.listener is not None
+            sb.gamebase.add_member("u1")
+            yield sb, hooks, hooks.listener.url
+
+
+async def login_fails(hooks: gs_hooks.Hooks, sb: Sandbox) -> None:
+    with pytest.raises(gs_hooks.PlatformUnavailableError):
+        await hooks.login(hooks.registry.open_nowait(), "u1", sb.gamebase.issue_token("u1"))
+
+
+async def test_one_gamebase_blip_during_a_login_does_not_make_the_pod_unready() -> None:
+    """Review finding 3: one failed verification kept /readyz 503 until a later login succeeded, and a load
+    balancer that pulled the pod sends none."""
+    clock = FakeClock()
+    async with sandbox_hooks(clock, maintenance_poll_s=30, ban_poll_s=60) as (sb, hooks, url):
+        sb.faults.add("gamebase.token", "status", status=503, count=1)
+        await login_fails(hooks, sb)
+        assert (await probe(url))["/readyz"][0] == 200  # one failure is a blip, not an outage
+        for _ in range(20):  # ten minutes of polls reaching Gamebase, no login
+            await clock.advance(30)
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 200 and ready["failing"] == [], ready
+
+
+async def test_verifications_failing_for_a_minute_are_not_ready_until_an_answer_or_a_quiet_minute() -> None:
+    clock = FakeClock()
+    async with sandbox_hooks(clock, maintenance_poll_s=0, ban_poll_s=0) as (sb, hooks, url):
+        rule = sb.faults.add("gamebase.token", "status", status=503)  # Gamebase's token API is down
+        for _ in range(2):
+            await login_fails(hooks, sb)
+            await clock.advance(30)
+        assert (await probe(url))["/readyz"][0] == 200  # failing for 30 s: not yet an outage
+        await login_fails(hooks, sb)  # failing for a whole minute, nothing answered between
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 503 and "token verifications have failed for 60 s" in failing(ready)["gamebase-verifier"]
+        await clock.advance(59)
+        assert (await probe(url))["/readyz"][0] == 503
+        await clock.advance(1)  # a minute without a failed verification (no login came): ready again
+        assert (await probe(url))["/readyz"][0] == 200
+        for _ in range(3):
+            await login_fails(hooks, sb)
+            await clock.advance(30)
+        await login_fails(hooks, sb)
+        assert (await probe(url))["/readyz"][0] == 503
+        sb.faults.remove(rule.id)
+        await hooks.login(hooks.registry.open_nowait(), "u1", sb.gamebase.issue_token("u1"))  # answered
+        assert (await probe(url))["/readyz"][0] == 200
+
+
+async def test_a_configuration_error_seen_by_a_login_clears_when_a_poll_gets_through() -> None:
+    """A wrong secret key makes the verifier not ready at once; once the key is fixed, the maintenance poll's
+    success through the same client clears it: no login has to come first."""
+    clock = FakeClock()
+    async with gamebase_hooks(clock, maintenance_poll_s=30, ban_poll_s=0) as (sb, hooks, url):
+        sb.gamebase.add_member("u1")
+        with pytest.raises(gs_hooks.PlatformError) as caught:
+            await hooks.login(hooks.registry.open_nowait(), "u1", sb.gamebase.issue_token("u1"))
+        assert caught.value.code == -4010004 and caught.value.setting == "GS_HOOKS_GAMEBASE_SECRET_KEY"
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 503 and {"gamebase-verifier", "gamebase-maintenance"} <= set(ready["failing"])
+        assert "GS_HOOKS_GAMEBASE_SECRET_KEY" in failing(ready)["gamebase-verifier"]
+        sb.gamebase.secret_key = Secret(WRONG_KEY)  # the console now holds the key we were given: fixed
+        await clock.advance(301)  # the maintenance poll comes back after its backoff and gets through
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 200, ready
+
+
+async def advance_until(clock: FakeClock, done: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if done():
+            return
+        await clock.advance(10)
+    assert done()
+
+
+@pytest.mark.parametrize("route", ["gamebase.maintenance", "gamebase.bans"])
+async def test_a_poll_that_fails_once_is_a_blip_and_one_whose_retry_fails_too_is_not_ready(route: str) -> None:
+    clock = FakeClock()
+    async with sandbox_hooks(clock, maintenance_poll_s=30, ban_poll_s=30) as (sb, hooks, url):
+        name = {"gamebase.maintenance": "gamebase-maintenance", "gamebase.bans": "gamebase.bans"}[route]
+
+        def ok() -> bool:
+            return all(c.ok for c in hooks.readiness() if c.name == name)
+
+        once = sb.faults.add(route, "status", status=503, count=1)
+        await advance_until(clock, lambda: once.hits == 1)  # a poll failed (Gamebase unreachable)
+        assert (await probe(url))["/readyz"][0] == 200  # its retry decides
+        twice = sb.faults.add(route, "status", status=503, count=2)
+        await advance_until(clock, lambda: twice.hits == 1)  # and its retry failed too
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 503 and ready["failing"] == [name], ready
+        await advance_until(clock, ok)  # the rule is used up: a poll gets through
+        assert twice.hits == 2 and (await probe(url))["/readyz"][0] == 200
+
+
+@asynccontextmanager
 async def ccu_hooks(game: str) -> AsyncIterator[tuple[Sandbox, gs_hooks.Hooks, FakeClock, str]]:
     clock = FakeClock()
     async with Sandbox.serve(clock=clock) as sb:
@@ -133,6 +241,20 @@ async def test_a_refused_ccu_sample_is_not_ready_until_one_is_delivered() -> Non
         sb.ccu.set_game_keys({"unregistered_game"})
         assert await hooks.resend_refused() == 1
         await hooks.ccu.wait_idle()
+        assert (await probe(url))["/readyz"][0] == 200
+
+
+async def test_one_sample_refused_for_its_data_is_a_blip_and_refusals_for_a_whole_period_are_not_ready() -> None:
+    async with ccu_hooks("sandbox_game") as (sb, hooks, clock, url):
+        sb.faults.add("ccu", "result", code=301, count=1)
+        await _next_slot(hooks, clock)
+        assert (await probe(url))["/readyz"][0] == 200  # one refusal of our data names no setting: not an outage
+        rule = sb.faults.add("ccu", "result", code=301)  # from now on every sample is refused
+        await _next_slot(hooks, clock)
+        status, ready = (await probe(url))["/readyz"]
+        assert status == 503 and "301" in failing(ready)["ccu"]
+        sb.faults.remove(rule.id)
+        await _next_slot(hooks, clock)  # delivered
         assert (await probe(url))["/readyz"][0] == 200
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -136,3 +137,30 @@ async def test_sigterm_flushes_then_closes_the_hooks_and_exits_0(tmp_path: Path)
     async with httpx.AsyncClient(timeout=2) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(seen.listener_url + "/healthz")  # the listener is closed
+
+
+async def test_sigterm_with_a_player_who_stopped_reading_still_shuts_down(tmp_path: Path) -> None:
+    """The README's kick_player waits for the peer to take its output: a player who stopped reading must not keep
+    the process from shutting down (the kick grace bounds it; before, it waited forever)."""
+    env = {"PATH": "/usr/bin:/bin", "GS_HOOKS_STATE": str(tmp_path / "state.sqlite3"), "GS_HOOKS_LISTEN": "127.0.0.1:0"}
+    proc = start(env)
+    try:
+        port, _ = await read_ready(proc)
+        reader, writer = await player(port, "7201")  # a player who reads
+        deaf = socket.socket()
+        deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deaf.connect(("127.0.0.1", port))
+        deaf.sendall(b"7202\nflood\n")  # logs in, gets flooded, never reads
+        await anyio.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.to_thread(proc.wait, 60)  # a hang fails here
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the reading player was kicked and closed
+        out, err = proc.communicate(timeout=10)
+        assert rc == 0, err
+        assert "hooks closed" in out and "Traceback" not in err, err
+        writer.close()
+        deaf.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -3,6 +3,7 @@
     python -m examples.asyncio_server                 # game on :7777; embedded sandbox if no platform URL is set
     python -m examples.asyncio_server --bots 20       # plus 20 simulated players
     python -m examples.asyncio_server --demo          # the scripted end-to-end story; exit 0 only if all steps seen
+    python -m examples.asyncio_server --loop uvloop   # the same on uvloop's event loop
 
 Configuration comes only from GS_HOOKS_* variables (see the README's table), so the same server runs against
 the real platforms. With none of GS_HOOKS_CCU_URL / GS_HOOKS_GAMEBASE_URL / GS_HOOKS_LISTEN set, it starts the
@@ -34,6 +35,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-connections", type=int, default=1000, help="game connections at once (default 1000)")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="close a silent connection after (s, 300)")
     p.add_argument("--verbose", action="store_true", help="log gs_hooks at INFO")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
     return p.parse_args(argv)
 
 
@@ -105,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop  # optional: pip install uvloop
+
+        loop_factory = uvloop.new_event_loop
     try:
-        return asyncio.run(amain(args))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(amain(args))
     except KeyboardInterrupt:
         return 130
 

@@ -23,6 +23,7 @@ from ._exceptions import (
     ConfigError,
     DuplicateLoginError,
     GsHooksError,
+    HttpTransportError,
     InvalidLoginError,
     LoginRefusedError,
     MaintenanceError,
@@ -35,6 +36,7 @@ from ._exceptions import (
 )
 from ._health import ComponentHealth, HealthReporter
 from ._hooks import Hooks
+from ._http_client import HttpAnswer, HttpClient
 from ._json import check_json_depth
 from ._setup import setup
 from ._time import KST, format_kst, grid_slot, next_grid_instant
@@ -104,6 +106,9 @@ __all__ = [
     "HistorySample",
     "HiveConfig",
     "Hooks",
+    "HttpAnswer",
+    "HttpClient",
+    "HttpTransportError",
     "InvalidLoginError",
     "KickRequest",
     "ListenerConfig",

@@ -1,6 +1,6 @@
 """The gs_hooks error tree.
 
-Every error gs_hooks raises derives from :class:`GsHooksError`. Errors from httpx, lxml and msgspec are
+Every error gs_hooks raises derives from :class:`GsHooksError`. Errors from aiohttp, httpx, lxml and msgspec are
 translated at the boundary (``raise ... from exc``) so callers only ever catch ours::
 
     GsHooksError
@@ -10,6 +10,8 @@ translated at the boundary (``raise ... from exc``) so callers only ever catch o
     ├── ProtocolError               malformed input from a peer (webhook body, platform answer)
     ├── PlatformError               the platform answered with an error result code
     │   └── PlatformUnavailableError    the platform could not be reached / kept failing transiently
+    ├── HttpTransportError          an HTTP request of ``hooks.http`` got no answer (the platform clients turn it
+    │                               into PlatformUnavailableError or a retry)
     ├── LoginRefusedError           hooks.login() refused the player (see .reason)
     │   ├── InvalidLoginError           the user id or access token cannot be one (checked before any platform call)
     │   ├── TokenInvalidError           Gamebase says the access token is invalid or expired
@@ -34,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DuplicateLoginError",
     "GsHooksError",
+    "HttpTransportError",
     "InvalidLoginError",
     "LifecycleError",
     "LoginRefusedError",
@@ -94,6 +97,9 @@ class PlatformError(GsHooksError):
         code: the platform's result code (an int, or None when there was no answer).
         message: the platform's result message (already redacted).
         transaction_id: the Gamebase transaction id of the call, when there is one.
+        setting: the setting to fix when the result code says our configuration is wrong (e.g.
+            ``GS_HOOKS_GAMEBASE_SECRET_KEY`` for -4010004), else None: readiness fails at once for such an error,
+            and only when they persist for the others.
     """
 
     def __init__(
@@ -103,11 +109,13 @@ class PlatformError(GsHooksError):
         message: str,
         *,
         transaction_id: str | None = None,
+        setting: str | None = None,
     ) -> None:
         self.platform = platform
         self.code = code
         self.message = message
         self.transaction_id = transaction_id
+        self.setting = setting
         text = f"{platform} error {code}: {message}" if code is not None else f"{platform}: {message}"
         if transaction_id:
             text += f" (transaction {transaction_id})"
@@ -133,6 +141,20 @@ class PlatformUnavailableError(PlatformError):
     ) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(platform, code, message, transaction_id=transaction_id)
+
+
+class HttpTransportError(GsHooksError, ConnectionError):
+    """An HTTP request got no answer: the connection was refused or broke, the timeout ran out, or the answer was
+    not HTTP. Raised by :class:`~gs_hooks.HttpClient` (``hooks.http``); the platform clients retry it or raise
+    :class:`PlatformUnavailableError`. The message names the error (never a token: ``/tokens/***``).
+
+    Attributes:
+        kind: the HTTP library's name for the error (``ClientConnectorError``, ``ConnectError``...) or ``timeout``.
+    """
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        self.kind = kind or message.partition(":")[0]
+        super().__init__(message)
 
 
 class LoginRefusedError(GsHooksError):

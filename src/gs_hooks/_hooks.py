@@ -1,6 +1,6 @@
 """The :class:`Hooks` object :func:`gs_hooks.setup` returns.
 
-:class:`Hooks` owns everything with a lifetime: the services (the shared ``httpx.AsyncClient``, the sqlite store,
+:class:`Hooks` owns everything with a lifetime: the services (the shared HTTP client, the sqlite store,
 the session registry) and one anyio task group in which every background component (CCU reporter, maintenance
 watcher, ban timer and poller, listener) runs. Components that are not configured are not created. Shutdown is
 orderly: each component is asked to flush (in reverse start order), then the task group is cancelled, then the
@@ -21,12 +21,12 @@ from types import TracebackType
 
 import anyio
 import anyio.to_thread
-import httpx
 
 from ._clock import Clock
 from ._component import Component, component_name
 from ._config import Config, ConfigWarning, Secret
 from ._exceptions import ClosedError, ConfigError, LifecycleError
+from ._http_client import HttpClient
 from ._ids import player_id as _player_id
 from ._lifecycle import State
 from ._login import LoginFlow
@@ -142,8 +142,10 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         self._gamepot.history.source = source
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        """The one shared ``httpx.AsyncClient`` (created on first use)."""
+    def http(self) -> HttpClient:
+        """The one shared HTTP client of the platform calls (created on first use): aiohttp on asyncio, httpx on
+        trio or the ``httpx.AsyncClient`` given to ``setup(http_client=...)``. ``await hooks.http.request(method,
+        url, headers=..., content=..., timeout_s=...)`` answers an :class:`~gs_hooks.HttpAnswer`."""
         return self.services.http
 
     @property

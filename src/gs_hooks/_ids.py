@@ -27,10 +27,12 @@ from typing import Final
 __all__ = [
     "MAX_PLAYER_ID_LEN",
     "MAX_TOKEN_LEN",
+    "SHOWN_LEN",
     "lookup_key",
     "only_dots",
     "player_id",
     "player_id_problem",
+    "shown",
     "token_problem",
 ]
 
@@ -108,7 +110,7 @@ def player_id(value: object, *, what: str = "player id") -> str:
         raise TypeError(f"{what} must be a str (or an int), not {type(value).__name__}")
     problem = player_id_problem(text)
     if problem is not None:
-        raise ValueError(f"{what} {_show(text)} is not allowed: {problem}")
+        raise ValueError(f"{what} {shown(text)} is not allowed: {problem}")
     return text
 
 
@@ -152,7 +154,21 @@ def token_problem(token: str) -> str | None:
     return "it is only dots"
 
 
-def _show(text: str, limit: int = 40) -> str:
-    """A short, printable rendering of a refused value for a message (it may hold control characters)."""
-    shown = repr(text[:limit])
-    return shown if len(text) <= limit else shown + "..."
+SHOWN_LEN: Final = 40
+"""How much of a value from outside a log line or an error message shows (:func:`shown`)."""
+
+
+def shown(value: object, limit: int = SHOWN_LEN) -> str:
+    """A short, printable rendering of a value from outside (a client's user id, a refused value) for a log line or
+    an error message: the ``repr`` of at most ``limit`` characters of a string (``...`` after it when cut; control
+    characters escaped), a number as is (a huge int by its size), any other type by its name. Bounded whatever
+    the value: a client cannot grow a log record with it.
+    """
+    if isinstance(value, str | bytes):
+        cut = repr(value[:limit])
+        return cut if len(value) <= limit else cut + "..."
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 128 else f"<an int of {value.bit_length()} bits>"
+    return f"<{type(value).__name__}>"

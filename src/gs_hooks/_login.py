@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ._config import Secret
 from ._exceptions import BannedError, ClosedError, ConfigError, LoginRefusedError, PlatformError
+from ._ids import shown
 from ._ratelog import RateLimitedLog
 from ._services import Services
 from .bans._book import BanBook
@@ -163,19 +164,19 @@ class LoginFlow:
             older = registry.bind_player_nowait(session, user)
         except ValueError as exc:
             raise LoginRefusedError(f"cannot log in player {user!r}: {exc}") from exc
-        kicker = self.services.kicker
-        for old in older:
-            await kicker.kick(old, "duplicate_login", message="logged in from another session")
+        if older:  # bounded: the kick grace at most, whatever the older sessions' peers do
+            await self.services.kicker.kick_sessions(tuple(older), "duplicate_login", "logged in from another session")
 
     def _log_failure(
         self, level: int, session: Session, user_id: object, reason: str, exc: LoginRefusedError | PlatformError
     ) -> None:
-        """One line on ``gs_hooks.login`` per refusal (rate-limited per reason); never the token."""
+        """One line on ``gs_hooks.login`` per refusal (rate-limited per reason); never the token. The client's user
+        id is shown cut (:func:`~gs_hooks._ids.shown`): a line stays short whatever the client sent."""
         self._refusals.log(
             level,
             reason,
-            "login refused: player %r on server %r (session %d): %s: %s",
-            user_id,
+            "login refused: player %s on server %r (session %d): %s: %s",
+            shown(user_id),
             session.server_id,
             session.id,
             reason,

@@ -1,7 +1,8 @@
 """What every capability's ``install()`` receives: the shared resources and the ways to plug into the hooks.
 
-:class:`Services` holds the clock, the shared ``httpx.AsyncClient`` and the sqlite store (both made on first
-use), the session registry and the kicker (provided by the sessions install, which comes first), the router every
+:class:`Services` holds the clock, the shared HTTP client (:class:`~gs_hooks.HttpClient`: aiohttp on asyncio,
+httpx on trio or the game's own ``httpx.AsyncClient``) and the sqlite store (both made on first use), the session
+registry and the kicker (provided by the sessions install, which comes first), the router every
 capability adds its routes to, and the lists the hooks run: components, health reporters, stores. It also starts
 tasks in the hooks' task group (:meth:`Services.spawn`).
 
@@ -25,6 +26,7 @@ from ._clock import Clock
 from ._component import Component
 from ._exceptions import LifecycleError
 from ._health import ComponentHealth, HealthReporter
+from ._http_client import AutoHttpClient, HttpClient
 from ._lifecycle import Lifecycle, State
 from ._store import Store
 from .http._app import Router
@@ -42,7 +44,8 @@ class Services:
     Args:
         state_path: the sqlite store's path (``config.state_path``).
         clock: the injected clock.
-        http_client: a shared ``httpx.AsyncClient`` (the services make and own one otherwise).
+        http_client: the game's ``httpx.AsyncClient``: every platform call goes through it (left open); without
+            it the services make and own an :class:`~gs_hooks._http_client.AutoHttpClient` (aiohttp on asyncio).
 
     Attributes:
         clock: the injected clock.
@@ -55,8 +58,8 @@ class Services:
         self.router = Router()
         self.lifecycle = Lifecycle()
         self._state_path = state_path
-        self._own_http = http_client is None
-        self._http = http_client
+        self._given_http = http_client
+        self._http: HttpClient | None = None
         self._store: Store | None = None
         self._extra_stores: list[Store] = []
         self._registry: SessionRegistry | None = None
@@ -68,10 +71,10 @@ class Services:
     # -- shared resources ------------------------------------------------------------------------------------
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        """The one shared ``httpx.AsyncClient`` (created on first use)."""
+    def http(self) -> HttpClient:
+        """The one shared HTTP client of the platform calls (created on first use)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=64))
+            self._http = AutoHttpClient(self._given_http)
         return self._http
 
     @property
@@ -111,9 +114,9 @@ class Services:
         return (*opened, *(s for s in self._extra_stores if s is not self._store))
 
     async def aclose(self) -> None:
-        """Close the HTTP client (when the services made it) and the state store. Shielded."""
+        """Close the HTTP client's connections (a client the game gave stays open) and the state store. Shielded."""
         with anyio.CancelScope(shield=True):
-            if self._http is not None and self._own_http:
+            if self._http is not None:
                 await self._http.aclose()
                 self._http = None
             if self._store is not None:

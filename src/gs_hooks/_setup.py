@@ -53,7 +53,8 @@ def setup(
         config: the configuration (``Config.from_env()`` by default).
         on_kick: the game's kick callback; without it, kicks close the connection (``session.close()``).
         clock: inject a :class:`~gs_hooks.FakeClock` in tests.
-        http_client: a shared ``httpx.AsyncClient`` (one is created and owned otherwise).
+        http_client: your own ``httpx.AsyncClient``: every platform call then goes through it (the hooks leave it
+            open). Without it the hooks make their own client (``hooks.http``): aiohttp on asyncio, httpx on trio.
         on_ban: called with a ``BanEvent`` when a ban is applied.
         on_maintenance: called with a ``MaintenanceChange`` on each maintenance transition.
         on_notice: called with a ``NoticeRequest`` to show a message to a session (maintenance warnings).

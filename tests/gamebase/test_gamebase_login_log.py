@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from gamebase_client_support import Env, Recorder, make_hooks, serve_gamebase
 
-from gs_hooks import BannedError, PlatformUnavailableError, TokenInvalidError
+from gs_hooks import BannedError, InvalidLoginError, PlatformUnavailableError, TokenInvalidError
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +62,23 @@ async def test_gamebase_unreachable_during_a_login_is_a_warning(gb: Env, caplog:
     ((level, line),) = login_lines(caplog)
     assert level == logging.WARNING and line.startswith("login refused: player 'u1' on server '0'")
     assert token not in line
+
+
+@pytest.mark.parametrize(
+    ("user_id", "shows"),
+    [
+        ("x" * 200_000 + "/", "'" + "x" * 40 + "'..."),  # review finding 5: a 200,185-character record before
+        ({"id": ["y" * 100_000]}, "<dict>"),
+        ("a\x1b[2Jb", "'a\\x1b[2Jb'"),  # a terminal escape, escaped
+    ],
+)
+async def test_a_refused_client_value_is_logged_cut_short(
+    gb: Env, caplog: pytest.LogCaptureFixture, user_id: object, shows: str
+) -> None:
+    async with make_hooks(gb, Recorder()) as hooks:
+        session = hooks.registry.open_nowait()
+        with caplog.at_level(logging.INFO, logger="gs_hooks.login"), pytest.raises(InvalidLoginError) as caught:
+            await hooks.login(session, user_id, "token")  # type: ignore[arg-type]
+    ((_, line),) = login_lines(caplog)
+    assert line.startswith(f"login refused: player {shows} on server '0'")
+    assert len(line) < 400 and len(str(caught.value)) < 400

@@ -206,13 +206,12 @@ class GamebaseConfig(Section, frozen=True, kw_only=True):
         timeout_s: HTTP timeout of one call.
         retries: extra attempts for transient failures (-5000xxx, transport errors, 5xx).
         verify_concurrency: cap of concurrent token verifications towards Gamebase. 16, from ``bench.gamebase``
-            (login storm against the sandbox on loopback, 6 sweeps on a shared 2-core machine, medians): ours /
-            plain httpx loop at the same concurrency 0.89 at 4, 0.94 at 8, 1.27 at 16, 1.28 at 32 (only 16 and
-            32 stayed >= 0.9 in every sweep: a plain loop's pool retries grow with concurrency, ours does not
-            retry); the trade-off is client CPU per verification, which the game's event loop pays: ~0.98 ms at
-            4, ~1.2 ms at 8, ~1.24 ms at 16, ~1.32 ms at 32 (httpx's pool work grows with its connections).
-            Against the real, remote Gamebase, a cap of c allows at most c / RTT verifications per second
-            (4 at 30 ms: ~130/s; 16: ~530/s), which matters for the storm after a maintenance.
+            (login storm against the sandbox on loopback, a shared 2-core machine, medians of 5 rounds; on asyncio
+            the requests go through aiohttp): ours / a plain aiohttp loop at the same concurrency 0.63 at 1, 0.61
+            at 4, 1.0 at 16, 0.72 at 64; client CPU per verification (the game's loop pays it) ~1.5x aiohttp's at
+            each, and with a 10 ms round trip it does not grow from 16 to 64 (0.87x). Against the real, remote
+            Gamebase, a cap of c allows at most c / RTT verifications per second (4 at 30 ms: ~130/s; 16:
+            ~530/s), which matters for the storm after a maintenance.
         token_cache_ttl_s / negative_cache_ttl_s: positive and negative verification cache lifetimes.
         failure_policy: when Gamebase is unreachable: ``fail_closed`` or ``allow_cached``.
         maintenance_poll_s: under-maintenance poll period (0 = watcher off).

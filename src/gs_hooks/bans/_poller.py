@@ -36,6 +36,7 @@ import anyio.abc
 
 from .._backoff import backoff_delay
 from .._clock import Clock
+from .._exceptions import PlatformError
 from .._health import ComponentHealth
 from .._ids import lookup_key, player_id_problem
 from .._store import Store
@@ -159,6 +160,7 @@ class BanPoller:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self._failing_since: float | None = None  # first failed poll of the current streak, for health()
+        self._names_a_setting = False  # the latest failure was Gamebase refusing our configuration
         self._watermark: float | None = None
         self._loaded = False
         self._rng = rng or random.Random()
@@ -291,6 +293,7 @@ class BanPoller:
                     self._failing_since = self.clock.time()
                 self.consecutive_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self._names_a_setting = isinstance(exc, PlatformError) and exc.setting is not None
                 delay = self.next_delay()
                 log.warning(
                     "gamebase ban poll failed (%d in a row, will retry in %.0fs): %s",
@@ -310,10 +313,13 @@ class BanPoller:
         """Nothing to flush: the watermark only moves after a complete poll."""
 
     def health(self) -> ComponentHealth:
-        """Readiness: not ok while the latest poll failed (Gamebase unreachable or refusing our configuration,
-        e.g. -4010004 for a wrong secret key; or the store): bans made in the Gamebase console are not applied."""
+        """Readiness: not ok while polls keep failing (a poll and its retry: Gamebase unreachable, or the store),
+        or at once when Gamebase refused our configuration (a result code that names a setting, e.g. -4010004 for
+        a wrong secret key): bans made in the Gamebase console are not applied. A poll that succeeds clears it."""
         if self.last_error is None:
             return ComponentHealth(name=self.name, ok=True)
+        if not self._names_a_setting and self.consecutive_failures < 2:
+            return ComponentHealth(name=self.name, ok=True)  # one failed poll: a blip its retry decides
         return ComponentHealth(
             name=self.name,
             ok=False,

@@ -12,7 +12,8 @@ import anyio.abc
 import httpx
 
 from .._config import CcuConfig
-from .._exceptions import ProtocolError
+from .._exceptions import HttpTransportError, ProtocolError
+from .._http_client import HttpClient, as_http_client
 from .._signal import Changed
 from ._model import CcuSampleRow
 from ._protocol import encode_request, parse_response
@@ -27,16 +28,16 @@ class CcuMirror:
 
     Args:
         config: the CCU settings (``mirror_url`` set; the request's form, the timeout, ``max_inflight``).
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client (an ``httpx.AsyncClient`` is wrapped).
         changed: notified when a copy ends.
     """
 
-    def __init__(self, config: CcuConfig, *, http: httpx.AsyncClient, changed: Changed) -> None:
+    def __init__(self, config: CcuConfig, *, http: HttpClient | httpx.AsyncClient, changed: Changed) -> None:
         if config.mirror_url is None:
             raise ValueError("CcuMirror needs config.mirror_url (GS_HOOKS_CCU_MIRROR_URL)")
         self.config = config
         self.url: str = config.mirror_url
-        self.http = http
+        self.http = as_http_client(http)
         self._changed = changed
         self._in_flight = 0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -67,12 +68,12 @@ class CcuMirror:
     async def _send(self, row: CcuSampleRow) -> None:
         try:
             body, ctype = encode_request(row.sample(), root=self.config.xml_root, method=self.config.send_method)
-            resp = await self.http.post(
-                self.url, content=body, headers={"content-type": ctype}, timeout=self.config.timeout_s
+            resp = await self.http.request(
+                "POST", self.url, content=body, headers={"content-type": ctype}, timeout_s=self.config.timeout_s
             )
-            code = parse_response(resp.content) if 200 <= resp.status_code < 300 else None
-            log.debug("CCU mirror: %s %s -> HTTP %s result %s", row.server, row.date, resp.status_code, code)
-        except (httpx.HTTPError, ProtocolError) as exc:
+            code = parse_response(resp.content) if 200 <= resp.status < 300 else None
+            log.debug("CCU mirror: %s %s -> HTTP %s result %s", row.server, row.date, resp.status, code)
+        except (HttpTransportError, ProtocolError) as exc:
             log.debug("CCU mirror: %s %s failed: %s", row.server, row.date, type(exc).__name__)
         finally:
             self._in_flight -= 1

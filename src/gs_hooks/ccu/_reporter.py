@@ -24,6 +24,7 @@ import httpx
 from .._clock import Clock, SystemClock
 from .._config import CcuConfig
 from .._health import ComponentHealth
+from .._http_client import HttpClient, as_http_client
 from .._signal import Changed
 from ._counter import CcuCounter
 from ._metrics import CcuMetrics
@@ -95,7 +96,7 @@ class CcuReporter:
 
     Args:
         config: the CCU settings (``url`` must be set).
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client (an ``httpx.AsyncClient`` is wrapped).
         spool: the durable spool (its store is closed by the reporter when ``owns_store``).
         counter: socket or web counter.
         clock: the clock (``SystemClock`` by default).
@@ -119,7 +120,7 @@ class CcuReporter:
         self,
         config: CcuConfig,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         spool: CcuSpool,
         counter: CcuCounter,
         clock: Clock | None = None,
@@ -134,7 +135,7 @@ class CcuReporter:
         if config.url is None:
             raise ValueError("CcuReporter needs config.url (GS_HOOKS_CCU_URL)")
         self.config = config
-        self.http = http
+        self.http = http = as_http_client(http)
         self.spool = spool
         self.clock: Clock = clock or SystemClock()
         self.retention_s = retention_days * 86_400

@@ -27,7 +27,8 @@ from .._backoff import backoff_delay
 from .._callbacks import call_callback
 from .._clock import Clock
 from .._config import CcuConfig
-from .._exceptions import ProtocolError
+from .._exceptions import HttpTransportError, ProtocolError
+from .._http_client import HttpClient, as_http_client
 from .._signal import Changed
 from ._metrics import CcuMetrics
 from ._model import CcuProblem, CcuSampleRow, OnCcuProblem, Plan, SampleKey
@@ -75,7 +76,7 @@ class CcuSender:
     Args:
         config: the CCU settings (timeouts, backoff, ``max_inflight``, the request's form).
         url: the collector's URL.
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client (an ``httpx.AsyncClient`` is wrapped).
         queue: what to send, and where results go.
         clock: the injected clock.
         metrics: the reporter's metrics.
@@ -93,7 +94,7 @@ class CcuSender:
         config: CcuConfig,
         *,
         url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         queue: DeliveryQueue,
         clock: Clock,
         metrics: CcuMetrics,
@@ -103,7 +104,7 @@ class CcuSender:
     ) -> None:
         self.config = config
         self.url = url
-        self.http = http
+        self.http = as_http_client(http)
         self.queue = queue
         self.clock = clock
         self.metrics = metrics
@@ -118,10 +119,11 @@ class CcuSender:
         self._waiting = False
         self._wake: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        # For health: since when the collector fails and why, and the last refusal (until a sample is delivered).
+        # For health: since when the collector fails and why, and since the last delivery: (first refusal, latest
+        # refusal, its text, whether it names a setting: 302 game key).
         self._failing_since: float | None = None
         self._last_failure = ""
-        self._last_refusal: tuple[float, str] | None = None
+        self._last_refusal: tuple[float, float, str, bool] | None = None
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -146,11 +148,14 @@ class CcuSender:
         return self._waiting and not self._inflight and not (self._wake is not None and self._wake.is_set())
 
     def trouble(self, period_s: float) -> tuple[str, float] | None:
-        """Why the sender is not healthy, and since when: the last answer refused a sample (until one is
-        delivered), or the collector has failed for a whole grid period. None when healthy."""
+        """Why the sender is not healthy, and since when: the collector has failed (unreachable, HTTP error,
+        300...) or refused samples for a whole grid period, or it refused our game key (302,
+        ``GS_HOOKS_CCU_GAME``) — a delivered sample clears it. One refused sample alone (our data: 200–204, 301) is
+        reported (``on_ccu_problem``, the metrics), not a health problem. None when healthy."""
         if self._last_refusal is not None:
-            at, why = self._last_refusal
-            return f"the collector refused a sample: {why}", at
+            refused_since, latest, why, names_a_setting = self._last_refusal
+            if names_a_setting or latest - refused_since >= period_s:
+                return f"the collector refused a sample: {why}", refused_since
         since = self._failing_since
         if since is not None:
             failing_s = self.clock.time() - since
@@ -277,18 +282,18 @@ class CcuSender:
         label = error = ""
         t0 = time.perf_counter()
         try:
-            resp = await self.http.post(
-                self.url, content=body, headers={"content-type": ctype}, timeout=self.config.timeout_s
+            resp = await self.http.request(
+                "POST", self.url, content=body, headers={"content-type": ctype}, timeout_s=self.config.timeout_s
             )
-            if 200 <= resp.status_code < 300:
+            if 200 <= resp.status < 300:
                 try:
                     code = parse_response(resp.content)
                 except ProtocolError as exc:
                     label, error = "unreadable", str(exc)
             else:
-                label, error = f"http_{resp.status_code}", f"HTTP status {resp.status_code}"
-        except httpx.HTTPError as exc:
-            label, error = "transport", f"transport error: {type(exc).__name__}"
+                label, error = f"http_{resp.status}", f"HTTP status {resp.status}"
+        except HttpTransportError as exc:
+            label, error = "transport", f"transport error: {exc.kind}"
         except Exception as exc:  # never let one send take the reporter down; the row stays pending
             log.exception("CCU: unexpected error sending %s %s", row.server, row.date)
             label, error = "error", f"unexpected error: {type(exc).__name__}"
@@ -313,7 +318,9 @@ class CcuSender:
             return None
         await self.queue.record(row, "refused", code=code, error=error, now=now)
         await self._healthy(now)  # a refusal is still a proper answer: the collector is up
-        self._last_refusal = (now, f"{code} ({error}) for {row.server} {row.date}")
+        since = now if self._last_refusal is None else self._last_refusal[0]
+        why = f"{code} ({error}) for {row.server} {row.date}"
+        self._last_refusal = (since, now, why, outcome is CcuOutcome.CONFIG_FAULT)
         message = f"collector refused the sample with {code} ({error}): {_ADVICE[outcome]}"
         log.error("CCU: %s %s: %s", row.server, row.date, message)
         return CcuProblem(

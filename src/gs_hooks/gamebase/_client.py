@@ -1,9 +1,10 @@
 """The Gamebase server-API client: one method per endpoint of the v1.0 document.
 
 Thin IO shell over :mod:`._protocol`: builds the URL from the endpoint table (:mod:`._endpoints`, shared with the
-sandbox), sends the request through the shared ``httpx.AsyncClient`` and hands the body to the pure decoder. The
-request core (retries, result codes, redaction) is :mod:`._request_core`; the pool gate, transaction ids and
-quiet request logs are :mod:`._transport`; the IAP and Leaderboard wrapper calls are :mod:`._client_wrappers`.
+sandbox), sends the request through the library's HTTP client (:class:`~gs_hooks.HttpClient`: aiohttp on asyncio,
+httpx on trio or a game's own ``httpx.AsyncClient``) and hands the body to the pure decoder. The request core
+(retries, result codes, redaction) is :mod:`._request_core`; transaction ids and quiet httpx request logs are
+:mod:`._transport`; the IAP and Leaderboard wrapper calls are :mod:`._client_wrappers`.
 
 Paths: every value placed in a URL path (app id, user id, access token, payment/item/app seq, factor) goes
 through :func:`~gs_hooks.gamebase._protocol.path_segment`, so it stays exactly one segment (empty and dot-only
@@ -11,8 +12,8 @@ values are refused before any request). The token answer is accepted only when i
 shape about the user asked for (:func:`~gs_hooks.gamebase._protocol.token_answer`).
 
 Secrets: the secret key only ever sits in the request headers; the access token is a URL path segment, so no
-URL is ever put in a message (httpx errors are translated to the route name), and httpx's request log lines
-for our requests are demoted to DEBUG with the token segment masked.
+URL is ever put in a message (transport errors are translated to the route name, a token segment masked), and
+httpx's request log lines for our requests are demoted to DEBUG with the token segment masked (aiohttp logs none).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class GamebaseClient(WrapperCalls):
     ``transaction_id`` and every raised :class:`~gs_hooks.PlatformError`'s ``transaction_id`` carry it.
 
     Args:
-        http: the shared ``httpx.AsyncClient``.
+        http: the HTTP client: ``hooks.http`` (an :class:`~gs_hooks.HttpClient`), or an ``httpx.AsyncClient``
+            (wrapped, left open).
         base_url: e.g. ``https://api-gamebase.cloud.toast.com``.
         app_id: the NHN Cloud project id.
         secret_key: the ``X-Secret-Key`` value.
@@ -61,6 +63,10 @@ class GamebaseClient(WrapperCalls):
         clock: the clock the backoff sleeps on.
         backoff_base_s / backoff_max_s: the backoff before retry ``n`` is drawn from
             ``[d/2, d]`` with ``d = min(backoff_max_s, backoff_base_s * 2**n)``.
+
+    Attributes:
+        answered: how many calls got a proper answer (a success, or a refusal about the request such as an invalid
+            token): each proves Gamebase reachable and our app id, key and version accepted (readiness uses it).
     """
 
     def __repr__(self) -> str:

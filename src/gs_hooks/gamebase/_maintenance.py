@@ -29,7 +29,7 @@ import msgspec
 from .._backoff import backoff_delay
 from .._callbacks import call_callback
 from .._clock import Clock
-from .._exceptions import GsHooksError, MaintenanceError
+from .._exceptions import GsHooksError, MaintenanceError, PlatformError
 from .._health import ComponentHealth
 from .._time import to_datetime
 from ..sessions._kicker import Kicker
@@ -186,9 +186,15 @@ class MaintenanceWatcher:
         )
 
     def health(self) -> ComponentHealth:
-        """Readiness: not ok while the latest poll failed (Gamebase unreachable, or refusing our configuration,
-        e.g. -4010004 for a wrong secret key): the maintenance state is then not known. No IO."""
-        if self.last_error is None:
+        """Readiness: not ok while polls keep failing (a poll and its retry, Gamebase unreachable: the maintenance
+        state is then not known), or at once when Gamebase refused our configuration (a result code that names a
+        setting, e.g. -4010004 for a wrong secret key); a poll that succeeds clears it. One failed poll alone is a
+        blip its retry decides. No IO."""
+        error = self.last_error
+        if error is None:
+            return ComponentHealth(name=self.name, ok=True)
+        names_a_setting = isinstance(error, PlatformError) and error.setting is not None
+        if not names_a_setting and self.consecutive_failures < 2:
             return ComponentHealth(name=self.name, ok=True)
         return ComponentHealth(
             name=self.name,
@@ -353,9 +359,9 @@ class MaintenanceWatcher:
 
     async def _kick_all(self, window: MaintenanceDetails | None) -> None:
         message = (window.message if window is not None else "") or "the game is under maintenance"
-        sessions = list(self.kicker.registry)
-        for session in sessions:
-            await self.kicker.kick(session, "maintenance", message=message, details=window)
+        sessions = tuple(self.kicker.registry)
+        # one kick for all: their callbacks run side by side, bounded by the kick grace
+        await self.kicker.kick_sessions(sessions, "maintenance", message, window)
         if sessions:
             log.info("maintenance began: kicked %d sessions", len(sessions))
 

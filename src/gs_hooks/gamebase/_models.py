@@ -36,8 +36,12 @@ __all__ = [
 ]
 
 
-class Header(msgspec.Struct, frozen=True, kw_only=True):
+class Header(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The response header every Gamebase answer carries.
+
+    (``gc=False`` here and on the token answer's other parts: they hold only strings, numbers and each other,
+    never a cycle, so the garbage collector need not track them; the verifier caches thousands in a login storm,
+    which would otherwise drive full collections that stop the game's loop: ``python -m bench.loop``.)
 
     Attributes:
         transaction_id: the call's transaction id (ours, echoed; or one Gamebase made up).
@@ -67,7 +71,7 @@ class _Result(msgspec.Struct, frozen=True, kw_only=True):
         return self.header.transaction_id
 
 
-class AuthInfo(msgspec.Struct, frozen=True, kw_only=True):
+class AuthInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One IdP mapping of a member (``authList[]``)."""
 
     user_id: str | None = msgspec.field(default=None, name="userId")
@@ -77,7 +81,7 @@ class AuthInfo(msgspec.Struct, frozen=True, kw_only=True):
     reg_date: int | None = msgspec.field(default=None, name="regDate")
 
 
-class Member(msgspec.Struct, frozen=True, kw_only=True):
+class Member(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A Gamebase member.
 
     Attributes:
@@ -96,14 +100,14 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     auth_list: tuple[AuthInfo, ...] = msgspec.field(default=(), name="authList")
 
 
-class LinkedIdp(msgspec.Struct, frozen=True, kw_only=True):
+class LinkedIdp(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The IdP a token was issued through (``linkedIdP``)."""
 
     idp_code: str | None = msgspec.field(default=None, name="idPCode")
     idp_id: str | None = msgspec.field(default=None, name="idPId")
 
 
-class TokenInfo(_Result, frozen=True, kw_only=True):
+class TokenInfo(_Result, frozen=True, kw_only=True, gc=False):
     """Result of token authentication: the member the access token belongs to.
 
     Attributes:

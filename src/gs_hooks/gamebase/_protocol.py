@@ -46,6 +46,7 @@ from ._models import (  # Header, Member and TokenInfo re-exported: the verifier
 
 __all__ = [
     "CONFIG_CODES",
+    "CONFIG_SETTINGS",
     "KNOWN_RESULT_CODES",
     "MAINTENANCE_TRANSITIONS",
     "PLATFORM",
@@ -106,6 +107,10 @@ for _code in (*range(-5000015, -5000000), *range(-5000208, -5000200)):
 del _code
 
 CONFIG_CODES: Final = frozenset(c for c, (k, _) in KNOWN_RESULT_CODES.items() if k is ResultClass.CONFIG)
+CONFIG_SETTINGS: Final[dict[int, str]] = {
+    code: KNOWN_RESULT_CODES[code][1].rsplit("check ", 1)[1] for code in CONFIG_CODES
+}
+"""The setting each configuration result code names (``PlatformError.setting``)."""
 
 
 def classify(code: int | None) -> ResultClass:
@@ -222,6 +227,7 @@ def _check_header(body: bytes, route: str, transaction_id: str | None, secrets: 
             code,
             f"{route}: {message}",
             transaction_id=header.transaction_id or transaction_id,
+            setting=CONFIG_SETTINGS.get(code),
         )
     return header
 

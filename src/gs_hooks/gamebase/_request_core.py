@@ -4,7 +4,10 @@ A call is sent with the secret key and a transaction id in its headers; transpor
 transient result codes (-5000001..-5000015, -5000201..-5000208) are retried ``retries`` times with jittered
 exponential backoff on the injected clock, always with the same transaction id; when they run out the call raises
 :class:`~gs_hooks.PlatformUnavailableError`. Any other error code raises :class:`~gs_hooks.PlatformError` at once.
-No URL is ever put in a message (the access token is a path segment): httpx errors are told by the route name.
+No URL is ever put in a message (the access token is a path segment): transport errors are told by the route name.
+
+The bytes move through the library's one HTTP client interface (:class:`~gs_hooks._http_client.HttpClient`:
+aiohttp on asyncio, httpx on trio or when the game gives its own ``httpx.AsyncClient``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import msgspec
@@ -22,11 +25,12 @@ import msgspec
 from .._backoff import backoff_delay
 from .._clock import Clock, SystemClock
 from .._config import Secret
-from .._exceptions import PlatformError, PlatformUnavailableError, ProtocolError
+from .._exceptions import HttpTransportError, PlatformError, PlatformUnavailableError, ProtocolError
+from .._http_client import HttpClient, as_http_client
 from ._endpoints import VERSIONS, Endpoint
 from ._models import GamebaseResult, _Result
 from ._protocol import PLATFORM, decode_result, decode_wrapped, is_transient, path_segment, redact
-from ._transport import RETRY_AFTER_S, PoolGate, install_log_filter, new_transaction_id, retry_after
+from ._transport import RETRY_AFTER_S, install_log_filter, new_transaction_id, retry_after
 
 __all__ = ["RequestCore"]
 
@@ -46,8 +50,8 @@ class _Call:
 
     route: str
     method: str
-    url: str
-    params: Mapping[str, str] | None
+    url: str  # the query included
+    headers: dict[str, str]
     content: bytes | None
     tx: str
     hidden: Sequence[str]
@@ -68,7 +72,7 @@ class RequestCore:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         *,
         base_url: str,
         app_id: str,
@@ -82,7 +86,7 @@ class RequestCore:
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        self._http = http
+        self._http = as_http_client(http)
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self._secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
@@ -93,12 +97,13 @@ class RequestCore:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._random = random.Random()
-        self._timeout = httpx.Timeout(timeout_s)
         self._app = path_segment(app_id, "app id")
         self._version = path_segment(api_version, "API version")
         self.requests_sent = 0
-        self._pool_gate = PoolGate(timeout_s)
-        install_log_filter(self.base_url)
+        # calls that got a proper answer (a success, or a refusal about the request such as an invalid token): each
+        # proves Gamebase reachable and our app id, key and version accepted (readiness uses it)
+        self.answered = 0
+        install_log_filter(self.base_url)  # for requests through httpx
 
     def _url(self, endpoint: Endpoint, **segments: str) -> str:
         """The URL of ``endpoint`` for this client; ``segments`` already encoded by :func:`path_segment`."""
@@ -127,7 +132,11 @@ class RequestCore:
         if hidden is None:
             hidden = (*secrets, *(quote(s, safe="") for s in secrets if s), key)
         content = _json_encoder.encode(body) if body is not None else None
-        call = _Call(route, method, url, params, content, transaction_id or new_transaction_id(), hidden)
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, quote_via=quote)}"
+        tx = transaction_id or new_transaction_id()
+        headers = {"Content-Type": _CONTENT_TYPE, "X-Secret-Key": key, "X-TCGB-Transaction-Id": tx}
+        call = _Call(route, method, url, headers, content, tx, hidden)
         attempts = 1 + (self.retries if retries is None else retries)
         last: _Retry | None = None
         retry_after_s: float | None = None
@@ -162,25 +171,16 @@ class RequestCore:
     async def _attempt(self, call: _Call, decode: Decode[T], key: str) -> T | _Retry:
         """One attempt: the decoded answer, a failure worth retrying, or a final error raised."""
         self.requests_sent += 1
-        http = self._http
         try:
-            # our headers set on the built request: cheaper than httpx merging a per-request dict into the
-            # client's headers (same result: ours replace any of the same name)
-            request = http.build_request(
-                call.method, call.url, params=call.params, content=call.content, timeout=self._timeout
+            response = await self._http.request(
+                call.method, call.url, headers=call.headers, content=call.content, timeout_s=self.timeout_s
             )
-            headers = request.headers
-            headers["Content-Type"] = _CONTENT_TYPE
-            headers["X-Secret-Key"] = key
-            headers["X-TCGB-Transaction-Id"] = call.tx
-            response = await self._pool_gate.send(http, request)
-        except httpx.HTTPError as exc:
-            what = redact(str(exc), call.hidden)
-            detail = f"{type(exc).__name__}: {what}" if what else type(exc).__name__
+        except HttpTransportError as exc:
+            detail = redact(str(exc), call.hidden)
             return _Retry(
                 PlatformUnavailableError(PLATFORM, None, f"{call.route}: {detail}", transaction_id=call.tx), exc
             )
-        status = response.status_code
+        status = response.status
         echoed = response.headers.get("x-tcgb-transaction-id") or call.tx
         if status >= 500:
             error = PlatformUnavailableError(PLATFORM, None, f"{call.route}: HTTP {status}", transaction_id=echoed)
@@ -190,6 +190,8 @@ class RequestCore:
         except PlatformError as err:
             if not is_transient(err.code):
                 log.info("gamebase %s failed: %s", call.route, err)
+                if err.setting is None and err.code is not None:  # Gamebase's answer about the request itself
+                    self.answered += 1
                 raise
             return _Retry(err)
         except ProtocolError:
@@ -199,6 +201,7 @@ class RequestCore:
                 ) from None
             raise
         log.debug("gamebase %s ok (transaction %s)", call.route, echoed)
+        self.answered += 1
         return result
 
     async def _typed(

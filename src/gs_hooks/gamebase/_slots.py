@@ -1,4 +1,4 @@
-"""A FIFO concurrency cap whose free slot costs no checkpoint (used by the verifier and the client's pool gate)."""
+"""A FIFO concurrency cap whose free slot costs no checkpoint (the verifier's concurrency cap)."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def copy_error(err: PlatformError) -> PlatformError:
         return PlatformUnavailableError(
             err.platform, err.code, err.message, transaction_id=err.transaction_id, retry_after_s=err.retry_after_s
         )
-    return PlatformError(err.platform, err.code, err.message, transaction_id=err.transaction_id)
+    return PlatformError(err.platform, err.code, err.message, transaction_id=err.transaction_id, setting=err.setting)
 
 
 def login_input(user_id: object, access_token: object) -> tuple[str, str]:

@@ -1,11 +1,12 @@
-"""What the Gamebase client adds around httpx: the pool gate, transaction ids, Retry-After, quiet request logs.
+"""What the Gamebase client adds around the HTTP client: transaction ids, Retry-After, quiet request logs.
 
-Pool gate: concurrent requests enter httpx's connection pool one at a time, each once the previous one holds a
-connection (learned from httpcore's ``trace`` extension; see :class:`PoolGate`), waiting at most the client's
-timeout; a transport that reports no such traces is not gated.
+(The pool gate that let requests into httpx's connection pool one at a time is gone: on asyncio the requests go
+through aiohttp, whose pool has no such contention; a game that hands in its own ``httpx.AsyncClient``, or runs
+on trio, gets httpx's pool as it is.)
 
-Logs: httpx's own ``HTTP Request:`` line for our requests is demoted to DEBUG (kept only when the ``httpx`` logger
-is enabled for DEBUG) and its token segment masked (:class:`_RedactTokenPaths`).
+Logs (requests through httpx; aiohttp logs none): httpx's own ``HTTP Request:`` line for our requests is demoted
+to DEBUG (kept only when the ``httpx`` logger is enabled for DEBUG) and its token segment masked
+(:class:`_RedactTokenPaths`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ import logging
 import os
 import random
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
-import anyio
 import httpx
 
-from ._slots import Slots
-
-__all__ = ["RETRY_AFTER_S", "PoolGate", "install_log_filter", "new_transaction_id", "retry_after"]
+__all__ = ["RETRY_AFTER_S", "install_log_filter", "new_transaction_id", "retry_after"]
 
 _TOKEN_SEGMENT = re.compile(r"(/tokens/)[^/?#\s\"']+")
 _OUR_URLS: set[str] = set()  # the URL prefix of every GamebaseClient made in this process
@@ -110,76 +107,3 @@ def new_transaction_id() -> str:
     login-storm bench); a random prefix plus a 48-bit counter is as unique within a process and across processes.
     """
     return f"{_tx_state[0]}{next(_tx_counter) & 0xFFFFFFFFFFFF:012x}"
-
-
-# httpcore's trace events that mean "this request holds its connection" (headers going out on one) or "opens
-# one that no other request can take" (plain TCP, a SOCKS proxy's TCP, a unix socket).
-_CLAIM_EVENTS = ("send_request_headers.started", "connect_tcp.started", "connect_unix_socket.started")
-
-
-class PoolGate(Slots):
-    """One slot in front of httpx's connection pool, opened by each request once it holds a connection.
-
-    Why: httpcore's pool hands an idle connection to every request that arrives before the first one has marked
-    it active (two lock checkpoints later); all but one then fail with ``ConnectionNotAvailable`` and go round
-    the pool again, which measured up to a retry per request and ~30 % more CPU per verification at 8 concurrent
-    requests (``bench.gamebase``). Letting our next request into the pool only once the previous one holds its
-    connection (or is opening a new one, which no other request can take) avoids those retries.
-
-    Args:
-        timeout_s: how long a request waits at the gate before it goes in regardless (the request ahead may sit
-            in a full pool).
-
-    Attributes:
-        traced: whether the transport reports when a request holds a connection (until it does, no gate).
-    """
-
-    __slots__ = ("timeout_s", "traced")
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__(1)
-        self.timeout_s = timeout_s
-        self.traced = False
-
-    async def send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-        """``http.send(request)`` through the gate."""
-        extensions = request.extensions
-        if "trace" in extensions:  # someone else traces this request: stay out of the way
-            return await http.send(request)
-        held = False
-        if self.traced:
-            held = self.acquire_nowait()
-            if not held:
-                with anyio.move_on_after(self.timeout_s) as waited:
-                    await self.acquire()
-                held = not waited.cancelled_caught
-        claim = _Claim(self, extensions, held)
-        extensions["trace"] = claim
-        try:
-            return await http.send(request)
-        finally:
-            claim.open()
-
-
-class _Claim:
-    """The ``trace`` extension of one request: opens the gate once httpcore has put the request on a connection."""
-
-    __slots__ = ("extensions", "gate", "held")
-
-    def __init__(self, gate: PoolGate, extensions: dict[str, Any], held: bool) -> None:
-        self.gate = gate
-        self.extensions = extensions
-        self.held = held
-
-    async def __call__(self, name: str, info: Mapping[str, Any]) -> None:
-        if name.endswith(_CLAIM_EVENTS):
-            if self.extensions.get("trace") is self:  # a transport may have chained its own trace: keep that
-                del self.extensions["trace"]  # nothing more to learn from this request
-            self.gate.traced = True
-            self.open()
-
-    def open(self) -> None:
-        """Release the slot this request holds (once)."""
-        if self.held:
-            self.held = False
-            self.gate.release()

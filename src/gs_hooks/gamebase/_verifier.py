@@ -35,12 +35,16 @@ from ._protocol import PLATFORM, TokenInfo
 from ._slots import Slots
 from ._tokens import MEMBER_STATES, Flight, Refusal, copy_error, login_input, refusal_for
 
-__all__ = ["STALE_KEEP_S", "TokenVerifier"]
+__all__ = ["FAILING_WINDOW_S", "STALE_KEEP_S", "TokenVerifier"]
 
 log = logging.getLogger("gs_hooks.gamebase")
 
 STALE_KEEP_S: Final = 86_400.0
 """How long an expired positive verification stays usable under the ``allow_cached`` policy."""
+
+FAILING_WINDOW_S: Final = 60.0
+"""Readiness: verification requests must keep failing this long (none answered between) to count, and a failure
+older than this no longer counts (logins are what drive the requests: a pod out of its load balancer gets none)."""
 
 
 class TokenVerifier:
@@ -88,14 +92,21 @@ class TokenVerifier:
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
         self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
-        self._by_user: dict[str, set[str]] = {}
+        # user -> its cached tokens (a dict used as an ordered set: a dict of strings is not tracked by the garbage
+        # collector, a set always is; a login storm's cache must not drive full collections, see bench.loop)
+        self._by_user: dict[str, dict[str, None]] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
         self.requests = 0
         self.name = "gamebase-verifier"
-        self._last_error: PlatformError | None = None  # of the latest request, for health()
+        # the current streak of failed requests, for health(): the latest error, when the streak began and when its
+        # latest failure was, how many, and the client's ``answered`` count then (a later answer clears it)
+        self._last_error: PlatformError | None = None
         self._failing_since: float | None = None
+        self._last_failure_at = 0.0
+        self._failures = 0
+        self._answered_then = 0
 
     def __repr__(self) -> str:
         return (
@@ -265,20 +276,50 @@ class TokenVerifier:
     def _request_done(self, error: PlatformError | None) -> None:
         """Remember how the latest request to Gamebase ended (a token or member refusal is a proper answer)."""
         if error is None:
+            self._last_error = None
             self._failing_since = None
-        elif self._last_error is None:
-            self._failing_since = self._time()
+            self._failures = 0
+            return
+        now = self._time()
+        if self._last_error is None:
+            self._failing_since = now
         self._last_error = error
+        self._last_failure_at = now
+        self._failures += 1
+        self._answered_then = self.client.answered
 
     def health(self) -> ComponentHealth:
-        """Readiness: not ok while the latest verification request failed: Gamebase unreachable, or refusing our
-        configuration (e.g. -4010004, a wrong ``GS_HOOKS_GAMEBASE_SECRET_KEY``). No IO; ok before any request."""
+        """Readiness. Not ok at once when Gamebase refused our configuration (a result code that names a setting,
+        e.g. -4010004: ``GS_HOOKS_GAMEBASE_SECRET_KEY``); for other failures (Gamebase unreachable, internal
+        errors) only when they persist: requests failing for :data:`FAILING_WINDOW_S` with none answered between,
+        the latest less than that ago. Cleared by a verification that gets an answer, by any later call of the
+        same client that does (the maintenance and ban polls), or, for the persisting kind, by a window without a
+        failure. No IO; ok before any request."""
         error = self._last_error
-        if error is None:
+        if error is None or self.client.answered > self._answered_then:
             return ComponentHealth(name=self.name, ok=True)
-        return ComponentHealth(
-            name=self.name, ok=False, error=f"the last token verification failed: {error}", since=self._failing_since
-        )
+        since = self._failing_since
+        if error.setting is not None:
+            return ComponentHealth(
+                name=self.name,
+                ok=False,
+                error=f"the last token verification failed on our configuration: {error}",
+                since=since,
+            )
+        last = self._last_failure_at
+        if (
+            since is not None
+            and self._failures >= 2
+            and last - since >= FAILING_WINDOW_S
+            and self._time() - last < FAILING_WINDOW_S
+        ):
+            return ComponentHealth(
+                name=self.name,
+                ok=False,
+                error=f"token verifications have failed for {last - since:.0f} s ({self._failures} in a row): {error}",
+                since=since,
+            )
+        return ComponentHealth(name=self.name, ok=True)
 
     def _refuse(self, key: tuple[str, str], flight: Flight, refusal: Refusal, generation: int) -> None:
         flight.refusal = refusal
@@ -319,7 +360,7 @@ class TokenVerifier:
         positive = self._positive
         positive.pop(key, None)  # re-insert at the end: insertion order is age order
         positive[key] = (self._time() + self.ttl_s, info)
-        self._by_user.setdefault(key[0], set()).add(key[1])
+        self._by_user.setdefault(key[0], {})[key[1]] = None
         if len(positive) > self.max_entries:
             self._evict()
 
@@ -333,7 +374,7 @@ class TokenVerifier:
         negative.pop(key, None)
         now = self._time()
         negative[key] = (now + self.negative_ttl_s, refusal)
-        self._by_user.setdefault(key[0], set()).add(key[1])
+        self._by_user.setdefault(key[0], {})[key[1]] = None
         while negative:
             oldest = next(iter(negative))
             if negative[oldest][0] > now and len(negative) <= self.max_entries:
@@ -347,7 +388,7 @@ class TokenVerifier:
             return
         tokens = self._by_user.get(key[0])
         if tokens is not None:
-            tokens.discard(key[1])
+            tokens.pop(key[1], None)
             if not tokens:
                 del self._by_user[key[0]]
 
@@ -389,7 +430,7 @@ class TokenVerifier:
         if type(user_id) is not str:
             user_id = lookup_key(user_id, what="user id")
         self._generation[user_id] = self._generation.get(user_id, 0) + 1
-        tokens = self._by_user.pop(user_id, set())
+        tokens = self._by_user.pop(user_id, {})
         dropped = 0
         for token in tokens:
             key = (user_id, token)

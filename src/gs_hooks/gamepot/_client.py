@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from .._config import GAMEPOT_DEFAULT_URL, Secret
-from .._exceptions import PlatformUnavailableError, ProtocolError
+from .._exceptions import HttpTransportError, PlatformUnavailableError, ProtocolError
+from .._http_client import AutoHttpClient, HttpClient, as_http_client
 from ._protocol import CcuRow, decode_answer
 
 __all__ = ["GamePotClient"]
@@ -26,8 +27,8 @@ class GamePotClient:
         project_id: the GamePot project id.
         api_key: the ``x-api-key`` issued by GamePot.
         base_url: the dashboard API (``https://dashboard-api.gamepot.ntruss.com``), or a gs_hooks listener.
-        http: the shared ``httpx.AsyncClient`` (``hooks.http``); a private one is made (and closed by
-            :meth:`aclose`) otherwise.
+        http: the shared client (``hooks.http``) or an ``httpx.AsyncClient`` (left open); a private one is made
+            (aiohttp on asyncio, httpx on trio; closed by :meth:`aclose`) otherwise.
         accept_language: the ``accept-language`` header (None: not sent).
         timeout_s: HTTP timeout of one inquiry.
     """
@@ -38,7 +39,7 @@ class GamePotClient:
         api_key: Secret | str,
         base_url: str = GAMEPOT_DEFAULT_URL,
         *,
-        http: httpx.AsyncClient | None = None,
+        http: HttpClient | httpx.AsyncClient | None = None,
         accept_language: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
@@ -48,7 +49,7 @@ class GamePotClient:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self.base_url = base_url.rstrip("/")
         self._own_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
+        self._http = as_http_client(http) if http is not None else AutoHttpClient()
         self.accept_language = accept_language
         self.timeout_s = timeout_s
 
@@ -83,19 +84,18 @@ class GamePotClient:
         headers = {"x-api-key": self._api_key.get_secret_value(), "accept": "application/json"}
         if self.accept_language:
             headers["accept-language"] = self.accept_language
+        url = f"{self.url}?{urlencode(params, quote_via=quote)}" if params else self.url
         try:
-            response = await self._http.get(self.url, params=params, headers=headers, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise PlatformUnavailableError(
-                "gamepot", None, f"CCU inquiry to {self.base_url} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            response = await self._http.request("GET", url, headers=headers, timeout_s=self.timeout_s)
+        except HttpTransportError as exc:
+            raise PlatformUnavailableError("gamepot", None, f"CCU inquiry to {self.base_url} failed: {exc}") from exc
         try:
             return decode_answer(response.content)
         except ProtocolError as exc:
             if response.is_success:
                 raise
             raise PlatformUnavailableError(
-                "gamepot", None, f"CCU inquiry to {self.base_url} answered HTTP {response.status_code}"
+                "gamepot", None, f"CCU inquiry to {self.base_url} answered HTTP {response.status}"
             ) from exc
 
     async def aclose(self) -> None:

@@ -1,9 +1,10 @@
 """Admission: which accepted connections are served, and accepting on anyio's listener (TLS, trio).
 
 When a connection is accepted and before anything is read (:meth:`Gate.admit`): a peer that every route's
-allowlist excludes is answered 403 and closed without being counted; past the per-address limit, or past the
-cap, the answer is 503. Peers inside some route's allowlist may open ``reserved_connections`` beyond the cap, so a
-flood from elsewhere cannot lock them out.
+allowlist excludes is answered 403 and closed without being counted; at the per-address limit, or at the cap, the
+connection idle between requests the longest (of that address, at its limit) is closed to make room, and only
+when there is none the answer is 503. Peers inside some route's allowlist may open ``reserved_connections``
+beyond the cap, so a flood from elsewhere cannot lock them out.
 
 Accepting is our own loop (here for anyio's listener, in :mod:`._asyncio_path` for asyncio's sockets), so that
 running out of file descriptors (or memory) costs one rate-limited log line per interval and a short back-off
@@ -75,6 +76,8 @@ class Gate:
         counters: the server's counters (connections in, refusals, failed accepts; ``draining`` refuses all).
         log: the server's rate-limited log.
         url: the server's URL, for log lines.
+        evict: closes the connection idle between requests the longest (of the given address, else of any) and
+            releases its slot; False when there is none (see :meth:`~._loop.Connections.evict_idle`).
 
     Attributes:
         limits: the caps.
@@ -88,8 +91,10 @@ class Gate:
         counters: ServerCounters,
         log: RateLimitedLog,
         url: Callable[[], str],
+        evict: Callable[[str | None], bool] | None = None,
     ) -> None:
         self._router = router
+        self._evict = evict
         self.limits = limits
         self._counters = counters
         self._log = log
@@ -115,6 +120,8 @@ class Gate:
             return _FORBIDDEN_ANSWER
         host = client[0] if client else ""
         count = self._per_address.get(host, 0)
+        if count >= limits.max_connections_per_address and self._evict is not None and self._evict(host):
+            count = self._per_address.get(host, 0)
         if count >= limits.max_connections_per_address:
             counters.rejected_connections += 1
             self._log.log(
@@ -126,6 +133,8 @@ class Gate:
             )
             return _busy_answer("too many connections from this address; retry later")
         cap = limits.max_connections + (limits.reserved_connections if allowlisted else 0)
+        if counters.active_connections >= cap and self._evict is not None:
+            self._evict(None)
         if counters.active_connections >= cap:
             counters.rejected_connections += 1
             self._log.log(

@@ -83,6 +83,7 @@ class Connection:
         "line_pending",
         "linger",
         "phase",
+        "released",
         "responded",
         "scanner",
         "scope",
@@ -104,6 +105,7 @@ class Connection:
         self.fed = 0  # bytes fed to the scanner
         self.linger = False  # closing with request bytes possibly unread: drain before closing
         self.responded = False  # this cycle's response has gone out (h11 does not see our responses)
+        self.released = False  # its admission slot was given back early (closed at the cap while idle)
 
     async def receive(self) -> None:
         """Read what the peer sent (``b""`` at its end) into the parser, the capture and the chunk scanner."""

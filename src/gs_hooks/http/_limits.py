@@ -46,6 +46,7 @@ class ServerCounters:
         rejected_connections: connections refused with 503 at the cap or the per-address limit.
         forbidden_connections: connections refused with 403 at accept (every route's allowlist excludes the peer).
         accept_failures: accepts that failed for want of file descriptors or memory (each retried).
+        idle_closed_at_cap: idle keep-alive connections closed to make room at the cap or an address's limit.
         draining: set by the server's ``drain``: new connections get 503 and answers close their connection.
     """
 
@@ -55,4 +56,5 @@ class ServerCounters:
         self.rejected_connections = 0
         self.forbidden_connections = 0
         self.accept_failures = 0
+        self.idle_closed_at_cap = 0
         self.draining = False

@@ -8,6 +8,11 @@ within the absolute request deadline (slow senders are cut with 408 and closed).
 fully read closes the connection, as does every framing error; a connection closed with request bytes unread
 lingers a moment (half-closed, draining) so the peer can read the answer.
 
+At the connection cap, the connection that has been idle between requests the longest gives way to the new one
+(:meth:`Connections.evict_idle`, called by admission): a kept-alive connection that has been answered holds its
+slot only while nobody else needs it. A connection still waiting for its first request line is never closed for
+this: it keeps its slot until that line is due.
+
 Timeouts cost nothing per request: each connection runs in one cancel scope, and one watchdog task per server
 cancels the scopes whose deadline (a float the connection moves as it changes phase) has passed. Every deadline
 is on the server's clock (injectable, so tests move time instead of waiting for it).
@@ -91,6 +96,7 @@ class Connections:
         self._release = release
         self._reader = RequestReader(router, limits, log)
         self.live: set[Connection] = set()
+        self.idle: dict[Connection, None] = {}  # answered, waiting for their next request: oldest first
 
     async def serve(self, stream: anyio.abc.ByteStream, client: tuple[str, int] | None) -> None:
         """Serve an admitted connection until it closes (its slot released at the end)."""
@@ -121,7 +127,9 @@ class Connections:
             log.exception("connection from %s failed", fmt_peer(client))
         finally:
             self.live.discard(c)
-            self._release(client)
+            self.idle.pop(c, None)
+            if not c.released:
+                self._release(client)
             await close_stream(c.stream)
 
     async def _within(self, c: Connection, seconds: float, step: Awaitable[None]) -> None:
@@ -153,7 +161,14 @@ class Connections:
             c.capture = [pending]
         else:
             c.capture = []
-            await c.receive()
+            kept_alive = c.line_by is None  # answered before: it may give way at the cap while it waits
+            if kept_alive:
+                self.idle[c] = None
+            try:
+                await c.receive()
+            finally:
+                if kept_alive:
+                    self.idle.pop(c, None)
             if not c.capture[0]:
                 return False
         limits = self._limits
@@ -211,6 +226,24 @@ class Connections:
         c.responded = False
         c.line_by = None
         c.deadline = self._now() + self._limits.keepalive_s
+
+    def evict_idle(self, host: str | None = None) -> bool:
+        """Close the connection idle between requests the longest (of ``host`` when given) to make room for a new
+        one; its admission slot is released now. False when there is none.
+
+        Only a connection that has been answered and waits for its next request qualifies: closing it loses no
+        request (an HTTP client resends on a fresh connection when a kept-alive one is closed under it).
+        """
+        for c in self.idle:
+            if host is None or (c.client[0] if c.client else "") == host:
+                del self.idle[c]
+                if c.scope is not None:
+                    c.scope.cancel()
+                c.released = True
+                self._release(c.client)
+                self._counters.idle_closed_at_cap += 1
+                return True
+        return False
 
     def _timeout_answer(self, c: Connection) -> Response | None:
         limits = self._limits

@@ -79,7 +79,7 @@ class HttpServer(ServerCounters):
         self.fast_path = fast_path
         self.port: int = 0
         self._log = RateLimitedLog(log, interval_s=_LOG_INTERVAL_S)
-        self._gate = Gate(router, self.limits, self, self._log, lambda: self.url)
+        self._gate = Gate(router, self.limits, self, self._log, lambda: self.url, lambda host: self.evict_idle(host))
         now: Callable[[], float] = time.monotonic if clock is None else clock.time
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep if clock is None else clock.sleep
         self._connections = Connections(
@@ -124,6 +124,10 @@ class HttpServer(ServerCounters):
                 task_status.started(self)
         finally:
             self._log.flush()
+
+    def evict_idle(self, host: str | None) -> bool:
+        """Close the connection idle between requests the longest (of ``host`` when given) to make room."""
+        return self._connections.evict_idle(host)
 
     async def drain(self, grace_s: float = 5.0) -> None:
         """Graceful stop, step one: refuse new connections (503), close idle ones, let requests in progress

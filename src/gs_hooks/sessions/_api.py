@@ -19,7 +19,7 @@ from ._registry import SessionRegistry
 from ._session import Session
 from ._streams import track_anyio as _track_anyio
 from ._streams import track_asyncio_streams as _track_asyncio_streams
-from ._tracking import ASGIApp
+from ._tracking import CLOSE_TIMEOUT_S, ASGIApp
 from ._websockets import TrackWebSocketsMiddleware
 from ._websockets import track_websockets as _track_websockets
 
@@ -53,9 +53,11 @@ class SessionsApi:
         ``on_kick`` receives a frozen :class:`KickRequest` and should close the connection
         (``request.session.close()``, or ``await request.session.aclose()``); with no ``on_kick``,
         ``session.close()`` is called. A raising ``on_kick`` is logged, the session stays removed, and the
-        connection is closed so no untracked connection is left behind. When ``on_kick`` returns (or finishes)
-        and the connection is still open, it is closed after ``kick_watch.grace_s`` (2 s) and that is logged
-        (rate-limited) on ``gs_hooks.kicks``, where every kick is also logged at INFO.
+        connection is closed so no untracked connection is left behind. Bounded by ``kick_watch.grace_s`` (2 s)
+        counted from the call: an async ``on_kick`` runs as a task of the hooks and is cancelled if still running
+        then, and a connection not gone by then (e.g. a peer that stopped reading) is closed by force; that is
+        logged (rate-limited) on ``gs_hooks.kicks``, where every kick is also logged at INFO. This call waits for
+        the async callbacks it started, so at most the grace.
 
         Args:
             target: a :class:`~gs_hooks.Session`, or a player id (every live session of that player; an ``int`` is
@@ -77,7 +79,8 @@ class SessionsApi:
         self, *, kick: bool = True, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
     ) -> signal.Signals:
         """Wait for SIGINT (Ctrl-C) or SIGTERM (what Docker, Kubernetes and systemd send), then kick every live
-        session with reason ``shutdown``, and return.
+        session with reason ``shutdown``, and return (at most the kick grace after the signal: a connection whose
+        peer stopped reading is closed by force then).
 
         Call it inside ``async with hooks:`` and your server's own ``async with``: when it returns, leaving the
         blocks closes your server, then the hooks in order (components flush: the CCU spool, unsaved bans, the
@@ -100,9 +103,8 @@ class SessionsApi:
             await anyio.sleep_forever()
         log.warning("received %s: shutting down (flushing, then closing)", signum.name)
         if kick and len(self.registry):
-            kicked = self.kicker.kick_nowait(tuple(self.registry), "shutdown", "the server is shutting down")
-            if not isinstance(kicked, int):
-                await kicked
+            # bounded: at most the kick grace for the callbacks, then what is left open is closed by force
+            await self.kicker.kick_sessions(tuple(self.registry), "shutdown", "the server is shutting down")
         return signum
 
     def bind_player(self, session: Session, player_id: str | int) -> list[Session]:
@@ -127,14 +129,17 @@ class SessionsApi:
         *,
         server_id: str | None = None,
         channel: str = "",
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> Callable[[Any, Any], Awaitable[None]]:
         """Wrap an ``asyncio.start_server`` client handler so each connection is a tracked session.
 
         Inside the handler, :func:`gs_hooks.current_session` returns the connection's session;
-        ``session.close()`` closes the writer. A handler's exception is logged (rate-limited), its connection
-        closed.
+        ``session.close()`` closes the writer (aborted ``close_timeout_s`` later when the peer does not take the
+        queued output). A handler's exception is logged (rate-limited), its connection closed.
         """
-        return _track_asyncio_streams(self.registry, handler, server_id=server_id, channel=channel)
+        return _track_asyncio_streams(
+            self.registry, handler, server_id=server_id, channel=channel, close_timeout_s=close_timeout_s
+        )
 
     def track_anyio(
         self,
@@ -142,13 +147,16 @@ class SessionsApi:
         *,
         server_id: str | None = None,
         channel: str = "",
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap an anyio ``Listener.serve`` handler so each connection is a tracked session.
 
         ``session.close()`` cancels the handler and closes the stream. A handler's exception is logged
         (rate-limited) and its connection closed: it never reaches ``serve``. Works on asyncio and trio.
         """
-        return _track_anyio(self.registry, handler, server_id=server_id, channel=channel)
+        return _track_anyio(
+            self.registry, handler, server_id=server_id, channel=channel, close_timeout_s=close_timeout_s
+        )
 
     def track_websockets(
         self,
@@ -156,20 +164,31 @@ class SessionsApi:
         *,
         server_id: str | None = None,
         channel: str = "",
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> Callable[[Any], Awaitable[None]]:
         """Wrap a ``websockets.asyncio.server.serve`` handler (websockets ≥ 13) so each connection is tracked.
 
-        ``session.close()`` starts the close handshake (code 1000, reason ``kicked``) in a task on the loop. A
-        handler's exception is logged (rate-limited) and its connection closed with code 1011.
+        ``session.close()`` starts the close handshake (code 1000, reason ``kicked``) in a task on the loop; the
+        connection is aborted when the peer has not completed it ``close_timeout_s`` later. A handler's exception
+        is logged (rate-limited) and its connection closed with code 1011.
         """
-        return _track_websockets(self.registry, handler, server_id=server_id, channel=channel)
+        return _track_websockets(
+            self.registry, handler, server_id=server_id, channel=channel, close_timeout_s=close_timeout_s
+        )
 
     def asgi_middleware(
-        self, app: ASGIApp, *, server_id: str | None = None, channel: str = ""
+        self,
+        app: ASGIApp,
+        *,
+        server_id: str | None = None,
+        channel: str = "",
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> TrackWebSocketsMiddleware:
         """Wrap an ASGI app (Starlette, FastAPI...) so each WebSocket connection is a tracked session.
 
         Returns:
             A :class:`~gs_hooks.TrackWebSocketsMiddleware` around ``app``; HTTP passes through untouched.
         """
-        return TrackWebSocketsMiddleware(app, registry=self.registry, server_id=server_id, channel=channel)
+        return TrackWebSocketsMiddleware(
+            app, registry=self.registry, server_id=server_id, channel=channel, close_timeout_s=close_timeout_s
+        )

@@ -2,13 +2,18 @@
 
 Every kick goes through :class:`Kicker`: ``hooks.kick``, a ban batch (through the ban book's ``kick``), the
 maintenance watcher, a duplicate login, the shutdown. Each session is removed from the registry first (a second
-kick of it is a no-op), then ``on_kick`` receives a frozen :class:`KickRequest`; the safety net
-(:class:`~gs_hooks.sessions._kicks.KickWatch`) closes a connection ``on_kick`` left open.
+kick of it is a no-op), then ``on_kick`` receives a frozen :class:`KickRequest`, in the order of the sessions. No
+single kick holds up anything else: an async ``on_kick`` runs as a task of the hooks' task group, and the safety
+net (:class:`~gs_hooks.sessions._kicks.KickWatch`) bounds every kick by its grace, counted from the call: the
+callback is cancelled and the connection closed by force if it is not gone by then. Whoever awaits a kick
+(:meth:`Kicker.kick`, :meth:`Kicker.kick_sessions`: ``hooks.kick``, a login, the maintenance watcher, the
+shutdown) waits for its callbacks at most that grace; a ban batch (:meth:`Kicker.kick_player_nowait`) does not
+wait for them at all.
 
 Fast path (``bench/bans.py``: 2,000 bans against 1,000,000 sessions; ``bench/sessions.py``): the ``*_nowait``
 methods call a sync ``on_kick`` directly and return the count, so a batch against a sync callback makes no
-coroutine or task per kick; only when ``on_kick`` returns an awaitable do they return a coroutine that finishes
-the job in the same order.
+coroutine or task per kick. They return a coroutine only while the hooks do not run (no task group to run an
+async callback in): awaiting it runs the callbacks concurrently, bounded by the same grace.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any, Protocol
 import msgspec
 
 from .._ids import player_id as _player_id
-from ._kicks import KickWatch, close_quietly
+from ._kicks import KickCallback, KickWatch, close_quietly
 from ._registry import SessionRegistry
 from ._session import Session
 
@@ -48,8 +53,11 @@ class KickRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class OnKick(Protocol):
     """The game's kick callback (sync or async): tell the player, then close the connection with
-    ``request.session.close()`` (sync) or ``await request.session.aclose()``, the same on every adapter. A
-    connection still open when it returns is closed after ``hooks.kick_watch.grace_s`` (the safety net)."""
+    ``request.session.close()`` (sync) or ``await request.session.aclose()``, the same on every adapter.
+
+    Bounded: ``hooks.kick_watch.grace_s`` (2 s) after the call, an async callback still running is cancelled and
+    a connection not gone is closed by force (the safety net). An async callback runs as a task of the hooks, so
+    it never holds up another kick."""
 
     def __call__(self, request: KickRequest, /) -> Awaitable[None] | None: ...
 
@@ -91,13 +99,32 @@ class Kicker:
             sessions = self.registry.sessions_of(_player_id(target))
         else:
             raise TypeError(f"kick() takes a Session or a player id (str), not {type(target).__name__}")
-        kicked = self.kick_nowait(sessions, reason, message, details)
-        return kicked if isinstance(kicked, int) else await kicked
+        return await self.kick_sessions(sessions, reason, message, details)
+
+    async def kick_sessions(
+        self, sessions: tuple[Session, ...], reason: str, message: str = "", details: Any = None
+    ) -> int:
+        """Kick these sessions (the live ones) and wait for their async callbacks, at most the grace.
+
+        Returns:
+            The number of sessions kicked.
+        """
+        close = self.registry.close_nowait  # looked up per call: observers replace it
+        live = tuple(session for session in sessions if close(session))
+        if not live:
+            return 0
+        started: list[KickCallback] = []
+        kicked = self.deliver_nowait(live, reason, message, details, started)
+        if not isinstance(kicked, int):
+            return await kicked
+        await self.watch.wait(started)
+        return kicked
 
     def kick_nowait(
         self, sessions: tuple[Session, ...], reason: str, message: str = "", details: Any = None
     ) -> int | Coroutine[Any, Any, int]:
-        """Kick these sessions: all removed from the registry, then each handed to ``on_kick``.
+        """Kick these sessions: all removed from the registry, then each handed to ``on_kick``; async callbacks are
+        not waited for.
 
         Returns:
             See :meth:`deliver_nowait`.
@@ -110,29 +137,42 @@ class Kicker:
         """Kick every live session of a banned player (one registry call), reason ``ban``: the ban book's kick.
 
         Returns:
-            See :meth:`deliver_nowait`.
+            See :meth:`deliver_nowait` (an ``int`` while the hooks run: a batch never waits for a callback).
         """
         sessions = self.registry.close_player_nowait(player_id)
         return self.deliver_nowait(sessions, "ban", message, details) if sessions else 0
 
     def deliver_nowait(
-        self, sessions: tuple[Session, ...], reason: str, message: str, details: Any
+        self,
+        sessions: tuple[Session, ...],
+        reason: str,
+        message: str,
+        details: Any,
+        started: list[KickCallback] | None = None,
     ) -> int | Coroutine[Any, Any, int]:
         """Hand removed sessions to ``on_kick`` in order, without a coroutine while the callback is sync.
 
         Without ``on_kick``, or when it raises, the connection is closed at once (``session.close()``, sync on
-        every adapter). When ``on_kick`` returns (or its awaitable finishes), the safety net is armed: the
-        connection is closed after the grace if it is still open then (see :class:`KickWatch`).
+        every adapter). A sync ``on_kick`` that returns with the connection not gone arms the safety net; an async
+        one is started as a task of the hooks' task group, its grace counted from the call (see
+        :class:`~gs_hooks.sessions._kicks.KickWatch`).
+
+        Args:
+            sessions: sessions already removed from the registry.
+            reason: the kick's reason.
+            message: the kick's message.
+            details: the kick's details.
+            started: when given, receives the handles of the async callbacks started (to wait for them).
 
         Returns:
-            The number of sessions; or, when a callback returned an awaitable, a coroutine to await that
-            finishes the job in the same order (the remaining sessions are handed over after that callback ends)
-            and returns the number.
+            The number of sessions; or, when an async callback could not be started (the hooks do not run), a
+            coroutine to await that runs those callbacks (bounded by the grace) and returns the number.
         """
         on_kick = self.on_kick
         watch = self.watch
         log_kicks = _kicks_log.isEnabledFor(logging.INFO)
-        for i, session in enumerate(sessions):
+        here: list[tuple[Awaitable[None], Session, str]] | None = None  # async callbacks the caller runs
+        for session in sessions:
             if log_kicks:
                 watch.log_kick(session, reason, message)
             if on_kick is None:
@@ -148,47 +188,23 @@ class Kicker:
             if result is None or not inspect.isawaitable(result):
                 watch.watch_nowait(session, reason)
                 continue
-            pending = self._finish_kick(result, request)
-            return self._deliver_rest(pending, sessions, i + 1, reason, message, details)
+            callback = watch.start_nowait(result, session, reason)
+            if callback is None:
+                if here is None:
+                    here = []
+                here.append((result, session, reason))
+            elif started is not None:
+                started.append(callback)
+        if here is not None:
+            return self._run_here(here, len(sessions))
         return len(sessions)
 
-    async def _deliver_rest(
-        self,
-        pending: Awaitable[None],
-        sessions: tuple[Session, ...],
-        done: int,
-        reason: str,
-        message: str,
-        details: Any,
-    ) -> int:
-        try:
-            await pending
-        except BaseException:
-            # cancelled in a callback: the sessions not handed over yet are out of the registry already, so
-            # close them the default way (no untracked connection is left behind)
-            for session in sessions[done:]:
-                close_quietly(session)
-            raise
-        if done < len(sessions):
-            more = self.deliver_nowait(sessions[done:], reason, message, details)
-            if not isinstance(more, int):
-                await more
-        return len(sessions)
-
-    async def _finish_kick(self, pending: Awaitable[None], request: KickRequest) -> None:
-        session = request.session
-        try:
-            await pending
-        except Exception as exc:
-            self.watch.log_failure("on_kick", session, exc)
-            close_quietly(session)
-        except BaseException:
-            close_quietly(session)  # cancelled in on_kick: close it now, the cancellation goes on
-            raise
-        else:
-            self.watch.watch_nowait(session, request.reason)
+    async def _run_here(self, items: list[tuple[Awaitable[None], Session, str]], kicked: int) -> int:
+        await self.watch.run_here(items)
+        return kicked
 
     def close_nowait(self) -> None:
-        """At shutdown: close the connections still in their grace now, and log the held-back kick counts."""
+        """At shutdown: settle the kicks still in their grace now (callbacks cancelled, connections not gone closed
+        by force), and log the held-back kick counts."""
         self.watch.close_all_nowait()
         self.watch.flush()

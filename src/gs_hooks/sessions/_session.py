@@ -21,13 +21,16 @@ class Connection(Protocol):
 
     The same contract on every adapter (asyncio streams, anyio, websockets, ASGI): :meth:`close` is a plain
     call, usable from sync and async code, that starts closing and returns at once; :meth:`aclose` returns once
-    the connection is closed. A custom adapter passes its own object with these three members to
-    :meth:`SessionRegistry.open_nowait`.
+    the connection is gone, waiting a bounded time (then aborting it); :attr:`closing` is True only once the
+    connection is gone. A custom adapter passes its own object with these three members to
+    :meth:`SessionRegistry.open_nowait`; it may add ``abort()`` (close now, dropping the output the peer has not
+    taken), which the kick safety net calls to force a connection closed (``close()`` otherwise).
     """
 
     @property
     def closing(self) -> bool:
-        """True once the connection is closed or closing (by a kick, the game, the peer, or the handler's end)."""
+        """True once the connection is gone: closed with nothing left to send, or lost. A close that waits for a
+        peer to take queued output (a peer that stopped reading) is not gone yet."""
         ...
 
     def close(self) -> None:
@@ -35,7 +38,8 @@ class Connection(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Close the connection (as :meth:`close`) and return once it is closed."""
+        """Close the connection (as :meth:`close`) and return once it is gone; bounded: a connection whose peer
+        does not take what is queued is aborted after the adapter's ``close_timeout_s``."""
         ...
 
 
@@ -89,7 +93,11 @@ class Session(msgspec.Struct, gc=False, weakref=False, eq=False):
             connection.close()
 
     async def aclose(self) -> None:
-        """Close this session's connection (as :meth:`close`) and return once it is closed."""
+        """Close this session's connection (as :meth:`close`) and return once it is gone.
+
+        Bounded: when the peer does not take the queued output (it stopped reading) or does not answer a close
+        handshake, the adapter aborts the connection after its ``close_timeout_s`` (2 s by default).
+        """
         connection = self.connection
         if connection is not None:
             await connection.aclose()

@@ -1,4 +1,5 @@
-"""What every connection-tracking adapter shares: the current session, the failure log, the kick close codes.
+"""What every connection-tracking adapter shares: the current session, the failure log, the kick close codes, the
+close bound and the transport abort.
 
 See :mod:`gs_hooks.sessions._streams` (asyncio streams, anyio) and :mod:`gs_hooks.sessions._websockets`
 (websockets, ASGI) for the adapters, and the contract they all keep.
@@ -7,8 +8,11 @@ See :mod:`gs_hooks.sessions._streams` (asyncio streams, anyio) and :mod:`gs_hook
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
@@ -18,6 +22,7 @@ from .._ratelog import RateLimitedLog
 from ._session import Remote, Session
 
 __all__ = [
+    "CLOSE_TIMEOUT_S",
     "CURRENT",
     "FAILED_CLOSE_CODE",
     "KICK_CLOSE_CODE",
@@ -27,6 +32,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "abort_transport",
     "current_session",
     "handler_name",
     "log_failure",
@@ -41,6 +47,11 @@ KICK_CLOSE_REASON = "kicked"
 """WebSocket close reason of ``session.close()``."""
 FAILED_CLOSE_CODE = 1011
 """WebSocket close code when the game's handler raised (internal error), as the servers themselves use."""
+CLOSE_TIMEOUT_S = 2.0
+"""Seconds a close may wait for the peer (to take queued output, to answer a close handshake) before the adapter
+aborts the connection: the bound of ``session.aclose()``, and of a ``session.close()`` with output queued."""
+
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset and drops the unsent data
 
 log = logging.getLogger("gs_hooks.sessions")
 
@@ -84,6 +95,19 @@ def log_failure(failures: RateLimitedLog, handler: object, session: Session, exc
         session,
         exc_info=exc,
     )
+
+
+def abort_transport(transport: Any) -> None:
+    """Close an asyncio transport now: drop what the peer has not taken and reset the TCP connection (so the kernel
+    does not keep sending it either). Never raises."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(Exception):  # already closed, or a socket object without options
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    with contextlib.suppress(Exception):
+        transport.abort()
 
 
 _CLOSING: set[asyncio.Task[None]] = set()  # close handshakes running as asyncio tasks (strong references)
