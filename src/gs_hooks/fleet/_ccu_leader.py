@@ -28,6 +28,7 @@ import msgspec
 
 from .._clock import Clock
 from .._config import CcuConfig
+from .._http_client import HttpClient
 from .._signal import Changed
 from .._time import format_kst
 from ..ccu._metrics import CcuMetrics
@@ -159,7 +160,7 @@ class FleetCcuLeader:
         membership: the live members (who must report a slot before it is frozen).
         config: the CCU settings (game key, timeouts, backoff, the request's form).
         url: the collector's URL.
-        http: the shared ``httpx.AsyncClient``.
+        http: the shared HTTP client.
         clock: the injected clock (the sender's backoff; the settle loop's polls).
         collect_wait_s: a slot is frozen after this long even if a live member has not reported it.
         metrics: the reporter's metrics.
@@ -183,7 +184,7 @@ class FleetCcuLeader:
         config: CcuConfig,
         *,
         url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient | httpx.AsyncClient,
         clock: Clock,
         collect_wait_s: float,
         metrics: CcuMetrics | None = None,

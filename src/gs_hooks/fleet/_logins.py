@@ -193,7 +193,8 @@ class FleetLogins:
         running is refused by its claim instead)."""
         session = self.registry.get(int(owner.session))
         if session is not None and session.player_id == player:
-            self.kicked += await self.kicker.kick(session, "duplicate_login", message=message)
+            kicked = self.kicker.kick_nowait((session,), "duplicate_login", message)  # an async on_kick runs apart
+            self.kicked += kicked if isinstance(kicked, int) else await kicked
 
     # -- background: releases and the re-check ------------------------------------------------------------------
 
