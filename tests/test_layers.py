@@ -57,7 +57,9 @@ NEIGHBOURS: dict[str, set[str]] = {
     "gamebase": set(),
     "hive": {"bans"},  # the suspension webhook records into the ban book
     "gamepot": {"ccu"},  # the CCU history is the reporter's spool
-    "fleet": {"bans", "ccu", "gamebase"},  # fleet mode: the ban book's persistence, the CCU sum, leader-only polls
+    # fleet mode: the ban book's persistence, the CCU sum, leader-only polls, the web-store answer from the player's
+    # process, the fleet's CCU history for the GamePot inquiry and the dashboard
+    "fleet": {"bans", "ccu", "gamebase", "gamepot", "hive"},
     "sandbox": {"ccu", "gamebase", "gamepot", "hive"},  # the emulator may share the platforms' protocol tables
 }
 WIRING = {"_install", "_api"}

@@ -5,12 +5,17 @@ one :meth:`gs_hooks.Hooks.login` documents. The input check costs no platform ca
 after the token because maintenance may begin while Gamebase answers. Binding applies the registry's
 duplicate-login policy; older sessions it names are kicked with reason ``duplicate_login``.
 
-Fleet mode plugs in at :meth:`LoginFlow.bind`: claiming the player across processes goes before the local bind.
+Fleet mode plugs in at :attr:`LoginFlow.claims`: the player is claimed across processes after the token and around
+the ban check and the bind (a ban that arrived while the claim waited on Redis is seen; a failed login gives the
+claim back). Without fleet mode the step claims nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from ._config import Secret
 from ._exceptions import BannedError, ClosedError, ConfigError, LoginRefusedError, PlatformError
@@ -25,7 +30,7 @@ from .gamebase._tokens import login_input
 from .gamebase._verifier import TokenVerifier
 from .sessions._session import Session
 
-__all__ = ["LoginFlow", "VerifierSlot"]
+__all__ = ["LoginClaims", "LoginFlow", "NoClaims", "VerifierSlot"]
 
 log = logging.getLogger("gs_hooks.login")
 
@@ -49,6 +54,23 @@ class VerifierSlot:
             self.verifier.forget(user_id)
 
 
+class LoginClaims(Protocol):
+    """The duplicate-login step across processes (fleet mode's ``FleetLogins``)."""
+
+    def claim(self, session: Session, user: str, /) -> AbstractAsyncContextManager[None]:
+        """Hold ``user`` for ``session`` around the ban check and the bind; raises ``DuplicateLoginError`` when the
+        policy refuses the login; a login that fails inside gives the claim back."""
+        ...
+
+
+class NoClaims:
+    """The claim step of one process alone: nothing to claim (the registry applies the policy at the bind)."""
+
+    def claim(self, session: Session, user: str, /) -> AbstractAsyncContextManager[None]:
+        """A no-op."""
+        return contextlib.nullcontext()
+
+
 class LoginFlow:
     """Logs players in against the Gamebase verifier, the maintenance gate and the ban book.
 
@@ -58,6 +80,9 @@ class LoginFlow:
         verifier: holds the Gamebase token verifier (None in it: Gamebase is off, every login is a
             :class:`ConfigError`).
         maintenance: the maintenance watcher whose gate refuses logins (None: no gate).
+
+    Attributes:
+        claims: the duplicate-login step across processes (fleet mode sets it; :class:`NoClaims` otherwise).
     """
 
     def __init__(
@@ -72,6 +97,7 @@ class LoginFlow:
         self.book = book
         self.verifier = verifier
         self.maintenance = maintenance
+        self.claims: LoginClaims = NoClaims()
         self._refusals = RateLimitedLog(log)
 
     @counts_logins
@@ -98,8 +124,9 @@ class LoginFlow:
         self._gate()
         info = await verifier.verify(user, token)
         self._gate()  # maintenance may have begun while we waited for Gamebase
-        self._check_ban(user)
-        await self.bind(session, user)
+        async with self.claims.claim(session, user):  # fleet mode: the player across processes (else a no-op)
+            self._check_ban(user)  # after the claim: a ban that arrived while it waited on Redis is seen
+            await self.bind(session, user)
         return info
 
     def _open_verifier(self) -> TokenVerifier:

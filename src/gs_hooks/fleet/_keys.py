@@ -31,7 +31,10 @@ class Keys:
         "bans_wm",
         "base",
         "ccu_frozen",
+        "ccu_open",
         "ccu_pending",
+        "ccu_refused",
+        "ccu_servers",
         "epoch",
         "fence",
         "leader",
@@ -55,6 +58,9 @@ class Keys:
         self.bans_wm = b + "bans:wm"
         self.ccu_frozen = b + "ccu:frozen"
         self.ccu_pending = b + "ccu:pending"
+        self.ccu_open = b + "ccu:open"
+        self.ccu_refused = b + "ccu:refused"
+        self.ccu_servers = b + "ccu:servers"
         self.maint = b + "maint"
 
     def member(self, pid: str) -> str:
@@ -85,6 +91,10 @@ class Keys:
     def ccu_history(self, server: str) -> str:
         """The zset of sent samples of one server id."""
         return f"{self.base}ccu:hist:{server}"
+
+    def reply(self, request: str) -> str:
+        """The short-lived list a forwarded request's answer is pushed to."""
+        return f"{self.base}reply:{request}"
 
     def __repr__(self) -> str:
         return f"Keys({self.base!r})"

@@ -4,7 +4,7 @@ Each script is one atomic step; times inside scripts come from Redis's own clock
 machines whose clocks disagree still agree on who is live. Fenced scripts start by comparing ``P:leader`` with
 the caller's ``pid|token`` (``KEYS[1]``, ``ARGV[1]``) and fail with ``FENCED`` when the lease is not the
 caller's: a paused old leader cannot overwrite the new one. Scripts that address a key they compute (the previous
-owner's inbox) assume one Redis instance, not a cluster.
+owner's inbox) assume one Redis instance, not a cluster. The CCU sum's scripts are in :mod:`._ccu_lua`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ import hashlib
 
 __all__ = [
     "BANS_PRUNE",
-    "CCU_COMPLETE",
-    "CCU_FREEZE",
-    "CCU_PRUNE",
-    "CCU_REPORT",
     "CLAIM",
     "ENSURE_EPOCH",
     "FENCED_SET",
@@ -290,83 +286,6 @@ return {'claimed', prev or '', 0}
 """,
 )
 
-CCU_REPORT = Script(
-    "ccu_report",
-    _NOW
-    + """
--- KEYS: reports of the slot, member hash, frozen; ARGV: pid, slot_ms, staleness_ms, ttl_s, then server, count
--- Returns one of 'ok', 'stale', 'frozen' per server id.
-local slot = tonumber(ARGV[2])
-local stale = now_ms() - slot > tonumber(ARGV[3])
-local out = {}
-for i = 5, #ARGV, 2 do
-  if stale then
-    out[#out + 1] = 'stale'
-  elseif redis.call('HEXISTS', KEYS[3], ARGV[i] .. '|' .. ARGV[2]) == 1 then
-    out[#out + 1] = 'frozen'
-  else
-    redis.call('HSET', KEYS[1], ARGV[i] .. '|' .. ARGV[1], ARGV[i + 1])
-    out[#out + 1] = 'ok'
-  end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if slot > tonumber(redis.call('HGET', KEYS[2], 'ccu_through') or '0') then
-    redis.call('HSET', KEYS[2], 'ccu_through', ARGV[2])
-  end
-end
-return out
-""",
-)
-
-CCU_FREEZE = fenced(
-    "ccu_freeze",
-    """
--- KEYS: leader, reports of the slot, frozen, pending; ARGV: lease, server, slot_ms. Returns {value, 1 if new}
-local field = ARGV[2] .. '|' .. ARGV[3]
-local have = redis.call('HGET', KEYS[3], field)
-if have then return {tonumber(have), 0} end
-local prefix = ARGV[2] .. '|'
-local sum = 0
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  if string.sub(all[i], 1, #prefix) == prefix then sum = sum + tonumber(all[i + 1]) end
-end
-redis.call('HSET', KEYS[3], field, sum)
-redis.call('ZADD', KEYS[4], ARGV[3], field)
-return {sum, 1}
-""",
-)
-
-CCU_COMPLETE = fenced(
-    "ccu_complete",
-    """
--- KEYS: leader, pending, history of the server; ARGV: lease, field, slot_ms, users, code
-local removed = redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[3], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5])
-return removed
-""",
-)
-
-CCU_PRUNE = fenced(
-    "ccu_prune",
-    """
--- KEYS: leader, frozen, pending, then histories; ARGV: lease, before_ms. Pending slots are kept.
-local before = tonumber(ARGV[2])
-for i = 4, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[2]) end
-local n = 0
-for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-  local slot = tonumber(string.match(f, '|(%d+)$'))
-  if slot and slot < before and not redis.call('ZSCORE', KEYS[3], f) then
-    redis.call('HDEL', KEYS[2], f)
-    n = n + 1
-  end
-end
-return n
-""",
-)
-
 ALL_SCRIPTS = (
     PUBLISH,
     PUBLISH_BANS,
@@ -381,8 +300,4 @@ ALL_SCRIPTS = (
     FENCED_SET,
     BANS_PRUNE,
     CLAIM,
-    CCU_REPORT,
-    CCU_FREEZE,
-    CCU_COMPLETE,
-    CCU_PRUNE,
 )

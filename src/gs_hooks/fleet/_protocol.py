@@ -14,6 +14,8 @@ what comes back to these functions. Every key of one fleet lives under ``{prefix
 ``P:ccu:r:{slot}``    hash ``server|pid`` -> absolute count; ``P:ccu:frozen``, ``P:ccu:pending``, ``P:ccu:hist:{s}``
 ``P:maint``           the leader's last maintenance poll (JSON :class:`PublishedMaintenance`), fenced
 ``P:bans:wm``         the Gamebase ban poller's watermark (epoch seconds), fenced
+``P:ccu:open``        zset of slots with reports not all frozen; ``P:ccu:refused`` (field -> game key refused under);
+                      ``P:ccu:servers`` (server ids with history); ``P:reply:{id}`` a forwarded request's answer
 ====================  =========================================================================================
 
 Stream entries carry a per-stream sequence number (``s``, from INCR in the same script as the XADD), so a

@@ -25,6 +25,7 @@ from .._config import FleetConfig, redact_url
 from .._exceptions import ConfigError, GsHooksError
 from .._health import ComponentHealth
 from .._ratelog import RateLimitedLog
+from ._ccu_lua import CCU_SCRIPTS
 from ._lua import ALL_SCRIPTS, Script
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class FleetRedis:
         """SCRIPT LOAD every fleet script. Raises FleetError when Redis cannot be reached."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for script in ALL_SCRIPTS:
+                for script in (*ALL_SCRIPTS, *CCU_SCRIPTS):
                     pipe.execute_command("SCRIPT", "LOAD", script.text)
                 await pipe.execute()
         except (self._errors.RedisError, OSError) as exc:
