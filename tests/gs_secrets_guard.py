@@ -21,7 +21,8 @@ import gs_hooks
 from gs_hooks import _config, _exceptions
 
 _SECRETS: set[str] = set()
-_TEXTS: list[tuple[str, str]] = []  # (where, text)
+_TEXTS: list[tuple[str, str]] = []  # (where, text), each pair once
+_SEEN: set[tuple[str, str]] = set()  # the pairs in _TEXTS
 _MIN_SECRET_LEN = 6  # shorter values ("a", "k") would match by accident
 
 
@@ -42,9 +43,19 @@ def _recording_secret_init(self: _config.Secret, value: str) -> None:
 _config.Secret.__init__ = _recording_secret_init  # type: ignore[method-assign]
 
 
+def _capture(where: str, text: str) -> None:
+    """Keep ``(where, text)`` for the end-of-run check, once: a test that fails the same way thousands of times
+    (a long outage) keeps one copy, so the guard does not grow the process it watches (the memory censuses of
+    tests/faults would count it)."""
+    pair = (where, text)
+    if pair not in _SEEN:
+        _SEEN.add(pair)
+        _TEXTS.append(pair)
+
+
 def _recording_error_init(self: BaseException, *args: Any) -> None:
     Exception.__init__(self, *args)
-    _TEXTS.append((f"{type(self).__name__} message", " ".join(str(a) for a in args)))
+    _capture(f"{type(self).__name__} message", " ".join(str(a) for a in args))
 
 
 _exceptions.GsHooksError.__init__ = _recording_error_init  # type: ignore[method-assign]
@@ -80,7 +91,7 @@ class _CaptureAll(logging.Handler):
             text = str(record.msg)
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
-        _TEXTS.append((f"log record {record.name}:{record.levelname} ({record.pathname}:{record.lineno})", text))
+        _capture(f"log record {record.name}:{record.levelname} ({record.pathname}:{record.lineno})", text)
 
 
 _handler = _CaptureAll(level=logging.DEBUG)
