@@ -116,7 +116,7 @@ class Game:
     def start(self, **more_env: str) -> Game:
         if self.child is not None:  # a restart: the previous process's pipes are closed first
             self.child.stop()
-        self.child = Child(self.name, env={**self.env, **more_env}, script=GAME)
+        self.child = Child(self.name, env={**self.env, **more_env}, script=GAME, role_arg=False)
         self.ready = self.child.expect(lambda m: m.get("type") == "ready", timeout=30)
         return self
 

@@ -258,10 +258,12 @@ class Child:
     """A child process running ``fleet_child.py ROLE`` (or another ``script``), speaking JSON lines on stdout
     (and reading stdin)."""
 
-    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None, script: Path = CHILD) -> None:
-        self.role = role
+    def __init__(
+        self, role: str, *args: str, env: dict[str, str] | None = None, script: Path = CHILD, role_arg: bool = True
+    ) -> None:
+        self.role = role  # the script's first argument, unless role_arg is False (then only a name)
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), *([role] if script == CHILD else []), *args],
+            [sys.executable, str(script), *([role] if role_arg else []), *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ restarted Redis has an empty script cache).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Sequence
@@ -119,6 +120,7 @@ class FleetRedis:
         self._errors = import_redis_exceptions()
         self._state: tuple[str | None, float] = (None, self.clock.time())
         self._log = RateLimitedLog(log, interval_s=30.0)
+        self._closed = False
 
     # -- start-up ------------------------------------------------------------------------------------------------
 
@@ -167,6 +169,8 @@ class FleetRedis:
             raise self._unavailable("loading scripts", exc) from exc
 
     async def _raw(self, *args: Arg) -> Any:
+        if self._closed:  # a task still running after aclose() would open a connection nothing closes
+            raise self._errors.ConnectionError("the fleet's Redis client is closed")
         return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     # -- commands ------------------------------------------------------------------------------------------------
@@ -221,6 +225,8 @@ class FleetRedis:
 
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         try:
+            if self._closed:  # as in _raw
+                raise self._errors.ConnectionError("the fleet's Redis client is closed")
             async with self.client.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
                     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -293,8 +299,20 @@ class FleetRedis:
         await self.clock.sleep(backoff_delay(attempt, 0.05, 2.0, self._rng))
 
     async def aclose(self) -> None:
-        """Close the connections (idempotent)."""
+        """Close the connections (idempotent), also those a cancelled command was still giving back.
+
+        redis-py gives a connection back to its pool in a background task when the command using it was cancelled
+        (as a leader's lease scope or a shutdown does); a connection still on its way back when the pool is closed
+        would stay open until the garbage collector finds it (a ``ResourceWarning``, after the loop is gone). So
+        the client is closed, those releases are waited for, and the pool is closed again.
+        """
+        self._closed = True
+        pool = self.client.connection_pool
         await self.client.aclose()
+        releasing = tuple(getattr(pool, "_background_releases", ()))  # redis-py's own bookkeeping (may change)
+        if releasing:
+            await asyncio.gather(*releasing, return_exceptions=True)
+        await pool.disconnect()
 
     def __repr__(self) -> str:
         return f"FleetRedis({self._url!r})"
