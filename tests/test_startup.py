@@ -193,6 +193,18 @@ async def test_settings_that_do_nothing_are_named(
     assert await _warnings_of(caplog, config) == [f"configuration: {expected}"]
 
 
+def test_the_game_name_is_not_called_ignored_in_fleet_mode_without_ccu() -> None:
+    """GS_HOOKS_GAME names the fleet: with Redis configured it does something even while CCU reporting is off."""
+    from gs_hooks.ops._startup import config_warnings
+
+    env = {"GS_HOOKS_STATE": ":memory:", "GS_HOOKS_GAME": "tinyfarm_KR"}
+    alone = [w.setting for w in config_warnings(Config.from_env(env))]
+    fleet = [
+        w.setting for w in config_warnings(Config.from_env({**env, "GS_HOOKS_REDIS_URL": "redis://127.0.0.1:1/0"}))
+    ]
+    assert alone == ["GS_HOOKS_GAME"] and fleet == []
+
+
 async def test_launching_needs_both_settings(caplog: pytest.LogCaptureFixture) -> None:
     async with Sandbox.serve(clock=FakeClock()) as sb:
         config = Config(

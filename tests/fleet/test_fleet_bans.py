@@ -15,7 +15,7 @@ from fleet_hooks import config, fleet_settings, running, until
 from fleet_support import RedisServer
 
 import gs_hooks
-from gs_hooks import Config
+from gs_hooks import Config, _metrics
 from gs_hooks.bans._poller import BanPoller
 from gs_hooks.fleet import Fence, FencedError, Fleet
 from gs_hooks.fleet._bans import BanSetPruner, BanSync
@@ -71,10 +71,12 @@ async def test_a_ban_on_one_process_kicks_on_another_and_an_unban_lifts_everywhe
         assert {k.message for k in b.kicks} == {"cheating"} and other in b.hooks.registry
         assert b.banned("p1") and a.banned("p1")
         assert await a.outbox() == 0  # published and cleared
+        lifted = _metrics.BANS_LIFTED.total("api")  # process-wide: a and b count here both
         await b.hooks.unban("p1")
         await until(lambda: not a.banned("p1"))
         assert not b.banned("p1")
         await until(lambda: a.sync.applied >= 1)
+        assert _metrics.BANS_LIFTED.total("api") - lifted == 2  # b's lift and a's merge of it
         assert len(b.kicks) == 2 and a.kicks == []  # nobody kicked twice, nobody kicked for a lift
 
 
@@ -234,5 +236,7 @@ async def test_a_former_leader_does_not_keep_the_ban_pollers_failure(redis_serve
             await until(lambda: poller.consecutive_failures >= 2 and fleet.is_leader)
             assert not report().ok  # the leader's polls fail: not ready
             redis_server.command("SET", "t:tinyfarm_KR:leader", "another|999", "PX", "60000")  # another leads now
+            assert poller.running  # its lag is exported while it polls
             await until(lambda: not fleet.is_leader)
+            await until(lambda: not poller.running)  # a former leader: no watermark lag grows on it
             assert poller.last_error is not None and report().ok  # not this process's job any more

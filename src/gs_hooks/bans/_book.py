@@ -348,6 +348,7 @@ class BanBook:
                 await self._persist(keys, origin)
         return [r.ban for r in rows]
 
+    @counts_bans_async(BANS_LIFTED)
     async def merge_lifted(self, lifted: Iterable[tuple[Ban, float]], *, origin: BatchOrigin = LOCAL) -> list[Ban]:
         """Record bans as lifted, each named by its identity with when it was lifted (fleet mode: the tombstones
         another process's book published), and persist them. Unlike :meth:`lift` (by player), a tombstone is kept

@@ -180,6 +180,7 @@ class BanPoller:
 
     Attributes:
         watermarks: where the watermark is kept (settable; :meth:`reload_watermark` reads it again).
+        running: True while :meth:`run` polls (always in one process; in a fleet, while this process leads).
         polls: complete polls.
         failures: failed polls (in total).
         consecutive_failures: failed polls in a row (0 after a success).
@@ -216,6 +217,7 @@ class BanPoller:
         self.initial_lookback_s = initial_lookback_s
         self.backoff_max_s = max(backoff_max_s, poll_s)
         self.polls = 0
+        self.running = False  # in run(): always in one process; while it leads in a fleet
         self.failures = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
@@ -333,8 +335,15 @@ class BanPoller:
         return backoff_delay(self.consecutive_failures, self.poll_s, self.backoff_max_s, self._rng)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Poll until cancelled (the first poll right away)."""
+        """Poll until cancelled (the first poll right away). :attr:`running` is True meanwhile."""
         task_status.started()
+        self.running = True
+        try:
+            await self._poll_forever()
+        finally:
+            self.running = False
+
+    async def _poll_forever(self) -> None:
         while True:
             try:
                 await self.poll_once()

@@ -160,7 +160,7 @@ def _bans(src: OpsSources) -> list[Any]:
             CounterMetricFamily("gs_hooks_ban_poll_failures", "Failed Gamebase ban polls", value=poller.failures),
         ]
         watermark = poller.watermark
-        if watermark is not None:
+        if watermark is not None and poller.running:  # a fleet's former leader no longer polls: no lag to show
             out.append(
                 GaugeMetricFamily(
                     "gs_hooks_ban_poll_watermark_lag_seconds",

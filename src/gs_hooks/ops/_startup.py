@@ -65,6 +65,8 @@ def _ccu_warnings(config: Config, n: Namer) -> list[ConfigWarning]:
     if cc.url is None:
         ccu_url = n("ccu", "url")
         for field, value in (("game", cc.game), ("mirror_url", cc.mirror_url), ("spool_path", cc.spool_path)):
+            if field == "game" and config.fleet.enabled:
+                continue  # it names the fleet
             if value:
                 out.append(_ignored(n, "ccu", field, f"CCU reporting is off while {ccu_url} is unset"))
         return out
