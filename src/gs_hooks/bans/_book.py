@@ -9,7 +9,8 @@ purged.
 
 The parts, each in its module: the data (``_model``), memory (``_memory``: rows, the per-player view, the
 timeline), the persistence behind a narrow interface (``_persistence``: sqlite, or fleet mode's), enforcement
-(``_enforce``) and the timer that does the book's queued work (``_timer``). This module joins them.
+(``_enforce``), the writes with their retry (``_writer``) and the timer that does the book's queued work
+(``_timer``). This module joins them.
 
 Memory is the truth: every change goes into memory first, then the touched keys are written with the rows memory
 holds when the write runs, so whatever order writes land in, the store never ends behind memory. A failed write
@@ -46,13 +47,13 @@ from ._enforce import Enforcer
 from ._memory import BanIndex
 from ._model import LOCAL, Ban, BanEvent, BanKey, BanRow, BatchOrigin, KickBanned
 from ._persistence import BanStore, SqliteBanStore
+from ._writer import RETRY_WRITE_S, BookWriter
 
 __all__ = ["PURGE_EVERY_S", "RETRY_WRITE_S", "YIELD_CHECKPOINTS", "BanBook"]
 
 log = logging.getLogger("gs_hooks.bans")
 
 PURGE_EVERY_S = 3600.0
-RETRY_WRITE_S = 30.0  # a failed write of bans held in memory is tried again by the timer this much later
 
 YIELD_CHECKPOINTS = 3
 """Checkpoints per yield of a batch's enforcement (its ``pause``), not one: on asyncio a timer that fell due during
@@ -106,9 +107,11 @@ class BanBook:
         self._store_source = store
         self.clock = clock
         self.retention_s = retention_s
-        self.persistence: BanStore = persistence if persistence is not None else SqliteBanStore(store)
         self.doorbell = Doorbell()
         self._index = BanIndex(self.doorbell.ring)
+        self._writer = BookWriter(
+            persistence if persistence is not None else SqliteBanStore(store), self._index, clock, self.doorbell.ring
+        )
         self.enforcer = Enforcer(
             pause=_pause, kick=kick, on_ban=on_ban, on_ban_now=on_ban_now, forget_token=forget_token
         )
@@ -116,9 +119,15 @@ class BanBook:
         self._loaded = False
         self._next_purge: float | None = None
         self._lock: anyio.Lock | None = None
-        self._unsaved: dict[BanKey, BatchOrigin] = {}  # keys whose write failed, retried by tick
-        self._retry_at: float | None = None
-        self._reported_lost: frozenset[BanKey] = frozenset()  # what flush() logged as lost at exit
+
+    @property
+    def persistence(self) -> BanStore:
+        """Where rows are written (fleet mode sets its own before the hooks start)."""
+        return self._writer.persistence
+
+    @persistence.setter
+    def persistence(self, value: BanStore) -> None:
+        self._writer.persistence = value
 
     # -- loading -------------------------------------------------------------------------------------------------
 
@@ -176,7 +185,7 @@ class BanBook:
             self._queued.extend(rows)
             self.doorbell.ring()
         if rows or unsaved:
-            self._persist_nowait([r.key for r in itertools.chain(rows, unsaved)], origin)
+            self._writer.persist_nowait([r.key for r in itertools.chain(rows, unsaved)], origin)
         return [r.ban for r in rows]
 
     def apply_nowait(self, ban: Ban, *, origin: BatchOrigin = LOCAL) -> bool:
@@ -211,7 +220,7 @@ class BanBook:
         self.load_nowait()
         rows, keys = self._lift_in_memory(player_key, source, started_by)
         if keys:
-            self._persist_nowait(keys, origin)
+            self._writer.persist_nowait(keys, origin)
         return [r.ban for r in rows]
 
     def _lift_in_memory(
@@ -222,7 +231,7 @@ class BanBook:
         at = None if started_by is None else to_timestamp(started_by)
         rows = self._index.lift(player_key, source, at, self.clock.time())
         keys = [r.key for r in rows]
-        keys += [k for k in self._unsaved if k[1] == player_key and (source is None or k[0] == source)]
+        keys += [k for k in self._writer.unsaved if k[1] == player_key and (source is None or k[0] == source)]
         return rows, keys
 
     # -- queries -------------------------------------------------------------------------------------------------
@@ -265,17 +274,17 @@ class BanBook:
     @property
     def unsaved_keys(self) -> frozenset[BanKey]:
         """The keys whose rows are only in memory: their last write failed (retried by the timer)."""
-        return frozenset(self._unsaved)
+        return frozenset(self._writer.unsaved)
 
     @property
     def unsaved_count(self) -> int:
         """How many rows are only in memory (see :attr:`unsaved_keys`)."""
-        return len(self._unsaved)
+        return len(self._writer.unsaved)
 
     @property
     def next_retry_at(self) -> float | None:
         """When the timer next tries to write the unsaved rows (None: nothing to write)."""
-        return self._retry_at if self._unsaved else None
+        return self._writer.next_retry_at
 
     def next_deadline(self) -> float | None:
         """When the timer must next look at the book (a ban starts or ends, a write is retried, old rows are
@@ -322,12 +331,12 @@ class BanBook:
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     try:
-                        await self._persist(keys, origin)
+                        await self._writer.persist(keys, origin)
                     except Exception:  # kept unsaved and retried; the original exception is the one to raise
                         log.exception("writing a batch cut short by a callback failed")
                 raise
         if keys:
-            await self._persist(keys, origin)
+            await self._writer.persist(keys, origin)
         return [r.ban for r in rows]
 
     @counts_bans_async(BANS_LIFTED)
@@ -345,7 +354,7 @@ class BanBook:
             await self.load()
             rows, keys = self._lift_in_memory(player_key, source, started_by)
             if keys:
-                await self._persist(keys, origin)
+                await self._writer.persist(keys, origin)
         return [r.ban for r in rows]
 
     @counts_bans_async(BANS_LIFTED)
@@ -365,7 +374,7 @@ class BanBook:
             await self.load()
             rows = self._index.merge_lifted(list(lifted), self.clock.time())
             if rows:
-                await self._persist([r.key for r in rows], origin)
+                await self._writer.persist([r.key for r in rows], origin)
         return [r.ban for r in rows]
 
     async def tick(self) -> int:
@@ -378,8 +387,8 @@ class BanBook:
             kicked += await self._enforce_due(queued)
         now = self.clock.time()
         kicked += await self._enforce_due(self._index.pop_due(now))
-        if self._unsaved and (self._retry_at is None or self._retry_at <= now):
-            await self._write_unsaved()
+        if self._writer.retry_due(now):
+            await self._writer.write_unsaved()
         if self._next_purge is not None and self._next_purge <= now:
             await self.purge()
         return kicked
@@ -391,8 +400,7 @@ class BanBook:
         stale = self._index.forget(now - self.retention_s)
         if not stale:
             return 0
-        for key in stale:
-            self._unsaved.pop(key, None)
+        self._writer.forget(stale)
         # memory first: a key banned again before the delete runs is not deleted
         await self.persistence.delete(stale, self._index.get)
         return len(stale)
@@ -406,19 +414,7 @@ class BanBook:
         Returns:
             How many could still not be written (logged as an error).
         """
-        if self._unsaved:
-            await self._write_unsaved()
-            lost = frozenset(self._unsaved)
-            if lost and lost != self._reported_lost:
-                self._reported_lost = lost
-                log.error(
-                    "%d bans could not be written to the store %s and are lost at exit (they were enforced while "
-                    "the process ran): platform bans come back with the next Hive push or Gamebase poll; bans made "
-                    "with hooks.ban() must be made again",
-                    len(lost),
-                    self.persistence.describe(),
-                )
-        return len(self._unsaved)
+        return await self._writer.flush()
 
     def _get_lock(self) -> anyio.Lock:
         if self._lock is None:
@@ -434,57 +430,6 @@ class BanBook:
             return 0
         index = self._index
         return await self.enforcer.enforce(started, index.claim, now, index.hand_back, since=since)
-
-    # -- writing -------------------------------------------------------------------------------------------------
-
-    def _persist_nowait(self, keys: list[BanKey], origin: BatchOrigin) -> None:
-        """Write these keys' current rows, blocking. On failure they are left for :meth:`tick` to retry."""
-        try:
-            written = self.persistence.write_sync(keys, self._index.get, origin)
-        except BaseException:
-            self._failed(keys, origin)
-            raise
-        self._saved(keys, written)
-
-    async def _persist(self, keys: list[BanKey], origin: BatchOrigin) -> None:
-        """:meth:`_persist_nowait` without blocking the event loop."""
-        try:
-            written = await self.persistence.write(keys, self._index.get, origin)
-        except BaseException:
-            self._failed(keys, origin)
-            raise
-        self._saved(keys, written)
-
-    def _saved(self, keys: list[BanKey], written: list[BanRow]) -> None:
-        for row in written:
-            row.saved = True
-        if self._unsaved:
-            # a key is settled only when the row written is still memory's (a newer one may have failed since),
-            # or when memory no longer holds it (purged)
-            for key in keys:
-                held = self._index.get(key)
-                if held is None or held.saved:
-                    self._unsaved.pop(key, None)
-            if not self._unsaved:
-                self._retry_at = None
-
-    def _failed(self, keys: list[BanKey], origin: BatchOrigin) -> None:
-        for key in keys:
-            self._unsaved[key] = origin  # memory's row is the latest batch's: written as from there
-        self._retry_at = self.clock.time() + RETRY_WRITE_S
-        self.doorbell.ring()
-
-    async def _write_unsaved(self) -> None:
-        """One attempt at writing the unsaved rows (one write per origin); a failure is logged, retried later."""
-        self._retry_at = self.clock.time() + RETRY_WRITE_S  # no busy loop, whatever happens below
-        by_origin: dict[BatchOrigin, list[BanKey]] = {}
-        for key, origin in self._unsaved.items():
-            by_origin.setdefault(origin, []).append(key)
-        try:
-            for origin, keys in by_origin.items():
-                await self._persist(keys, origin)
-        except Exception as exc:  # kept in memory; tried again later
-            log.warning("writing %d bans to the store failed again (%s); retrying later", len(self._unsaved), exc)
 
     def __repr__(self) -> str:
         return f"BanBook(players={self._index.players}, loaded={self._loaded})"

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._memo import message_memo
-from ._model import BanDetails, BanEvent, BanRow, KickBanned
+from ._model import Ban, BanDetails, BanEvent, BanRow, KickBanned
 
 __all__ = ["SLICE_S", "Enforcer", "OnBanFn"]
 
@@ -125,14 +125,7 @@ class Enforcer:
                     ban = row.ban
                     n = 0
                     if kick is not None:
-                        details = BanDetails(
-                            source=ban.source,
-                            status=ban.status,
-                            starts_at=ban.starts_at,
-                            ends_at=ban.ends_at,
-                            message=ban.message,
-                        )
-                        sent = kick(ban.player_key, message_of(row), details)
+                        sent = kick(ban.player_key, message_of(row), _details(ban))
                         n = sent if isinstance(sent, int) else await sent
                         kicked += n
                     if on_ban is not None:
@@ -158,3 +151,10 @@ class Enforcer:
                 forget_token(row.ban.player_key)
             except Exception:
                 log.exception("dropping cached tokens of a banned player failed")
+
+
+def _details(ban: Ban) -> BanDetails:
+    """The kick's ``details``: what the game may show about the ban."""
+    return BanDetails(
+        source=ban.source, status=ban.status, starts_at=ban.starts_at, ends_at=ban.ends_at, message=ban.message
+    )
