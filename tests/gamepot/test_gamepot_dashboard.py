@@ -5,32 +5,28 @@ DevTools protocol to press "Show" and follow "reset"), and by parsing the server
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 import anyio
 import httpx
 import lxml.html
 import pytest
-import websockets.asyncio.client
 from gamepot_support import NOW, TODAY, Recorded, history_with, known_samples, make_hooks, serving
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from asgi_support import run_uvicorn
+from browser_support import CHROMIUM, FLAGS, NO_CHROMIUM, chromium
 from gs_hooks import Ban, MemoryCcuHistory, Secret
 from gs_hooks.gamepot import DeliveryHealth, ServerHealth
 from gs_hooks.http import serve_http
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DEFAULT_DAYS = (TODAY, TODAY - timedelta(days=1), TODAY - timedelta(days=7))
 
 
@@ -198,16 +194,8 @@ async def _chromium(*args: str) -> str:
     result = await anyio.run_process(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
+            *FLAGS,
             "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
             *args,
         ],
         check=False,
@@ -217,7 +205,7 @@ async def _chromium(*args: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` binary on PATH (Debian: apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 async def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     rec = known_samples()
     hooks = make_hooks(dashboard=True)
@@ -308,92 +296,11 @@ async def test_links_and_form_of_the_page_resolve_under_a_mount_prefix() -> None
     assert lxml.html.fromstring(reset.text).xpath('//input[@name="one"]/@value') == [TODAY.isoformat()]
 
 
-class DevTools:
-    """One page of a headless Chromium, driven over the DevTools protocol (a WebSocket)."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self._id = 0
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self._id += 1
-        await self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(await self.ws.recv())
-            if reply.get("id") == self._id:
-                assert "error" not in reply, reply["error"]
-                return dict(reply["result"])
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(result["exceptionDetails"].get("text", "exception"))
-        return result["result"].get("value")
-
-    async def wait_for(self, condition: str) -> None:
-        """Until ``condition`` holds on a completely loaded document (navigations in between are retried)."""
-        with anyio.fail_after(20):
-            while True:
-                try:
-                    if await self.evaluate(f"document.readyState === 'complete' && ({condition})"):
-                        return
-                except RuntimeError:
-                    pass  # the document was replaced while we asked
-                await anyio.sleep(0.05)
-
-
-@asynccontextmanager
-async def chromium_page(tmp_path: Path) -> AsyncIterator[DevTools]:
-    assert CHROMIUM is not None
-    profile = tmp_path / "profile-devtools"
-    process = await anyio.open_process(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        with anyio.fail_after(30):
-            while not (port_file.exists() and port_file.read_text().strip()):
-                await anyio.sleep(0.05)
-            port = int(port_file.read_text().split()[0])
-            async with httpx.AsyncClient() as client:
-                while True:
-                    targets = (await client.get(f"http://127.0.0.1:{port}/json/list")).json()
-                    pages = [t for t in targets if t.get("type") == "page"]
-                    if pages:
-                        break
-                    await anyio.sleep(0.05)
-        async with websockets.asyncio.client.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as ws:
-            yield DevTools(ws)
-    finally:
-        process.terminate()
-        with anyio.move_on_after(10):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` binary on PATH (Debian: apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 @pytest.mark.parametrize("where", ["root", "mounted"])
 async def test_dashboard_form_and_reset_link_in_headless_chromium(tmp_path: Path, where: str) -> None:
-    async with dashboard_at(where) as base, chromium_page(tmp_path) as page:
+    async with dashboard_at(where) as base, chromium(tmp_path) as page:
         start = f"{base}/dashboard?key={DASH_KEY}"
         await page.call("Page.navigate", url=start)
         await page.wait_for(f"location.href === {json.dumps(start)}")
