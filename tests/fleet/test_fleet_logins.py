@@ -130,7 +130,7 @@ async def test_concurrent_logins_of_one_player_end_in_one_session(
         async with anyio.create_task_group() as tg:
             for i in range(100):
                 tg.start_soon(one, i)
-        await until(lambda: len(fleet.sessions()) == 1, timeout=5)
+        await until(lambda: len(fleet.sessions()) == 1, timeout=20)  # a bound for a loaded machine, not a speed
         await anyio.sleep(0.3)  # notices in flight land
         ((proc, sid),) = fleet.sessions()
         owner = await fleet.owner()
