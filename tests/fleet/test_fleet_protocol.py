@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from gs_hooks.fleet import _keys, _lua
+from gs_hooks.fleet import _keys, _lua, _maintenance_protocol
 from gs_hooks.fleet import _protocol as p
 from gs_hooks.fleet._keys import Keys, make_process_id
 
@@ -28,13 +28,12 @@ def _imports(module: object) -> set[str]:
 
 
 def test_protocol_modules_import_no_io_library() -> None:
+    assert _imports(p) == {"__future__", "collections", "msgspec", "._keys", "._maintenance_protocol"}
     # the maintenance result carries the watcher's own (pure) window struct; KST names the +09:00 offset
-    assert _imports(p) == {
+    assert _imports(_maintenance_protocol) == {
         "__future__",
-        "collections",
         "datetime",
         "msgspec",
-        "._keys",
         "._time",
         ".gamebase._maintenance_state",
     }
