@@ -143,8 +143,8 @@ def _summary(story: Story, failed: dict[str, str]) -> int:
 
 async def _run(story: Story, binary: str, count: int, *, verbose: bool, deadline: float) -> dict[str, str]:
     async with (
-        fleet_parts(binary) as (redis, games, directory),
         Sandbox.serve(port=0, ccu_period_s=PERIOD_S) as sandbox,
+        fleet_parts(binary) as (redis, games, directory),  # stopped first: the processes flush to a live sandbox
     ):
         base = embedded_environment(
             {k: v for k, v in os.environ.items() if not k.startswith("GS_HOOKS_")}, sandbox, demo=True
