@@ -169,6 +169,7 @@ async def _run(story: Story, binary: str, count: int, *, verbose: bool, deadline
         except FAILURES as exc:
             why = "time limit of the story reached" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             story.status(f"stopped: {why}")
+            fleet.failed.setdefault(next((s for s in STEPS if s not in story.seen), STEPS[-1]), why)
         finally:
             if any(step not in story.seen for step in STEPS):
                 for game in games:
