@@ -1,8 +1,7 @@
 """The real-clock offload (``realclock_offload.py``): a ``realclock`` test runs in a child session beside the rest
 and is reported under its own id with what the child saw (pass, failure with its traceback and output, skip,
-xfail with its reason), with
-and without pytest-xdist; a child session failing at its end (the secrets guard) fails its tests; the secrets guard
-fails an xdist run whose leak happened in a worker."""
+xfail with its reason), with and without pytest-xdist; a child session failing at its end (the secrets guard) fails
+its tests; the secrets guard fails an xdist run whose leak happened in a worker."""
 
 from __future__ import annotations
 
