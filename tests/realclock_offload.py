@@ -4,9 +4,10 @@ A test marked ``realclock`` drives real OS processes on the wall clock (the exam
 maintenance window that has to pass): it spends most of its minute waiting, not computing. When such tests are
 selected together with other tests, each of their modules runs in a child ``python -m pytest`` started as soon as
 collection ends; the parent runs everything else meanwhile, then reports each real-clock test under its own node
-id from the child's report: passed, failed (with the child's traceback and captured output), or skipped. Nothing
-is dropped or loosened: the child runs the same test bodies with the same plugins, ini options, markers and
-timeouts (and the same session-end secrets guard: a child session that fails after its tests passed fails them).
+id from the child's report: passed, failed (with the child's traceback and captured output), skipped, or
+xfailed (with its reason). Nothing is dropped or loosened: the child runs the same test bodies with the same
+plugins, ini options, markers and timeouts (and the same session-end secrets guard: a child session that fails
+after its tests passed fails them).
 
 ``--realclock-inline`` runs them in the parent process instead (in collection order), as does a run that selects
 only real-clock tests.
@@ -64,6 +65,7 @@ class _ChildRecorder:
                 "outcome": report.outcome,
                 "longrepr": report.longreprtext,
                 "skip_reason": _skip_reason(report),
+                "xfail": getattr(report, "wasxfail", None),  # an expected failure: the reason (also when empty)
                 "duration": report.duration,
                 "sections": [list(s) for s in report.sections],
             }
@@ -211,6 +213,9 @@ class RealClockTest(pytest.Item):
                 "\n\n".join(f"(in the child session, {r['when']})\n{r['longrepr']}" for r in failed)
             )
         skipped = [r for r in reports if r["outcome"] == "skipped"]
+        xfailed = [r["xfail"] for r in skipped if r.get("xfail") is not None]
+        if xfailed:
+            pytest.xfail(xfailed[0] or "an expected failure in the child session")  # reported XFAIL, as inline
         if skipped:
             reason = skipped[0]["skip_reason"] or "skipped in the child session"
             raise pytest.skip.Exception(reason, _use_item_location=True)  # reported at the test, as inline

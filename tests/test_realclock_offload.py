@@ -1,7 +1,7 @@
 """The real-clock offload (``realclock_offload.py``): a ``realclock`` test runs in a child session beside the rest
-and is reported under its own id with what the child saw (pass, failure with its traceback and output, skip), with
-and without pytest-xdist; a child session failing at its end (the secrets guard) fails its tests; the secrets guard
-fails an xdist run whose leak happened in a worker."""
+and is reported under its own id with what the child saw (pass, failure with its traceback and output, skip,
+xfail with its reason), with and without pytest-xdist; a child session failing at its end (the secrets guard) fails
+its tests; the secrets guard fails an xdist run whose leak happened in a worker."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def test_fails() -> None:
 
 def test_skips() -> None:
     pytest.skip("nothing to see")
+
+
+def test_xfails() -> None:
+    pytest.xfail("a known gap")
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -140,6 +144,7 @@ def test_each_realclock_test_is_reported_as_its_child_session_saw_it(tmp_path: P
     }, out
     assert "the test passed but its child session failed" in out and "secrets guard" in out
     assert re.search(r"^SKIPPED \[1\] test_realclock\.py:\d+: nothing to see$", out, re.M), out
+    assert re.search(r"^XFAIL test_realclock\.py::test_xfails - a known gap$", out, re.M), out  # not a skip
     assert "AssertionError: boom" in out and "assert 3 == 4" in out  # the child's traceback
     assert "the child says hi" in out  # and its captured output
     # the real-clock tests ran in another process than the others, one child session per module
@@ -152,6 +157,7 @@ def test_under_xdist_too_and_a_leak_in_a_worker_fails_the_run(tmp_path: Path) ->
     rc, out = run(tmp_path, "-n", "2", "-k", "not test_fails", "test_plain.py", "test_realclock.py", LEAK_IN_PARENT="1")
     assert set(outcomes(out).values()) == {"PASSED"} and len(outcomes(out)) == 6, out
     assert re.search(r"^SKIPPED \[1\] test_realclock\.py:\d+: nothing to see$", out, re.M), out
+    assert re.search(r"^XFAIL test_realclock\.py::test_xfails - a known gap$", out, re.M), out  # not a skip
     seen = pids(tmp_path)
     assert seen["passes1"] == seen["passes2"]
     assert seen["passes1"] not in {seen[f"plain{n}"] for n in range(4)}

@@ -3,6 +3,7 @@
     python -m examples.asyncio_server                 # game on :7777; embedded sandbox if no platform URL is set
     python -m examples.asyncio_server --bots 20       # plus 20 simulated players
     python -m examples.asyncio_server --demo          # the scripted end-to-end story; exit 0 only if all steps seen
+    python -m examples.asyncio_server --demo --fleet 3  # the fleet story: 3 processes on a private redis-server
     python -m examples.asyncio_server --loop uvloop   # the same on uvloop's event loop
 
 Configuration comes only from GS_HOOKS_* variables (see the README's table), so the same server runs against
@@ -37,12 +38,32 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--verbose", action="store_true", help="log gs_hooks at INFO")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
     p.add_argument("--metrics-out", help="with --demo: save the /metrics exposition here when the story ends")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--fleet",
+        type=int,
+        metavar="N",
+        help="with --demo: the fleet story instead, N (>= 3) game processes on a private redis-server",
+    )
+    args = p.parse_args(argv)
+    if args.fleet is not None and (not args.demo or args.fleet < 3):
+        p.error("--fleet N goes with --demo, and N is at least 3")
+    return args
+
+
+async def _fleet_demo(args: argparse.Namespace) -> int:
+    try:
+        from .fleet_demo import run_fleet_demo  # needs redis (pip install 'gs_hooks[fleet]')
+    except ImportError as exc:
+        print(f"demo FAILED: the fleet demo needs {exc.name}: pip install 'gs_hooks[fleet]'", flush=True)
+        return 2
+    return await run_fleet_demo(args.fleet, verbose=args.verbose)
 
 
 async def amain(args: argparse.Namespace) -> int:
     from contextlib import AsyncExitStack
 
+    if args.fleet is not None:
+        return await _fleet_demo(args)
     async with AsyncExitStack() as stack:
         env = dict(os.environ)
         sandbox = None
@@ -75,6 +96,8 @@ async def amain(args: argparse.Namespace) -> int:
                 int(env["GS_HOOKS_HIVE_GAME_INDEX"]),
             )
         print(f"game server      tcp://{args.host}:{port}  (newline-delimited JSON)")
+        if hooks.fleet is not None:
+            print(f"fleet            process {hooks.fleet.pid}  (game {config.fleet.game}, Redis {config.fleet.url})")
         if listener_url:
             print(f"webhook listener {listener_url}  (suspensions: {config.hive.suspension_path}, /webstore-profile)")
             if config.listener.dashboard:
