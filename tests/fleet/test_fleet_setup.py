@@ -84,7 +84,9 @@ async def test_kick_older_across_two_setup_hooks_leaves_one_live_session(
     async with AsyncExitStack() as stack:
         hooks = []
         for i in range(2):
-            env = fleet_env(redis_server, tmp_path, f"p{i}", GS_HOOKS_DUPLICATE_LOGIN="kick_older", **gamebase_env(sandbox))
+            env = fleet_env(
+                redis_server, tmp_path, f"p{i}", GS_HOOKS_DUPLICATE_LOGIN="kick_older", **gamebase_env(sandbox)
+            )
             h = gs_hooks.setup(gs_hooks.Config.from_env(env), on_kick=kicks.append)
             hooks.append(await stack.enter_async_context(h))
         token = sandbox.gamebase.issue_token(PLAYER)
