@@ -27,6 +27,7 @@ from gs_hooks import (
     WebstoreServer,
 )
 from gs_hooks._store import Store
+from gs_hooks.ccu import CcuProblem
 from gs_hooks._time import format_kst
 from gs_hooks.fleet._history import FleetCcuHistory
 from gs_hooks.sandbox import Sandbox
@@ -172,6 +173,36 @@ async def test_one_summed_ccu_sample_per_server_id_and_the_history_is_the_fleets
                 await anyio.sleep(0.02)
         for h in hooks:
             assert isinstance(h.gamepot_history, FleetCcuHistory)
+
+
+async def test_a_refused_fleet_sample_reaches_the_on_ccu_problem_set_after_setup_once(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    slot = future_slots(1)[0]
+    clock = FakeClock(slot - 0.5)
+    problems: list[tuple[int, CcuProblem]] = []
+    async with AsyncExitStack() as stack:
+        sb = await stack.enter_async_context(Sandbox.serve(ccu_period_s=60, game_keys=("another_game",)))
+        hooks = []
+        for i in range(2):
+            env = fleet_env(
+                redis_server, tmp_path, f"p{i}", GS_HOOKS_CCU_URL=sb.urls()["ccu_url"], GS_HOOKS_CCU_PERIOD_S="60"
+            )
+            h = gs_hooks.setup(gs_hooks.Config.from_env(env), clock=clock)
+            assert h.ccu is not None
+            h.ccu.on_problem = lambda problem, i=i: problems.append((i, problem))  # set after setup()
+            hooks.append(await stack.enter_async_context(h))
+        with anyio.fail_after(30):
+            while not problems:  # the collector refuses the game key: the leader's sender tells the game
+                await clock.advance(0.2)
+                await anyio.sleep(0.02)
+        for _ in range(10):
+            await clock.advance(0.2)
+            await anyio.sleep(0.02)
+        leader = [i for i, h in enumerate(hooks) if h.fleet is not None and h.fleet.is_leader]
+        assert [(i, p.server, p.date, p.outcome) for i, p in problems] == [
+            (leader[0], "s1", format_kst(slot), "config_fault")
+        ]
 
 
 # -- (c) the web-store profile answered by the player's process ------------------------------------------------

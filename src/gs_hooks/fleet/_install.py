@@ -25,10 +25,13 @@ entry while the publisher still runs), then publishes the outbox, then gives bac
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from .._config import Config
 from .._services import Services
 from ..bans._book import BanBook
 from ..bans._poller import BanPoller
+from ..ccu._model import CcuProblem
 from ..ccu._reporter import CcuReporter
 from ..gamebase._maintenance import MaintenanceWatcher
 from ..gamepot._history import HistorySlot
@@ -190,7 +193,7 @@ def _install_ccu(
         clock=services.clock,
         collect_wait_s=f.ccu_collect_wait_s,
         metrics=reporter.metrics,
-        on_problem=reporter.on_problem,
+        on_problem=lambda problem: _on_problem(reporter, problem),  # hooks.ccu.on_problem, also set later
         retention_s=reporter.retention_s,
     )
     fleet.ccu = leader
@@ -199,3 +202,9 @@ def _install_ccu(
     fleet.add_leader_job(leader)
     if history is not None:
         history.source = FleetCcuHistory(primitives, fallback=history.source)
+
+
+def _on_problem(reporter: CcuReporter, problem: CcuProblem) -> Awaitable[None] | None:
+    """The reporter's current ``on_problem`` (the game may set ``hooks.ccu.on_problem`` after setup)."""
+    callback = reporter.on_problem
+    return None if callback is None else callback(problem)
