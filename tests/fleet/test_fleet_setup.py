@@ -27,8 +27,8 @@ from gs_hooks import (
     WebstoreServer,
 )
 from gs_hooks._store import Store
-from gs_hooks.ccu import CcuProblem
 from gs_hooks._time import format_kst
+from gs_hooks.ccu import CcuProblem
 from gs_hooks.fleet._history import FleetCcuHistory
 from gs_hooks.sandbox import Sandbox
 
