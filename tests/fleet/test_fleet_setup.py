@@ -203,6 +203,8 @@ async def test_a_refused_fleet_sample_reaches_the_on_ccu_problem_set_after_setup
         assert [(i, p.server, p.date, p.outcome) for i, p in problems] == [
             (leader[0], "s1", format_kst(slot), "config_fault")
         ]
+        # hooks.resend_refused() on any process makes the fleet's refused sample sendable again (README)
+        assert await hooks[1 - leader[0]].resend_refused() == 1
 
 
 # -- (c) the web-store profile answered by the player's process ------------------------------------------------
