@@ -315,11 +315,18 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
         """Queue every CCU sample the collector refused (200–204, 301, 302) again, with the current game key.
 
         Returns:
-            How many samples were queued (0 when CCU reporting is off).
+            How many samples were queued (0 when CCU reporting is off); in fleet mode also the fleet's refused
+            samples made sendable again.
+
+        Raises:
+            FleetError: fleet mode, and Redis could not be reached.
         """
         if self.ccu is None:
             return 0
-        return int(await self.ccu.resend_refused())
+        n = int(await self.ccu.resend_refused())
+        if self.fleet is not None and self.fleet.ccu is not None:  # the fleet's refused sums (leader sends them)
+            n += await self.fleet.ccu.resend_refused()
+        return n
 
     # -- gamebase ----------------------------------------------------------------------------------------------
 

@@ -102,13 +102,23 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
         forget_token=verifier.forget,
         gamebase=gamebase.client if gamebase else None,
     )
-    hive_install.install(services, config, book=bans.book, webstore_profile=callbacks.webstore_profile)
+    hive = hive_install.install(services, config, book=bans.book, webstore_profile=callbacks.webstore_profile)
     ccu = ccu_install.install(services, config, on_ccu_problem=callbacks.on_ccu_problem)
     gamepot = gamepot_install.install(services, config, ccu=ccu.reporter if ccu else None)
     fleet = fleet_install.install(  # None: fleet mode off
-        services, config, book=bans.book, ban_poller=bans.poller, maintenance=maintenance
+        services,
+        config,
+        book=bans.book,
+        ban_poller=bans.poller,
+        maintenance=maintenance,
+        ccu=ccu.reporter if ccu else None,
+        history=gamepot.history,
+        webstore=hive.webstore,
     )
     listener = http_install.install(services, config)  # the last component: starts after, closes before the rest
+    login = LoginFlow(services, book=bans.book, verifier=verifier, maintenance=maintenance)
+    if fleet is not None and fleet.logins is not None:
+        login.claims = fleet.logins  # duplicate login across the fleet
     ops = ops_install.install(
         services,
         config,
@@ -129,6 +139,6 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
         fleet=fleet,
         listener=listener,
         ops=ops,
-        login=LoginFlow(services, book=bans.book, verifier=verifier, maintenance=maintenance),
+        login=login,
         webstore_callback=callbacks.webstore_profile is not None,
     )

@@ -9,8 +9,9 @@ commands as JSON lines on stdin.
         report: slot, counts, outcomes), ``leader`` (each term).
 
     python fleet_b_child.py logins REDIS_URL INDEX GAMEBASE_URL APP_ID SECRET POLICY STATE
-        Hooks (``gs_hooks.setup``) against the sandbox's Gamebase, made a fleet process by hand (heartbeat, inbox,
-        FleetLogins as the login flow's claim step). Command ``{"op": "logins", "player": P, "token": T, "n": N}``:
+        Hooks (``gs_hooks.setup``) against the sandbox's Gamebase, a fleet process by its settings alone
+        (``GS_HOOKS_REDIS_URL``...: setup() makes FleetLogins the login flow's claim step). Command
+        ``{"op": "logins", "player": P, "token": T, "n": N}``:
         N concurrent logins of P, each on its own session; prints their outcomes. ``{"op": "state"}``: prints the
         live sessions of the player, the kicks and the owner key.
 """
@@ -21,7 +22,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ from gs_hooks._signal import Changed
 from gs_hooks.ccu._metrics import CcuMetrics
 from gs_hooks.ccu._sampler import CcuSampler
 from gs_hooks.fleet import (
-    Cursor,
     Fence,
     FleetCcu,
     FleetConfig,
@@ -47,15 +46,10 @@ from gs_hooks.fleet import (
     Keys,
     Leadership,
     Membership,
-    Presence,
-    StreamEntry,
-    StreamReader,
     new_process_id,
 )
 from gs_hooks.fleet._ccu_leader import FleetCcuLeader
 from gs_hooks.fleet._ccu_sink import FleetSink
-from gs_hooks.fleet._logins import FleetLogins
-from gs_hooks.fleet._protocol import OP_KICK
 
 GAME = "tinyfarm_KR"
 KEYS = Keys("t", GAME)
@@ -148,20 +142,6 @@ async def ccu(url: str, index: int, servers: tuple[str, ...], ccu_url: str) -> N
 # -- logins ------------------------------------------------------------------------------------------------------
 
 
-class Inbox:
-    def __init__(self, logins: FleetLogins) -> None:
-        self.logins = logins
-
-    async def entries(self, entries: Sequence[StreamEntry], cursor: Cursor) -> None:
-        for entry in entries:
-            if entry.op == OP_KICK:
-                await self.logins.on_kick_notice(entry)
-
-    async def reload(self, reason: str, cursor: Cursor) -> None:
-        if reason != "new":
-            await self.logins.on_inbox_reload()
-
-
 async def logins(url: str, index: int, gamebase_url: str, app_id: str, secret: str, policy: str, state: str) -> None:
     env = {
         "GS_HOOKS_STATE": state,
@@ -171,21 +151,24 @@ async def logins(url: str, index: int, gamebase_url: str, app_id: str, secret: s
         "GS_HOOKS_GAMEBASE_SECRET_KEY": secret,
         "GS_HOOKS_GAMEBASE_BAN_POLL_S": "0",
         "GS_HOOKS_DUPLICATE_LOGIN": policy,
+        "GS_HOOKS_REDIS_URL": url,
+        "GS_HOOKS_GAME": GAME,
+        "GS_HOOKS_REDIS_PREFIX": "t",
+        "GS_HOOKS_FLEET_HEARTBEAT_S": "0.2",
+        "GS_HOOKS_FLEET_MEMBER_TTL_S": "2",
+        "GS_HOOKS_FLEET_SOCKET_TIMEOUT_S": "1",
+        "GS_HOOKS_FLEET_BLOCK_S": "0.3",
+        "GS_HOOKS_FLEET_RECHECK_S": "60",
     }
     kicks: list[KickRequest] = []
     hooks = gs_hooks.setup(gs_hooks.Config.from_env(env), on_kick=kicks.append)
-    redis = await connect(url)
-    pid = new_process_id()
-    membership = Membership(redis, KEYS, pid, heartbeat_s=0.2, member_ttl_s=2.0)
-    presence = Presence(redis, KEYS, pid)
-    fleet_logins = FleetLogins(presence, hooks.registry, hooks.kicker, clock=SystemClock(), recheck_s=60.0)
-    hooks._login.claims = fleet_logins
-    reader = StreamReader(redis, KEYS.inbox(pid), KEYS.epoch, block_ms=300)
-    async with hooks, anyio.create_task_group() as tg:
-        await tg.start(membership.run)
-        await tg.start(reader.run, None, Inbox(fleet_logins))
-        await tg.start(fleet_logins.run)
-        say(type="ready", pid=pid)
+    fleet = hooks.fleet
+    assert fleet is not None and fleet.logins is not None
+    presence = fleet.logins.presence
+    async with hooks:
+        while not fleet.connected:  # started alone (Redis not answering yet): the parts start once it answers
+            await anyio.sleep(0.1)
+        say(type="ready", pid=fleet.pid)
         async for command in commands():
             if command["op"] == "logins":
                 await login_storm(hooks, command["player"], command["token"], int(command["n"]))
@@ -194,12 +177,11 @@ async def logins(url: str, index: int, gamebase_url: str, app_id: str, secret: s
                 owner = await presence.get(player)
                 say(
                     type="state",
-                    pid=pid,
+                    pid=fleet.pid,
                     sessions=[s.id for s in hooks.registry.sessions_of(player)],
                     kicked=[(k.session.id, k.reason) for k in kicks],
                     owner=None if owner is None else owner.encode(),
                 )
-        tg.cancel_scope.cancel()
 
 
 async def login_storm(hooks: gs_hooks.Hooks, player: str, token: str, n: int) -> None:

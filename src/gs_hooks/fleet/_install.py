@@ -10,20 +10,44 @@ Without ``GS_HOOKS_REDIS_URL`` nothing is made and nothing changes. With it, :fu
 - the maintenance watcher reads the leader's published result (:class:`FleetMaintenanceSource`) instead of
   polling Gamebase, and the leader polls Gamebase for everyone (:class:`MaintenancePublisher`);
 - the Gamebase ban poller (left out of the components by the bans install in fleet mode) runs on the leader only,
-  its watermark in Redis (:class:`LeaderBanPoller`).
+  its watermark in Redis (:class:`LeaderBanPoller`);
+- duplicate login applies across processes: :class:`FleetLogins` (``fleet.logins``, which ``setup()`` makes the
+  login flow's claim step) claims the player in Redis and kicks an older session through its process's inbox;
+- CCU (when reporting is on): the reporter's sampler writes its counts to the fleet (:class:`FleetSink`, the local
+  spool sink kept for a lone server id while Redis is unreachable), and the leader freezes and sends one summed
+  sample per server id and slot (:class:`FleetCcuLeader`, ``fleet.ccu``); the GamePot history slot reads the
+  fleet's history (:class:`FleetCcuHistory`, the local spool as its fallback);
+- the web-store route's callback (when the route is on) asks the player's process (:class:`FleetWebstore`).
+
+At shutdown the fleet first writes the ban book's unsaved rows (so a ban whose write had failed gets its outbox
+entry while the publisher still runs), then publishes the outbox, then gives back this process's players.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable
 
 from .._config import Config
 from .._services import Services
 from ..bans._book import BanBook
 from ..bans._poller import BanPoller
+from ..ccu._model import CcuProblem
+from ..ccu._reporter import CcuReporter
 from ..gamebase._maintenance import MaintenanceWatcher
+from ..gamepot._history import HistorySlot
+from ..hive._handlers import WebstoreEndpoint
 from ._bans import BanSetPruner, BanSync, FleetBanStore
+from ._ccu import FleetCcu
+from ._ccu_leader import FleetCcuLeader
+from ._ccu_sink import FleetSink
+from ._history import FleetCcuHistory
+from ._logins import FleetLogins
 from ._maintenance import FleetMaintenanceSource, MaintenancePublisher
 from ._node import Fleet
 from ._poller import LeaderBanPoller
+from ._presence import Presence
+from ._protocol import OP_KICK
+from ._webstore import OP_WEBSTORE, FleetWebstore
 
 __all__ = ["install"]
 
@@ -38,6 +62,9 @@ def install(
     book: BanBook,
     ban_poller: BanPoller | None,
     maintenance: MaintenanceWatcher | None,
+    ccu: CcuReporter | None = None,
+    history: HistorySlot | None = None,
+    webstore: WebstoreEndpoint | None = None,
 ) -> Fleet | None:
     """Make this process a fleet member when ``fleet.url`` is set; else do nothing.
 
@@ -47,10 +74,14 @@ def install(
 
     Args:
         services: the hooks' services.
-        config: the configuration (reads ``fleet``, ``ccu.server_ids`` and ``gamebase``).
+        config: the configuration (reads ``fleet``, ``ccu.server_ids``, ``gamebase`` and ``duplicate_login``
+            through the registry).
         book: the ban book (its persistence publishes local batches and applies the fleet's).
         ban_poller: the Gamebase ban poller (run on the leader only), when configured.
         maintenance: the maintenance watcher (it reads the leader's poll), when configured.
+        ccu: the CCU reporter (its sampler writes to the fleet; the leader sends the sums), when configured.
+        history: the GamePot CCU history slot (it reads the fleet's history when ``ccu`` is given).
+        webstore: the web-store route (its callback asks the player's process), when it is on.
 
     Returns:
         The fleet component (``hooks.fleet``), or None when fleet mode is off.
@@ -78,6 +109,7 @@ def install(
     fleet.bans = sync
     fleet.add_task("ban outbox publisher", sync.run_publisher)
     fleet.add_task("ban stream reader", sync.run_reader, wait=True)
+    fleet.add_flush(book.flush)  # first: a ban whose write failed gets its outbox entry while the publisher runs
     fleet.add_flush(sync.flush)
     fleet.add_leader_job(BanSetPruner(fleet.leadership, fleet.keys, retention_s=book.retention_s, clock=services.clock))
     g = config.gamebase
@@ -103,5 +135,76 @@ def install(
         job = LeaderBanPoller(ban_poller, fleet.leadership, fleet.keys)
         fleet.add_leader_job(job)
         services.add_health(job)  # the poller's readiness while this process leads
+    presence = Presence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=f.inbox_maxlen)
+    _install_logins(services, config, fleet, presence)
+    if ccu is not None:
+        _install_ccu(services, config, fleet, ccu, history)
+    if webstore is not None:
+        forwarder = FleetWebstore(
+            webstore.callback,
+            redis=fleet.redis,
+            keys=fleet.keys,
+            presence=presence,
+            timeout_s=webstore.timeout_s,
+            inbox_maxlen=f.inbox_maxlen,
+        )
+        webstore.callback = forwarder
+        fleet.webstore = forwarder
+        fleet.on_inbox(OP_WEBSTORE, forwarder.on_request)
+        fleet.add_task("web-store answers", forwarder.run)
     services.add_component(fleet)
     return fleet
+
+
+def _install_logins(services: Services, config: Config, fleet: Fleet, presence: Presence) -> None:
+    """Duplicate login across the fleet: the claim step (``fleet.logins``), its inbox verb, the release and
+    re-check task, and the release of this process's players at shutdown."""
+    logins = FleetLogins(
+        presence, services.registry, services.kicker, clock=services.clock, recheck_s=config.fleet.recheck_s
+    )
+    fleet.logins = logins
+    fleet.on_inbox(OP_KICK, logins.on_kick_notice)
+    fleet.on_inbox_reload(logins.on_inbox_reload)
+    fleet.add_task("duplicate logins", logins.run)
+    fleet.add_flush(logins.release_all)
+
+
+def _install_ccu(
+    services: Services, config: Config, fleet: Fleet, reporter: CcuReporter, history: HistorySlot | None
+) -> None:
+    """The CCU sum: the sampler's sink writes to the fleet, the leader freezes and sends; the fleet's history."""
+    f = config.fleet
+    primitives = FleetCcu(fleet.redis, fleet.keys, fleet.pid, fleet.leadership, staleness_s=f.ccu_staleness_s)
+    sink = FleetSink(
+        primitives,
+        fleet.membership,
+        staleness_s=f.ccu_staleness_s,
+        clock=services.clock,
+        direct=reporter.sink,  # a lone server id while Redis is unreachable: the local spool and sender
+        metrics=reporter.metrics,
+    )
+    reporter.sampler.sink = sink
+    leader = FleetCcuLeader(
+        primitives,
+        fleet.membership,
+        reporter.config,
+        url=reporter.url,
+        http=reporter.http,
+        clock=services.clock,
+        collect_wait_s=f.ccu_collect_wait_s,
+        metrics=reporter.metrics,
+        on_problem=lambda problem: _on_problem(reporter, problem),  # hooks.ccu.on_problem, also set later
+        retention_s=reporter.retention_s,
+    )
+    fleet.ccu = leader
+    fleet.ccu_sink = sink
+    fleet.add_task("CCU counts", sink.run)
+    fleet.add_leader_job(leader)
+    if history is not None:
+        history.source = FleetCcuHistory(primitives, fallback=history.source)
+
+
+def _on_problem(reporter: CcuReporter, problem: CcuProblem) -> Awaitable[None] | None:
+    """The reporter's current ``on_problem`` (the game may set ``hooks.ccu.on_problem`` after setup)."""
+    callback = reporter.on_problem
+    return None if callback is None else callback(problem)

@@ -34,11 +34,15 @@ from .._config import FleetConfig
 from .._exceptions import ConfigError
 from .._health import ComponentHealth
 from ._bans import BanSync
+from ._ccu_leader import FleetCcuLeader
+from ._ccu_sink import FleetSink
 from ._leader import LeaderJob, Leadership
+from ._logins import FleetLogins
 from ._membership import Membership, new_process_id
 from ._protocol import Cursor, Keys, MemberInfo, StreamEntry
 from ._redis import FleetError, FleetRedis, refuse_trio
 from ._stream import StreamReader
+from ._webstore import FleetWebstore
 
 __all__ = ["START_WAIT_S", "Fleet", "InboxHandler", "Task"]
 
@@ -75,6 +79,10 @@ class Fleet:
         members: the live members at the last heartbeat (this process included once it is connected).
         connected: Redis answered the start-up check (the parts run).
         bans: the ban stream's publisher and reader (set by the install).
+        logins: duplicate login across the fleet, the login flow's claim step (set by the install).
+        ccu: the leader's CCU job, freezing and sending the sums (set by the install when CCU reporting is on).
+        ccu_sink: the sampler's sink writing this process's counts to the fleet (likewise).
+        webstore: the web-store callback asking the player's process (set by the install when the route is on).
     """
 
     name = "fleet"
@@ -107,6 +115,10 @@ class Fleet:
         self.members: tuple[MemberInfo, ...] = ()
         self.connected = False
         self.bans: BanSync | None = None
+        self.logins: FleetLogins | None = None
+        self.ccu: FleetCcuLeader | None = None
+        self.ccu_sink: FleetSink | None = None
+        self.webstore: FleetWebstore | None = None
         self._jobs: list[LeaderJob] = []
         self._tasks: list[tuple[str, Task, bool]] = []
         self._flushes: list[Callable[[], Awaitable[Any]]] = []
