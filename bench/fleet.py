@@ -25,6 +25,8 @@ interpreters; medians over repeats.
    in (``hooks.login``: a Gamebase token of the sandbox, verified once per player then cached; the ban check; the
    bind under ``kick_older``), and with fleet mode on the login goes through the fleet's claim step
    (``FleetLogins``: one script on Redis per login, the release of the owner key batched at the session's end).
+   ``setup()`` does not install that step yet (the fleet tests wire it by hand): the fleet-on game process wires it
+   the same way, in both variants, so the figures include it.
 """
 
 from __future__ import annotations
@@ -219,8 +221,9 @@ async def _echo_server() -> None:
     hooks = gs_hooks.setup(config)
     tokens: dict[str, str] = json.loads(os.environ.get("BENCH_ECHO_TOKENS", "{}"))
     presence: _CountedPresence | None = None
-    if tokens and hooks.fleet is not None:
-        # setup() does not install the fleet's claim step (LoginFlow.claims) yet: wired here as the fleet tests do.
+    if hooks.fleet is not None:
+        # setup() does not install the fleet's claim step (LoginFlow.claims) yet: wired here as the fleet tests do, in
+        # both variants (its registry observer sees every session's open and close, logged in or not).
         fleet = hooks.fleet
         presence = _CountedPresence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=config.fleet.inbox_maxlen)
         logins = FleetLogins(
