@@ -18,11 +18,22 @@ interpreters; medians over repeats.
 4. End to end, with real game processes (``bench/fleet_e2e.py``): a ban received by one process's webhook → the
    kick callback on another; 2,000 bans in 20 Hive batches applied by 8 processes; leader failover; maintenance
    polls per period with 4 processes against one.
+5. Game-loop cost (issue 16's last bar): the tracked echo of ``bench/sessions.py`` (its load client and rounds) served
+   by a game process whose hooks come from ``gs_hooks.setup()`` with fleet mode on (this redis-server) against the
+   same server with fleet mode off, interleaved rounds; the ratio on / off (median of the per-round ratios, and
+   their quartiles). Bar: >= 0.95. The echo logs no player in; a second variant does: each connection first logs
+   in (``hooks.login``: a Gamebase token of the sandbox, verified once per player then cached; the ban check; the
+   bind under ``kick_older``), and with fleet mode on the login goes through the fleet's claim step
+   (``FleetLogins``: one script on Redis per login, the release of the owner key batched at the session's end).
+   ``setup()`` does not install that step yet (the fleet tests wire it by hand): the fleet-on game process wires it
+   the same way, in both variants, so the figures include it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -35,10 +46,26 @@ from typing import Any
 
 import anyio
 
+import gs_hooks
 from bench import fleet_e2e
 from bench.fleet_e2e import start_redis as _start_redis
-from gs_hooks.fleet import BanRow, FleetConfig, FleetRedis, Keys, MemoryOutbox, Outgoing, Publisher, StreamReader
+from bench.sessions import LOGIN_OK, echo_rounds, ratio_figures
+from bench.sessions import _echo as _echo_lines
+from gs_hooks import SystemClock, current_session
+from gs_hooks.fleet import (
+    BanRow,
+    FleetConfig,
+    FleetRedis,
+    Keys,
+    MemoryOutbox,
+    Outgoing,
+    Presence,
+    Publisher,
+    StreamReader,
+)
+from gs_hooks.fleet._logins import FleetLogins
 from gs_hooks.fleet._protocol import decode_rows
+from gs_hooks.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES, PER_BATCH, READERS = 20, 100, 8
@@ -168,6 +195,188 @@ def _measure(url: str, flags: list[str], smoke: bool) -> dict[str, Any]:
     }
 
 
+# -- 5. the game loop's cost: the tracked echo with fleet mode on and off ---------------------------------------------
+
+ECHO_BAR = 0.95
+ECHO_PLAYER_BASE = 3_000_000
+
+
+class _CountedPresence(Presence):
+    """Presence counting the claims Redis answered (the proof each login went through the fleet's claim step)."""
+
+    claims = 0
+
+    async def claim(self, *args: Any, **kwargs: Any) -> Any:
+        result = await super().claim(*args, **kwargs)
+        self.claims += 1
+        return result
+
+
+async def _echo_server() -> None:
+    """A game process: hooks from ``setup()`` (fleet mode on when ``GS_HOOKS_REDIS_URL`` is set) and the tracked echo
+    server of ``bench.sessions`` (``hooks.track_streams``). With ``BENCH_ECHO_TOKENS`` (JSON: client index ->
+    token), each connection first logs player ``ECHO_PLAYER_BASE + i`` in. Prints its port, then, at the end of
+    stdin, what it saw."""
+    config = gs_hooks.Config.from_env()
+    hooks = gs_hooks.setup(config)
+    tokens: dict[str, str] = json.loads(os.environ.get("BENCH_ECHO_TOKENS", "{}"))
+    presence: _CountedPresence | None = None
+    if hooks.fleet is not None:
+        # setup() does not install the fleet's claim step (LoginFlow.claims) yet: wired here as the fleet tests do, in
+        # both variants (its registry observer sees every session's open and close, logged in or not).
+        fleet = hooks.fleet
+        presence = _CountedPresence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=config.fleet.inbox_maxlen)
+        logins = FleetLogins(
+            presence, hooks.registry, hooks.kicker, clock=SystemClock(), recheck_s=config.fleet.recheck_s
+        )
+        hooks._login.claims = logins
+        fleet.add_task("fleet logins", logins.run)
+    refused: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if tokens:
+            index = (await reader.readline()).split()[1].decode()
+            session = current_session()
+            assert session is not None
+            try:
+                await hooks.login(session, str(ECHO_PLAYER_BASE + int(index)), tokens[index])
+            except gs_hooks.GsHooksError as exc:
+                refused.append(f"{type(exc).__name__}: {exc}")
+                writer.write(b"refused\n")
+                return
+            writer.write(LOGIN_OK)
+        await _echo_lines(reader, writer)
+
+    async with hooks:
+        server = await asyncio.start_server(hooks.track_streams(handle), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        print(json.dumps({"port": port, "fleet": hooks.fleet is not None}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        server.close()
+        await server.wait_closed()
+        print(
+            json.dumps(
+                {
+                    "claims": presence.claims if presence is not None else 0,
+                    "refused": refused[:3],
+                    "sessions_left": len(hooks.registry),
+                    "fleet_connected": hooks.fleet.connected if hooks.fleet is not None else None,
+                }
+            ),
+            flush=True,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _echo_servers(env: dict[str, dict[str, str]], out: dict[str, dict[str, Any]]) -> Any:
+    """Start one echo game process per name (its environment on top of ours); yields their ports; at the end, their
+    closing reports in ``out``."""
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    ports: dict[str, int] = {}
+    try:
+        for name, extra in env.items():
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.fleet",
+                "--echo-server",
+                cwd=ROOT,
+                env={**os.environ, **extra},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            procs[name] = proc
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if not line:
+                raise RuntimeError(f"the {name} echo server did not start")
+            started = json.loads(line)
+            if started["fleet"] != ("GS_HOOKS_REDIS_URL" in extra):
+                raise RuntimeError(f"the {name} echo server has fleet mode {started['fleet']}")
+            ports[name] = int(started["port"])
+        yield ports
+    finally:
+        for name, proc in procs.items():
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.close()
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                out[name] = json.loads(line) if line else {"error": "no report"}
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def _ratio_row(rates: dict[str, list[float]]) -> dict[str, Any]:
+    median, quartiles = ratio_figures(rates["fleet_on"], rates["fleet_off"])
+    return {
+        "fleet_on_roundtrips_per_s": round(statistics.median(rates["fleet_on"])),
+        "fleet_off_roundtrips_per_s": round(statistics.median(rates["fleet_off"])),
+        "ratio": round(median, 3),
+        "ratio_quartiles": [round(q, 3) for q in quartiles],
+        "meets_bar": median >= ECHO_BAR,
+    }
+
+
+async def _echo_cost(url: str, smoke: bool) -> dict[str, Any]:
+    rounds, clients, trips = (2, 4, 10) if smoke else (21, 50, 200)
+    login_trips = 5 if smoke else 20
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = "echo" + os.urandom(3).hex()
+
+        def env(fleet: bool, name: str) -> dict[str, str]:
+            values = {"GS_HOOKS_STATE": str(Path(tmp) / f"{name}.sqlite3"), "GS_HOOKS_DUPLICATE_LOGIN": "kick_older"}
+            if fleet:
+                values |= {"GS_HOOKS_REDIS_URL": url, "GS_HOOKS_REDIS_PREFIX": prefix, "GS_HOOKS_GAME": "bench"}
+            return values
+
+        reports: dict[str, dict[str, Any]] = {}
+        plain_env = {"fleet_on": env(True, "on"), "fleet_off": env(False, "off")}
+        async with _echo_servers(plain_env, reports) as ports:
+            rates = await echo_rounds(ports, rounds=rounds, clients=clients, trips=trips)
+        out: dict[str, Any] = {"tracked_echo": _ratio_row(rates)}
+        out["tracked_echo"] |= {"rounds": rounds, "clients": clients, "trips_per_client": trips}
+        leftover = {name: r.get("sessions_left") for name, r in reports.items()}
+        if any(leftover.values()):
+            raise RuntimeError(f"tracked sessions left behind: {leftover}")
+
+        async with Sandbox.serve(port=0) as sb:
+            tokens = {}
+            for i in range(clients):
+                sb.gamebase.add_member(str(ECHO_PLAYER_BASE + i))
+                tokens[str(i)] = sb.gamebase.issue_token(str(ECHO_PLAYER_BASE + i))
+            gamebase = {
+                "GS_HOOKS_GAMEBASE_URL": sb.urls()["gamebase_url"],
+                "GS_HOOKS_GAMEBASE_APP_ID": sb.gamebase.app_id,
+                "GS_HOOKS_GAMEBASE_SECRET_KEY": sb.gamebase_secret,
+                "GS_HOOKS_GAMEBASE_BAN_POLL_S": "0",
+                "BENCH_ECHO_TOKENS": json.dumps(tokens),
+            }
+            login_env = {"fleet_on": env(True, "lon") | gamebase, "fleet_off": env(False, "loff") | gamebase}
+            reports = {}
+            async with _echo_servers(login_env, reports) as ports:
+                rates = await echo_rounds(ports, rounds=rounds, clients=clients, trips=login_trips, login=True)
+        logins = rounds * clients
+        claims = reports.get("fleet_on", {}).get("claims")
+        if claims != logins or any(r.get("refused") for r in reports.values()):
+            raise RuntimeError(f"each login should go through the fleet's claim step: {logins} logins, {reports}")
+        out["tracked_echo_with_logins"] = _ratio_row(rates) | {
+            "rounds": rounds,
+            "clients": clients,
+            "trips_per_client": login_trips,
+            "logins_per_server": logins,
+            "fleet_claims_on_redis": claims,
+        }
+        out["bar"] = f">= {ECHO_BAR} (the tracked echo, fleet mode on / off)"
+        return out
+
+
+def bench_echo_cost(url: str, smoke: bool = False) -> dict[str, Any]:
+    """The tracked echo with fleet mode on vs off (and the variant with a login per connection)."""
+    return asyncio.run(_echo_cost(url, smoke))
+
+
 # -- harness -------------------------------------------------------------------------------------------------------
 
 
@@ -188,6 +397,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 "pure_python_parser": _in_subprocess(url, smoke, hiredis=False),
                 "hiredis": _in_subprocess(url, smoke, hiredis=True),
             }
+            out["game_loop_cost"] = bench_echo_cost(url, smoke)
         finally:
             proc.kill()
             proc.wait()
@@ -209,9 +419,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-hiredis", action="store_true")
     parser.add_argument("--measure", metavar="URL")
     parser.add_argument("--reader", nargs=3, metavar=("URL", "WANT", "ECHO"))
+    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     flags = ["--no-hiredis"] if args.no_hiredis else []
-    if args.reader:
+    if args.echo_server:
+        asyncio.run(_echo_server())
+    elif args.reader:
         url, want, echo = args.reader
         anyio.run(_reader, url, int(want), echo == "1")
     elif args.measure:

@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -252,11 +253,19 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _client_load(port: int, clients: int, trips: int) -> float:
+LOGIN_OK = b"ok\n"
+
+
+async def _client_load(port: int, clients: int, trips: int, login: bool = False) -> float:
     payload = b"x" * 63 + b"\n"
 
-    async def one() -> None:
+    async def one(i: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if login:  # the server logs client i in as player i first (see bench.fleet's echo server)
+            writer.write(f"login {i}\n".encode())
+            answer = await reader.readline()
+            if answer != LOGIN_OK:
+                raise RuntimeError(f"login refused: {answer!r}")
         for _ in range(trips):
             writer.write(payload)
             if await reader.readline() != payload:
@@ -265,23 +274,37 @@ async def _client_load(port: int, clients: int, trips: int) -> float:
         await writer.wait_closed()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(clients)))
+    await asyncio.gather(*(one(i) for i in range(clients)))
     return time.perf_counter() - t0
 
 
 def _load_client_main() -> None:
-    """The load generator process: reads ``port clients trips`` lines, answers elapsed seconds."""
+    """The load generator process: reads ``port clients trips [login]`` lines, answers elapsed seconds."""
     for line in sys.stdin:
-        port, clients, trips = (int(x) for x in line.split())
-        elapsed = asyncio.run(_client_load(port, clients, trips))
+        port, clients, trips, *login = line.split()
+        elapsed = asyncio.run(_client_load(int(port), int(clients), int(trips), login == ["login"]))
         print(elapsed, flush=True)
 
 
-async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any]:
-    reg = SessionRegistry()
-    bare = await asyncio.start_server(_echo, "127.0.0.1", 0)
-    tracked = await asyncio.start_server(track_asyncio_streams(reg, _echo), "127.0.0.1", 0)
-    ports = {"bare": bare.sockets[0].getsockname()[1], "tracked": tracked.sockets[0].getsockname()[1]}
+async def echo_rounds(
+    ports: Mapping[str, int], *, rounds: int, clients: int, trips: int, login: bool = False
+) -> dict[str, list[float]]:
+    """The same load against each echo server, round after round, from one separate client process.
+
+    Each round runs every server once, back to back, in an order rotated round by round (so no server is always
+    first); within a round the servers see the same machine load, which the ratio of their rates cancels.
+
+    Args:
+        ports: the servers' loopback ports, by name.
+        rounds: how many rounds.
+        clients: concurrent connections per run; each connects, does ``trips`` round trips, closes.
+        trips: round trips per connection (63 bytes and a newline).
+        login: each connection first sends ``login <i>`` and waits for ``ok`` (servers that log players in).
+
+    Returns:
+        Round trips per second of every run, by server name, in round order.
+    """
+    names = list(ports)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -292,12 +315,11 @@ async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any
         cwd=ROOT,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    rates: dict[str, list[float]] = {"bare": [], "tracked": []}
+    rates: dict[str, list[float]] = {name: [] for name in names}
     try:
         for r in range(rounds):
-            order = ("bare", "tracked") if r % 2 == 0 else ("tracked", "bare")
-            for name in order:
-                proc.stdin.write(f"{ports[name]} {clients} {trips}\n".encode())
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                proc.stdin.write(f"{ports[name]} {clients} {trips}{' login' if login else ''}\n".encode())
                 await proc.stdin.drain()
                 line = await asyncio.wait_for(proc.stdout.readline(), 120)
                 if not line:
@@ -306,6 +328,25 @@ async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any
     finally:
         proc.stdin.close()
         await proc.wait()
+    return rates
+
+
+def ratio_figures(ours: list[float], baseline: list[float]) -> tuple[float, list[float]]:
+    """The median of the per-round ratios ours / baseline, and their quartiles (Q1, Q3)."""
+    ratios = [o / b for o, b in zip(ours, baseline, strict=True)]
+    median = statistics.median(ratios)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [median, median, median]
+    return median, [quartiles[0], quartiles[2]]
+
+
+async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any]:
+    reg = SessionRegistry()
+    bare = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    tracked = await asyncio.start_server(track_asyncio_streams(reg, _echo), "127.0.0.1", 0)
+    ports = {"bare": bare.sockets[0].getsockname()[1], "tracked": tracked.sockets[0].getsockname()[1]}
+    try:
+        rates = await echo_rounds(ports, rounds=rounds, clients=clients, trips=trips)
+    finally:
         for server in (bare, tracked):
             server.close()
             await server.wait_closed()
@@ -313,15 +354,13 @@ async def _bench_echo(*, rounds: int, clients: int, trips: int) -> dict[str, Any
     bare_rate = statistics.median(rates["bare"])
     tracked_rate = statistics.median(rates["tracked"])
     # Each round runs both servers back to back: the ratio within a round cancels slow drifts in machine load.
-    ratios = [t / b for t, b in zip(rates["tracked"], rates["bare"], strict=True)]
-    pairwise = statistics.median(ratios)
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [pairwise, pairwise, pairwise]
+    pairwise, quartiles = ratio_figures(rates["tracked"], rates["bare"])
     return {
         "bare_roundtrips_per_s": round(bare_rate),
         "tracked_roundtrips_per_s": round(tracked_rate),
         "echo_ratio": round(pairwise, 3),
         "echo_ratio_of_medians": round(tracked_rate / bare_rate, 3),
-        "echo_ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
+        "echo_ratio_quartiles": [round(q, 3) for q in quartiles],
         "rounds": rounds,
         "clients": clients,
         "trips_per_client": trips,

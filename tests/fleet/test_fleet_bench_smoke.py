@@ -25,3 +25,11 @@ def test_fleet_bench_smoke_runs_with_and_without_hiredis() -> None:
     assert e2e["leader_failover"]["takeover_s_runs"][0] > 0
     polls = e2e["maintenance_polls"]
     assert polls["polls_per_period_1_processes"] > 0 and polls["polls_per_period_4_processes"] > 0
+    cost = result["game_loop_cost"]  # the tracked echo served by setup() hooks, fleet mode on vs off
+    for variant in ("tracked_echo", "tracked_echo_with_logins"):
+        figures = cost[variant]
+        assert figures["fleet_on_roundtrips_per_s"] > 0 and figures["fleet_off_roundtrips_per_s"] > 0
+        assert figures["ratio"] > 0 and len(figures["ratio_quartiles"]) == 2
+        assert isinstance(figures["meets_bar"], bool)
+    logins = cost["tracked_echo_with_logins"]
+    assert logins["fleet_claims_on_redis"] == logins["logins_per_server"] > 0  # every login claimed on Redis
