@@ -24,9 +24,8 @@ interpreters; medians over repeats.
    their quartiles). Bar: >= 0.95. The echo logs no player in; a second variant does: each connection first logs
    in (``hooks.login``: a Gamebase token of the sandbox, verified once per player then cached; the ban check; the
    bind under ``kick_older``), and with fleet mode on the login goes through the fleet's claim step
-   (``FleetLogins``: one script on Redis per login, the release of the owner key batched at the session's end).
-   ``setup()`` does not install that step yet (the fleet tests wire it by hand): the fleet-on game process wires it
-   the same way, in both variants, so the figures include it.
+   (``FleetLogins``, installed by ``setup()``: one script on Redis per login, the release of the owner key batched
+   at the session's end); the bench counts the claims Redis answered, so a login that skipped the step is seen.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from bench import fleet_e2e
 from bench.fleet_e2e import start_redis as _start_redis
 from bench.sessions import LOGIN_OK, echo_rounds, ratio_figures
 from bench.sessions import _echo as _echo_lines
-from gs_hooks import SystemClock, current_session
+from gs_hooks import current_session
 from gs_hooks.fleet import (
     BanRow,
     FleetConfig,
@@ -63,7 +62,6 @@ from gs_hooks.fleet import (
     Publisher,
     StreamReader,
 )
-from gs_hooks.fleet._logins import FleetLogins
 from gs_hooks.fleet._protocol import decode_rows
 from gs_hooks.sandbox import Sandbox
 
@@ -201,13 +199,17 @@ ECHO_BAR = 0.95
 ECHO_PLAYER_BASE = 3_000_000
 
 
-class _CountedPresence(Presence):
-    """Presence counting the claims Redis answered (the proof each login went through the fleet's claim step)."""
+class _ClaimCounter:
+    """Counts the claims Redis answered for one presence (the proof each login went through the fleet's claim step,
+    which ``setup()`` installs in fleet mode)."""
 
-    claims = 0
+    def __init__(self, presence: Presence) -> None:
+        self.claims = 0
+        self._claim = presence.claim
+        presence.claim = self._counted  # type: ignore[method-assign]  # the bench's probe, on this instance only
 
-    async def claim(self, *args: Any, **kwargs: Any) -> Any:
-        result = await super().claim(*args, **kwargs)
+    async def _counted(self, *args: Any, **kwargs: Any) -> Any:
+        result = await self._claim(*args, **kwargs)
         self.claims += 1
         return result
 
@@ -220,17 +222,10 @@ async def _echo_server() -> None:
     config = gs_hooks.Config.from_env()
     hooks = gs_hooks.setup(config)
     tokens: dict[str, str] = json.loads(os.environ.get("BENCH_ECHO_TOKENS", "{}"))
-    presence: _CountedPresence | None = None
+    presence: _ClaimCounter | None = None
     if hooks.fleet is not None:
-        # setup() does not install the fleet's claim step (LoginFlow.claims) yet: wired here as the fleet tests do, in
-        # both variants (its registry observer sees every session's open and close, logged in or not).
-        fleet = hooks.fleet
-        presence = _CountedPresence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=config.fleet.inbox_maxlen)
-        logins = FleetLogins(
-            presence, hooks.registry, hooks.kicker, clock=SystemClock(), recheck_s=config.fleet.recheck_s
-        )
-        hooks._login.claims = logins
-        fleet.add_task("fleet logins", logins.run)
+        assert hooks.fleet.logins is not None, "setup() installs the fleet's claim step"
+        presence = _ClaimCounter(hooks.fleet.logins.presence)
     refused: list[str] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
