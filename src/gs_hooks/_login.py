@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -112,11 +113,13 @@ class LoginFlow:
             self._log_failure(logging.WARNING, session, user_id, "platform", exc)
             raise
 
-    async def verify_token(self, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
-        """See :meth:`gs_hooks.Hooks.verify_token`."""
+    def verify_token(self, user_id: str | int | None, access_token: str | Secret | None) -> Awaitable[TokenInfo]:
+        """See :meth:`gs_hooks.Hooks.verify_token`, which awaits what this returns: the checks run here, then the
+        verifier's own coroutine is handed back (not a coroutine itself: one frame less held by each login waiting
+        in a storm's backlog, see :class:`~gs_hooks.gamebase._tokens.Flight`)."""
         verifier = self._open_verifier()
         user, token = login_input(user_id, access_token)  # refused here, before any platform call
-        return await verifier.verify(user, token)
+        return verifier.verify(user, token)
 
     async def _login(self, session: Session, user_id: str | int | None, access_token: str | Secret | None) -> TokenInfo:
         verifier = self._open_verifier()

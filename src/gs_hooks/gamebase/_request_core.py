@@ -29,7 +29,7 @@ from .._exceptions import HttpTransportError, PlatformError, PlatformUnavailable
 from .._http_client import HttpClient, as_http_client
 from ._endpoints import VERSIONS, Endpoint
 from ._models import GamebaseResult, _Result
-from ._observe import observe_attempt
+from ._observe import Retry, observe_attempt
 from ._protocol import PLATFORM, decode_result, decode_wrapped, is_transient, path_segment, redact
 from ._transport import RETRY_AFTER_S, install_log_filter, new_transaction_id, retry_after
 
@@ -56,16 +56,6 @@ class _Call:
     content: bytes | None
     tx: str
     hidden: Sequence[str]
-
-
-@dataclass(slots=True)
-class _Retry:
-    """An attempt that failed in a way worth retrying."""
-
-    error: PlatformError
-    cause: BaseException | None = None
-    server_error: bool = False  # HTTP 5xx: ``retry_after`` is what it said
-    retry_after: float | None = None
 
 
 class RequestCore:
@@ -139,7 +129,7 @@ class RequestCore:
         headers = {"Content-Type": _CONTENT_TYPE, "X-Secret-Key": key, "X-TCGB-Transaction-Id": tx}
         call = _Call(route, method, url, headers, content, tx, hidden)
         attempts = 1 + (self.retries if retries is None else retries)
-        last: _Retry | None = None
+        last: Retry | None = None
         retry_after_s: float | None = None
         for attempt in range(attempts):
             if last is not None:
@@ -156,7 +146,7 @@ class RequestCore:
                 )
                 await self.clock.sleep(delay)
             outcome = await self._attempt(call, decode, key)
-            if not isinstance(outcome, _Retry):
+            if not isinstance(outcome, Retry):
                 return outcome
             last = outcome
             if outcome.server_error:
@@ -171,7 +161,7 @@ class RequestCore:
         ) from last.cause
 
     @observe_attempt
-    async def _attempt(self, call: _Call, decode: Decode[T], key: str) -> T | _Retry:
+    async def _attempt(self, call: _Call, decode: Decode[T], key: str) -> T | Retry:
         """One attempt: the decoded answer, a failure worth retrying, or a final error raised."""
         self.requests_sent += 1
         try:
@@ -180,14 +170,14 @@ class RequestCore:
             )
         except HttpTransportError as exc:
             detail = redact(str(exc), call.hidden)
-            return _Retry(
+            return Retry(
                 PlatformUnavailableError(PLATFORM, None, f"{call.route}: {detail}", transaction_id=call.tx), exc
             )
         status = response.status
         echoed = response.headers.get("x-tcgb-transaction-id") or call.tx
         if status >= 500:
             error = PlatformUnavailableError(PLATFORM, None, f"{call.route}: HTTP {status}", transaction_id=echoed)
-            return _Retry(error, None, True, retry_after(response.headers.get("retry-after")))
+            return Retry(error, None, True, retry_after(response.headers.get("retry-after")))
         try:
             result = decode(response.content, echoed, call.hidden)
         except PlatformError as err:
@@ -196,7 +186,7 @@ class RequestCore:
                 if err.setting is None and err.code is not None:  # Gamebase's answer about the request itself
                     self.answered += 1
                 raise
-            return _Retry(err)
+            return Retry(err)
         except ProtocolError:
             if status != 200:
                 raise PlatformError(

@@ -7,6 +7,8 @@ definitive "no" from Gamebase as the negative cache keeps it (a fresh error is r
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Final, Literal
 
 import anyio
@@ -51,28 +53,75 @@ class Refusal(msgspec.Struct, frozen=True):
 
 
 class Flight:
-    """One request in the air; its event is made only when someone waits (a lone leader never does)."""
+    """One request in the air, and the logins waiting for its answer (none for a lone leader).
 
-    __slots__ = ("_event", "error", "finished", "refusal", "result")
+    Why each waiter gets its own bare future on asyncio (an anyio event elsewhere), and the flight carries its key
+    and generation itself: in a login storm that outpaces Gamebase, thousands of logins wait at once, and what each
+    holds is what CPython's full collections scan. An ``anyio.Event`` per flight and a ``(key, flight, generation)``
+    tuple in the queue made a waiting login hold twelve objects of ours the collector tracks (the anyio event, the
+    asyncio event and its deque, six coroutine frames, the tuple...) and cost ~2 µs to make; now it holds three (the
+    flight and two coroutine frames: ``tests/gamebase/test_gamebase_storm_budget.py``, ``python -m bench.loop``).
+    One future per waiter, not one shared: a cancelled waiter cancels only its own.
 
-    def __init__(self) -> None:
+    Args:
+        key: the (user, token) asked about.
+        generation: the user's generation when the request was made (a later ``forget`` bumps it: the answer is
+            then not cached).
+    """
+
+    __slots__ = ("_more", "_waiter", "error", "finished", "generation", "key", "refusal", "result")
+
+    def __init__(self, key: tuple[str, str], generation: int = 0) -> None:
+        self.key = key
+        self.generation = generation
         self.finished = False
-        self._event: anyio.Event | None = None
+        self._waiter: asyncio.Future[None] | anyio.Event | None = None  # the first waiter (the common case: one)
+        self._more: list[asyncio.Future[None] | anyio.Event] | None = None  # the others
         self.result: TokenInfo | None = None
         self.refusal: Refusal | None = None
         self.error: PlatformError | None = None
 
-    async def wait(self) -> None:
-        if not self.finished:
-            event = self._event
-            if event is None:
-                event = self._event = anyio.Event()
-            await event.wait()
+    def wait(self) -> Awaitable[None]:
+        """What a waiter awaits until :meth:`finish` (done at once when finished already). Not a coroutine: on
+        asyncio it is the waiter's own future, awaited with no frame between."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            loop = None
+        waiter: asyncio.Future[None] | anyio.Event
+        if loop is not None:
+            waiter = loop.create_future()
+            awaitable: Awaitable[None] = waiter
+        else:
+            waiter = anyio.Event()
+            awaitable = waiter.wait()
+        if self._waiter is None:
+            self._waiter = waiter
+        elif self._more is None:
+            self._more = [waiter]
+        else:
+            self._more.append(waiter)
+        if self.finished:
+            self.finish()
+        return awaitable
 
     def finish(self) -> None:
+        """Mark the flight finished and wake every waiter."""
         self.finished = True
-        if self._event is not None:
-            self._event.set()
+        first, more = self._waiter, self._more
+        self._waiter = self._more = None
+        if first is not None:
+            _wake(first)
+        for waiter in more or ():
+            _wake(waiter)
+
+
+def _wake(waiter: asyncio.Future[None] | anyio.Event) -> None:
+    if isinstance(waiter, asyncio.Future):
+        if not waiter.done():  # a cancelled waiter's future is done already
+            waiter.set_result(None)
+    else:
+        waiter.set()
 
 
 def copy_error(err: PlatformError) -> PlatformError:

@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .._clock import Clock, SystemClock
 from .._config import _DEFAULT_VERIFY_CONCURRENCY, Secret
@@ -88,7 +89,7 @@ class TokenVerifier:
         self._positive: dict[tuple[str, str], tuple[float, TokenInfo]] = {}
         self._negative: dict[tuple[str, str], tuple[float, Refusal]] = {}
         self._flights: dict[tuple[str, str], Flight] = {}
-        self._queue: deque[tuple[tuple[str, str], Flight, int]] = deque()
+        self._queue: deque[Flight] = deque()
         self._tg: anyio.abc.TaskGroup | None = None
         self._workers = 0
         self._idle: deque[anyio.Event] = deque()  # one event per idle worker, oldest first
@@ -153,35 +154,35 @@ class TokenVerifier:
         if entry is not None and entry[0] > self._time():  # only a checked key is ever cached
             self.hits += 1
             return entry[1]
-        return await self._slow(key, entry)
-
-    async def _slow(self, key: tuple[str, str], entry: tuple[float, TokenInfo] | None) -> TokenInfo:
+        # A miss, in this same coroutine (no helper coroutine: one frame less held by each login waiting in a storm)
         if entry is None:
             login_input(*key)  # checked before any cache lookup or request: an invalid key is never cached
-        now = self._time()
-        neg = self._negative.get(key)
-        if neg is not None:
-            if neg[0] > now:
-                self.hits += 1
-                raise neg[1].error()
-            del self._negative[key]
-            self._untrack(key)
+        self._check_refused(key)
         self.misses += 1
         while True:
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = Flight()
-                generation = self._generation.get(key[0], 0)
+                flight = self._flights[key] = Flight(key, self._generation.get(key[0], 0))
                 if self._tg is not None:
-                    self._dispatch(key, flight, generation)
+                    self._dispatch(flight)
                 else:
-                    await self._lead(key, flight, generation)
+                    await self._lead(flight)
             if not flight.finished:
                 await flight.wait()
             result = self._outcome(key, flight)
             if result is not None:
                 return result
             # The request was abandoned (its task was cancelled): ask again.
+
+    def _check_refused(self, key: tuple[str, str]) -> None:
+        """Raise the cached refusal of ``key`` if one is live (a hit); drop an expired one."""
+        neg = self._negative.get(key)
+        if neg is not None:
+            if neg[0] > self._time():
+                self.hits += 1
+                raise neg[1].error()
+            del self._negative[key]
+            self._untrack(key)
 
     def _outcome(self, key: tuple[str, str], flight: Flight) -> TokenInfo | None:
         if flight.result is not None:
@@ -195,21 +196,21 @@ class TokenVerifier:
             raise copy_error(flight.error) from flight.error
         return None
 
-    async def _lead(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
+    async def _lead(self, flight: Flight) -> None:
         """Standalone mode: the first caller of a (user, token) asks Gamebase itself, within a slot."""
         try:
             async with self.limiter:
-                await self._resolve(key, flight, generation)
+                await self._resolve(flight)
         finally:
-            self._settle(key, flight)
+            self._settle(flight)
 
-    def _dispatch(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
+    def _dispatch(self, flight: Flight) -> None:
         """Running mode: queue the request for the verifier's worker tasks (at most ``concurrency``).
 
         Workers stay while the verifier runs: an idle one is woken (one event), which costs less than starting
         a task per request when logins come one after another (``bench.gamebase``, worker-loop figures).
         """
-        self._queue.append((key, flight, generation))
+        self._queue.append(flight)
         if self._idle:
             self._idle.popleft().set()
         elif self._workers < self.limiter.total and self._tg is not None:
@@ -222,11 +223,17 @@ class TokenVerifier:
         try:
             while True:
                 while queue:
-                    key, flight, generation = queue.popleft()
+                    flight = queue.popleft()
                     try:
-                        await self._resolve(key, flight, generation)
+                        await self._resolve(flight)
                     finally:
-                        self._settle(key, flight)
+                        self._settle(flight)
+                    if queue:
+                        # One answer handled, the next request not sent yet: let the loop run what is ready (the
+                        # waiters just woken, the game's tick). Without it, one loop step handled an answer *and*
+                        # sent the next request, for every worker whose answer came in together: the longest steps
+                        # of a login storm, ~1.5x plain aiohttp's (``python -m bench.loop``).
+                        await anyio.lowlevel.checkpoint()
                 wake = anyio.Event()
                 idle.append(wake)
                 try:
@@ -238,13 +245,16 @@ class TokenVerifier:
         finally:
             self._workers -= 1
 
-    def _settle(self, key: tuple[str, str], flight: Flight) -> None:
+    def _settle(self, flight: Flight) -> None:
+        key = flight.key
         if self._flights.get(key) is flight:
             del self._flights[key]
         flight.finish()
 
-    async def _resolve(self, key: tuple[str, str], flight: Flight, generation: int) -> None:
+    async def _resolve(self, flight: Flight) -> None:
         """Ask Gamebase and record the answer on the flight (and in the caches)."""
+        key = flight.key
+        generation = flight.generation
         user_id, token = key
         self.requests += 1
         try:
@@ -355,8 +365,7 @@ class TokenVerifier:
 
     def _abandon_queue(self) -> None:
         while self._queue:
-            key, flight, _ = self._queue.popleft()
-            self._settle(key, flight)
+            self._settle(self._queue.popleft())
 
     async def aclose(self) -> None:
         """Nothing to flush."""
