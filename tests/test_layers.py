@@ -324,3 +324,34 @@ def test_pure_modules_pull_in_no_io_library() -> None:
         reached = _closure(name)
         io = {lib for module in reached for lib in GRAPH[module].external} & IO
         assert io == set(), f"{name} pulls in {sorted(io)} through {sorted(reached)}"
+
+
+# -- size: one job per file, functions a reader can hold (issue 15) ---------------------------------------------
+
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 60
+# the issue's own exceptions: the sandbox's route tables and the generated config table (none needs it today)
+SIZE_EXEMPT: frozenset[str] = frozenset()
+
+
+def _sizes() -> tuple[list[str], list[str]]:
+    files, functions = [], []
+    for path in sorted(SRC.rglob("*.py")):
+        where = path.relative_to(SRC).as_posix()
+        if where in SIZE_EXEMPT:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if (n := len(text.splitlines())) > MAX_FILE_LINES:
+            files.append(f"{where}: {n} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    functions.append(f"{where}:{node.lineno} {node.name}: {length} lines")
+    return files, functions
+
+
+def test_no_file_or_function_outgrows_its_job() -> None:
+    files, functions = _sizes()
+    assert files == [], f"files over {MAX_FILE_LINES} lines: split them by job"
+    assert functions == [], f"functions over {MAX_FUNCTION_LINES} lines"

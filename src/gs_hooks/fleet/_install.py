@@ -94,6 +94,22 @@ def install(
     if not f.enabled:
         return None
     fleet = Fleet(f, clock=services.clock, server_ids=config.ccu.server_ids)
+    _install_bans(services, config, fleet, book)
+    _install_polls(services, config, fleet, maintenance, ban_poller)
+    presence = Presence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=f.inbox_maxlen)
+    _install_logins(services, config, fleet, presence)
+    if ccu is not None:
+        _install_ccu(services, config, fleet, ccu, history)
+    if webstore is not None:
+        _install_webstore(config, fleet, presence, webstore)
+    services.add_component(fleet)
+    return fleet
+
+
+def _install_bans(services: Services, config: Config, fleet: Fleet, book: BanBook) -> None:
+    """The book writes through the fleet's store (outbox, cursor); the sync publishes and reads the stream; the
+    leader prunes the fleet's ban set; at shutdown the unsaved rows are written first, then the outbox published."""
+    f = config.fleet
     persistence = FleetBanStore(lambda: services.store, stream=fleet.keys.bans, wake=lambda: None)
     sync = BanSync(
         fleet.redis,
@@ -112,8 +128,17 @@ def install(
     fleet.add_flush(book.flush)  # first: a ban whose write failed gets its outbox entry while the publisher runs
     fleet.add_flush(sync.flush)
     fleet.add_leader_job(BanSetPruner(fleet.leadership, fleet.keys, retention_s=book.retention_s, clock=services.clock))
-    g = config.gamebase
-    watcher = maintenance
+
+
+def _install_polls(
+    services: Services,
+    config: Config,
+    fleet: Fleet,
+    watcher: MaintenanceWatcher | None,
+    ban_poller: BanPoller | None,
+) -> None:
+    """The leader polls Gamebase (maintenance, published for every watcher; the ban poller, its watermark in
+    Redis); every watcher reads the published result."""
     if watcher is not None:
         publisher = MaintenancePublisher(
             watcher.source,
@@ -121,39 +146,36 @@ def install(
             fleet.keys,
             clock=services.clock,
             poll_s=watcher.poll_s,
-            backoff_max_s=g.poll_backoff_max_s,
+            backoff_max_s=config.gamebase.poll_backoff_max_s,
         )
         fleet.add_leader_job(publisher)
         watcher.source = FleetMaintenanceSource(
             fleet.redis,
             fleet.keys,
             clock=services.clock,
-            stale_after_s=STALE_PERIODS * watcher.poll_s + f.lease_ttl_s,
+            stale_after_s=STALE_PERIODS * watcher.poll_s + config.fleet.lease_ttl_s,
             period_s=min(1.0, watcher.poll_s),
         )
     if ban_poller is not None:
         job = LeaderBanPoller(ban_poller, fleet.leadership, fleet.keys)
         fleet.add_leader_job(job)
         services.add_health(job)  # the poller's readiness while this process leads
-    presence = Presence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=f.inbox_maxlen)
-    _install_logins(services, config, fleet, presence)
-    if ccu is not None:
-        _install_ccu(services, config, fleet, ccu, history)
-    if webstore is not None:
-        forwarder = FleetWebstore(
-            webstore.callback,
-            redis=fleet.redis,
-            keys=fleet.keys,
-            presence=presence,
-            timeout_s=webstore.timeout_s,
-            inbox_maxlen=f.inbox_maxlen,
-        )
-        webstore.callback = forwarder
-        fleet.webstore = forwarder
-        fleet.on_inbox(OP_WEBSTORE, forwarder.on_request)
-        fleet.add_task("web-store answers", forwarder.run)
-    services.add_component(fleet)
-    return fleet
+
+
+def _install_webstore(config: Config, fleet: Fleet, presence: Presence, webstore: WebstoreEndpoint) -> None:
+    """The web-store route's callback asks the process the player is logged in on (through its inbox)."""
+    forwarder = FleetWebstore(
+        webstore.callback,
+        redis=fleet.redis,
+        keys=fleet.keys,
+        presence=presence,
+        timeout_s=webstore.timeout_s,
+        inbox_maxlen=config.fleet.inbox_maxlen,
+    )
+    webstore.callback = forwarder
+    fleet.webstore = forwarder
+    fleet.on_inbox(OP_WEBSTORE, forwarder.on_request)
+    fleet.add_task("web-store answers", forwarder.run)
 
 
 def _install_logins(services: Services, config: Config, fleet: Fleet, presence: Presence) -> None:

@@ -35,6 +35,7 @@ from ._client import GamebaseClient
 from ._protocol import PLATFORM, TokenInfo
 from ._slots import Slots
 from ._tokens import MEMBER_STATES, Flight, Refusal, copy_error, login_input, refusal_for
+from ._verifier_health import FAILING_WINDOW_S, FailureStreak
 
 __all__ = ["FAILING_WINDOW_S", "STALE_KEEP_S", "TokenVerifier"]
 
@@ -42,10 +43,6 @@ log = logging.getLogger("gs_hooks.gamebase")
 
 STALE_KEEP_S: Final = 86_400.0
 """How long an expired positive verification stays usable under the ``allow_cached`` policy."""
-
-FAILING_WINDOW_S: Final = 60.0
-"""Readiness: verification requests must keep failing this long (none answered between) to count, and a failure
-older than this no longer counts (logins are what drive the requests: a pod out of its load balancer gets none)."""
 
 
 class TokenVerifier:
@@ -101,13 +98,7 @@ class TokenVerifier:
         self.misses = 0
         self.requests = 0
         self.name = "gamebase-verifier"
-        # the current streak of failed requests, for health(): the latest error, when the streak began and when its
-        # latest failure was, how many, and the client's ``answered`` count then (a later answer clears it)
-        self._last_error: PlatformError | None = None
-        self._failing_since: float | None = None
-        self._last_failure_at = 0.0
-        self._failures = 0
-        self._answered_then = 0
+        self._streak = FailureStreak(self.name, self._time, lambda: self.client.answered)  # for health()
 
     def __repr__(self) -> str:
         return (
@@ -290,51 +281,12 @@ class TokenVerifier:
 
     def _request_done(self, error: PlatformError | None) -> None:
         """Remember how the latest request to Gamebase ended (a token or member refusal is a proper answer)."""
-        if error is None:
-            self._last_error = None
-            self._failing_since = None
-            self._failures = 0
-            return
-        now = self._time()
-        if self._last_error is None:
-            self._failing_since = now
-        self._last_error = error
-        self._last_failure_at = now
-        self._failures += 1
-        self._answered_then = self.client.answered
+        self._streak.done(error)
 
     def health(self) -> ComponentHealth:
-        """Readiness. Not ok at once when Gamebase refused our configuration (a result code that names a setting,
-        e.g. -4010004: ``GS_HOOKS_GAMEBASE_SECRET_KEY``); for other failures (Gamebase unreachable, internal
-        errors) only when they persist: requests failing for :data:`FAILING_WINDOW_S` with none answered between,
-        the latest less than that ago. Cleared by a verification that gets an answer, by any later call of the
-        same client that does (the maintenance and ban polls), or, for the persisting kind, by a window without a
-        failure. No IO; ok before any request."""
-        error = self._last_error
-        if error is None or self.client.answered > self._answered_then:
-            return ComponentHealth(name=self.name, ok=True)
-        since = self._failing_since
-        if error.setting is not None:
-            return ComponentHealth(
-                name=self.name,
-                ok=False,
-                error=f"the last token verification failed on our configuration: {error}",
-                since=since,
-            )
-        last = self._last_failure_at
-        if (
-            since is not None
-            and self._failures >= 2
-            and last - since >= FAILING_WINDOW_S
-            and self._time() - last < FAILING_WINDOW_S
-        ):
-            return ComponentHealth(
-                name=self.name,
-                ok=False,
-                error=f"token verifications have failed for {last - since:.0f} s ({self._failures} in a row): {error}",
-                since=since,
-            )
-        return ComponentHealth(name=self.name, ok=True)
+        """Readiness: see :meth:`FailureStreak.health <gs_hooks.gamebase._verifier_health.FailureStreak.health>`.
+        No IO; ok before any request."""
+        return self._streak.health()
 
     def _refuse(self, key: tuple[str, str], flight: Flight, refusal: Refusal, generation: int) -> None:
         flight.refusal = refusal
