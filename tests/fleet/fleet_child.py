@@ -182,6 +182,7 @@ async def ccu(url: str, index: int, period_s: float) -> None:
         while True:
             wall = time.time()
             nxt = (int(wall / period_s) + 1) * period_s
+            say(type="waiting", slot=round(nxt * 1000))  # asleep until the slot's instant (a test may pause us now)
             await anyio.sleep(nxt - wall + 0.01)
             slot_ms = round(nxt * 1000)
             k += 1

@@ -106,14 +106,11 @@ def test_four_processes_two_servers_kills_and_a_pause(redis_server: RedisServer)
         new_leader = _leader(rest, timeout=15)
         y = next(c for c in rest if c is not new_leader)
         y.expect(lambda m: m["type"] == "report")
-        stopped_ms = time.time() * 1000
+        asleep = y.expect(lambda m: m["type"] == "waiting")  # y sleeps until the next instant: pause it there
         y.signal(signal.SIGSTOP)  # paused past the next instant
-        time.sleep(period * 1.8)  # wakes 0.8 period after the next instant: beyond the staleness bound
-        y.signal(signal.SIGCONT)
-        # the first slot whose instant fell during the pause (reports y printed before it, still unread by a
-        # test slowed down by a loaded machine, are not it)
-        paused_slot = (int(stopped_ms) // int(period * 1000) + 1) * int(period * 1000)
-        late = y.expect(lambda m: m["type"] == "report" and m["slot"] >= paused_slot)
+        time.sleep(max(0.0, asleep["slot"] / 1000 - time.time()) + period * 0.8)  # 0.8 period after the instant
+        y.signal(signal.SIGCONT)  # it wakes beyond the staleness bound (half a period) and reports that slot
+        late = y.expect(lambda m: m["type"] == "report" and m["slot"] == asleep["slot"])
         for c in rest:
             for _ in range(2):
                 c.expect(lambda m: m["type"] == "report")
