@@ -121,8 +121,15 @@ def run(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
 
 
 def outcomes(out: str) -> dict[str, str]:
-    """Node id -> PASSED / FAILED / ERROR from the ``-rA`` summary."""
-    return {m[2]: m[1] for m in re.finditer(r"^(PASSED|FAILED|ERROR) (\S+)", out, re.M)}
+    """Node id -> PASSED / FAILED / ERROR from the ``-rA`` summary. A failure's message may quote a child session's
+    own output, summary included (with ``CI`` set pytest does not cut summary lines), where the test passed: so a
+    FAILED or ERROR line of an id wins over a PASSED one."""
+    rank = {"PASSED": 0, "ERROR": 1, "FAILED": 2}
+    found: dict[str, str] = {}
+    for m in re.finditer(r"^(PASSED|FAILED|ERROR) (\S+)", out, re.M):
+        if rank[m[1]] >= rank[found.get(m[2], "PASSED")]:
+            found[m[2]] = m[1]
+    return found
 
 
 def pids(tmp_path: Path) -> dict[str, int]:
