@@ -21,6 +21,7 @@ default cap and at 64 (bar: CPU per verification grows <= 20 %).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import statistics
@@ -249,6 +250,39 @@ async def _baseline_aiohttp(url: str, pairs: Sequence[tuple[str, str]], concurre
         return await _plain_loop(get, urls, concurrency)
 
 
+async def _baseline_aiohttp_tasks(
+    url: str, pairs: Sequence[tuple[str, str]], concurrency: int
+) -> tuple[float, float, int]:
+    """Plain aiohttp in the storm's shape: one task per login (as ``_ours`` runs), at most ``concurrency`` requests
+    at once (an ``asyncio.Semaphore``): what a game calling aiohttp from each login handler would do. The task per
+    login is then paid on both sides."""
+    headers = {"Content-Type": "application/json; charset=UTF-8", "X-Secret-Key": KEY}
+    urls = [url + TOKEN_PATH.format(app=APP, user=u, token=t) for u, t in pairs]
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(url + "/_sandbox/gamebase/state") as r:
+            await r.read()
+        limit = asyncio.Semaphore(concurrency)
+        ok = 0
+
+        async def one(u: str) -> None:
+            nonlocal ok
+            async with limit, http.get(u) as r:
+                await r.read()
+                status = r.status
+            if status == 200:
+                ok += 1
+
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for u in urls:
+                tg.start_soon(one, u)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if ok != len(urls):
+        raise RuntimeError(f"baseline: {ok} of {len(urls)} answered")
+    return wall, cpu, ok
+
+
 async def _baseline_httpx(url: str, pairs: Sequence[tuple[str, str]], concurrency: int) -> tuple[float, float, int]:
     headers = {"Content-Type": "application/json; charset=UTF-8", "X-Secret-Key": KEY}
     urls = [url + TOKEN_PATH.format(app=APP, user=u, token=t) for u, t in pairs]
@@ -277,7 +311,12 @@ def _round_trip(url: str, delay_s: float | None) -> None:
 
 
 Runner = Callable[[str, Sequence[tuple[str, str]], int], Awaitable[tuple[float, float, int]]]
-WHO: dict[str, Runner] = {"ours": _ours, "aiohttp": _baseline_aiohttp, "httpx": _baseline_httpx}
+WHO: dict[str, Runner] = {
+    "ours": _ours,
+    "aiohttp": _baseline_aiohttp,
+    "aiohttp_tasks": _baseline_aiohttp_tasks,
+    "httpx": _baseline_httpx,
+}
 
 
 def _figures(n: int, runs: list[tuple[float, float]]) -> tuple[float, float, float]:
@@ -334,6 +373,7 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int, rtt_
         o_rate, o_best, o_cpu = _figures(n, got[("ours", c)])
         a_rate, a_best, a_cpu = _figures(n, got[("aiohttp", c)])
         h_rate, _, h_cpu = _figures(n, got[("httpx", c)])
+        t_rate, _, t_cpu = _figures(n, got[("aiohttp_tasks", c)])
         sweep[f"c{c}"] = {
             "ours_per_s": round(o_rate),
             "plain_aiohttp_per_s": round(a_rate),
@@ -345,6 +385,10 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int, rtt_
             "plain_aiohttp_cpu_us_per_request": round(a_cpu),
             "plain_httpx_cpu_us_per_request": round(h_cpu),
             "cpu_vs_aiohttp": round(o_cpu / a_cpu, 2),
+            "plain_aiohttp_task_per_login_per_s": round(t_rate),
+            "plain_aiohttp_task_per_login_cpu_us_per_request": round(t_cpu),
+            "ratio_vs_aiohttp_task_per_login": round(o_rate / t_rate, 3),
+            "cpu_vs_aiohttp_task_per_login": round(o_cpu / t_cpu, 2),
         }
     rtt: dict[str, Any] = {"round_trip_ms": rtt_s * 1000}
     for c in rtt_cs:
@@ -373,6 +417,9 @@ def _storm(n: int, concurrencies: Sequence[int], rounds: int, default: int, rtt_
         out["default_cpu_vs_plain_aiohttp"] = chosen["cpu_vs_aiohttp"]
         out["default_ratio_vs_plain_aiohttp"] = chosen["ratio_vs_aiohttp"]
         out["default_ratio_vs_plain_httpx"] = chosen["ratio_vs_httpx"]
+        # the same baseline in the storm's own shape (a task per login on both sides): not the bar, beside it
+        out["default_ratio_vs_plain_aiohttp_task_per_login"] = chosen["ratio_vs_aiohttp_task_per_login"]
+        out["default_cpu_vs_plain_aiohttp_task_per_login"] = chosen["cpu_vs_aiohttp_task_per_login"]
         # ours driven like the baseline (a few loops instead of a task per login): what the verifier itself costs
         out["default_worker_loop_cpu_us_per_verification"] = round(statistics.median(cpu / n * 1e6 for _, cpu in loops))
         out["bars"] = {
