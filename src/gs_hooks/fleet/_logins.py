@@ -103,6 +103,8 @@ class FleetLogins:
                 login of the player took it while this one ran.
         """
         owner = await self._claim(session, user)
+        if owner is not None and self.registry.sessions_of(user):
+            await self._confirm(session, user, owner)
         try:
             yield
         except BaseException:
@@ -144,6 +146,25 @@ class FleetLogins:
         if session not in self.registry:  # closed while the claim ran: give the key back now
             self._drop(session.id)
         return owner
+
+    async def _confirm(self, session: Session, user: str, owner: Owner) -> None:
+        """Before a bind that would kick this process's live session of the player (the local ``kick_older``),
+        check that this login still owns the player: the local order of binds is not the order of claims in Redis,
+        and a newer claim's notice may not have come yet. Without this, a superseded login binding late kicked the
+        newest session, and then its own notice kicked it: no session left (1,000 concurrent logins on 4
+        processes, tests/fleet/test_fleet_logins_processes.py).
+
+        Raises:
+            DuplicateLoginError: a newer login holds the player.
+        """
+        try:
+            current = await self.presence.get(user)
+        except FleetError as exc:
+            self._unreachable(exc)
+            return
+        if current is not None and current != owner:
+            self._drop(session.id)
+            raise DuplicateLoginError(f"player {user!r}: a newer login took the player while this one ran")
 
     def _unreachable(self, exc: FleetError) -> None:
         if not self._down_logged:
