@@ -18,42 +18,19 @@ interface: what the Gamebase client, the CCU sender and the GamePot client use o
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import statistics
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 
-from bench.gamebase import APP, KEY, TOKEN_PATH, SandboxProcess
+from bench.gamebase import APP, KEY, TOKEN_PATH, SandboxProcess, plain_loop
 
 HEADERS = {"Content-Type": "application/json; charset=UTF-8", "X-Secret-Key": KEY}
 
 Get = Callable[[str], Awaitable[int]]
-
-
-async def _drive(get: Get, urls: Sequence[str], concurrency: int) -> tuple[float, float]:
-    it = iter(urls)
-    ok = 0
-
-    async def worker() -> None:
-        nonlocal ok
-        for u in it:
-            if await get(u) == 200:
-                ok += 1
-
-    gc.collect()
-    c0, t0 = time.process_time(), time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(concurrency):
-            tg.start_soon(worker)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    if ok != len(urls):
-        raise RuntimeError(f"{ok} of {len(urls)} answered 200")
-    return wall, cpu
 
 
 async def _httpx(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
@@ -66,7 +43,7 @@ async def _httpx(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
             r = await http.get(u)
             return r.status_code
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
 
 
 async def _httpx_aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
@@ -80,7 +57,7 @@ async def _httpx_aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float,
             r = await http.get(u)
             return r.status_code
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
 
 
 async def _aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
@@ -95,7 +72,7 @@ async def _aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float, float
                 await r.read()
                 return r.status
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
 
 
 async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
@@ -109,7 +86,7 @@ async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
             r = await http.request("GET", u, headers=HEADERS, timeout_s=5.0)
             return r.status
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
     finally:
         await http.aclose()
 
@@ -126,7 +103,7 @@ async def _aiosonic(base: str, urls: Sequence[str], c: int) -> tuple[float, floa
             await r.content()
             return int(r.status_code)
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
     finally:
         await http.aclose()
 
@@ -143,7 +120,7 @@ async def _pyreqwest(base: str, urls: Sequence[str], c: int) -> tuple[float, flo
             await r.bytes()
             return int(r.status)
 
-        return await _drive(get, urls, c)
+        return (await plain_loop(get, urls, c))[:2]
 
 
 CANDIDATES: dict[str, tuple[str | None, Callable[[str, Sequence[str], int], Awaitable[tuple[float, float]]]]] = {

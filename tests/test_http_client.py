@@ -177,6 +177,20 @@ async def test_a_given_httpx_client_carries_every_request_and_stays_open(server:
     assert sent == ["/p/a", "/p/b"]
 
 
+def _verify_only(sb: Sandbox) -> gs_hooks.Config:
+    """Hooks that only verify tokens against the sandbox's Gamebase (no polls)."""
+    return gs_hooks.Config(
+        state_path=":memory:",
+        gamebase=GamebaseConfig(
+            url=sb.url,
+            app_id=sb.gamebase_app_id,
+            secret_key=Secret(sb.gamebase_secret),
+            maintenance_poll_s=0,
+            ban_poll_s=0,
+        ),
+    )
+
+
 async def test_setup_with_a_game_httpx_client_sends_the_platform_calls_through_it(anyio_backend: str) -> None:
     sent: list[str] = []
 
@@ -190,16 +204,7 @@ async def test_setup_with_a_game_httpx_client_sends_the_platform_calls_through_i
         assert sb.gamebase is not None
         sb.gamebase.add_member("u1")
         token = sb.gamebase.issue_token("u1")
-        config = gs_hooks.Config(
-            state_path=":memory:",
-            gamebase=GamebaseConfig(
-                url=sb.url,
-                app_id=sb.gamebase_app_id,
-                secret_key=Secret(sb.gamebase_secret),
-                maintenance_poll_s=0,
-                ban_poll_s=0,
-            ),
-        )
+        config = _verify_only(sb)
         async with gs_hooks.setup(config, http_client=given) as hooks:
             info = await hooks.verify_token("u1", token)
             assert info.member.user_id == "u1"
@@ -215,16 +220,7 @@ async def test_the_default_path_verifies_through_aiohttp_and_logs_no_token(
         assert sb.gamebase is not None
         sb.gamebase.add_member("u1")
         token = sb.gamebase.issue_token("u1")
-        config = gs_hooks.Config(
-            state_path=":memory:",
-            gamebase=GamebaseConfig(
-                url=sb.url,
-                app_id=sb.gamebase_app_id,
-                secret_key=Secret(sb.gamebase_secret),
-                maintenance_poll_s=0,
-                ban_poll_s=0,
-            ),
-        )
+        config = _verify_only(sb)
         async with gs_hooks.setup(config) as hooks:
             assert (await hooks.verify_token("u1", token)).member.valid == "Y"
             assert isinstance(hooks.http, AutoHttpClient)

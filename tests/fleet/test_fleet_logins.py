@@ -6,13 +6,14 @@ arrives while the claim waits on Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
+from fleet_hooks import until
 from fleet_login_support import KEYS, LoginNode, make_hooks
 from fleet_support import RedisServer, TcpProxy, make_config
 
@@ -31,12 +32,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
     async with Sandbox.serve() as sb:
         sb.gamebase.add_member(PLAYER)
         yield sb
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.01)
 
 
 class Fleet:

@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 import gs_hooks
+from asgi_support import run_uvicorn
 from gs_hooks import Config, ListenerConfig
 from gs_hooks.http import Request, Response, Router, as_asgi
 
 pytestmark = pytest.mark.anyio  # uvicorn runs on asyncio: the conftest's default backend
 
 TOKEN = "asgi-bearer-secret"
-
-
-@asynccontextmanager
-async def run_uvicorn(app: Any) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none", http="h11")
-    )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
 
 
 def build_routes(router: Router, calls: list[Request]) -> None:
