@@ -129,3 +129,17 @@ async def test_wrong_password_is_reported_without_it(tmp_path: Path) -> None:
     finally:
         await redis.aclose()
         server.stop()
+
+
+async def test_a_closed_client_opens_no_connection(redis_server: RedisServer) -> None:
+    """A task still running after aclose() gets a FleetError, and no connection is opened that nothing would close
+    (it surfaced as ResourceWarnings in a later test)."""
+    redis = FleetRedis(make_config(redis_server.url))
+    await redis.start()
+    assert await redis.call("PING") in (True, b"PONG")
+    await redis.aclose()
+    with pytest.raises(FleetError):
+        await redis.call("PING")
+    pool = redis.client.connection_pool
+    assert pool._in_use_connections == set() or len(pool._in_use_connections) == 0  # redis-py's own books
+    assert all(not c.is_connected for c in pool._available_connections)

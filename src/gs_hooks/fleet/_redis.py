@@ -168,9 +168,14 @@ class FleetRedis:
         except (self._errors.RedisError, OSError) as exc:
             raise self._unavailable("loading scripts", exc) from exc
 
-    async def _raw(self, *args: Arg) -> Any:
-        if self._closed:  # a task still running after aclose() would open a connection nothing closes
+    def _check_open(self) -> None:
+        """A task still running after :meth:`aclose` would open a connection nothing closes: refused as a
+        connection error (mapped like any other)."""
+        if self._closed:
             raise self._errors.ConnectionError("the fleet's Redis client is closed")
+
+    async def _raw(self, *args: Arg) -> Any:
+        self._check_open()
         return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     # -- commands ------------------------------------------------------------------------------------------------
@@ -225,8 +230,7 @@ class FleetRedis:
 
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         try:
-            if self._closed:  # as in _raw
-                raise self._errors.ConnectionError("the fleet's Redis client is closed")
+            self._check_open()
             async with self.client.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
                     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
