@@ -152,17 +152,19 @@ class FleetLogins:
         check that this login still owns the player: the local order of binds is not the order of claims in Redis,
         and a newer claim's notice may not have come yet. Without this, a superseded login binding late kicked the
         newest session, and then its own notice kicked it: no session left (1,000 concurrent logins on 4
-        processes, tests/fleet/test_fleet_logins_processes.py).
+        processes, tests/fleet/test_fleet_logins_processes.py). The check awaits Redis, so a kick notice handled
+        meanwhile (which finds this login unbound and only marks it superseded) is checked again after it.
 
         Raises:
             DuplicateLoginError: a newer login holds the player.
         """
         try:
-            current = await self.presence.get(user)
+            current: Owner | None = await self.presence.get(user)
         except FleetError as exc:
             self._unreachable(exc)
-            return
-        if current is not None and current != owner:
+            current = None
+        # a notice that came while we asked found this login not bound yet and only marked it superseded
+        if owner.encode() in self._superseded or (current is not None and current != owner):
             self._drop(session.id)
             raise DuplicateLoginError(f"player {user!r}: a newer login took the player while this one ran")
 
