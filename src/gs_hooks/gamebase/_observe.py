@@ -1,11 +1,12 @@
 """What every Gamebase attempt tells the metrics: its latency, its error code, whether it is retried.
 
-:func:`observe_attempt` decorates the request core's one-attempt method (``RequestCore._attempt``), whose contract
-it relies on: its first argument after ``self`` is the call (``.route``: the API name from the endpoint table,
-``.tx``: the transaction id, the same over the retries of one call); it returns either the decoded answer, or a
-failure worth retrying (a :class:`Retry`, a class defined here so the check is a plain ``isinstance``: one against
-a ``runtime_checkable`` Protocol cost ~15 µs per call, a tenth of a verification's CPU in the login storm), or
-raises the final :class:`~gs_hooks.PlatformError` / :class:`~gs_hooks.ProtocolError`.
+The request core's one-attempt method (``RequestCore._attempt``) calls :func:`attempt_started` before it sends,
+then :func:`attempt_ended` with what it returns (the decoded answer, or a failure worth retrying: a :class:`Retry`,
+a class defined here so the check is a plain ``isinstance``: one against a ``runtime_checkable`` Protocol cost
+~15 µs per call) or :func:`attempt_raised` with the final :class:`~gs_hooks.PlatformError` /
+:class:`~gs_hooks.ProtocolError` it raises. Plain calls, not a decorator: a decorating coroutine was one more frame
+made and resumed per attempt on the login storm's hot path (``python -m bench gamebase``).
+The route is the API name from the endpoint table, the transaction id is the same over the retries of one call.
 Counted into :mod:`gs_hooks._metrics`: ``gs_hooks_gamebase_request_seconds{api}``,
 ``gs_hooks_gamebase_errors_total{api,code}``, ``gs_hooks_gamebase_retries_total{api,code}`` (an attempt whose
 transaction id follows a retryable failure) and the last success / error for the dashboard (an answer about the
@@ -14,22 +15,15 @@ request, such as an invalid token, counts as an error code but as a working exch
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from .. import _metrics
 from .._exceptions import PlatformError, ProtocolError
 from ._protocol import ResultClass, classify
 
-__all__ = ["Retry", "error_code", "observe_attempt"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
-S = TypeVar("S")
+__all__ = ["Retry", "attempt_ended", "attempt_raised", "attempt_started", "error_code"]
 
 # Answers about the request, not about Gamebase: the exchange worked (the dashboard's Gamebase card stays ok).
 _ABOUT_THE_REQUEST = frozenset(
@@ -37,17 +31,6 @@ _ABOUT_THE_REQUEST = frozenset(
 )
 _PENDING_MAX = 1024  # transaction ids whose last attempt failed retryably, awaiting their retry (bounded)
 _pending: OrderedDict[str, str] = OrderedDict()
-
-
-class _Call(Protocol):
-    @property
-    def route(self) -> str: ...
-
-    @property
-    def tx(self) -> str: ...
-
-
-C = TypeVar("C", bound=_Call)
 
 
 @dataclass(slots=True)
@@ -79,37 +62,34 @@ def error_code(error: BaseException, *, server_error: bool = False) -> str:
     return "transport"
 
 
-def observe_attempt(
-    fn: Callable[Concatenate[S, C, P], Awaitable[T]],
-) -> Callable[Concatenate[S, C, P], Coroutine[Any, Any, T]]:
-    """Decorate ``RequestCore._attempt`` (see the module docstring)."""
-
-    @functools.wraps(fn)
-    async def attempt(self: S, call: C, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        api = call.route
-        retried = _pending.pop(call.tx, None)
+def attempt_started(route: str, tx: str) -> float:
+    """An attempt of call ``tx`` to ``route`` begins: count it as a retry if ``tx``'s last attempt failed retryably;
+    returns the start time :func:`attempt_ended` / :func:`attempt_raised` take."""
+    if _pending:
+        retried = _pending.pop(tx, None)
         if retried is not None:
-            _metrics.GAMEBASE_RETRIES.inc(api, retried)
-        started = time.perf_counter()
-        try:
-            outcome = await fn(self, call, *args, **kwargs)
-        except (PlatformError, ProtocolError) as exc:
-            answered = isinstance(exc, PlatformError) and classify(exc.code) in _ABOUT_THE_REQUEST
-            _failed(api, error_code(exc), time.perf_counter() - started, answered=answered)
-            raise
-        seconds = time.perf_counter() - started
-        if isinstance(outcome, Retry):
-            code = error_code(outcome.error, server_error=outcome.server_error)
-            _failed(api, code, seconds)
-            _pending[call.tx] = code
-            if len(_pending) > _PENDING_MAX:
-                _pending.popitem(last=False)
-        else:
-            _metrics.GAMEBASE_SECONDS.observe(seconds, api)
-            _metrics.GAMEBASE.success(seconds)
-        return outcome
+            _metrics.GAMEBASE_RETRIES.inc(route, retried)
+    return time.perf_counter()
 
-    return attempt
+
+def attempt_ended(route: str, tx: str, started: float, outcome: object) -> None:
+    """An attempt returned ``outcome``: the decoded answer, or a :class:`Retry`."""
+    seconds = time.perf_counter() - started
+    if isinstance(outcome, Retry):
+        code = error_code(outcome.error, server_error=outcome.server_error)
+        _failed(route, code, seconds)
+        _pending[tx] = code
+        if len(_pending) > _PENDING_MAX:
+            _pending.popitem(last=False)
+    else:
+        _metrics.GAMEBASE_SECONDS.observe(seconds, route)
+        _metrics.GAMEBASE.success(seconds)
+
+
+def attempt_raised(route: str, started: float, exc: PlatformError | ProtocolError) -> None:
+    """An attempt raised its final error ``exc``."""
+    answered = isinstance(exc, PlatformError) and classify(exc.code) in _ABOUT_THE_REQUEST
+    _failed(route, error_code(exc), time.perf_counter() - started, answered=answered)
 
 
 def _failed(api: str, code: str, seconds: float, *, answered: bool = False) -> None:

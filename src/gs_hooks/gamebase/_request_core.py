@@ -29,7 +29,7 @@ from .._exceptions import HttpTransportError, PlatformError, PlatformUnavailable
 from .._http_client import HttpClient, as_http_client
 from ._endpoints import VERSIONS, Endpoint
 from ._models import GamebaseResult, _Result
-from ._observe import Retry, observe_attempt
+from ._observe import Retry, attempt_ended, attempt_raised, attempt_started
 from ._protocol import PLATFORM, decode_result, decode_wrapped, is_transient, path_segment, redact
 from ._transport import RETRY_AFTER_S, install_log_filter, new_transaction_id, retry_after
 
@@ -136,16 +136,17 @@ class RequestCore:
                 delay = self.backoff(attempt - 1)
                 log.warning(
                     "gamebase %s: %s; retry %d/%d in %.2fs (transaction %s)",
-                    route,
-                    last.error.message,
-                    attempt,
-                    attempts - 1,
-                    delay,
-                    call.tx,
+                    *(route, last.error.message, attempt, attempts - 1, delay, call.tx),
                     extra={"api": route, "result_code": last.error.code},
                 )
                 await self.clock.sleep(delay)
-            outcome = await self._attempt(call, decode, key)
+            started = attempt_started(route, call.tx)
+            try:  # observed here, not by a decorating coroutine: one frame less per attempt (see ._observe)
+                outcome = await self._attempt(call, decode)
+            except (PlatformError, ProtocolError) as exc:
+                attempt_raised(route, started, exc)
+                raise
+            attempt_ended(route, call.tx, started, outcome)
             if not isinstance(outcome, Retry):
                 return outcome
             last = outcome
@@ -160,9 +161,9 @@ class RequestCore:
             retry_after_s=RETRY_AFTER_S if retry_after_s is None else retry_after_s,
         ) from last.cause
 
-    @observe_attempt
-    async def _attempt(self, call: _Call, decode: Decode[T], key: str) -> T | Retry:
-        """One attempt: the decoded answer, a failure worth retrying, or a final error raised."""
+    async def _attempt(self, call: _Call, decode: Decode[T]) -> T | Retry:
+        """One attempt: the decoded answer, a failure worth retrying, or a final error raised (the caller tells
+        :mod:`._observe`)."""
         self.requests_sent += 1
         try:
             response = await self._http.request(
