@@ -184,7 +184,9 @@ def _read_reply(f: Any) -> Any:
 
 class TcpProxy:
     """A loopback TCP proxy to Redis that the test controls: :meth:`cut` drops every connection through it and
-    refuses new ones until :meth:`restore` (one process's path to Redis, cut while the others' stay)."""
+    refuses new ones until :meth:`restore` (one process's path to Redis, cut while the others' stay);
+    :meth:`hold_replies_after` holds the answers of one connection, from one command on, until :meth:`release`
+    (Redis has answered it; the process waits: an interleaving made on purpose)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -197,6 +199,10 @@ class TcpProxy:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._cut = False
         self._closed = False
+        self._marker: bytes | None = None  # armed: the command whose connection's answers get held
+        self._holding: socket.socket | None = None  # the client side of the connection whose answers are held
+        self._held: list[bytes] = []
+        self.holding = threading.Event()  # set once an answer is held
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -220,14 +226,20 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._pairs.append((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, request: bool) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                with self._lock:
+                    if request and self._marker is not None and self._marker in data:
+                        self._marker, self._holding = None, src
+                    if not request and dst is self._holding:
+                        self._held.append(data)
+                        self.holding.set()
+                        continue
+                    dst.sendall(data)
         except OSError:
             pass
         finally:
@@ -247,6 +259,23 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._cut = False
+
+    def hold_replies_after(self, marker: bytes) -> None:
+        """Hold (in order) every answer on the connection that next sends a command containing ``marker``, from
+        that command's answer on, until :meth:`release`; :attr:`holding` is set once one is held."""
+        with self._lock:
+            self._marker, self._holding, self._held = marker, None, []
+            self.holding.clear()
+
+    def release(self) -> None:
+        """Send the held answers on, and stop holding."""
+        with self._lock:
+            client, self._holding, self._marker = self._holding, None, None
+            held, self._held = self._held, []
+            if client is not None:
+                with contextlib.suppress(OSError):
+                    for data in held:
+                        client.sendall(data)
 
     def close(self) -> None:
         self._closed = True

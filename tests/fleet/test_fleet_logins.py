@@ -198,3 +198,48 @@ async def test_a_ban_that_arrives_while_the_claim_waits_on_redis_refuses_the_log
         with anyio.fail_after(5):
             while await fleet.owner() is not None:  # the failed login gave its claim back
                 await anyio.sleep(0.01)
+
+
+async def test_a_kick_notice_handled_while_the_ownership_check_waits_refuses_the_login(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The interleaving of two live sessions seen once in CI (tests/fleet/test_fleet_logins_processes.py), made on
+    # purpose: a login on process 0 claims the player while process 0 still has a live session of it, so before
+    # binding (which would kick that session locally) it asks Redis whether it still owns the player. Redis says
+    # yes, but the answer is held; meanwhile a newer login on process 1 takes the player, and its kick notice
+    # reaches process 0 first (the login is not bound: the notice can only mark it). When the answer comes, the
+    # login must still lose.
+    proxy = TcpProxy(redis_server.port)
+    configs = [make_config(proxy.url), make_config(redis_server.url)]
+    async with Fleet(sandbox, tmp_path, "kick_older", configs, recheck_s=60) as fleet:
+        node = fleet.nodes[0]
+        old = await fleet.login(0)
+        # the key now names a session of process 1 whose notice is still on its way: the old session stays for now
+        await fleet.nodes[1].redis.call("SET", KEYS.owner(PLAYER), Owner("host/1/p1", "999", 1).encode())
+        proxy.hold_replies_after(b"$3\r\nGET\r\n")  # the ownership check's answer
+        session = node.hooks.registry.open_nowait()
+        outcome: list[BaseException | None] = []
+
+        async def login() -> None:
+            try:
+                await node.hooks.login(session, PLAYER, fleet.token)
+                outcome.append(None)
+            except gs_hooks.LoginRefusedError as exc:
+                outcome.append(exc)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(login)
+                await until(proxy.holding.is_set)
+                mine = node.logins._by_session[session.id][1]
+                assert await fleet.owner() == mine  # the check's answer (held) says this login owns the player
+                newer = await fleet.login(1)  # takes it; the notice to process 0 names this login
+                await until(lambda: mine.encode() in node.logins._superseded)  # handled by process 0's inbox
+                proxy.release()
+        finally:
+            proxy.release()
+            proxy.close()
+        assert isinstance(outcome[0], DuplicateLoginError)
+        assert session.player_id is None
+        assert fleet.sessions() == [(0, old.id), (1, newer.id)]  # the old one's key is lost: the re-check ends it
+        assert await fleet.nodes[1].presence.get(PLAYER) == fleet.nodes[1].logins.held[PLAYER]  # (0's proxy: closed)
