@@ -1,10 +1,10 @@
 """The one HTTP client interface of the platform calls (``gs_hooks._http_client``), against a real loopback server.
 
 Each test runs on every implementation that the backend allows: the library's own ``FastHttpClient`` and aiohttp
-(asyncio only), httpx, and the shared ``AutoHttpClient`` (the fast client on asyncio, httpx on trio). What they must all do the same: send the URL exactly as
-given (a percent-encoded segment stays one segment), send the headers and the body, answer status, headers and
-body whatever the status, follow no redirect, and raise ``HttpTransportError`` (never with a token in its text)
-when no answer comes.
+(asyncio only), httpx, and the shared ``AutoHttpClient`` (the fast client on asyncio, httpx on trio). What they
+must all do the same: send the URL exactly as given (a percent-encoded segment stays one segment), send the headers
+and the body, answer status, headers and body whatever the status, follow no redirect, and raise
+``HttpTransportError`` (never with a token in its text) when no answer comes.
 """
 
 from __future__ import annotations

@@ -277,7 +277,7 @@ class FastHttpClient(HttpClient):
         stack = self._idle.get(origin.key)
         if stack and not fresh:
             conn = stack.pop()
-            if loop.time() - conn.idle_since <= self.keepalive_s:
+            if loop.time() - conn.idle_since < self.keepalive_s:
                 return conn, True
             for old in (conn, *stack):  # the rest of the stack is older still
                 self._discard(old)

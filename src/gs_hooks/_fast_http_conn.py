@@ -63,6 +63,7 @@ class Connection(asyncio.Protocol):
         "_extra",
         "_head_done",
         "_head_size",
+        "_header_bytes",
         "_headers",
         "_keep_alive",
         "_on_lost",
@@ -96,7 +97,8 @@ class Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._body_size = 0
-        self._head_size = 0
+        self._head_size = 0  # bytes received before the head was complete (a head still coming)
+        self._header_bytes = 0  # the header lines' bytes (a head complete in one piece)
         self._head_done = False
         self._complete = False
         self._extra = False
@@ -213,8 +215,13 @@ class Connection(asyncio.Protocol):
             self._extra = True  # a second message after the answer: not ours
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._complete:
-            self._headers.append((name, value))
+        if self._complete:
+            return
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEAD_BYTES:
+            self._problem = RemoteProtocolError(f"the answer's head is over {MAX_HEAD_BYTES} bytes")
+            raise self._problem
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if not 100 <= self._parser.get_status_code() < 200:
