@@ -11,8 +11,10 @@ candidates' order; figures are medians over rounds.
 
 Candidates: plain ``httpx.AsyncClient``; httpx on an aiohttp transport (``httpx-aiohttp``); a plain aiohttp
 ``ClientSession``; ``gs_hooks._http_client.AiohttpClient`` (aiohttp behind the library's own small client
-interface: what the Gamebase client, the CCU sender and the GamePot client use on asyncio); and, when installed,
-``aiosonic`` and ``pyreqwest`` (a Rust client, its own runtime thread).
+interface: what the platform clients use on asyncio with proxies set or ``GS_HOOKS_HTTP_CLIENT=aiohttp``);
+``gs_hooks._fast_http.FastHttpClient`` (the library's own client on ``asyncio.Protocol`` + httptools: what they use
+on asyncio by default); and, when installed, ``aiosonic`` and ``pyreqwest`` (a Rust client, its own runtime
+thread).
 """
 
 from __future__ import annotations
@@ -91,6 +93,22 @@ async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
         await http.aclose()
 
 
+async def _ours_fast(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
+    from gs_hooks._fast_http import FastHttpClient
+
+    http = FastHttpClient()
+    try:
+        await http.request("GET", base + "/_sandbox/gamebase/state", headers=HEADERS, timeout_s=5.0)
+
+        async def get(u: str) -> int:
+            r = await http.request("GET", u, headers=HEADERS, timeout_s=5.0)
+            return r.status
+
+        return (await plain_loop(get, urls, c))[:2]
+    finally:
+        await http.aclose()
+
+
 async def _aiosonic(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
     import aiosonic
 
@@ -128,6 +146,7 @@ CANDIDATES: dict[str, tuple[str | None, Callable[[str, Sequence[str], int], Awai
     "plain_httpx": (None, _httpx),
     "httpx_on_aiohttp_transport": ("httpx_aiohttp", _httpx_aiohttp),
     "gs_hooks_aiohttp_client": ("aiohttp", _ours),
+    "gs_hooks_fast_client": ("httptools", _ours_fast),
     "aiosonic": ("aiosonic", _aiosonic),
     "pyreqwest": ("pyreqwest", _pyreqwest),
 }

@@ -1,10 +1,10 @@
 """The one HTTP client interface of the platform calls (``gs_hooks._http_client``), against a real loopback server.
 
-Each test runs on every implementation that the backend allows: aiohttp (asyncio only), httpx, and the shared
-``AutoHttpClient`` (aiohttp on asyncio, httpx on trio). What they must all do the same: send the URL exactly as
-given (a percent-encoded segment stays one segment), send the headers and the body, answer status, headers and
-body whatever the status, follow no redirect, and raise ``HttpTransportError`` (never with a token in its text)
-when no answer comes.
+Each test runs on every implementation that the backend allows: the library's own ``FastHttpClient`` and aiohttp
+(asyncio only), httpx, and the shared ``AutoHttpClient`` (the fast client on asyncio, httpx on trio). What they
+must all do the same: send the URL exactly as given (a percent-encoded segment stays one segment), send the headers
+and the body, answer status, headers and body whatever the status, follow no redirect, and raise
+``HttpTransportError`` (never with a token in its text) when no answer comes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 import gs_hooks
 from gs_hooks import ClosedError, FakeClock, GamebaseConfig, HttpTransportError, Secret
-from gs_hooks._http_client import AiohttpClient, AutoHttpClient, HttpClient, HttpxClient, as_http_client
+from gs_hooks._http_client import AiohttpClient, AutoHttpClient, FastHttpClient, HttpClient, HttpxClient, as_http_client
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.http._server import HttpServer
 from gs_hooks.sandbox import Sandbox
@@ -38,12 +38,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 Make = Callable[[], HttpClient]
 
 
-@pytest.fixture(params=["aiohttp", "httpx", "auto"])
+@pytest.fixture(params=["fast", "aiohttp", "httpx", "auto"])
 def make(request: pytest.FixtureRequest, anyio_backend: str) -> Make:
-    if request.param == "aiohttp":
+    if request.param in ("fast", "aiohttp"):
         if anyio_backend != "asyncio":
-            pytest.skip("aiohttp runs on asyncio only (trio takes httpx: the 'auto' case)")
-        return AiohttpClient
+            pytest.skip(f"{request.param} runs on asyncio only (trio takes httpx: the 'auto' case)")
+        return FastHttpClient if request.param == "fast" else AiohttpClient
     if request.param == "httpx":
         return HttpxClient
     return AutoHttpClient
@@ -135,7 +135,8 @@ async def test_no_answer_raises_a_transport_error_without_the_token(server: Http
         with pytest.raises(HttpTransportError, match="timeout") as late:
             await http.request("GET", f"{server.url}/slow?t=/tokens/{token}", timeout_s=0.2)
         assert late.value.kind == "timeout"
-        assert refused.value.kind in ("ClientConnectorError", "ConnectError")  # aiohttp's, httpx's
+        # aiohttp's, httpx's, the fast client's (the OS error itself)
+        assert refused.value.kind in ("ClientConnectorError", "ConnectError", "ConnectionRefusedError")
         for exc in (refused.value, late.value):
             assert token not in str(exc)
             assert exc.__cause__ is None and exc.__suppress_context__  # the library's exception is not chained
@@ -143,14 +144,14 @@ async def test_no_answer_raises_a_transport_error_without_the_token(server: Http
         await http.aclose()
 
 
-async def test_the_shared_client_picks_aiohttp_on_asyncio_and_httpx_on_trio(
+async def test_the_shared_client_picks_the_fast_client_on_asyncio_and_httpx_on_trio(
     server: HttpServer, anyio_backend: str
 ) -> None:
     http = AutoHttpClient()
     assert http.backend is None
     try:
         assert (await http.request("GET", f"{server.url}/p/x", timeout_s=5.0)).status == 200
-        assert http.backend == ("aiohttp" if anyio_backend == "asyncio" else "httpx")
+        assert http.backend == ("fast" if anyio_backend == "asyncio" else "httpx")
         assert not http.is_closed
     finally:
         await http.aclose()
@@ -212,7 +213,7 @@ async def test_setup_with_a_game_httpx_client_sends_the_platform_calls_through_i
         assert not given.is_closed  # the hooks closed their own connections, not the game's client
 
 
-async def test_the_default_path_verifies_through_aiohttp_and_logs_no_token(
+async def test_the_default_path_verifies_through_the_fast_client_and_logs_no_token(
     caplog: pytest.LogCaptureFixture, anyio_backend: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -224,6 +225,6 @@ async def test_the_default_path_verifies_through_aiohttp_and_logs_no_token(
         async with gs_hooks.setup(config) as hooks:
             assert (await hooks.verify_token("u1", token)).member.valid == "Y"
             assert isinstance(hooks.http, AutoHttpClient)
-            assert hooks.http.backend == ("aiohttp" if anyio_backend == "asyncio" else "httpx")
+            assert hooks.http.backend == ("fast" if anyio_backend == "asyncio" else "httpx")
             assert sb.gamebase.counts.get("gamebase.token") == 1
     assert all(token not in r.getMessage() for r in caplog.records)

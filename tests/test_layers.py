@@ -4,8 +4,9 @@ hidden in a function but optional dependencies, and pure modules that pull in no
 The layers, bottom up (ARCHITECTURE.md draws them):
 
 0. bottom: the error tree, time, the clock, back-off, callbacks, the component protocol, the lifecycle, the store,
-   the config, the rate-limited log, wake-up signals, health, ids, JSON checks, the HTTP client of the platform
-   calls, the event counters, the JSON log formatter;
+   the config, the rate-limited log, wake-up signals, health, ids, JSON checks, the HTTP clients of the platform
+   calls (the interface, the library's own client and its connection, aiohttp, httpx), the event counters, the
+   JSON log formatter;
 1. core: ``sessions`` (registry, adapters, kicker) and ``http`` (router, server, listener);
 2. ``_services``: what every install receives;
 3. capabilities: ``bans``, ``ccu``, ``gamebase``, ``hive``, ``gamepot``, ``fleet`` (each may import the neighbours
@@ -37,7 +38,10 @@ BOTTOM = {
     "_config",
     "_counters",
     "_exceptions",
+    "_fast_http",
+    "_fast_http_conn",
     "_health",
+    "_http_base",
     "_http_client",
     "_ids",
     "_json",

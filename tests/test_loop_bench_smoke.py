@@ -22,7 +22,7 @@ def test_loop_bench_smoke_ticks_beside_a_ban_batch_and_a_login_storm() -> None:
 def test_http_clients_bench_smoke_measures_every_installed_candidate() -> None:
     result = http_clients.run(smoke=True)
     rows = result["c16"]
-    assert {"plain_aiohttp", "plain_httpx", "gs_hooks_aiohttp_client"} <= set(rows)
+    assert {"plain_aiohttp", "plain_httpx", "gs_hooks_aiohttp_client", "gs_hooks_fast_client"} <= set(rows)
     assert set(rows) | set(result["skipped"]) == set(http_clients.CANDIDATES)
     assert rows["plain_aiohttp"]["cpu_vs_aiohttp"] == 1.0
     assert all(row["cpu_us_per_request"] > 0 for row in rows.values())

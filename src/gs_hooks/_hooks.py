@@ -147,9 +147,10 @@ class Hooks(SessionsApi, BansApi, ProbesApi):
 
     @property
     def http(self) -> HttpClient:
-        """The one shared HTTP client of the platform calls (created on first use): aiohttp on asyncio, httpx on
-        trio or the ``httpx.AsyncClient`` given to ``setup(http_client=...)``. ``await hooks.http.request(method,
-        url, headers=..., content=..., timeout_s=...)`` answers an :class:`~gs_hooks.HttpAnswer`."""
+        """The one shared HTTP client of the platform calls (created on first use): the library's own client
+        on asyncio (aiohttp with proxies or ``GS_HOOKS_HTTP_CLIENT=aiohttp``), httpx on trio or the
+        ``httpx.AsyncClient`` given to ``setup(http_client=...)``. ``await hooks.http.request(method, url,
+        headers=..., content=..., timeout_s=...)`` answers an :class:`~gs_hooks.HttpAnswer`."""
         return self.services.http
 
     @property

@@ -1,24 +1,32 @@
-"""The one HTTP client interface of the platform calls: aiohttp on asyncio, httpx on trio or when the game gives one.
+"""The one HTTP client interface of the platform calls, and its implementations: the library's own keep-alive
+client on asyncio, aiohttp when proxies are set or asked for, httpx on trio or when the game gives one.
 
 Every request the library makes to a platform (Gamebase token verification, maintenance and ban polls, the CCU
 sender, the GamePot inquiry) goes through :class:`HttpClient`: one method, :meth:`HttpClient.request`, with the
 whole URL (already encoded), the headers, the body and a timeout, answering an :class:`HttpAnswer` (status,
 headers, body) or raising :class:`~gs_hooks.HttpTransportError` when no answer came. Retries, result codes and
-redaction stay with each platform's client; this layer only moves bytes.
+redaction stay with each platform's client; this layer only moves bytes. (The interface itself lives in
+:mod:`gs_hooks._http_base`, which every implementation imports; it is re-exported here.)
 
-Why aiohttp on asyncio: measured side by side on one sandbox (``python -m bench.http_clients``, figures in
-BENCHMARKS.md), a plain aiohttp session costs the game's loop about a tenth of the CPU per request of a plain
-``httpx.AsyncClient`` and a third of httpx on an aiohttp transport; httpx's pool work also grows with concurrency,
-aiohttp's does not. aiohttp is asyncio-only, so on trio (and whenever the game hands in its own
-``httpx.AsyncClient``) the same interface runs on httpx.
+Why the library's own client on asyncio: the platform calls share the game's loop, so the client's CPU per request
+is what matters. Measured side by side on one sandbox (16 concurrent keep-alive GETs of the Gamebase token URL,
+``python -m bench.http_clients``, figures in BENCHMARKS.md): plain httpx ~1,060 µs of client CPU per request, a
+plain aiohttp session 89-93, aiosonic 103, pyreqwest 102, and an ``asyncio.Protocol`` with httptools' parser
+28-30. :class:`~gs_hooks._fast_http.FastHttpClient` is that shape with a bounded keep-alive pool, one deadline
+per request and the checks a product needs. It has no proxy support: with proxies in the environment
+(``HTTPS_PROXY``...) the shared client takes aiohttp, which honours them, as it does when the game asks for it
+(``GS_HOOKS_HTTP_CLIENT=aiohttp``). aiohttp and the fast client are asyncio-only (uvloop's loop included), so on
+trio (and whenever the game hands in its own ``httpx.AsyncClient``) the same interface runs on httpx.
 
+- :class:`~gs_hooks._fast_http.FastHttpClient`: HTTP/1.1 on ``asyncio.Protocol`` + httptools, the default on
+  asyncio.
 - :class:`AiohttpClient`: an aiohttp ``ClientSession`` made on first use in the running loop (and made again if
   the loop changed); the URL is sent exactly as given (``yarl.URL(url, encoded=True)``: no re-quoting, so a
   percent-encoded path segment stays one segment); no redirects followed; proxies from the environment
   (``HTTP_PROXY``...) honoured when set, as httpx does.
 - :class:`HttpxClient`: an ``httpx.AsyncClient``, given (left open) or made (closed by :meth:`~HttpClient.aclose`).
-- :class:`AutoHttpClient`: what ``setup()`` shares (``hooks.http``): picks aiohttp on asyncio and httpx elsewhere
-  at its first request, or wraps the game's ``httpx.AsyncClient``.
+- :class:`AutoHttpClient`: what ``setup()`` shares (``hooks.http``): picks at its first request (fast or aiohttp
+  on asyncio as above, httpx elsewhere), or wraps the game's ``httpx.AsyncClient``.
 
 Transport errors: the message names the error's type and what it said, with any ``/tokens/<token>`` path
 segment masked; the third-party exception is not chained (its text or its request may carry a URL with a token).
@@ -27,96 +35,33 @@ segment masked; the third-party exception is not chained (its text or its reques
 from __future__ import annotations
 
 import asyncio
-import re
 import urllib.request
 from collections.abc import Mapping
-from typing import Final
+from typing import Literal
 
 import aiohttp
 import httpx
 import sniffio
 import yarl
 
-from ._exceptions import ClosedError, HttpTransportError
+from ._exceptions import ClosedError
+from ._fast_http import FastHttpClient
+from ._http_base import DEFAULT_MAX_CONNECTIONS, HttpAnswer, HttpClient
+from ._http_base import transport_error as _transport_error
 
-__all__ = ["AiohttpClient", "AutoHttpClient", "HttpAnswer", "HttpClient", "HttpxClient", "as_http_client"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "AiohttpClient",
+    "AutoHttpClient",
+    "FastHttpClient",
+    "HttpAnswer",
+    "HttpClient",
+    "HttpxClient",
+    "as_http_client",
+]
 
-DEFAULT_MAX_CONNECTIONS: Final = 64
-"""Connections one client keeps open at most (all hosts together)."""
-
-_TOKEN_SEGMENT = re.compile(r"(/tokens/)[^/?#\s\"']+")
-
-
-class HttpAnswer:
-    """An HTTP answer, read whole.
-
-    Attributes:
-        status: the status code.
-        headers: the response headers (case-insensitive lookups: ``headers.get("retry-after")``).
-        content: the body.
-    """
-
-    __slots__ = ("content", "headers", "status")
-
-    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.content = content
-
-    @property
-    def is_success(self) -> bool:
-        """True for a 2xx status."""
-        return 200 <= self.status < 300
-
-    def __repr__(self) -> str:
-        return f"HttpAnswer(status={self.status}, {len(self.content)} bytes)"
-
-
-class HttpClient:
-    """The interface every platform call goes through (see the module's docstring for the implementations)."""
-
-    __slots__ = ()
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        timeout_s: float,
-    ) -> HttpAnswer:
-        """Send one request and read its answer whole.
-
-        Args:
-            method: ``GET``, ``POST``...
-            url: the whole URL, path and query already percent-encoded; sent as given.
-            headers: request headers (beside the client's own, e.g. ``User-Agent``).
-            content: the body.
-            timeout_s: the limit of the whole request (connecting, sending, reading the answer).
-
-        Returns:
-            The answer, whatever its status.
-
-        Raises:
-            HttpTransportError: no answer (connection refused or broken, timeout, a malformed answer).
-            ClosedError: the shared client was closed (the hooks closed).
-        """
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """Close the connections this client owns (a client the game gave stays open)."""
-
-    @property
-    def is_closed(self) -> bool:
-        """True once :meth:`aclose` has closed this client (one the game gave is never closed here)."""
-        return False
-
-
-def _transport_error(exc: BaseException) -> HttpTransportError:
-    text = _TOKEN_SEGMENT.sub(r"\1***", str(exc)).strip()
-    name = "timeout" if isinstance(exc, TimeoutError | httpx.TimeoutException) else type(exc).__name__
-    return HttpTransportError(f"{name}: {text}" if text else name, name)
+Backend = Literal["fast", "aiohttp"]
+"""The shared client's choice on asyncio (``GS_HOOKS_HTTP_CLIENT``)."""
 
 
 def _proxies_in_env() -> bool:
@@ -247,41 +192,54 @@ class HttpxClient(HttpClient):
 
 
 class AutoHttpClient(HttpClient):
-    """The shared :class:`HttpClient` of ``setup()``: aiohttp on asyncio, httpx on trio, chosen at first use.
+    """The shared :class:`HttpClient` of ``setup()``, chosen at its first request: on asyncio the library's own
+    client (:class:`~gs_hooks._fast_http.FastHttpClient`), or aiohttp when proxies are set in the environment or
+    ``prefer="aiohttp"``; httpx on trio.
 
     Args:
         given: the game's ``httpx.AsyncClient`` (``setup(http_client=...)``): every request goes through it, and
             it stays open.
         max_connections: connections kept open at most.
+        prefer: the client on asyncio: ``"fast"`` (the default; aiohttp anyway when proxies are set in the
+            environment, which only aiohttp honours) or ``"aiohttp"`` (``GS_HOOKS_HTTP_CLIENT``).
 
     Attributes:
-        backend: ``"aiohttp"`` or ``"httpx"`` once chosen, None before the first request.
+        backend: ``"fast"``, ``"aiohttp"`` or ``"httpx"`` once chosen, None before the first request.
     """
 
-    __slots__ = ("_closed", "_impl", "max_connections")
+    __slots__ = ("_closed", "_impl", "max_connections", "prefer")
 
     def __init__(
-        self, given: httpx.AsyncClient | None = None, *, max_connections: int = DEFAULT_MAX_CONNECTIONS
+        self,
+        given: httpx.AsyncClient | None = None,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        prefer: Backend = "fast",
     ) -> None:
         self.max_connections = max_connections
+        self.prefer = prefer
         self._impl: HttpClient | None = None if given is None else HttpxClient(given)
         self._closed = False
 
     @property
     def backend(self) -> str | None:
-        """``"aiohttp"`` or ``"httpx"`` once chosen, None before the first request."""
+        """``"fast"``, ``"aiohttp"`` or ``"httpx"`` once chosen, None before the first request."""
         impl = self._impl
         if impl is None:
             return None
+        if isinstance(impl, FastHttpClient):
+            return "fast"
         return "aiohttp" if isinstance(impl, AiohttpClient) else "httpx"
 
     def _choose(self) -> HttpClient:
         if self._closed:
             raise ClosedError("the HTTP client is closed")
-        if sniffio.current_async_library() == "asyncio":
+        if sniffio.current_async_library() != "asyncio":
+            self._impl = HttpxClient(max_connections=self.max_connections)
+        elif self.prefer == "aiohttp" or _proxies_in_env():
             self._impl = AiohttpClient(max_connections=self.max_connections)
         else:
-            self._impl = HttpxClient(max_connections=self.max_connections)
+            self._impl = FastHttpClient(max_connections=self.max_connections)
         return self._impl
 
     async def request(

@@ -1,9 +1,9 @@
 """What every capability's ``install()`` receives: the shared resources and the ways to plug into the hooks.
 
-:class:`Services` holds the clock, the shared HTTP client (:class:`~gs_hooks.HttpClient`: aiohttp on asyncio,
-httpx on trio or the game's own ``httpx.AsyncClient``) and the sqlite store (both made on first use), the session
-registry and the kicker (provided by the sessions install, which comes first), the router every
-capability adds its routes to, and the lists the hooks run: components, health reporters, stores. It also starts
+:class:`Services` holds the clock, the shared HTTP client (:class:`~gs_hooks.HttpClient`: the library's own
+or aiohttp on asyncio, httpx on trio or the game's own ``httpx.AsyncClient``) and the sqlite store (both made on
+first use), the session registry and the kicker (provided by the sessions install, which comes first), the router
+every capability adds its routes to, and the lists the hooks run: components, health reporters, stores. It also starts
 tasks in the hooks' task group (:meth:`Services.spawn`).
 
 Only the wiring sees it (the ``_install.py`` and ``_api.py`` modules, the login flow, ``ops``, ``Hooks``): a
@@ -26,7 +26,7 @@ from ._clock import Clock
 from ._component import Component
 from ._exceptions import LifecycleError
 from ._health import ComponentHealth, HealthReporter
-from ._http_client import AutoHttpClient, HttpClient
+from ._http_client import AutoHttpClient, Backend, HttpClient
 from ._lifecycle import Lifecycle, State
 from ._store import Store
 from .http._app import Router
@@ -45,7 +45,9 @@ class Services:
         state_path: the sqlite store's path (``config.state_path``).
         clock: the injected clock.
         http_client: the game's ``httpx.AsyncClient``: every platform call goes through it (left open); without
-            it the services make and own an :class:`~gs_hooks._http_client.AutoHttpClient` (aiohttp on asyncio).
+            it the services make and own an :class:`~gs_hooks._http_client.AutoHttpClient` (the library's own
+            client on asyncio, or aiohttp: ``http_backend``; httpx on trio).
+        http_backend: the shared client's choice on asyncio (``config.http_backend``: ``fast`` or ``aiohttp``).
 
     Attributes:
         clock: the injected clock.
@@ -53,12 +55,20 @@ class Services:
         lifecycle: the hooks' lifecycle (components may be added while it is new).
     """
 
-    def __init__(self, state_path: str, *, clock: Clock, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        state_path: str,
+        *,
+        clock: Clock,
+        http_client: httpx.AsyncClient | None = None,
+        http_backend: Backend = "fast",
+    ) -> None:
         self.clock = clock
         self.router = Router()
         self.lifecycle = Lifecycle()
         self._state_path = state_path
         self._given_http = http_client
+        self._http_backend: Backend = http_backend
         self._http: HttpClient | None = None
         self._store: Store | None = None
         self._extra_stores: list[Store] = []
@@ -74,7 +84,7 @@ class Services:
     def http(self) -> HttpClient:
         """The one shared HTTP client of the platform calls (created on first use)."""
         if self._http is None:
-            self._http = AutoHttpClient(self._given_http)
+            self._http = AutoHttpClient(self._given_http, prefer=self._http_backend)
         return self._http
 
     @property

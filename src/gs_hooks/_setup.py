@@ -55,7 +55,8 @@ def setup(
         on_kick: the game's kick callback; without it, kicks close the connection (``session.close()``).
         clock: inject a :class:`~gs_hooks.FakeClock` in tests.
         http_client: your own ``httpx.AsyncClient``: every platform call then goes through it (the hooks leave it
-            open). Without it the hooks make their own client (``hooks.http``): aiohttp on asyncio, httpx on trio.
+            open). Without it the hooks make their own client (``hooks.http``): the library's own on
+            asyncio (aiohttp with proxies or ``config.http_backend="aiohttp"``), httpx on trio.
         on_ban: called with a ``BanEvent`` when a ban is applied.
         on_maintenance: called with a ``MaintenanceChange`` on each maintenance transition.
         on_notice: called with a ``NoticeRequest`` to show a message to a session (maintenance warnings).
@@ -72,7 +73,9 @@ def setup(
         on_ccu_problem=on_ccu_problem,
         webstore_profile=webstore_profile,
     )
-    services = Services(config.state_path, clock=clock or SystemClock(), http_client=http_client)
+    services = Services(
+        config.state_path, clock=clock or SystemClock(), http_client=http_client, http_backend=config.http_backend
+    )
     return _install(services, config, callbacks)
 
 

@@ -15,7 +15,7 @@ import msgspec
 from .._exceptions import ConfigError
 from ._fleet import FleetConfig
 from ._sections import CcuConfig, GamebaseConfig, GamePotConfig, HiveConfig, ListenerConfig, SessionsConfig
-from ._setting import EnvVar, Secret, Section, Setting, env_vars, settings_of
+from ._setting import EnvVar, Secret, Section, Setting, env_vars, one_of, settings_of
 from ._warnings import did_you_mean, read_origin, remember, unknown_env_vars
 
 __all__ = ["ENV_VARS", "Config", "setting_namer"]
@@ -26,11 +26,21 @@ class Config(Section, frozen=True, kw_only=True, weakref=True):
 
     Attributes:
         state_path: the sqlite store (CCU spool, history, bans, watermarks); ``:memory:`` disables persistence.
+        http_backend: the platform calls' HTTP client on asyncio: ``fast`` (the library's own; aiohttp anyway when
+            proxies are set in the environment) or ``aiohttp``. On trio it is httpx either way.
     """
 
     state_path: Annotated[str, Setting("GS_HOOKS_STATE", "sqlite store (spool, history, bans); `:memory:` = none")] = (
         "gs_hooks.sqlite3"
     )
+    http_backend: Annotated[
+        Literal["fast", "aiohttp"],
+        Setting(
+            "GS_HOOKS_HTTP_CLIENT",
+            "platform calls' HTTP client on asyncio: `fast` (own; aiohttp if proxies are set) or `aiohttp`",
+            one_of("fast", "aiohttp"),
+        ),
+    ] = "fast"
     sessions: SessionsConfig = msgspec.field(default_factory=SessionsConfig)
     ccu: CcuConfig = msgspec.field(default_factory=CcuConfig)
     gamebase: GamebaseConfig = msgspec.field(default_factory=GamebaseConfig)
