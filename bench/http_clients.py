@@ -39,7 +39,7 @@ async def _httpx(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
     import httpx
 
     async with httpx.AsyncClient(headers=HEADERS) as http:
-        await http.get(base + "/_sandbox/gamebase/state")
+        await http.get(base + "/_sandbox/faults")
 
         async def get(u: str) -> int:
             r = await http.get(u)
@@ -53,7 +53,7 @@ async def _httpx_aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float,
     from httpx_aiohttp import AiohttpTransport
 
     async with httpx.AsyncClient(headers=HEADERS, transport=AiohttpTransport()) as http:
-        await http.get(base + "/_sandbox/gamebase/state")
+        await http.get(base + "/_sandbox/faults")
 
         async def get(u: str) -> int:
             r = await http.get(u)
@@ -66,7 +66,7 @@ async def _aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float, float
     import aiohttp
 
     async with aiohttp.ClientSession(headers=HEADERS) as http:
-        async with http.get(base + "/_sandbox/gamebase/state") as r:
+        async with http.get(base + "/_sandbox/faults") as r:
             await r.read()
 
         async def get(u: str) -> int:
@@ -82,7 +82,7 @@ async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
 
     http = AiohttpClient()
     try:
-        await http.request("GET", base + "/_sandbox/gamebase/state", headers=HEADERS, timeout_s=5.0)
+        await http.request("GET", base + "/_sandbox/faults", headers=HEADERS, timeout_s=5.0)
 
         async def get(u: str) -> int:
             r = await http.request("GET", u, headers=HEADERS, timeout_s=5.0)
@@ -98,7 +98,7 @@ async def _ours_fast(base: str, urls: Sequence[str], c: int) -> tuple[float, flo
 
     http = FastHttpClient()
     try:
-        await http.request("GET", base + "/_sandbox/gamebase/state", headers=HEADERS, timeout_s=5.0)
+        await http.request("GET", base + "/_sandbox/faults", headers=HEADERS, timeout_s=5.0)
 
         async def get(u: str) -> int:
             r = await http.request("GET", u, headers=HEADERS, timeout_s=5.0)
@@ -114,7 +114,7 @@ async def _aiosonic(base: str, urls: Sequence[str], c: int) -> tuple[float, floa
 
     http = aiosonic.HTTPClient()
     try:
-        await http.get(base + "/_sandbox/gamebase/state")
+        await http.get(base + "/_sandbox/faults")
 
         async def get(u: str) -> int:
             r = await http.get(u, headers=HEADERS)
@@ -130,7 +130,7 @@ async def _pyreqwest(base: str, urls: Sequence[str], c: int) -> tuple[float, flo
     from pyreqwest.client import ClientBuilder
 
     async with ClientBuilder().default_headers(HEADERS).build() as http:
-        warm = await http.get(base + "/_sandbox/gamebase/state").build().send()
+        warm = await http.get(base + "/_sandbox/faults").build().send()
         await warm.bytes()
 
         async def get(u: str) -> int:

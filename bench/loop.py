@@ -204,7 +204,7 @@ async def _logins(url: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     hooks = gs_hooks.setup(config)
     out: dict[str, Any] = {"logins": len(pairs), "verify_concurrency": config.gamebase.verify_concurrency}
     async with hooks:
-        await hooks.http.request("GET", url + "/_sandbox/gamebase/state", timeout_s=10.0)  # one warm connection
+        await hooks.http.request("GET", url + "/_sandbox/faults", timeout_s=10.0)  # one warm connection
         out["idle"] = await idle_baseline()
         ok = 0
 
@@ -244,7 +244,7 @@ async def _plain_logins(url: str, pairs: list[tuple[str, str]]) -> dict[str, Any
     cap = asyncio.Semaphore(gs_hooks.GamebaseConfig().verify_concurrency)
     ok = 0
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(url + "/_sandbox/gamebase/state") as r:
+        async with http.get(url + "/_sandbox/faults") as r:
             await r.read()
 
         async def one(user: str, token: str) -> None:
