@@ -15,6 +15,8 @@ import gzip
 import re
 import socket
 import ssl
+import struct
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -96,6 +98,9 @@ class Raw:
             await self.handle(self, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except RuntimeError:  # uvloop: a write after the client closed the connection
+            if not writer.is_closing():
+                raise
         finally:
             writer.close()
             self._tasks.discard(task)
@@ -240,6 +245,125 @@ async def test_a_request_waiting_for_a_slot_times_out_and_leaves_the_queue() -> 
         assert (await http.request("GET", srv.url + "/third", timeout_s=5.0)).content == b"ok"  # the slot is back
 
 
+def answer_then_block_the_loop(
+    block_s: float, then: Callable[[], None] | None = None
+) -> Callable[[Raw, Any, Any], Awaitable[None]]:
+    """Answer each request after 50 ms, then hold the loop ``block_s`` right after the client reads the answer (the
+    game's CPU work: whatever else is due, e.g. a waiting request's deadline, falls in the same loop turn), and
+    call ``then`` in that turn too."""
+
+    async def handle(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await srv.read_request(reader) is not None:
+            await asyncio.sleep(0.05)
+            writer.write(OK)
+            loop = asyncio.get_running_loop()  # call_later(0): after the next poll, i.e. after the client reads
+            loop.call_later(0, time.sleep, block_s)  # holding the loop is the point
+            if then is not None:
+                loop.call_later(0, then)
+
+    return handle
+
+
+async def test_a_waiting_request_handed_a_connection_as_its_deadline_passes_times_out() -> None:
+    # The answer to A frees the one connection for B in the loop turn B's deadline passes: the deadline timer then
+    # found nothing to fail (B's wait was over) and B, never timed again, hung on a server that does not answer it.
+    async def a_only(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (head := await srv.read_request(reader)) is not None:
+            if head.startswith(b"GET /b "):
+                await srv.wait_eof(reader)  # B, if it is sent, is never answered
+                return
+            await asyncio.sleep(0.05)
+            writer.write(OK)
+            if head.startswith(b"GET /a "):
+                asyncio.get_running_loop().call_soon(time.sleep, 0.3)  # holding the loop is the point
+
+    async with raw(a_only) as srv, client(max_connections=1) as http:
+        first = asyncio.create_task(http.request("GET", srv.url + "/a", timeout_s=5.0))
+        await asyncio.wait_for(srv.got_request.wait(), 5)
+        second = asyncio.create_task(http.request("GET", srv.url + "/b", timeout_s=0.1))
+        assert (await first).content == b"ok"
+        with pytest.raises(HttpTransportError) as caught:
+            await asyncio.wait_for(second, 3)  # a hang fails here (TimeoutError from wait_for), not in the client
+        assert caught.value.kind == "timeout"
+        assert (await http.request("GET", srv.url + "/again", timeout_s=0.5)).content == b"ok"  # slot and pool fine
+        assert srv.requests[-1].startswith(b"GET /again")
+
+
+async def test_a_waiter_cancelled_as_a_slot_frees_is_cancelled_and_the_slot_goes_on() -> None:
+    # Cancelled in the loop turn the connection was handed over: the queue had already been read, and removing
+    # the waiter's entry again raised ValueError, which came out as an HttpTransportError: the cancellation was lost.
+    tasks: dict[str, asyncio.Task[Any]] = {}
+    async with (
+        raw(answer_then_block_the_loop(0.0, lambda: tasks["b"].cancel())) as srv,
+        client(max_connections=1) as http,
+    ):
+        first = asyncio.create_task(http.request("GET", srv.url + "/a", timeout_s=5.0))
+        await asyncio.wait_for(srv.got_request.wait(), 5)
+        tasks["b"] = asyncio.create_task(http.request("GET", srv.url + "/b", timeout_s=5.0))
+        assert (await first).content == b"ok"
+        with pytest.raises(asyncio.CancelledError):
+            await tasks["b"]
+        srv.handle = answer_each
+        assert (await http.request("GET", srv.url + "/c", timeout_s=1.0)).content == b"ok"
+
+
+async def test_a_waiters_deadline_in_the_turn_a_slot_frees_is_a_timeout() -> None:
+    # The same turn, for a deadline: the error was "ValueError: ('http://host:port', <Future ...>) is not in deque"
+    # (the kind ValueError, and an origin in the text), not a timeout.
+    async with raw(answer_then_block_the_loop(0.3)) as srv, client(max_connections=1) as http:
+        first = asyncio.create_task(http.request("GET", srv.url + "/a", timeout_s=5.0))
+        await asyncio.wait_for(srv.got_request.wait(), 5)
+        error = await rejected(http, srv.url + "/b", timeout_s=0.1)
+        await first
+        assert error.kind == "timeout" and "127.0.0.1" not in str(error)
+
+
+async def test_aclose_fails_a_request_in_flight_and_leaves_nothing_open() -> None:
+    # The in-flight GET's connection, closed by aclose(), looked like one the server had closed: the GET was sent
+    # once more on a new connection, which stayed open (pooled) in a client that said it was closed.
+    async def slow(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (head := await srv.read_request(reader)) is not None:
+            if b"/slow" in head:
+                await asyncio.sleep(0.2)
+            writer.write(OK)
+
+    async with raw(slow) as srv:
+        http = FastHttpClient()
+        await http.request("GET", srv.url + "/warm", timeout_s=5.0)  # a kept-alive connection to reuse
+        task = asyncio.create_task(http.request("GET", srv.url + "/slow", timeout_s=5.0))
+        await _until(lambda: len(srv.requests) == 2)
+        await http.aclose()
+        with pytest.raises(HttpTransportError) as caught:
+            await task
+        assert caught.value.kind == "ConnectionAbortedError"
+        assert srv.connections == 1 and http.is_closed
+        assert "open=0, idle=0" in repr(http)
+
+
+async def test_an_idle_connection_already_closing_is_not_reused() -> None:
+    async with raw(answer_each) as srv, client() as http:
+        await http.request("GET", srv.url + "/1", timeout_s=5.0)
+        (idle,) = http._idle[srv.url]
+        assert idle.transport is not None
+        idle.transport.close()  # closing, its connection_lost not run yet
+        # a POST is never sent twice: taking the closing connection would have failed it
+        assert (await http.request("POST", srv.url + "/2", content=b"x", timeout_s=5.0)).content == b"ok"
+        assert srv.connections == 2
+
+
+async def test_a_body_until_eof_cut_by_a_reset_raises() -> None:
+    async def reset(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart of i")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        writer.transport.abort()
+
+    async with raw(reset) as srv, client() as http:
+        assert (await rejected(http, srv.url + "/")).kind == "ConnectionClosedError"
+
+
 # -- answers ------------------------------------------------------------------------------------------------------
 
 
@@ -322,6 +446,15 @@ async def test_a_compressed_answer_is_decoded(encoding: str) -> None:
     async with raw(answer_with(reply)) as srv, client() as http:
         assert (await http.request("GET", srv.url + "/", timeout_s=5.0)).content == text
         assert b"accept-encoding" not in srv.requests[0].lower()
+
+
+async def test_an_empty_answer_marked_compressed_is_empty() -> None:
+    replies = (
+        b"HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
+    )
+    async with raw(answer_with(*replies, then_close=False)) as srv, client() as http:
+        assert [(await http.request("GET", srv.url + "/", timeout_s=5.0)).content for _ in replies] == [b"", b""]
 
 
 async def test_an_unknown_or_broken_encoding_raises() -> None:
@@ -476,10 +609,13 @@ async def test_the_request_head_is_what_was_given() -> None:
         ("GET", "/", {"Bad Name": "x"}),
         ("GET", "/", {"X-Ok": "a\r\nInjected: 1"}),
         ("GET", "/", {"X-Ok": "a\x00"}),
+        ("GET", "/", {"X-Ok": "a\x0bb"}),
+        ("GET", "/\u00e9", {}),
+        ("GET", "/a\tb", {}),
         ("GET", "/", {"Host": "elsewhere"}),
         ("GET", "/", {"Transfer-Encoding": "chunked"}),
     ],
-    ids=["method", "head", "space", "nul", "name", "crlf", "nul-value", "host", "te"],
+    ids=["method", "head", "space", "nul", "name", "crlf", "nul-value", "vt-value", "non-ascii", "tab", "host", "te"],
 )
 async def test_a_bad_request_raises_before_anything_is_sent(method: str, path: str, headers: dict[str, str]) -> None:
     async with raw(answer_each) as srv, client() as http:
@@ -488,7 +624,18 @@ async def test_a_bad_request_raises_before_anything_is_sent(method: str, path: s
         assert srv.connections == 0
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http://user:pw@127.0.0.1/x", "127.0.0.1/x", "http:///x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/x",
+        "http://user:pw@127.0.0.1/x",
+        "127.0.0.1/x",
+        "http:///x",
+        "http://127.0.0.1\r\n:80/x",  # urlsplit alone drops the CR LF and connects
+        "http://127.0.0.1\t/x",
+        "http://h\u00f6st/x",
+    ],
+)
 async def test_a_bad_url_raises(url: str) -> None:
     async with client() as http:
         assert (await rejected(http, url)).kind == "ValueError"

@@ -44,8 +44,9 @@ except importlib.metadata.PackageNotFoundError:  # a source tree that was not in
 _USER_AGENT: Final = f"User-Agent: gs_hooks/{_VERSION}\r\n"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")  # already percent-encoded: visible ASCII only
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters (a TAB is allowed)
+_BAD_AUTHORITY = re.compile(r"[^\x21-\x7e]|[/?#\\]")  # checked before urlsplit, which drops CR, LF and TAB
 _OURS = frozenset({"host", "content-length", "transfer-encoding"})
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -64,6 +65,8 @@ class _Origin:
 
 
 def _parse_origin(key: str) -> _Origin:
+    if _BAD_AUTHORITY.search(key[key.find("://") + 3 :]):
+        raise ValueError("the URL's host part has whitespace, a control or a non-ASCII character")
     parts = urlsplit(key)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -213,7 +216,7 @@ class FastHttpClient(HttpClient):
         if method == "HEAD":
             raise ValueError("HEAD is not supported by this client")
         if _BAD_TARGET.search(target):
-            raise ValueError("the URL's path or query has whitespace or a control character")
+            raise ValueError("the URL's path or query has a character that is not visible ASCII (percent-encode it)")
         lines = [f"{method} {target} HTTP/1.1\r\n", origin.host_line]
         agent = True
         if headers:
@@ -223,7 +226,7 @@ class FastHttpClient(HttpClient):
                 if lower is None:
                     lower = self._check_name(name)
                 if _BAD_VALUE.search(value):
-                    raise ValueError(f"the value of header {name!r} has a CR, LF or NUL")
+                    raise ValueError(f"the value of header {name!r} has a control character")
                 if lower == "user-agent":
                     agent = False
                 lines.append(f"{name}: {value}\r\n")
@@ -251,6 +254,11 @@ class FastHttpClient(HttpClient):
         fresh = False
         while True:
             conn, reused = await self._acquire(loop, origin, call, fresh)
+            if call.expired or loop.time() >= call.deadline:
+                # handed over in the loop turn its deadline passed (the timer found nothing to fail then): with
+                # no timer left, the request must not start
+                self._release(conn, loop)
+                raise TimeoutError("no connection before the deadline")
             call.conn = conn
             fut: asyncio.Future[Answer] = loop.create_future()
             call.fut = fut
@@ -260,6 +268,8 @@ class FastHttpClient(HttpClient):
             except BaseException as exc:
                 self._discard(conn)
                 stale = isinstance(exc, ConnectionClosedError) and not conn.got_bytes
+                if conn.gen != self._gen:  # aclose() (or a loop change) ended it: in-flight requests fail
+                    raise ConnectionAbortedError("the client was closed") from None
                 if reused and stale and not fresh and not call.expired and method in _IDEMPOTENT:
                     fresh = True  # the server closed it meanwhile: once more, on a new connection
                     continue
@@ -275,13 +285,17 @@ class FastHttpClient(HttpClient):
         self, loop: asyncio.AbstractEventLoop, origin: _Origin, call: _Call, fresh: bool
     ) -> tuple[Connection, bool]:
         stack = self._idle.get(origin.key)
-        if stack and not fresh:
+        now = loop.time()
+        while stack and not fresh:
             conn = stack.pop()
-            if loop.time() - conn.idle_since < self.keepalive_s:
+            if now - conn.idle_since >= self.keepalive_s:
+                for old in (conn, *stack):  # the rest of the stack is older still
+                    self._discard(old)
+                stack.clear()
+            elif conn.open:
                 return conn, True
-            for old in (conn, *stack):  # the rest of the stack is older still
-                self._discard(old)
-            stack.clear()
+            else:  # closing (the peer's FIN not handled yet): never reused
+                self._discard(conn)
         if self._used < self.max_connections:
             self._used += 1
         elif self._waiters or not self._evict_idle():  # others wait first; else an idle connection makes room
@@ -306,8 +320,7 @@ class FastHttpClient(HttpClient):
                     self._free_slot(gen)
                 else:
                     self._release(given, loop)
-            elif gen == self._gen:
-                self._waiters.remove(entry)
+            # else the entry stays queued, done: whoever reads the queue skips it (it may have been read already)
             raise
         finally:
             call.fut = None
@@ -428,7 +441,7 @@ def _answer(status: int, raw: list[tuple[bytes, bytes]], parts: list[bytes]) -> 
 
 
 def _decoded(encoding: str, body: bytes) -> bytes:
-    if encoding in ("", "identity"):
+    if encoding in ("", "identity") or not body:  # a 204, or an empty body, has nothing to decode
         return body
     if encoding in ("gzip", "x-gzip"):
         attempts = [16 + zlib.MAX_WBITS]

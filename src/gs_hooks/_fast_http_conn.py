@@ -120,6 +120,12 @@ class Connection(asyncio.Protocol):
             return
         transport.write(payload)
 
+    @property
+    def open(self) -> bool:
+        """True while the transport is open and not closing."""
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
     def close(self) -> None:
         """Close the connection (never reused after)."""
         self.closed = True
@@ -175,20 +181,21 @@ class Connection(asyncio.Protocol):
             self._fail(RemoteProtocolError(f"the answer's head is over {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool:
-        self._at_eof()
+        self._at_eof(clean=True)
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._at_eof()
+        self._at_eof(clean=exc is None)
         self.closed = True
         self.reusable = False
         self._on_lost(self)
 
-    def _at_eof(self) -> None:
+    def _at_eof(self, *, clean: bool) -> None:
+        """The peer closed: a body that runs to the end is complete if it closed cleanly (a reset cuts it)."""
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self._head_done and not self._complete and self._body_until_eof():
+        if clean and self._head_done and not self._complete and self._body_until_eof():
             self._complete = True
             self._status = self._parser.get_status_code()
             self._deliver()
