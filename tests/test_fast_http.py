@@ -29,7 +29,7 @@ from tests.asgi_support import run_uvicorn
 import gs_hooks
 from gs_hooks import FakeClock, GamebaseConfig, HttpTransportError, Secret
 from gs_hooks._fast_http import FastHttpClient
-from gs_hooks._fast_http_conn import MAX_BODY_BYTES, MAX_HEAD_BYTES
+from gs_hooks._fast_http_wire import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from gs_hooks._http_client import AutoHttpClient
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.sandbox import Sandbox

@@ -40,6 +40,7 @@ BOTTOM = {
     "_exceptions",
     "_fast_http",
     "_fast_http_conn",
+    "_fast_http_wire",
     "_health",
     "_http_base",
     "_http_client",
@@ -300,6 +301,7 @@ def test_imports_inside_functions_are_optional_dependencies_only() -> None:
 PURE = [
     *sorted(name for name in GRAPH if name.endswith("._protocol")),
     "gs_hooks._time",
+    "gs_hooks._fast_http_wire",
     "gs_hooks._ids",
     "gs_hooks._json",
     "gs_hooks.bans._enforce",

@@ -18,18 +18,13 @@ is sent again once on a new connection when its method is idempotent (GET, PUT, 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import re
 import ssl
-import zlib
 from collections import deque
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urlsplit
 
-from multidict import CIMultiDict
-
-from ._fast_http_conn import MAX_BODY_BYTES, Answer, Connection, ConnectionClosedError, RemoteProtocolError
+from ._fast_http_conn import Answer, Connection, ConnectionClosedError
+from ._fast_http_wire import Origin, RemoteProtocolError, RequestWriter, decode_answer
 from ._http_base import DEFAULT_MAX_CONNECTIONS, HttpAnswer, HttpClient, transport_error
 
 __all__ = ["DEFAULT_KEEPALIVE_S", "FastHttpClient"]
@@ -37,49 +32,7 @@ __all__ = ["DEFAULT_KEEPALIVE_S", "FastHttpClient"]
 DEFAULT_KEEPALIVE_S: Final = 15.0
 """An idle connection older than this is closed instead of reused (aiohttp's default)."""
 
-try:
-    _VERSION = importlib.metadata.version("gs_hooks")
-except importlib.metadata.PackageNotFoundError:  # a source tree that was not installed
-    _VERSION = "0"
-_USER_AGENT: Final = f"User-Agent: gs_hooks/{_VERSION}\r\n"
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_TARGET = re.compile(r"[^\x21-\x7e]")  # already percent-encoded: visible ASCII only
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters (a TAB is allowed)
-_BAD_AUTHORITY = re.compile(r"[^\x21-\x7e]|[/?#\\]")  # checked before urlsplit, which drops CR, LF and TAB
-_OURS = frozenset({"host", "content-length", "transfer-encoding"})
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
-_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-_CACHE_MAX = 256
-
-
-class _Origin:
-    __slots__ = ("host", "host_line", "key", "port", "tls")
-
-    def __init__(self, key: str, host: str, port: int, tls: bool, host_line: str) -> None:
-        self.key = key
-        self.host = host
-        self.port = port
-        self.tls = tls
-        self.host_line = host_line
-
-
-def _parse_origin(key: str) -> _Origin:
-    if _BAD_AUTHORITY.search(key[key.find("://") + 3 :]):
-        raise ValueError("the URL's host part has whitespace, a control or a non-ASCII character")
-    parts = urlsplit(key)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme {scheme[:10]!r} (http or https)")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("credentials in the URL are not supported")
-    host = parts.hostname
-    if not host:
-        raise ValueError("the URL has no host")
-    default = 443 if scheme == "https" else 80
-    port = parts.port or default
-    shown = f"[{host}]" if ":" in host else host
-    return _Origin(key, host, port, scheme == "https", f"Host: {shown}{'' if port == default else f':{port}'}\r\n")
 
 
 class _Call:
@@ -124,11 +77,10 @@ class FastHttpClient(HttpClient):
         "_gen",
         "_idle",
         "_loop",
-        "_names",
-        "_origins",
         "_ssl",
         "_used",
         "_waiters",
+        "_wire",
         "keepalive_s",
         "max_connections",
     )
@@ -145,8 +97,7 @@ class FastHttpClient(HttpClient):
         self.max_connections = max_connections
         self.keepalive_s = keepalive_s
         self._ssl = ssl_context
-        self._origins: dict[str, _Origin] = {}
-        self._names: dict[str, str] = {}  # header names already checked -> lower case
+        self._wire = RequestWriter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._gen = 0
@@ -179,77 +130,17 @@ class FastHttpClient(HttpClient):
         call = _Call(loop.time() + timeout_s)
         timer = loop.call_at(call.deadline, _expire, call)
         try:
-            origin, payload = self._prepare(method, url, headers, content)
+            origin, payload = self._wire.prepare(method, url, headers, content)
             status, raw, body = await self._send(loop, origin, method, payload, call)
-            return _answer(status, raw, body)
+            headers, data = decode_answer(raw, body)
+            return HttpAnswer(status, headers, data)
         except (OSError, ValueError, RemoteProtocolError) as exc:  # TimeoutError is an OSError
             raise transport_error(exc) from None
         finally:
             timer.cancel()
 
-    def _prepare(
-        self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None
-    ) -> tuple[_Origin, bytes]:
-        scheme_end = url.find("://")
-        if scheme_end < 0:
-            raise ValueError("the URL is not absolute")
-        end = len(url)
-        for mark in "/?#":
-            at = url.find(mark, scheme_end + 3)
-            if 0 <= at < end:
-                end = at
-        key, target = url[:end], url[end:].partition("#")[0]
-        origin = self._origins.get(key)
-        if origin is None:
-            if len(self._origins) >= _CACHE_MAX:
-                self._origins.clear()
-            origin = self._origins[key] = _parse_origin(key)
-        if not target.startswith("/"):
-            target = "/" + target
-        return origin, self._head(method, target, origin, headers, content)
-
-    def _head(
-        self, method: str, target: str, origin: _Origin, headers: Mapping[str, str] | None, content: bytes | None
-    ) -> bytes:
-        if not _TOKEN.fullmatch(method):
-            raise ValueError("the method is not an HTTP token")
-        if method == "HEAD":
-            raise ValueError("HEAD is not supported by this client")
-        if _BAD_TARGET.search(target):
-            raise ValueError("the URL's path or query has a character that is not visible ASCII (percent-encode it)")
-        lines = [f"{method} {target} HTTP/1.1\r\n", origin.host_line]
-        agent = True
-        if headers:
-            names = self._names
-            for name, value in headers.items():
-                lower = names.get(name)
-                if lower is None:
-                    lower = self._check_name(name)
-                if _BAD_VALUE.search(value):
-                    raise ValueError(f"the value of header {name!r} has a control character")
-                if lower == "user-agent":
-                    agent = False
-                lines.append(f"{name}: {value}\r\n")
-        if agent:
-            lines.append(_USER_AGENT)
-        if content:
-            lines.append(f"Content-Length: {len(content)}\r\n\r\n")
-            return "".join(lines).encode() + content
-        lines.append("Content-Length: 0\r\n\r\n" if method in _WITH_BODY else "\r\n")
-        return "".join(lines).encode()
-
-    def _check_name(self, name: str) -> str:
-        if not _TOKEN.fullmatch(name):
-            raise ValueError("a header name is not an HTTP token")
-        lower = name.lower()
-        if lower in _OURS:
-            raise ValueError(f"the {name} header is set by the client")
-        if len(self._names) < _CACHE_MAX:
-            self._names[name] = lower
-        return lower
-
     async def _send(
-        self, loop: asyncio.AbstractEventLoop, origin: _Origin, method: str, payload: bytes, call: _Call
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, method: str, payload: bytes, call: _Call
     ) -> Answer:
         fresh = False
         while True:
@@ -282,7 +173,7 @@ class FastHttpClient(HttpClient):
     # -- the pool ----------------------------------------------------------------------------------------------
 
     async def _acquire(
-        self, loop: asyncio.AbstractEventLoop, origin: _Origin, call: _Call, fresh: bool
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, call: _Call, fresh: bool
     ) -> tuple[Connection, bool]:
         stack = self._idle.get(origin.key)
         now = loop.time()
@@ -304,7 +195,7 @@ class FastHttpClient(HttpClient):
                 return got, True
         return await self._connect(loop, origin, call.deadline), False
 
-    async def _wait(self, loop: asyncio.AbstractEventLoop, origin: _Origin, call: _Call) -> Connection | None:
+    async def _wait(self, loop: asyncio.AbstractEventLoop, origin: Origin, call: _Call) -> Connection | None:
         """Wait for a connection of ``origin`` (returned) or a free slot (None: the caller opens one)."""
         fut: asyncio.Future[Connection | None] = loop.create_future()
         entry = (origin.key, fut)
@@ -325,7 +216,7 @@ class FastHttpClient(HttpClient):
         finally:
             call.fut = None
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, origin: _Origin, deadline: float) -> Connection:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, origin: Origin, deadline: float) -> Connection:
         """Open a connection in a slot already counted (freed again if this fails)."""
         gen = self._gen
         conn = Connection(origin.key, self._lost)
@@ -429,35 +320,3 @@ class FastHttpClient(HttpClient):
     def __repr__(self) -> str:
         idle = sum(len(stack) for stack in self._idle.values())
         return f"FastHttpClient(max_connections={self.max_connections}, open={len(self._conns)}, idle={idle})"
-
-
-def _answer(status: int, raw: list[tuple[bytes, bytes]], parts: list[bytes]) -> HttpAnswer:
-    headers: CIMultiDict[str] = CIMultiDict([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    encoding = headers.get("content-encoding")
-    if encoding is not None:
-        body = _decoded(encoding.strip().lower(), body)
-    return HttpAnswer(status, headers, body)
-
-
-def _decoded(encoding: str, body: bytes) -> bytes:
-    if encoding in ("", "identity") or not body:  # a 204, or an empty body, has nothing to decode
-        return body
-    if encoding in ("gzip", "x-gzip"):
-        attempts = [16 + zlib.MAX_WBITS]
-    elif encoding == "deflate":
-        attempts = [zlib.MAX_WBITS, -zlib.MAX_WBITS]  # zlib-wrapped as the RFC says, or raw as some servers send
-    else:
-        raise RemoteProtocolError(f"unsupported Content-Encoding {encoding[:20]!r}")
-    for wbits in attempts:
-        decoder = zlib.decompressobj(wbits)
-        try:
-            out = decoder.decompress(body, MAX_BODY_BYTES + 1)
-        except zlib.error:
-            continue
-        if len(out) > MAX_BODY_BYTES:
-            raise RemoteProtocolError(f"the answer's decoded body is over {MAX_BODY_BYTES} bytes")
-        if not decoder.eof:
-            raise RemoteProtocolError(f"the answer's {encoding} body is cut short")
-        return out
-    raise RemoteProtocolError(f"the answer's {encoding} body does not decode")

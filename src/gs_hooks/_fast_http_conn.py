@@ -17,23 +17,15 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import Final
 
 import httptools
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "Answer", "Connection", "ConnectionClosedError", "RemoteProtocolError"]
+from ._fast_http_wire import MAX_BODY_BYTES, MAX_HEAD_BYTES, RemoteProtocolError
 
-MAX_HEAD_BYTES: Final = 64 * 1024
-"""An answer's status line and headers (1xx answers before it included) may take this many bytes at most."""
-MAX_BODY_BYTES: Final = 16 * 1024 * 1024
-"""An answer's body may take this many bytes at most (after decompression too)."""
+__all__ = ["Answer", "Connection", "ConnectionClosedError"]
 
 Answer = tuple[int, list[tuple[bytes, bytes]], list[bytes]]
 """What an exchange's future gets: the status, the raw header pairs (duplicates kept), the body's parts."""
-
-
-class RemoteProtocolError(Exception):
-    """The peer's answer is not acceptable HTTP/1.1 (malformed, too large, an upgrade, an unknown encoding)."""
 
 
 class ConnectionClosedError(ConnectionError):
