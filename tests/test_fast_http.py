@@ -340,6 +340,78 @@ async def test_aclose_fails_a_request_in_flight_and_leaves_nothing_open() -> Non
         assert "open=0, idle=0" in repr(http)
 
 
+async def test_aclose_fails_an_answer_running_to_the_end_of_the_connection() -> None:
+    # Our own close ended the connection cleanly, which an answer without Content-Length takes as its end: the
+    # request returned a cut body as a success.
+    async def half(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"result": {"isSucc')
+        await srv.wait_eof(reader)
+
+    async with raw(half) as srv:
+        http = FastHttpClient()
+        task = asyncio.create_task(http.request("GET", srv.url + "/", timeout_s=5.0))
+        await asyncio.wait_for(srv.got_request.wait(), 5)
+        await _until(lambda: any(c.got_bytes for c in http._conns))
+        await http.aclose()
+        with pytest.raises(HttpTransportError) as caught:
+            await task
+        assert caught.value.kind == "ConnectionAbortedError"
+
+
+async def test_a_slot_handed_over_as_the_client_closes_is_not_carried_into_the_new_pool() -> None:
+    # A freed slot went to a waiter of another origin, then aclose() ran before the waiter woke: it connected in
+    # the new pool, which had never counted that slot (open connections past max_connections, the count drifting).
+    async def slow(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (head := await srv.read_request(reader)) is not None:
+            if b"/slow" in head:
+                await asyncio.sleep(0.05)
+            writer.write(OK)
+
+    async with raw(slow) as one, raw(slow) as other:
+        http = FastHttpClient(max_connections=1)
+
+        async def then_close() -> None:
+            await http.request("GET", one.url + "/slow", timeout_s=5.0)
+            await http.aclose()  # the same step as the release that handed the slot on
+
+        first = asyncio.create_task(then_close())
+        await asyncio.wait_for(one.got_request.wait(), 5)
+        waiting = asyncio.create_task(http.request("GET", other.url + "/", timeout_s=5.0))
+        await first
+        with pytest.raises(HttpTransportError) as caught:
+            await waiting
+        assert caught.value.kind == "ConnectionAbortedError"
+        assert http._used == len(http._conns) == 0
+        await asyncio.gather(*(http.request("GET", other.url + f"/{i}", timeout_s=5.0) for i in range(3)))
+        assert http._used == len(http._conns) == 1 and other.connections == 1  # the cap holds
+        await http.aclose()
+
+
+async def test_requests_that_give_up_waiting_leave_the_queue_at_once() -> None:
+    # In an outage (every slot held by a stalled request) the requests that timed out or were cancelled while
+    # waiting stayed queued until a slot freed, each holding its error, its traceback and its request's frames.
+    async def stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        await srv.wait_eof(reader)
+
+    async with raw(stall) as srv, client(max_connections=1) as http:
+        held = asyncio.create_task(http.request("GET", srv.url + "/held", timeout_s=30.0))
+        await asyncio.wait_for(srv.got_request.wait(), 5)
+        timed_out = [asyncio.create_task(http.request("GET", srv.url + f"/t{i}", timeout_s=0.05)) for i in range(50)]
+        cancelled = [asyncio.create_task(http.request("GET", srv.url + f"/c{i}", timeout_s=30.0)) for i in range(50)]
+        await asyncio.sleep(0)
+        for task in cancelled:
+            task.cancel()
+        results = await asyncio.gather(*timed_out, *cancelled, return_exceptions=True)
+        assert sum(isinstance(r, HttpTransportError) for r in results) == 50
+        assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 50
+        assert len(http._waiters) == 0 and not held.done()
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+
+
 async def test_an_idle_connection_already_closing_is_not_reused() -> None:
     async with raw(answer_each) as srv, client() as http:
         await http.request("GET", srv.url + "/1", timeout_s=5.0)

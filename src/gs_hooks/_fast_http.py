@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Final
 
@@ -63,6 +63,10 @@ class FastHttpClient(HttpClient):
     The URL is sent as given (already percent-encoded); no ``Accept-Encoding`` is sent, and a gzip or deflate
     answer is still decoded. An answer's head may take 64 KiB, its body 16 MiB (decoded too): past either, or for
     a malformed or cut-short answer, the request raises. ``HEAD`` is not supported.
+
+    The connections belong to the loop that opened them: used from another loop, the client starts a new pool and
+    abandons the old one's (closed only when collected): call :meth:`aclose` on a loop before that loop ends, as
+    ``setup()``'s hooks do at shutdown.
 
     Args:
         max_connections: connections open at most (all hosts together); requests beyond wait, first come first
@@ -108,7 +112,8 @@ class FastHttpClient(HttpClient):
         self._idle: dict[str, list[Connection]] = {}
         self._conns: set[Connection] = set()
         self._used = 0  # connections open or being opened
-        self._waiters: deque[tuple[str, asyncio.Future[Connection | None]]] = deque()
+        # waiting requests, oldest first: future -> origin key (one that gives up leaves at once: O(1))
+        self._waiters: OrderedDict[asyncio.Future[Connection | None], str] = OrderedDict()
 
     # -- the request -------------------------------------------------------------------------------------------
 
@@ -198,12 +203,11 @@ class FastHttpClient(HttpClient):
     async def _wait(self, loop: asyncio.AbstractEventLoop, origin: Origin, call: _Call) -> Connection | None:
         """Wait for a connection of ``origin`` (returned) or a free slot (None: the caller opens one)."""
         fut: asyncio.Future[Connection | None] = loop.create_future()
-        entry = (origin.key, fut)
-        self._waiters.append(entry)
+        self._waiters[fut] = origin.key
         call.fut = fut
         gen = self._gen
         try:
-            return await fut
+            got = await fut
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 given = fut.result()  # handed over just as the wait ended: pass it on
@@ -211,10 +215,16 @@ class FastHttpClient(HttpClient):
                     self._free_slot(gen)
                 else:
                     self._release(given, loop)
-            # else the entry stays queued, done: whoever reads the queue skips it (it may have been read already)
+            elif gen == self._gen:
+                self._waiters.pop(fut, None)  # gone already if the queue was read meanwhile
             raise
         finally:
             call.fut = None
+        if gen != self._gen:  # aclose() (or a loop change) came between the hand-over and this wake-up
+            if got is not None:
+                got.close()  # the old pool's: its slot is not counted in the new one
+            raise ConnectionAbortedError("the client was closed")
+        return got
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, origin: Origin, deadline: float) -> Connection:
         """Open a connection in a slot already counted (freed again if this fails)."""
@@ -248,7 +258,7 @@ class FastHttpClient(HttpClient):
             self._discard(conn)
             return
         while self._waiters:
-            key, fut = self._waiters.popleft()
+            fut, key = self._waiters.popitem(last=False)
             if fut.done():
                 continue
             if key == conn.key:
@@ -274,7 +284,7 @@ class FastHttpClient(HttpClient):
         if gen != self._gen:
             return
         while self._waiters:
-            _, fut = self._waiters.popleft()
+            fut, _ = self._waiters.popitem(last=False)
             if not fut.done():
                 fut.set_result(None)  # the slot passes to the oldest waiter
                 return
@@ -308,7 +318,7 @@ class FastHttpClient(HttpClient):
             return
         for conn in conns:
             conn.close()
-        for _, fut in waiters:
+        for fut in waiters:
             if not fut.done():
                 fut.set_exception(ConnectionAbortedError("the client was closed"))
 

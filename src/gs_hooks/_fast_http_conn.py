@@ -119,7 +119,11 @@ class Connection(asyncio.Protocol):
         return not self.closed and transport is not None and not transport.is_closing()
 
     def close(self) -> None:
-        """Close the connection (never reused after)."""
+        """Close the connection (never reused after); an exchange still waiting fails (our close is never the
+        peer's end of an answer that runs to the end of the connection)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionAbortedError("the connection was closed by the client"))
         self.closed = True
         self.reusable = False
         if self.transport is not None:
