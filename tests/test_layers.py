@@ -40,6 +40,7 @@ BOTTOM = {
     "_exceptions",
     "_fast_http",
     "_fast_http_conn",
+    "_fleet_ops",
     "_health",
     "_http_base",
     "_http_client",
