@@ -3,11 +3,12 @@
 Hive calls one URL; the player (``cs_code``, the player id) may be logged in on another process, which is the one
 that knows the characters. :class:`FleetWebstore` is the web-store endpoint's callback in fleet mode: when the
 player's owner key names another *live* process, the request goes to that process's inbox (verb ``webstore``)
-with a reply key, and the answer comes back on a short-lived list (BLPOP); the endpoint's deadline
-(``GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S``) bounds the whole (past it Hive gets the usual 500). Otherwise (the player is
-here, nowhere, on a process that is gone, or Redis cannot be reached) the game's own callback answers, as in
-single-process mode. The owner process answers with its own callback (:meth:`FleetWebstore.on_request`), under
-the same deadline; a callback that raises or returns a malformed profile gives the asker a 500 as it would locally.
+with a reply key, and the answer comes back on a short-lived list (BLPOP; the shared machinery of :mod:`._ask`);
+the endpoint's deadline (``GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S``) bounds the whole (past it Hive gets the usual 500).
+Otherwise (the player is here, nowhere, on a process that is gone, or Redis cannot be reached) the game's own
+callback answers, as in single-process mode. The owner process answers with its own callback
+(:meth:`FleetWebstore.on_request`), under the same deadline; a callback that raises or returns a malformed profile
+gives the asker a 500 as it would locally.
 """
 
 from __future__ import annotations

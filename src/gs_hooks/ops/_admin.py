@@ -18,6 +18,20 @@ shape ``{"error": {"status": ..., "message": ...}}``.
 
 Every request is counted (``gs_hooks_admin_requests_total{action,status}``); every action is logged on
 ``gs_hooks.admin`` with who asked (the peer address) and what (``extra``: action, player, peer, status).
+
+In a fleet (``GS_HOOKS_REDIS_URL``; :attr:`OpsSources.fleet <gs_hooks.ops._sources.OpsSources.fleet>` set), two
+answers grow:
+
+- ``POST admin/kick`` kicks the player's sessions here and, at the same time, on the process that owns the player
+  in Redis when that is another live process (under ``duplicate_login=allow``, which keeps no owner, on every other
+  live process), waiting for its count at most ``GS_HOOKS_FLEET_ADMIN_TIMEOUT_S``. 200:
+  ``{"player", "reason", "kicked": total, "processes": {pid: count, ...}}`` (this process always listed). 404: no
+  live session on any process asked. **504, a partial kick**: a process asked did not answer in time (or could not
+  be asked), or Redis could not be reached; the body is the error shape *plus* the counts and ``"unreached":
+  [pid, ...]`` (``"redis"`` when Redis itself was not reached): the sessions kicked are kicked, the others may
+  still be live. A partial kick is never answered 200.
+- ``GET admin/sessions?player=X`` adds ``"owner": {"pid", "live", "here"}`` (the owner key; null when there is
+  none) and ``"owner_error"`` when Redis could not be reached. It still lists this process's sessions only.
 """
 
 from __future__ import annotations
