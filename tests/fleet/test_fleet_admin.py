@@ -72,7 +72,9 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
-def env(redis: RedisServer, sb: Sandbox, tmp_path: Path, name: str, policy: str, timeout_s: float) -> dict[str, str]:
+def env(
+    redis: RedisServer, sb: Sandbox, tmp_path: Path, name: str, policy: str, timeout_s: float, **more: str
+) -> dict[str, str]:
     """The README's fleet and admin settings (plus short periods for a test) for one process."""
     return {
         "GS_HOOKS_STATE": str(tmp_path / f"{name}.sqlite3"),
@@ -92,18 +94,27 @@ def env(redis: RedisServer, sb: Sandbox, tmp_path: Path, name: str, policy: str,
         "GS_HOOKS_GAMEBASE_SECRET_KEY": sb.gamebase_secret,
         "GS_HOOKS_GAMEBASE_BAN_POLL_S": "0",
         **({"GS_HOOKS_REDIS_PASSWORD": redis.password} if redis.password else {}),
+        **more,
     }
 
 
 @asynccontextmanager
 async def fleet(
-    redis: RedisServer, sb: Sandbox, tmp_path: Path, *, policy: str = "kick_older", n: int = 2, timeout_s: float = 5.0
+    redis: RedisServer,
+    sb: Sandbox,
+    tmp_path: Path,
+    *,
+    policy: str = "kick_older",
+    n: int = 2,
+    timeout_s: float = 5.0,
+    **more: str,
 ) -> AsyncIterator[list[Proc]]:
     """``n`` processes of one fleet, started, each a live member the others see."""
     async with AsyncExitStack() as stack:
         procs = []
         for i in range(n):
-            proc = Proc(gs_hooks.setup(gs_hooks.Config.from_env(env(redis, sb, tmp_path, f"p{i}", policy, timeout_s))))
+            config = gs_hooks.Config.from_env(env(redis, sb, tmp_path, f"p{i}", policy, timeout_s, **more))
+            proc = Proc(gs_hooks.setup(config))
             proc.hooks.kicker.on_kick = proc.kicks.append
             await stack.enter_async_context(proc.hooks)
             procs.append(proc)
@@ -241,6 +252,24 @@ async def test_redis_down_kicks_here_and_says_redis_was_not_reached(
             assert not [t for t in texts if REDIS_PASSWORD in t or ADMIN_KEY in t]
     finally:
         server.stop()
+
+
+async def test_a_hung_redis_does_not_hold_the_kick_past_its_deadline(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # a Redis that accepts but never answers (SIGSTOP): the socket timeout (30 s here) must not be what ends the wait
+    more = {"GS_HOOKS_FLEET_SOCKET_TIMEOUT_S": "30", "GS_HOOKS_FLEET_BLOCK_S": "1"}
+    async with fleet(redis_server, sandbox, tmp_path, n=1, timeout_s=0.5, **more) as (a,):
+        session = await login(sandbox, a)
+        redis_server.pause()
+        try:
+            with anyio.fail_after(15):  # a hang guard, far above the deadline and far below the socket timeout
+                r = await a.admin("POST", "kick", {"player": PLAYER})
+        finally:
+            redis_server.resume()
+        assert r.status_code == 504, r.text
+        assert (r.json()["kicked"], r.json()["unreached"]) == (1, ["redis"])
+        assert [k.session.id for k in a.kicks] == [session.id]
 
 
 async def test_the_admin_key_rules_are_unchanged_in_a_fleet(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import msgspec
 
 from .._fleet_ops import REDIS_UNREACHED, PlayerOwner, RemoteKick
@@ -125,36 +126,36 @@ class FleetAdmin:
         return [found.pid] if found is not None and found.live and not found.here else []
 
     async def kick_elsewhere(self, player: str, reason: str, message: str) -> RemoteKick:
-        """Kick ``player``'s sessions on the other processes that may hold them (see the module docstring).
+        """Kick ``player``'s sessions on the other processes that may hold them (see the module docstring). The
+        whole (the owner lookup, the requests, the answers) takes at most ``timeout_s``, also when Redis hangs.
 
         Returns:
             Each answering process's count, and the processes (or Redis) not reached. Never raises for Redis.
         """
-        try:
-            targets = await self._targets(player)
-        except FleetError as exc:
-            self.asker.redis.note("looking up a player's process for an admin kick", exc)
+        deadline = anyio.current_time() + self._timeout_s
+        targets: list[str] | None = None
+        with anyio.move_on_after(self._timeout_s):
+            try:
+                targets = await self._targets(player)
+            except FleetError as exc:
+                self.asker.redis.note("looking up a player's process for an admin kick", exc)
+        if targets is None:  # Redis failed or hung: the owner is unknown
             return RemoteKick(unreached=(REDIS_UNREACHED,))
         if not targets:
             return RemoteKick()
         request, reply_key = self.asker.new_reply()
         body = _ENCODE.encode(_KickRequest(player, reason, message, reply_key))
         sent: list[str] = []
-        unreached: list[str] = []
-        for pid in targets:
+        raw: list[bytes] = []
+        with anyio.move_on_after(deadline - anyio.current_time()):
             try:
-                await self.asker.send(pid, OP_ADMIN_KICK, request, body)
+                for pid in targets:
+                    await self.asker.send(pid, OP_ADMIN_KICK, request, body)
+                    sent.append(pid)
+                    self.asked += 1
+                await self.asker.wait(reply_key, deadline - anyio.current_time(), count=len(sent), got=raw)
             except FleetError as exc:
                 self.asker.redis.note("forwarding an admin kick", exc)
-                unreached.append(pid)
-            else:
-                sent.append(pid)
-        self.asked += len(sent)
-        raw: list[bytes] = []
-        try:
-            await self.asker.wait(reply_key, self._timeout_s, count=len(sent), got=raw)
-        except FleetError as exc:
-            self.asker.redis.note("waiting for an admin kick's answers", exc)
         counts: dict[str, int] = {}
         for item in raw:
             try:
@@ -163,8 +164,7 @@ class FleetAdmin:
                 continue
             if answer.pid in sent:
                 counts[answer.pid] = answer.kicked
-        unreached += [pid for pid in sent if pid not in counts]
-        return RemoteKick(counts=counts, unreached=tuple(unreached))
+        return RemoteKick(counts=counts, unreached=tuple(pid for pid in targets if pid not in counts))
 
     # -- the answering side ------------------------------------------------------------------------------------
 
