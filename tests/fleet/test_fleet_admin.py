@@ -265,11 +265,13 @@ async def test_a_hung_redis_does_not_hold_the_kick_past_its_deadline(
         try:
             with anyio.fail_after(15):  # a hang guard, far above the deadline and far below the socket timeout
                 r = await a.admin("POST", "kick", {"player": PLAYER})
+                sessions = await a.admin("GET", f"sessions?player={PLAYER}")
         finally:
             redis_server.resume()
         assert r.status_code == 504, r.text
         assert (r.json()["kicked"], r.json()["unreached"]) == (1, ["redis"])
         assert [k.session.id for k in a.kicks] == [session.id]
+        assert sessions.status_code == 200 and sessions.json()["owner"] is None and sessions.json()["owner_error"]
 
 
 async def test_the_admin_key_rules_are_unchanged_in_a_fleet(

@@ -365,10 +365,13 @@ def _partial(remote: RemoteKick, timeout_s: float) -> str:
 
 async def _owner_json(fleet: FleetOps, player: str) -> dict[str, Any]:
     """``owner`` (and ``owner_error`` when Redis could not be reached) for a sessions answer in a fleet."""
-    try:
-        owner = await fleet.owner(player)
-    except GsHooksError:
-        return {"owner": None, "owner_error": "Redis could not be reached: the player's owner process is unknown"}
-    if owner is None:
-        return {"owner": None}
-    return {"owner": {"pid": owner.pid, "live": owner.live, "here": owner.here}}
+    unknown = {"owner": None, "owner_error": "Redis could not be reached: the player's owner process is unknown"}
+    with anyio.move_on_after(fleet.timeout_s):  # a hung Redis: not past the kick's own deadline
+        try:
+            owner = await fleet.owner(player)
+        except GsHooksError:
+            return unknown
+        if owner is None:
+            return {"owner": None}
+        return {"owner": {"pid": owner.pid, "live": owner.live, "here": owner.here}}
+    return unknown
