@@ -41,6 +41,7 @@ BOTTOM = {
     "_fast_http",
     "_fast_http_conn",
     "_fast_http_wire",
+    "_fleet_ops",
     "_health",
     "_http_base",
     "_http_client",

@@ -130,6 +130,7 @@ def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:
         verifier=lambda: verifier.verifier,
         history=gamepot.history,
         listener=listener,
+        fleet=fleet.admin if fleet is not None else None,  # the admin API's kick across the fleet
     )
     return Hooks(
         config,

@@ -112,6 +112,18 @@ async def test_the_admin_allowlist_is_enforced() -> None:
         assert state(w) == before
 
 
+async def test_without_redis_kick_and_sessions_answer_as_in_one_process() -> None:
+    # fleet mode off: no owner lookup, no per-process counts, no wait; the shapes as before fleet mode's admin kick
+    async with world() as w, httpx.AsyncClient(base_url=w.url, headers=w.headers()) as client:
+        await populated(w)
+        assert w.hooks.fleet is None
+        r = await client.get("/admin/sessions", params={"player": "5101"})
+        assert set(r.json()) == {"total", "offset", "limit", "sessions"} and r.json()["total"] == 1
+        r = await client.post("/admin/kick", json={"player": "5101"})
+        assert r.status_code == 200 and r.json() == {"player": "5101", "reason": "admin", "kicked": 1}
+        assert set(error_of(await client.post("/admin/kick", json={"player": "5101"}), 404).split()) >= {"no", "live"}
+
+
 async def test_kick_ban_and_unban_take_effect() -> None:
     async with world() as w, httpx.AsyncClient(base_url=w.url, headers=w.headers()) as client:
         await populated(w)

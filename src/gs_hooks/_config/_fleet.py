@@ -74,6 +74,7 @@ class FleetConfig(Section, frozen=True, kw_only=True):
         block_s: the longest wait of a blocking stream read.
         bans_maxlen: approximate length the ban stream is trimmed to.
         inbox_maxlen: approximate length an inbox is trimmed to.
+        admin_timeout_s: the longest an admin kick waits for the answer of the process that owns the player.
     """
 
     url: Annotated[
@@ -98,6 +99,9 @@ class FleetConfig(Section, frozen=True, kw_only=True):
     block_s: Annotated[float, _s("GS_HOOKS_FLEET_BLOCK_S", "blocking stream read time (< socket timeout)")] = 2.0
     bans_maxlen: Annotated[int, _s("GS_HOOKS_FLEET_BANS_MAXLEN", "ban stream length kept (approximate)")] = 100_000
     inbox_maxlen: Annotated[int, _s("GS_HOOKS_FLEET_INBOX_MAXLEN", "inbox stream length kept (approximate)")] = 10_000
+    admin_timeout_s: Annotated[
+        float, _s("GS_HOOKS_FLEET_ADMIN_TIMEOUT_S", "admin kick: longest wait for the player's process")
+    ] = 3.0
 
     def __post_init__(self) -> None:
         """Raises ConfigError: a value is not allowed (the message names the variable, never the password)."""

@@ -17,7 +17,12 @@ Without ``GS_HOOKS_REDIS_URL`` nothing is made and nothing changes. With it, :fu
   spool sink kept for a lone server id while Redis is unreachable), and the leader freezes and sends one summed
   sample per server id and slot (:class:`FleetCcuLeader`, ``fleet.ccu``); the GamePot history slot reads the
   fleet's history (:class:`FleetCcuHistory`, the local spool as its fallback);
-- the web-store route's callback (when the route is on) asks the player's process (:class:`FleetWebstore`).
+- the web-store route's callback (when the route is on) asks the player's process (:class:`FleetWebstore`);
+- the admin API's kick reaches the player's process, and its sessions list names the player's owner
+  (:class:`FleetAdmin`, ``fleet.admin``, which ``setup()`` hands to the ops install).
+
+Requests to another process and their answers (web store, admin kick) share one :class:`Asker`: the inbox verb, a
+reply key, BLPOP with a deadline; the answers run in its task group.
 
 At shutdown the fleet first writes the ban book's unsaved rows (so a ban whose write had failed gets its outbox
 entry while the publisher still runs), then publishes the outbox, then gives back this process's players.
@@ -36,6 +41,8 @@ from ..ccu._reporter import CcuReporter
 from ..gamebase._maintenance import MaintenanceWatcher
 from ..gamepot._history import HistorySlot
 from ..hive._handlers import WebstoreEndpoint
+from ._admin import OP_ADMIN_KICK, FleetAdmin
+from ._ask import Asker
 from ._bans import BanSetPruner, BanSync, FleetBanStore
 from ._ccu import FleetCcu
 from ._ccu_leader import FleetCcuLeader
@@ -97,11 +104,14 @@ def install(
     _install_bans(services, config, fleet, book)
     _install_polls(services, config, fleet, maintenance, ban_poller)
     presence = Presence(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=f.inbox_maxlen)
+    asker = Asker(fleet.redis, fleet.keys, fleet.pid, inbox_maxlen=f.inbox_maxlen)
+    fleet.add_task("inbox answers", asker.run)
     _install_logins(services, config, fleet, presence)
     if ccu is not None:
         _install_ccu(services, config, fleet, ccu, history)
     if webstore is not None:
-        _install_webstore(config, fleet, presence, webstore)
+        _install_webstore(config, fleet, presence, asker, webstore)
+    _install_admin(services, config, fleet, presence, asker)
     services.add_component(fleet)
     return fleet
 
@@ -162,7 +172,9 @@ def _install_polls(
         services.add_health(job)  # the poller's readiness while this process leads
 
 
-def _install_webstore(config: Config, fleet: Fleet, presence: Presence, webstore: WebstoreEndpoint) -> None:
+def _install_webstore(
+    config: Config, fleet: Fleet, presence: Presence, asker: Asker, webstore: WebstoreEndpoint
+) -> None:
     """The web-store route's callback asks the process the player is logged in on (through its inbox)."""
     forwarder = FleetWebstore(
         webstore.callback,
@@ -171,11 +183,25 @@ def _install_webstore(config: Config, fleet: Fleet, presence: Presence, webstore
         presence=presence,
         timeout_s=webstore.timeout_s,
         inbox_maxlen=config.fleet.inbox_maxlen,
+        asker=asker,
     )
     webstore.callback = forwarder
     fleet.webstore = forwarder
     fleet.on_inbox(OP_WEBSTORE, forwarder.on_request)
-    fleet.add_task("web-store answers", forwarder.run)
+
+
+def _install_admin(services: Services, config: Config, fleet: Fleet, presence: Presence, asker: Asker) -> None:
+    """The admin API's kick across the fleet (``fleet.admin``) and its inbox verb."""
+    admin = FleetAdmin(
+        asker,
+        presence,
+        fleet.membership,
+        services.registry,
+        services.kicker,
+        timeout_s=config.fleet.admin_timeout_s,
+    )
+    fleet.admin = admin
+    fleet.on_inbox(OP_ADMIN_KICK, admin.on_request)
 
 
 def _install_logins(services: Services, config: Config, fleet: Fleet, presence: Presence) -> None:

@@ -33,6 +33,7 @@ from .._clock import Clock
 from .._config import FleetConfig
 from .._exceptions import ConfigError
 from .._health import ComponentHealth
+from ._admin import FleetAdmin
 from ._bans import BanSync
 from ._ccu_leader import FleetCcuLeader
 from ._ccu_sink import FleetSink
@@ -83,6 +84,7 @@ class Fleet:
         ccu: the leader's CCU job, freezing and sending the sums (set by the install when CCU reporting is on).
         ccu_sink: the sampler's sink writing this process's counts to the fleet (likewise).
         webstore: the web-store callback asking the player's process (set by the install when the route is on).
+        admin: the admin API's kick and owner lookup across the fleet (set by the install).
     """
 
     name = "fleet"
@@ -119,6 +121,7 @@ class Fleet:
         self.ccu: FleetCcuLeader | None = None
         self.ccu_sink: FleetSink | None = None
         self.webstore: FleetWebstore | None = None
+        self.admin: FleetAdmin | None = None
         self._jobs: list[LeaderJob] = []
         self._tasks: list[tuple[str, Task, bool]] = []
         self._flushes: list[Callable[[], Awaitable[Any]]] = []

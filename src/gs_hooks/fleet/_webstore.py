@@ -3,18 +3,18 @@
 Hive calls one URL; the player (``cs_code``, the player id) may be logged in on another process, which is the one
 that knows the characters. :class:`FleetWebstore` is the web-store endpoint's callback in fleet mode: when the
 player's owner key names another *live* process, the request goes to that process's inbox (verb ``webstore``)
-with a reply key, and the answer comes back on a short-lived list (BLPOP); the endpoint's deadline
-(``GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S``) bounds the whole (past it Hive gets the usual 500). Otherwise (the player is
-here, nowhere, on a process that is gone, or Redis cannot be reached) the game's own callback answers, as in
-single-process mode. The owner process answers with its own callback (:meth:`FleetWebstore.on_request`), under
-the same deadline; a callback that raises or returns a malformed profile gives the asker a 500 as it would locally.
+with a reply key, and the answer comes back on a short-lived list (BLPOP; the shared machinery of :mod:`._ask`);
+the endpoint's deadline (``GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S``) bounds the whole (past it Hive gets the usual 500).
+Otherwise (the player is here, nowhere, on a process that is gone, or Redis cannot be reached) the game's own
+callback answers, as in single-process mode. The owner process answers with its own callback
+(:meth:`FleetWebstore.on_request`), under the same deadline; a callback that raises or returns a malformed profile
+gives the asker a 500 as it would locally.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import secrets
 
 import anyio
 import anyio.abc
@@ -23,18 +23,16 @@ import msgspec
 from .._exceptions import GsHooksError
 from ..hive._handlers import WebstoreProfileCallback
 from ..hive._protocol import WebstoreProfile
-from ._membership import INBOX_TTL_MS
+from ._ask import Asker
 from ._presence import Presence
-from ._protocol import Keys, Owner, StreamEntry, block_ms
+from ._protocol import Keys, Owner, StreamEntry
 from ._redis import FleetError, FleetRedis
-from ._stream import Outgoing, publish_one
 
 __all__ = ["OP_WEBSTORE", "FleetWebstore", "WebstoreForwardError"]
 
 log = logging.getLogger("gs_hooks.fleet")
 
 OP_WEBSTORE = "webstore"  # an inbox message: answer a web-store profile request for a player logged in here
-_REPLY_TTL_MS = 30_000  # an answer nobody waits for any more expires
 
 
 class WebstoreForwardError(GsHooksError):
@@ -68,6 +66,7 @@ class FleetWebstore:
         timeout_s: the web-store deadline (the asking side waits at most this long; the answering side's callback
             gets as long).
         inbox_maxlen: approximate length inboxes are trimmed to.
+        asker: the request/reply machinery (shared with the other verbs; made here when not given).
 
     Attributes:
         forwarded: requests sent to another process; answered: requests this process answered for another.
@@ -82,6 +81,7 @@ class FleetWebstore:
         presence: Presence,
         timeout_s: float,
         inbox_maxlen: int = 10_000,
+        asker: Asker | None = None,
     ) -> None:
         self.local = local
         self.redis = redis
@@ -90,9 +90,9 @@ class FleetWebstore:
         self.pid = presence.pid
         self.timeout_s = timeout_s
         self.inbox_maxlen = inbox_maxlen
+        self.asker = asker or Asker(redis, keys, presence.pid, inbox_maxlen=inbox_maxlen)
         self.forwarded = 0
         self.answered = 0
-        self._tg: anyio.abc.TaskGroup | None = None
 
     # -- the asking side ---------------------------------------------------------------------------------------
 
@@ -113,44 +113,27 @@ class FleetWebstore:
             owner = await self.presence.get(cs_code)
             if owner is None or owner.pid == self.pid:
                 return None
-            expiry = await self.redis.call("ZSCORE", self.keys.members, owner.pid)
-            seconds, micros = await self.redis.call("TIME")
+            live = await self.asker.live(owner.pid)
         except (FleetError, ValueError) as exc:
             self.redis.note("looking up a web-store player's process", exc)
             return None
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        return owner if expiry is not None and float(expiry) > now_ms else None
+        return owner if live else None
 
     async def _forward(self, owner: Owner, cs_code: str) -> WebstoreProfile | None:
-        request = secrets.token_hex(8)
-        reply_key = self.keys.reply(request)
-        body = _ENCODE.encode(_Request(cs_code, reply_key))
-        item = Outgoing(op=OP_WEBSTORE, event=request, body=body)
+        request, reply_key = self.asker.new_reply()
         try:
-            await publish_one(
-                self.redis, self.keys.inbox(owner.pid), self.pid, item, maxlen=self.inbox_maxlen, ttl_ms=INBOX_TTL_MS
-            )
+            await self.asker.send(owner.pid, OP_WEBSTORE, request, _ENCODE.encode(_Request(cs_code, reply_key)))
         except FleetError as exc:
             self.redis.note("forwarding a web-store request", exc)
             return await self._call_local(cs_code)
         self.forwarded += 1
-        raw = await self._wait(reply_key)
-        if raw is None:
+        answers = await self.asker.wait(reply_key, self.timeout_s)
+        if not answers:
             raise WebstoreForwardError(f"process {owner.pid} did not answer the web-store request in time")
-        reply = _REPLY.decode(raw)
+        reply = _REPLY.decode(answers[0])
         if not reply.ok:
             raise WebstoreForwardError(f"process {owner.pid} could not answer the web-store request: {reply.error}")
         return reply.profile
-
-    async def _wait(self, reply_key: str) -> bytes | None:
-        """BLPOP the answer, in waits kept below the socket timeout, until the deadline."""
-        step_ms = block_ms(self.timeout_s, self.redis.config.socket_timeout_s)
-        with anyio.move_on_after(self.timeout_s):
-            while True:
-                got = await self.redis.call("BLPOP", reply_key, step_ms / 1000)
-                if got is not None:
-                    return bytes(got[1])
-        return None
 
     async def _call_local(self, cs_code: str) -> WebstoreProfile | None:
         result = self.local(cs_code)
@@ -162,14 +145,8 @@ class FleetWebstore:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Hold the task group the answers run in (so a slow callback never holds up the inbox); until
-        cancelled."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            task_status.started()
-            try:
-                await anyio.sleep_forever()
-            finally:
-                self._tg = None
+        cancelled. (The install runs the shared :class:`Asker`'s instead.)"""
+        await self.asker.run(task_status=task_status)
 
     async def on_request(self, entry: StreamEntry) -> None:
         """The inbox verb ``webstore``: answer another process's request with the local callback."""
@@ -178,10 +155,7 @@ class FleetWebstore:
         except msgspec.DecodeError as exc:
             self.redis.note("decoding a web-store request", exc)
             return
-        if self._tg is not None:
-            self._tg.start_soon(self._answer, request)
-        else:
-            await self._answer(request)
+        await self.asker.soon(self._answer, request)
 
     async def _answer(self, request: _Request) -> None:
         reply = _Reply(ok=False, error="timeout")
@@ -197,8 +171,7 @@ class FleetWebstore:
                 else:
                     reply = _Reply(ok=False, error=f"the callback returned a {type(profile).__name__}")
         try:
-            await self.redis.call("RPUSH", request.reply, _ENCODE.encode(reply))
-            await self.redis.call("PEXPIRE", request.reply, _REPLY_TTL_MS)
+            await self.asker.reply(request.reply, _ENCODE.encode(reply))
         except FleetError as exc:
             self.redis.note("answering a web-store request", exc)
             return

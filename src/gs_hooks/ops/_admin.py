@@ -18,6 +18,20 @@ shape ``{"error": {"status": ..., "message": ...}}``.
 
 Every request is counted (``gs_hooks_admin_requests_total{action,status}``); every action is logged on
 ``gs_hooks.admin`` with who asked (the peer address) and what (``extra``: action, player, peer, status).
+
+In a fleet (``GS_HOOKS_REDIS_URL``; :attr:`OpsSources.fleet <gs_hooks.ops._sources.OpsSources.fleet>` set), two
+answers grow:
+
+- ``POST admin/kick`` kicks the player's sessions here and, at the same time, on the process that owns the player
+  in Redis when that is another live process (under ``duplicate_login=allow``, which keeps no owner, on every other
+  live process), waiting for its count at most ``GS_HOOKS_FLEET_ADMIN_TIMEOUT_S``. 200:
+  ``{"player", "reason", "kicked": total, "processes": {pid: count, ...}}`` (this process always listed). 404: no
+  live session on any process asked. **504, a partial kick**: a process asked did not answer in time (or could not
+  be asked), or Redis could not be reached; the body is the error shape *plus* the counts and ``"unreached":
+  [pid, ...]`` (``"redis"`` when Redis itself was not reached): the sessions kicked are kicked, the others may
+  still be live. A partial kick is never answered 200.
+- ``GET admin/sessions?player=X`` adds ``"owner": {"pid", "live", "here"}`` (the owner key; null when there is
+  none) and ``"owner_error"`` when Redis could not be reached. It still lists this process's sessions only.
 """
 
 from __future__ import annotations
@@ -30,9 +44,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import anyio
+
 from .. import _metrics
 from .._config import Secret
-from .._exceptions import ClosedError
+from .._exceptions import ClosedError, GsHooksError
+from .._fleet_ops import REDIS_UNREACHED, FleetOps, RemoteKick
 from .._ratelog import RateLimitedLog
 from ..bans._model import Ban
 from ..http._app import Request, Response, Router
@@ -239,14 +256,15 @@ class AdminApi:
         """``GET admin/sessions``: live sessions, searched and paged."""
         page = parse_page(request.query, ("player", "server_id"))
         found = find_sessions(self.src.registry, page)
-        return Response.json(
-            {
-                "total": found.total,
-                "offset": page.offset,
-                "limit": page.limit,
-                "sessions": [session_json(s) for s in found.sessions],
-            }
-        )
+        answer: dict[str, Any] = {
+            "total": found.total,
+            "offset": page.offset,
+            "limit": page.limit,
+            "sessions": [session_json(s) for s in found.sessions],
+        }
+        if self.src.fleet is not None and page.player is not None:
+            answer.update(await _owner_json(self.src.fleet, page.player))
+        return Response.json(answer)
 
     async def bans(self, request: Request) -> Response:
         """``GET admin/bans``: bans in force, searched and paged (newest start first)."""
@@ -265,15 +283,47 @@ class AdminApi:
     # -- actions ---------------------------------------------------------------------------------------------
 
     async def kick(self, request: Request) -> Response:
-        """``POST admin/kick``: every live session of the player (404 when none is live)."""
+        """``POST admin/kick``: every live session of the player, here and, in a fleet, on the process that owns
+        it (404 when none is live anywhere asked; 504 with the counts when a process or Redis was not reached)."""
         body = parse_kick(request.body)
         self._check_open()
-        kicked = await self.src.kicker.kick(body.player, body.reason, message=body.message)
+        fleet = self.src.fleet
         fields = {"player": body.player, "reason": body.reason}
-        self._done("kick", request, f"player {body.player!r} (reason {body.reason!r}): {kicked} sessions", **fields)
-        if not kicked:
-            return Response.json(error_body(404, f"player {body.player!r} has no live session"), 404)
-        return Response.json({"player": body.player, "reason": body.reason, "kicked": kicked})
+        what = f"player {body.player!r} (reason {body.reason!r})"
+        if fleet is None:
+            kicked = await self.src.kicker.kick(body.player, body.reason, message=body.message)
+            self._done("kick", request, f"{what}: {kicked} sessions", **fields)
+            if not kicked:
+                return Response.json(error_body(404, f"player {body.player!r} has no live session"), 404)
+            return Response.json({"player": body.player, "reason": body.reason, "kicked": kicked})
+        local, remote = await self._kick_fleet(fleet, body.player, body.reason, body.message)
+        processes = {fleet.pid: local, **remote.counts}
+        total = sum(processes.values())
+        answer: dict[str, Any] = {"player": body.player, "reason": body.reason, "kicked": total}
+        answer["processes"] = processes
+        if remote.unreached:
+            answer["unreached"] = list(remote.unreached)
+            problem = _partial(remote, fleet.timeout_s)
+            self._done("kick", request, f"{what}: {total} sessions, PARTIAL: {problem}", **fields, partial=True)
+            return Response.json({**error_body(504, f"kicked {total} session(s); {problem}"), **answer}, 504)
+        self._done("kick", request, f"{what}: {total} sessions ({len(processes)} processes)", **fields)
+        if not total:
+            asked = ", ".join(processes)
+            return Response.json(error_body(404, f"player {body.player!r} has no live session (asked: {asked})"), 404)
+        return Response.json(answer)
+
+    async def _kick_fleet(self, fleet: FleetOps, player: str, reason: str, message: str) -> tuple[int, RemoteKick]:
+        """Kick here and on the other processes at once: (sessions kicked here, what the others did)."""
+        remote = RemoteKick()
+
+        async def elsewhere() -> None:
+            nonlocal remote
+            remote = await fleet.kick_elsewhere(player, reason, message)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(elsewhere)
+            local = await self.src.kicker.kick(player, reason, message=message)
+        return local, remote
 
     async def ban(self, request: Request) -> Response:
         """``POST admin/ban``: ban from now (source ``api``): live sessions kicked, logins refused."""
@@ -303,3 +353,25 @@ class AdminApi:
         if not lifted:
             return Response.json(error_body(404, f"player {body.player!r} has no ban to lift"), 404)
         return Response.json({"player": body.player, "lifted": [ban_json(b) for b in lifted]})
+
+
+def _partial(remote: RemoteKick, timeout_s: float) -> str:
+    """What a partial kick missed, for the operator."""
+    if REDIS_UNREACHED in remote.unreached:
+        return "Redis could not be reached: sessions of the player on other processes may still be live"
+    missed = ", ".join(remote.unreached)
+    return f"no answer within {timeout_s:g} s from {missed}: sessions of the player there may still be live"
+
+
+async def _owner_json(fleet: FleetOps, player: str) -> dict[str, Any]:
+    """``owner`` (and ``owner_error`` when Redis could not be reached) for a sessions answer in a fleet."""
+    unknown = {"owner": None, "owner_error": "Redis could not be reached: the player's owner process is unknown"}
+    with anyio.move_on_after(fleet.timeout_s):  # a hung Redis: not past the kick's own deadline
+        try:
+            owner = await fleet.owner(player)
+        except GsHooksError:
+            return unknown
+        if owner is None:
+            return {"owner": None}
+        return {"owner": {"pid": owner.pid, "live": owner.live, "here": owner.here}}
+    return unknown

@@ -13,7 +13,9 @@
 Exit codes (for scripts): 0 done; 1 the server failed (5xx) or answered something unexpected; 2 usage error;
 3 access refused (no key in the environment, a wrong key: 401, an address outside the admin allowlist or the
 API off: 403); 4 not found (no live session to kick, no ban to lift: 404); 5 bad input (400, 413, or an option
-the command itself refuses); 6 the server could not be reached (connection refused, timeout, TLS).
+the command itself refuses); 6 the server could not be reached (connection refused, timeout, TLS); 7 a partial
+kick in a fleet (504: the player's process, or Redis, did not answer in time; the sessions kicked are printed and
+the processes not reached named on stderr: sessions there may still be live).
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ from .._time import KST
 
 __all__ = ["EXIT", "add_admin_parser", "run_admin"]
 
-EXIT = {"ok": 0, "failed": 1, "usage": 2, "refused": 3, "not_found": 4, "bad_input": 5, "unreachable": 6}
+EXIT = {
+    "ok": 0,
+    "failed": 1,
+    "usage": 2,
+    "refused": 3,
+    "not_found": 4,
+    "bad_input": 5,
+    "unreachable": 6,
+    "partial": 7,
+}
 """The exit codes (see the module docstring)."""
 KEY_ENV = "GS_HOOKS_ADMIN_KEY"
 URL_ENV = "GS_HOOKS_ADMIN_URL"
@@ -46,6 +57,14 @@ class _Refused(Exception):
         super().__init__(message)
 
 
+class _Partial(Exception):
+    """A kick that reached some sessions but not every process that may hold some (504 with the counts)."""
+
+    def __init__(self, answer: dict[str, Any], message: str) -> None:
+        self.answer = answer
+        super().__init__(message)
+
+
 def add_admin_parser(sub: Any) -> None:
     """Add ``admin`` and its commands to a sub-parser set."""
     p = sub.add_parser(
@@ -53,7 +72,7 @@ def add_admin_parser(sub: Any) -> None:
         help="call the admin API of a running game server (key from $GS_HOOKS_ADMIN_KEY)",
         description=__doc__.split("\n\n")[0],
         epilog="exit codes: 0 ok, 1 server error, 2 usage, 3 access refused, 4 not found, 5 bad input, "
-        "6 server unreachable",
+        "6 server unreachable, 7 partial kick (a fleet process or Redis not reached)",
         allow_abbrev=False,  # (no --key as a short --key-env: a key is never an argument)
     )
     p.add_argument("--url", default=os.environ.get(URL_ENV), help=f"the listener's base URL (default ${URL_ENV})")
@@ -149,6 +168,8 @@ def _call(args: argparse.Namespace, key: str) -> Any:
     message = answer.get("error", {}).get("message") if isinstance(answer, dict) else None
     message = f"{response.status_code}: {message or response.text[:200]}"
     status = response.status_code
+    if status == 504 and isinstance(answer, dict) and "unreached" in answer and "kicked" in answer:
+        raise _Partial(answer, f"PARTIAL kick ({message})")
     if status in (401, 403):
         raise _Refused(EXIT["refused"], f"refused ({message})")
     if status == 404:
@@ -183,18 +204,30 @@ def _print(cmd: str, answer: dict[str, Any], out: TextIO) -> None:
         for s in answer["sessions"]:
             print(f"{s['id']:>8}  {s['player'] or '-':<24} {s['server_id']:<12} {_when(s['connected_at'])}", file=out)
         print(_footer(answer, "sessions"), file=out)
+        if "owner" in answer:  # fleet mode, --player given
+            print(_owner(answer), file=out)
     elif cmd == "bans":
         for b in answer["bans"]:
             until = b["ends_at"] or "permanent"
             print(f"{b['player']:<24} {b['source']:<9} {until:<26} {b['message'][:60]}", file=out)
         print(_footer(answer, "bans"), file=out)
     elif cmd == "kick":
-        print(f"kicked {answer['kicked']} session(s) of player {answer['player']}", file=out)
+        where = answer.get("processes")
+        per = f" ({', '.join(f'{pid}: {n}' for pid, n in where.items())})" if where else ""
+        print(f"kicked {answer['kicked']} session(s) of player {answer['player']}{per}", file=out)
     elif cmd == "ban":
         until = answer["ends_at"] or "permanently"
         print(f"banned player {answer['player']} {'until ' + until if answer['ends_at'] else until}", file=out)
     else:
         print(f"lifted {len(answer['lifted'])} ban(s) of player {answer['player']}", file=out)
+
+
+def _owner(answer: dict[str, Any]) -> str:
+    owner = answer["owner"]
+    if owner is None:
+        return f"owner in the fleet: {answer.get('owner_error') or 'none (no live session recorded in Redis)'}"
+    state = "this process" if owner["here"] else ("live" if owner["live"] else "gone (not a live member)")
+    return f"owner in the fleet: {owner['pid']} ({state})"
 
 
 def _footer(answer: dict[str, Any], what: str) -> str:
@@ -220,8 +253,16 @@ def run_admin(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO
     except _Refused as exc:
         print(f"gs-hooks admin: {exc}", file=err)
         return exc.code
+    except _Partial as exc:
+        _show(args, exc.answer, out)
+        print(f"gs-hooks admin: {exc}; not reached: {', '.join(exc.answer['unreached'])}", file=err)
+        return EXIT["partial"]
+    _show(args, answer, out)
+    return EXIT["ok"]
+
+
+def _show(args: argparse.Namespace, answer: dict[str, Any], out: TextIO) -> None:
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False), file=out)
     else:
         _print(args.admin_command, answer, out)
-    return EXIT["ok"]

@@ -94,6 +94,7 @@ var done=action==='kick'?'kicked '+a[1].kicked+' session(s) of '+player
 :'lifted '+a[1].lifted.length+' ban(s) of '+player;
 say(done);try{sessionStorage.setItem('gs-hooks-said',done);}catch(e){}
 setTimeout(function(){location.reload();},400);
+}else if(a[0]===504&&a[1].unreached){busy=false;say(action+' of '+player+' PARTIAL: '+a[1].error.message);
 }else{busy=false;say(action+' of '+player+' refused ('+a[0]+'): '+((a[1].error||{}).message||''));}
 }).catch(function(e){busy=false;say(action+' of '+player+' failed: '+e);});
 }

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import msgspec
 
 from .._config import Config, operator_allow
+from .._fleet_ops import FleetOps
 from .._services import Services
 from ..bans._install import Bans
 from ..gamebase._install import Gamebase
@@ -48,6 +49,7 @@ def install(
     verifier: Callable[[], TokenVerifier | None],
     history: CcuHistorySource,
     listener: Listener | None,
+    fleet: FleetOps | None = None,
 ) -> Ops:
     """Add the probe routes, the admin API (allowlist ``listener.admin_allow``, loopback only while it is empty;
     key ``listener.admin_key``, else ``listener.dashboard_key``) and, when ``listener.dashboard`` is on, the
@@ -61,12 +63,13 @@ def install(
         verifier: returns the token verifier the logins use (``hooks.verifier``, replaceable).
         history: the CCU history (the dashboard's chart and delivery health).
         listener: the embedded listener (its counters go into ``/healthz`` and ``/metrics``), or None.
+        fleet: the admin API's kick and owner lookup across the fleet (``hooks.fleet.admin``), or None.
 
     Returns:
         The probes, the admin API and the dashboard.
     """
     probes = Probes(services, listener=listener)
-    src = _sources(services, probes, bans=bans, gamebase=gamebase, verifier=verifier, history=history)
+    src = _sources(services, probes, bans=bans, gamebase=gamebase, verifier=verifier, history=history, fleet=fleet)
     li = config.listener
     admin_allow = operator_allow(li.admin_allow)
     add_probe_routes(
@@ -107,6 +110,7 @@ def _sources(
     gamebase: Gamebase | None,
     verifier: Callable[[], TokenVerifier | None],
     history: CcuHistorySource,
+    fleet: FleetOps | None,
 ) -> OpsSources:
     """What the operator's side reads, from what the installs made."""
     return OpsSources(
@@ -122,6 +126,7 @@ def _sources(
         history=history,
         readiness=probes.readiness,
         live=lambda: probes.live,
+        fleet=fleet,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._clock import Clock
+from .._fleet_ops import FleetOps
 from .._health import ComponentHealth
 from .._lifecycle import Lifecycle
 from ..bans._book import BanBook
@@ -47,6 +48,8 @@ class OpsSources:
         history: the CCU history.
         readiness: every health report (cheap, no IO).
         live: True while the hooks run and no component crashed.
+        fleet: the fleet as the admin API sees it (kick on the player's process, the owner lookup), or None
+            (fleet mode off: the admin API acts on this process only).
     """
 
     clock: Clock
@@ -61,3 +64,4 @@ class OpsSources:
     history: CcuHistorySource
     readiness: Callable[[], tuple[ComponentHealth, ...]]
     live: Callable[[], bool]
+    fleet: FleetOps | None = None
