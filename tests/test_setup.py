@@ -295,3 +295,15 @@ def test_the_poll_backoff_cap_reaches_the_maintenance_watcher_and_the_ban_poller
 
     assert components(420.0) == (420.0, 420.0)
     assert components(45.0) == (45.0, 60.0)  # never below a poller's own period
+
+
+@pytest.mark.parametrize(
+    "name", ["on_kick", "on_ban", "on_maintenance", "on_notice", "on_ccu_problem", "webstore_profile"]
+)
+def test_a_callback_that_is_not_callable_is_refused_by_name(anyio_backend: str, name: str) -> None:
+    # the README's Quickstart once showed `on_notice=..., webstore_profile=...`: setup took the Ellipsis, and the
+    # first maintenance warning or web-store call failed with "'ellipsis' object is not callable"
+    with pytest.raises(gs_hooks.ConfigError) as caught:
+        gs_hooks.setup(gs_hooks.Config(state_path=":memory:"), **{name: ...})
+    assert caught.value.setting == name and "ellipsis" in str(caught.value)
+    gs_hooks.setup(gs_hooks.Config(state_path=":memory:"), **{name: lambda *a: None})  # a callable is taken

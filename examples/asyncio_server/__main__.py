@@ -52,9 +52,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def _fleet_demo(args: argparse.Namespace) -> int:
     try:
-        from .fleet_demo import run_fleet_demo  # needs redis (pip install 'gs_hooks[fleet]')
+        from .fleet_demo import run_fleet_demo  # needs redis (the fleet extra)
     except ImportError as exc:
-        print(f"demo FAILED: the fleet demo needs {exc.name}: pip install 'gs_hooks[fleet]'", flush=True)
+        print(
+            f"demo FAILED: the fleet demo needs {exc.name}: pip install redis hiredis "
+            "(or the fleet extra: pip install -e '.[fleet]' from a checkout)",
+            flush=True,
+        )
         return 2
     return await run_fleet_demo(args.fleet, verbose=args.verbose)
 

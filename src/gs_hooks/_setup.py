@@ -15,6 +15,7 @@ import msgspec
 
 from ._clock import Clock, SystemClock
 from ._config import Config
+from ._exceptions import ConfigError
 from ._hooks import Hooks
 from ._login import LoginFlow, VerifierSlot
 from ._services import Services
@@ -88,6 +89,12 @@ class Callbacks(msgspec.Struct, frozen=True, kw_only=True):
     on_notice: OnNotice | None = None
     on_ccu_problem: OnCcuProblem | None = None
     webstore_profile: WebstoreProfileCallback | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None and not callable(value):  # e.g. a placeholder copied from an example
+                raise ConfigError(name, f"setup({name}=...) must be a function or None, not {type(value).__name__}")
 
 
 def _install(services: Services, config: Config, callbacks: Callbacks) -> Hooks:

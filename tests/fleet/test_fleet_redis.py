@@ -74,7 +74,7 @@ def test_missing_redis_package_names_the_extra() -> None:
         "except Exception as e:\n    print(type(e).__name__, e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("ConfigError") and "pip install 'gs_hooks[fleet]'" in out
+    assert out.startswith("ConfigError") and "pip install redis hiredis" in out and "'.[fleet]'" in out
 
 
 async def test_script_cache_flushed_is_reloaded(fleet_redis: FleetRedis, redis_server: RedisServer) -> None:

@@ -307,8 +307,9 @@ async def test_trio_server_a_hive_ban_closes_the_banned_socket_only_and_every_co
 async def test_the_readme_trio_snippet_serves_and_stops_on_sigterm(
     anyio_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's "Running on trio" snippet, as written (on a free port instead of 7777), with the Quickstart's
-    ``kick_player``: a player connects, SIGTERM arrives, the player is kicked (reason shutdown) and main returns."""
+    """The README's "Running on trio" snippet, as written (on a free port instead of 7777; its ``kick_player`` is
+    the Quickstart's): a player connects, SIGTERM arrives, the player is kicked (reason shutdown) and main
+    returns."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -321,8 +322,10 @@ async def test_the_readme_trio_snippet_serves_and_stops_on_sigterm(
         connected.set()
         await stream.receive()
 
-    namespace: dict[str, Any] = {"kick_player": readme_kick_player(), "handle": handle}
+    namespace: dict[str, Any] = {}
     exec(source, namespace)  # noqa: S102 - the README's own snippet
+    assert namespace["kick_player"].__code__.co_code == readme_kick_player().__code__.co_code  # the Quickstart's
+    namespace["handle"] = handle  # the snippet's login handler needs Gamebase: this one only holds the connection
     async with anyio.create_task_group() as tg:
         tg.start_soon(namespace["main"])
         with anyio.fail_after(10):

@@ -1,7 +1,7 @@
 """Fleet mode: many game-server processes on one Redis behave as one game.
 
 The primitives live here; the capabilities (ban book, login, CCU reporter, pollers) are wired to them elsewhere.
-Importing this package does not import ``redis`` (an optional dependency: ``pip install 'gs_hooks[fleet]'``);
+Importing this package does not import ``redis`` (an optional dependency: the ``fleet`` extra);
 creating a :class:`FleetRedis` does.
 """
 

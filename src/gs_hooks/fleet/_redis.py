@@ -36,7 +36,7 @@ __all__ = ["INSTALL_HINT", "FencedError", "FleetError", "FleetRedis", "import_re
 
 log = logging.getLogger("gs_hooks.fleet")
 
-INSTALL_HINT = "pip install 'gs_hooks[fleet]'"
+INSTALL_HINT = "pip install redis hiredis (or the fleet extra: pip install -e '.[fleet]' from a checkout)"
 Arg = str | bytes | int | float
 MAX_CONNECTIONS = 32
 """Connections per process at most. More concurrent commands (a burst of logins) wait for a free connection

@@ -7,6 +7,7 @@ From a shell: ``python -m gs_hooks sandbox --port 8700``.
 """
 
 from ._faults import FaultHit, FaultRule, Faults
+from ._gamebase import GamebaseSim
 from ._gamepot import GamePotKey, GamePotSim
 from ._hive_ccu import CcuAttempt, CcuCollector, CcuSample, encode_result, extract_payload, parse_sample
 from ._hive_sender import (
@@ -29,6 +30,7 @@ __all__ = [
     "FaultHit",
     "FaultRule",
     "Faults",
+    "GamebaseSim",
     "GamePotKey",
     "GamePotSim",
     "HiveSender",
