@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 
 from bench.gamebase import APP, KEY, TOKEN_PATH, SandboxProcess, plain_loop
+from gs_hooks._http_base import HttpClient
 
 HEADERS = {"Content-Type": "application/json; charset=UTF-8", "X-Secret-Key": KEY}
 
@@ -77,10 +78,8 @@ async def _aiohttp(base: str, urls: Sequence[str], c: int) -> tuple[float, float
         return (await plain_loop(get, urls, c))[:2]
 
 
-async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
-    from gs_hooks._http_client import AiohttpClient
-
-    http = AiohttpClient()
+async def _through(http: HttpClient, base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
+    """``c`` loops GETting ``urls`` through one of the library's own clients (closed after)."""
     try:
         await http.request("GET", base + "/_sandbox/faults", headers=HEADERS, timeout_s=5.0)
 
@@ -91,22 +90,18 @@ async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
         return (await plain_loop(get, urls, c))[:2]
     finally:
         await http.aclose()
+
+
+async def _ours(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
+    from gs_hooks._http_client import AiohttpClient
+
+    return await _through(AiohttpClient(), base, urls, c)
 
 
 async def _ours_fast(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:
     from gs_hooks._fast_http import FastHttpClient
 
-    http = FastHttpClient()
-    try:
-        await http.request("GET", base + "/_sandbox/faults", headers=HEADERS, timeout_s=5.0)
-
-        async def get(u: str) -> int:
-            r = await http.request("GET", u, headers=HEADERS, timeout_s=5.0)
-            return r.status
-
-        return (await plain_loop(get, urls, c))[:2]
-    finally:
-        await http.aclose()
+    return await _through(FastHttpClient(), base, urls, c)
 
 
 async def _aiosonic(base: str, urls: Sequence[str], c: int) -> tuple[float, float]:

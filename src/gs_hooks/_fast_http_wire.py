@@ -47,35 +47,6 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _CACHE_MAX = 256
 
 
-class _Origin:
-    __slots__ = ("host", "host_line", "key", "port", "tls")
-
-    def __init__(self, key: str, host: str, port: int, tls: bool, host_line: str) -> None:
-        self.key = key
-        self.host = host
-        self.port = port
-        self.tls = tls
-        self.host_line = host_line
-
-
-def _parse_origin(key: str) -> _Origin:
-    if _BAD_AUTHORITY.search(key[key.find("://") + 3 :]):
-        raise ValueError("the URL's host part has whitespace, a control or a non-ASCII character")
-    parts = urlsplit(key)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme {scheme[:10]!r} (http or https)")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("credentials in the URL are not supported")
-    host = parts.hostname
-    if not host:
-        raise ValueError("the URL has no host")
-    default = 443 if scheme == "https" else 80
-    port = parts.port or default
-    shown = f"[{host}]" if ":" in host else host
-    return _Origin(key, host, port, scheme == "https", f"Host: {shown}{'' if port == default else f':{port}'}\r\n")
-
-
 class Origin:
     """Where a request goes: the pool's key (``scheme://host:port`` as written), host, port, TLS, its Host line."""
 
@@ -90,6 +61,8 @@ class Origin:
 
 
 def parse_origin(key: str) -> Origin:
+    """The origin of ``key`` (``scheme://host[:port]``). Raises ValueError: not http(s), credentials, no host, a
+    host part with whitespace, a control or a non-ASCII character."""
     if _BAD_AUTHORITY.search(key[key.find("://") + 3 :]):
         raise ValueError("the URL's host part has whitespace, a control or a non-ASCII character")
     parts = urlsplit(key)
