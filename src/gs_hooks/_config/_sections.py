@@ -14,6 +14,7 @@ from ._setting import (
     Setting,
     at_least,
     cidrs,
+    header_name,
     http_url,
     one_of,
     parse_hostport,
@@ -74,7 +75,28 @@ def _period(value: int) -> str | None:
 
 
 def _xml_name(value: str) -> str | None:
-    return None if re.fullmatch(r"[A-Za-z_][\w.\-]*", value) else "not an XML name"
+    if re.fullmatch(r"[A-Za-z_][\w.\-]*", value):
+        return None
+    return f"{value!r} is not an XML name: a letter or _, then letters, digits, _, . or -"
+
+
+def _game(value: str) -> str | None:
+    """What is wrong with a Hive game key (checked while the CCU is on; the fleet checks its own use of it)."""
+    if not value:
+        return "the Hive game key is required when the CCU URL is set (letters, digits, _ and -, e.g. tinyfarm_KR)"
+    if _GAME.fullmatch(value):
+        return None
+    return f"{value!r} is not a Hive game key: use 1–64 letters, digits, _ and - (e.g. tinyfarm_KR)"
+
+
+_MAX_GAME_INDEX = 2**63 - 1
+
+
+def _game_index(value: int | None) -> str | None:
+    """The Hive game index (the webhook's ``game_index``, an integer; 539 in the platform's example)."""
+    if value is None or 0 <= value <= _MAX_GAME_INDEX:
+        return None
+    return f"{value} is not a Hive game index: use the non-negative integer the Hive console shows (e.g. 539)"
 
 
 def _api_version(value: str) -> str | None:
@@ -182,17 +204,22 @@ class CcuConfig(Section, frozen=True, kw_only=True):
     timeout_s: Annotated[float, Setting("GS_HOOKS_CCU_TIMEOUT_S", "HTTP timeout of one CCU POST", positive)] = 10.0
     max_inflight: Annotated[int, Setting("GS_HOOKS_CCU_MAX_INFLIGHT", "backlog drain concurrency", at_least(1))] = 4
     backoff_base_s: Annotated[
-        float, Setting("GS_HOOKS_CCU_BACKOFF_BASE_S", "first retry delay (jittered, doubling)")
+        float, Setting("GS_HOOKS_CCU_BACKOFF_BASE_S", "first retry delay (jittered, doubling)", positive)
     ] = 2.0
-    backoff_max_s: Annotated[float, Setting("GS_HOOKS_CCU_BACKOFF_MAX_S", "largest retry delay")] = 120.0
+    backoff_max_s: Annotated[float, Setting("GS_HOOKS_CCU_BACKOFF_MAX_S", "largest retry delay", positive)] = 120.0
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
-        yield (
-            "game",
-            self.url is None or _GAME.fullmatch(self.game) is not None,
-            "the Hive game key is required when the CCU URL is set (letters, digits, _ and -, e.g. tinyfarm_KR)",
-        )
-        yield "backoff_base_s", 0 < self.backoff_base_s <= self.backoff_max_s, "need 0 < base <= max"
+        game_problem = None if self.url is None else _game(self.game)
+        yield "game", game_problem is None, game_problem or ""
+        base, most = self.backoff_base_s, self.backoff_max_s
+        if self._blame("backoff_base_s", "backoff_max_s") == "backoff_base_s":
+            yield (
+                "backoff_base_s",
+                base <= most,
+                f"{base} s is above the largest retry delay ({most} s): need base <= max",
+            )
+        else:
+            yield "backoff_max_s", base <= most, f"{most} s is below the first retry delay ({base} s): need base <= max"
 
 
 class GamebaseConfig(Section, frozen=True, kw_only=True):
@@ -311,9 +338,9 @@ class HiveConfig(Section, frozen=True, kw_only=True):
     auth_key: Annotated[
         Secret | None, Setting("GS_HOOKS_HIVE_AUTH_KEY", "suspension webhook Bearer key; unset = off")
     ] = None
-    game_index: Annotated[int | None, Setting("GS_HOOKS_HIVE_GAME_INDEX", "Hive game index the webhook must carry")] = (
-        None
-    )
+    game_index: Annotated[
+        int | None, Setting("GS_HOOKS_HIVE_GAME_INDEX", "Hive game index the webhook must carry", _game_index)
+    ] = None
     suspension_path: Annotated[
         str, Setting("GS_HOOKS_HIVE_SUSPENSION_PATH", "suspension webhook path", _route_path)
     ] = "/hive/suspensions"
@@ -327,9 +354,9 @@ class HiveConfig(Section, frozen=True, kw_only=True):
     webstore_key: Annotated[
         Secret | None, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY", "optional shared key for web-store")
     ] = None
-    webstore_key_header: Annotated[str, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header of that key")] = (
-        "x-gs-hooks-key"
-    )
+    webstore_key_header: Annotated[
+        str, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header of that key", header_name)
+    ] = "x-gs-hooks-key"
     webstore_timeout_s: Annotated[
         float, Setting("GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S", "callback deadline (→ 500)", positive)
     ] = 3.0
@@ -409,9 +436,10 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
         yield (
-            "tls_cert",
+            "tls_cert" if self.tls_cert is None else "tls_key",
             (self.tls_cert is None) == (self.tls_key is None),
-            "set both the TLS certificate and key, or neither",
+            "set both the TLS certificate and key, or neither: "
+            + ("the certificate is missing" if self.tls_cert is None else "the key is missing"),
         )
 
 
