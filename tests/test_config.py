@@ -112,6 +112,7 @@ def test_bad_values_name_the_variable_and_what_is_allowed(env: dict[str, str], v
         (lambda: ListenerConfig(tls_key="key.pem"), "GS_HOOKS_LISTEN_TLS_CERT", "the certificate is missing"),
         (lambda: ListenerConfig(admin_allow=("nope",)), "GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDR"),
         (lambda: GamePotConfig(history_retention_days=0), "GS_HOOKS_GAMEPOT_RETENTION_DAYS", "must be >= 1"),
+        (lambda: GamePotConfig(project_id=" ", api_key=Secret("k")), "GS_HOOKS_GAMEPOT_PROJECT_ID", "is empty"),
         (lambda: msgspec.structs.replace(CcuConfig(), period_s=90), "GS_HOOKS_CCU_PERIOD_S", "minutes"),
     ],
 )
@@ -282,6 +283,13 @@ def test_zero_still_turns_the_polls_off() -> None:
         ({"GS_HOOKS_GAMEBASE_URL": "https://:443"}, "GS_HOOKS_GAMEBASE_URL", "no host"),
         ({"GS_HOOKS_GAMEPOT_URL": "https://a b.example"}, "GS_HOOKS_GAMEPOT_URL", "not an http(s) URL"),
         ({"GS_HOOKS_CCU_XML_ROOT": "1root"}, "GS_HOOKS_CCU_XML_ROOT", "'1root' is not an XML name: a letter"),
+        ({"GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive/ban list"}, "GS_HOOKS_HIVE_SUSPENSION_PATH", "no spaces, ? or #"),
+        ({"GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive?x=1"}, "GS_HOOKS_HIVE_SUSPENSION_PATH", "no spaces, ? or #"),
+        (
+            {"GS_HOOKS_GAMEBASE_LAUNCHING_OS": "android"},
+            "GS_HOOKS_GAMEBASE_LAUNCHING_OS",
+            "use AOS, IOS, WEB or WINDOWS",
+        ),
     ],
 )
 def test_gaps_found_in_review_name_the_variable(env: dict[str, str], var: str, fragment: str) -> None:
@@ -305,6 +313,8 @@ def test_accepted_values_stay_accepted() -> None:
     c = Config.from_env(
         {
             "GS_HOOKS_HIVE_GAME_INDEX": "0",
+            "GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive/suspensions-v2/Tk_1~%41",
+            "GS_HOOKS_GAMEBASE_LAUNCHING_OS": "WINDOWS",
             "GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER": "X-Api-Key",
             "GS_HOOKS_CCU_URL": "http://[::1]:8700/modules/gameuser/currentuser/",
             "GS_HOOKS_GAME": "derbydays_SEA",

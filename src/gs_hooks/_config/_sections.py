@@ -45,6 +45,7 @@ _DEFAULT_VERIFY_CONCURRENCY = 16
 
 _SERVER_ID = re.compile(r"[A-Za-z0-9]{1,20}")
 _GAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 _NON_NEGATIVE = at_least(0)
 _OFF_AT_ZERO = at_least(0, "0 = off")
 _CIDRS = "CIDRs, empty = any"
@@ -108,7 +109,23 @@ def _lead_times(values: tuple[float, ...]) -> str | None:
 
 
 def _route_path(value: str) -> str | None:
-    return None if value.startswith("/") else "must be a path starting with /"
+    if _PATH.fullmatch(value):
+        return None
+    return f"{value!r} must be a URL path starting with / (no spaces, ? or #), e.g. /hive/suspensions"
+
+
+def _project_id(value: str | None) -> str | None:
+    if value is None or value.strip():
+        return None
+    return "is empty: give the project id, or leave it unset to turn the inquiry off"
+
+
+_OS_CODES = ("AOS", "IOS", "WEB", "WINDOWS")
+
+
+def _os_code(value: str | None) -> str | None:
+    """A Gamebase ``OsCode`` (simple launching's ``osCode``)."""
+    return None if value is None or value in _OS_CODES else one_of(*_OS_CODES)(value)
 
 
 def _player_key_format(value: str) -> str | None:
@@ -290,9 +307,9 @@ class GamebaseConfig(Section, frozen=True, kw_only=True):
     maintenance_warn_s: Annotated[
         tuple[float, ...], Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S", "warn lead times", _lead_times)
     ] = (600.0, 300.0, 60.0)
-    launching_os_code: Annotated[str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_OS", "poll simple launching as")] = (
-        None
-    )
+    launching_os_code: Annotated[
+        str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_OS", "poll simple launching as", _os_code)
+    ] = None
     launching_client_version: Annotated[str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_VERSION", "…this version")] = (
         None
     )
@@ -454,7 +471,12 @@ class GamePotConfig(Section, frozen=True, kw_only=True):
     """
 
     project_id: Annotated[
-        str | None, Setting("GS_HOOKS_GAMEPOT_PROJECT_ID", "project id of the CCU inquiry; unset = off")
+        str | None,
+        Setting(
+            "GS_HOOKS_GAMEPOT_PROJECT_ID",
+            "project id of the CCU inquiry; unset = off",
+            _project_id,
+        ),
     ] = None
     api_key: Annotated[Secret | None, Setting("GS_HOOKS_GAMEPOT_API_KEY", "`x-api-key` the inquiry requires")] = None
     base_url: Annotated[str, Setting("GS_HOOKS_GAMEPOT_URL", "GamePot dashboard API base URL (client)", http_url)] = (

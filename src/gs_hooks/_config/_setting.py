@@ -23,6 +23,7 @@ import msgspec
 from .._exceptions import ConfigError
 
 __all__ = [
+    "Check",
     "EnvVar",
     "Secret",
     "Section",
