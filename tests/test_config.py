@@ -108,9 +108,11 @@ def test_bad_values_name_the_variable_and_what_is_allowed(env: dict[str, str], v
         (lambda: HiveConfig(player_key_format="p"), "GS_HOOKS_HIVE_PLAYER_KEY_FORMAT", "must contain {id}"),
         (lambda: HiveConfig(auth_key=Secret("k")), "GS_HOOKS_HIVE_GAME_INDEX", "game index is required"),
         (lambda: ListenerConfig(listen="localhost"), "GS_HOOKS_LISTEN", "host:port"),
-        (lambda: ListenerConfig(tls_cert="cert.pem"), "GS_HOOKS_LISTEN_TLS_CERT", "both"),
+        (lambda: ListenerConfig(tls_cert="cert.pem"), "GS_HOOKS_LISTEN_TLS_KEY", "the key is missing"),
+        (lambda: ListenerConfig(tls_key="key.pem"), "GS_HOOKS_LISTEN_TLS_CERT", "the certificate is missing"),
         (lambda: ListenerConfig(admin_allow=("nope",)), "GS_HOOKS_LISTEN_ADMIN_ALLOW", "CIDR"),
         (lambda: GamePotConfig(history_retention_days=0), "GS_HOOKS_GAMEPOT_RETENTION_DAYS", "must be >= 1"),
+        (lambda: GamePotConfig(project_id=" ", api_key=Secret("k")), "GS_HOOKS_GAMEPOT_PROJECT_ID", "is empty"),
         (lambda: msgspec.structs.replace(CcuConfig(), period_s=90), "GS_HOOKS_CCU_PERIOD_S", "minutes"),
     ],
 )
@@ -218,3 +220,118 @@ def test_readme_table_is_the_generated_one() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     table = buf.getvalue().rstrip("\n")
     assert table in readme, "README's configuration table is stale: run `python scripts/config_table.py`"
+
+
+# -- validation gaps: every value a production operator could plausibly get wrong is refused by its own name ---------
+
+FLOAT_VARS = [v.name for v in ENV_VARS if v.kind in ("float", "floats")]
+
+
+def test_every_float_setting_is_covered_below() -> None:
+    seconds = {v.name for v in ENV_VARS if v.name.endswith("_S")}
+    assert seconds - set(FLOAT_VARS) == {"GS_HOOKS_CCU_PERIOD_S"}  # an int: never inf or nan
+    assert "GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S" in FLOAT_VARS and "GS_HOOKS_HIVE_DATE_UTC_OFFSET_H" in FLOAT_VARS
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan", "Infinity"])
+@pytest.mark.parametrize("var", FLOAT_VARS)
+def test_non_finite_numbers_are_refused_for_every_float_setting(var: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({var: raw})
+    assert info.value.setting == var
+    assert "finite number" in info.value.problem
+
+
+def test_a_non_finite_number_in_a_list_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({"GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S": "600,inf"})
+    assert info.value.setting == "GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S"
+    assert "finite number" in info.value.problem
+
+
+def test_non_finite_numbers_are_refused_from_toml_and_by_hand(tmp_path: Path) -> None:
+    p = tmp_path / "gs.toml"
+    p.write_text("[listener]\nrequest_deadline_s = inf\n")
+    with pytest.raises(ConfigError, match=r"^\[listener\] request_deadline_s: inf is not allowed: use a finite"):
+        Config.from_toml(p)
+    p.write_text("[gamebase]\nmaintenance_warn_s = [60.0, nan]\n")
+    with pytest.raises(ConfigError, match=r"^\[gamebase\] maintenance_warn_s: .*finite"):
+        Config.from_toml(p)
+    with pytest.raises(ConfigError) as info:
+        GamebaseConfig(timeout_s=float("inf"))
+    assert info.value.setting == "GS_HOOKS_GAMEBASE_TIMEOUT_S"
+
+
+def test_zero_still_turns_the_polls_off() -> None:
+    c = Config.from_env({"GS_HOOKS_GAMEBASE_MAINTENANCE_POLL_S": "0", "GS_HOOKS_GAMEBASE_BAN_POLL_S": "0"})
+    assert (c.gamebase.maintenance_poll_s, c.gamebase.ban_poll_s) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "var", "fragment"),
+    [
+        # a rule over two settings names the one the operator changed, and each is checked on its own first
+        ({"GS_HOOKS_CCU_BACKOFF_MAX_S": "-1"}, "GS_HOOKS_CCU_BACKOFF_MAX_S", "must be > 0"),
+        ({"GS_HOOKS_CCU_BACKOFF_BASE_S": "0"}, "GS_HOOKS_CCU_BACKOFF_BASE_S", "must be > 0"),
+        ({"GS_HOOKS_CCU_BACKOFF_MAX_S": "1"}, "GS_HOOKS_CCU_BACKOFF_MAX_S", "below the first retry delay (2.0 s)"),
+        ({"GS_HOOKS_CCU_BACKOFF_BASE_S": "300"}, "GS_HOOKS_CCU_BACKOFF_BASE_S", "above the largest retry delay"),
+        ({"GS_HOOKS_HIVE_GAME_INDEX": "-5"}, "GS_HOOKS_HIVE_GAME_INDEX", "non-negative integer"),
+        ({"GS_HOOKS_HIVE_GAME_INDEX": str(2**63)}, "GS_HOOKS_HIVE_GAME_INDEX", "non-negative integer"),
+        ({"GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER": "bad header:"}, "GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header name"),
+        ({"GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER": "x-schlüssel"}, "GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header name"),
+        ({"GS_HOOKS_CCU_URL": "http://h:99999/"}, "GS_HOOKS_CCU_URL", "not an http(s) URL"),
+        ({"GS_HOOKS_GAMEBASE_URL": "https://:443"}, "GS_HOOKS_GAMEBASE_URL", "no host"),
+        ({"GS_HOOKS_GAMEPOT_URL": "https://a b.example"}, "GS_HOOKS_GAMEPOT_URL", "not an http(s) URL"),
+        ({"GS_HOOKS_CCU_XML_ROOT": "1root"}, "GS_HOOKS_CCU_XML_ROOT", "'1root' is not an XML name: a letter"),
+        ({"GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive/ban list"}, "GS_HOOKS_HIVE_SUSPENSION_PATH", "no spaces, ? or #"),
+        ({"GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive?x=1"}, "GS_HOOKS_HIVE_SUSPENSION_PATH", "no spaces, ? or #"),
+        (
+            {"GS_HOOKS_GAMEBASE_LAUNCHING_OS": "android"},
+            "GS_HOOKS_GAMEBASE_LAUNCHING_OS",
+            "use AOS, IOS, WEB or WINDOWS",
+        ),
+    ],
+)
+def test_gaps_found_in_review_name_the_variable(env: dict[str, str], var: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(env)
+    assert info.value.setting == var
+    assert fragment in info.value.problem
+
+
+def test_a_bad_game_key_says_what_is_wrong_not_that_it_is_missing() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({"GS_HOOKS_CCU_URL": "http://127.0.0.1:1/", "GS_HOOKS_GAME": "a b<"})
+    assert info.value.setting == "GS_HOOKS_GAME"
+    assert "'a b<' is not a Hive game key" in info.value.problem and "letters, digits" in info.value.problem
+    assert "required" not in info.value.problem
+    with pytest.raises(ConfigError, match="game key is required"):
+        Config.from_env({"GS_HOOKS_CCU_URL": "http://127.0.0.1:1/"})
+
+
+def test_accepted_values_stay_accepted() -> None:
+    c = Config.from_env(
+        {
+            "GS_HOOKS_HIVE_GAME_INDEX": "0",
+            "GS_HOOKS_HIVE_SUSPENSION_PATH": "/hive/suspensions-v2/Tk_1~%41",
+            "GS_HOOKS_GAMEBASE_LAUNCHING_OS": "WINDOWS",
+            "GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER": "X-Api-Key",
+            "GS_HOOKS_CCU_URL": "http://[::1]:8700/modules/gameuser/currentuser/",
+            "GS_HOOKS_GAME": "derbydays_SEA",
+            "GS_HOOKS_CCU_BACKOFF_BASE_S": "0.5",
+            "GS_HOOKS_CCU_BACKOFF_MAX_S": "0.5",
+        }
+    )
+    assert (c.hive.game_index, c.hive.webstore_key_header, c.ccu.backoff_max_s) == (0, "X-Api-Key", 0.5)
+    # the CCU's game-key rule applies while the CCU is on: a fleet-only game may use a '.'
+    assert Config.from_env({"GS_HOOKS_GAME": "my.game", "GS_HOOKS_REDIS_URL": "redis://h"}).fleet.game == "my.game"
+
+
+def test_a_toml_error_names_toml_keys_in_its_words_too(tmp_path: Path) -> None:
+    p = tmp_path / "gs.toml"
+    p.write_text('[fleet]\nprefix = "staging"\n')
+    with pytest.raises(ConfigError) as info:
+        Config.from_toml(p)
+    assert info.value.setting == "[fleet] prefix"
+    assert "set [fleet] url to turn fleet mode on, or remove this setting" in info.value.problem
+    assert "GS_HOOKS_" not in str(info.value)

@@ -28,6 +28,7 @@ def test_a_fleet_setting_without_url_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         fleet_config_from_env({"GS_HOOKS_REDIS_PREFIX": "x"})
     assert info.value.setting == "GS_HOOKS_REDIS_PREFIX"
+    assert "set GS_HOOKS_REDIS_URL to turn fleet mode on, or remove this setting" in info.value.problem
 
 
 def test_defaults_and_tunables() -> None:
@@ -86,6 +87,11 @@ def test_password_given_twice_is_refused() -> None:
         ({"GS_HOOKS_FLEET_MEMBER_TTL_S": "1.5"}, "GS_HOOKS_FLEET_MEMBER_TTL_S", "twice the heartbeat"),
         ({"GS_HOOKS_FLEET_LEASE_RENEW_S": "2"}, "GS_HOOKS_FLEET_LEASE_RENEW_S", "half the lease"),
         ({"GS_HOOKS_FLEET_BLOCK_S": "5"}, "GS_HOOKS_FLEET_BLOCK_S", "below the socket timeout"),
+        # a rule over two settings names the one that was changed from its default
+        ({"GS_HOOKS_FLEET_HEARTBEAT_S": "3"}, "GS_HOOKS_FLEET_HEARTBEAT_S", "at most half the member TTL (5.0 s)"),
+        ({"GS_HOOKS_FLEET_LEASE_TTL_S": "1.5"}, "GS_HOOKS_FLEET_LEASE_TTL_S", "twice the lease renewal (1.0 s)"),
+        ({"GS_HOOKS_FLEET_SOCKET_TIMEOUT_S": "1"}, "GS_HOOKS_FLEET_SOCKET_TIMEOUT_S", "above the blocking read"),
+        ({"GS_HOOKS_FLEET_ADMIN_TIMEOUT_S": "inf"}, "GS_HOOKS_FLEET_ADMIN_TIMEOUT_S", "finite number"),
     ],
 )
 def test_bad_values_name_their_variable(env: dict[str, str], setting: str, text: str) -> None:
@@ -150,10 +156,14 @@ def test_fleet_section_from_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Config.from_toml(path)
     assert info.value.setting == "[ccu] game"
-    path.write_text('[fleet]\ngame = "g"\nurl = "redis://h:6379/0"\nlease_ttl_s = 1\n')
+    path.write_text('[fleet]\ngame = "g"\nurl = "redis://h:6379/0"\nlease_renew_s = 2\n')
     with pytest.raises(ConfigError) as info:
         Config.from_toml(path)
     assert info.value.setting == "[fleet] lease_renew_s"
+    path.write_text('[fleet]\ngame = "g"\nurl = "redis://h:6379/0"\nlease_ttl_s = 1\n')
+    with pytest.raises(ConfigError) as info:
+        Config.from_toml(path)
+    assert info.value.setting == "[fleet] lease_ttl_s"  # the setting that was changed, not its default partner
 
 
 def test_fleet_off_by_default() -> None:

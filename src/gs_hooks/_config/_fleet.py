@@ -133,7 +133,12 @@ class FleetConfig(Section, frozen=True, kw_only=True):
         if self.url is None:
             for name in settings_of(FleetConfig):
                 if name not in ("url", "game") and getattr(self, name) != _DEFAULTS[name]:
-                    yield name, False, "is set but GS_HOOKS_REDIS_URL is not: set it to turn fleet mode on"
+                    yield (
+                        name,
+                        False,
+                        "is a fleet setting but GS_HOOKS_REDIS_URL is not set: set GS_HOOKS_REDIS_URL to turn fleet "
+                        "mode on, or remove this setting",
+                    )
             return
         yield (
             "game",
@@ -142,23 +147,24 @@ class FleetConfig(Section, frozen=True, kw_only=True):
         )
         problem = _key_part(self.game)
         yield "game", problem is None, problem or ""
-        yield (
-            "member_ttl_s",
-            self.member_ttl_s >= 2 * self.heartbeat_s,
-            f"{self.member_ttl_s} s must be at least twice the heartbeat ({self.heartbeat_s} s): one late heartbeat "
-            "would drop a live process",
-        )
-        yield (
-            "lease_renew_s",
-            self.lease_renew_s * 2 <= self.lease_ttl_s,
-            f"{self.lease_renew_s} s must be at most half the lease TTL ({self.lease_ttl_s} s)",
-        )
-        yield (
-            "block_s",
-            self.block_s < self.socket_timeout_s,
-            f"{self.block_s} s must be below the socket timeout ({self.socket_timeout_s} s): a longer blocking read "
-            "would time out instead of returning",
-        )
+        # each rule over two settings names the one the operator changed (see Section._blame)
+        ttl, beat = self.member_ttl_s, self.heartbeat_s
+        late = "one late heartbeat would drop a live process"
+        if self._blame("member_ttl_s", "heartbeat_s") == "member_ttl_s":
+            yield "member_ttl_s", ttl >= 2 * beat, f"{ttl} s must be at least twice the heartbeat ({beat} s): {late}"
+        else:
+            yield "heartbeat_s", ttl >= 2 * beat, f"{beat} s must be at most half the member TTL ({ttl} s): {late}"
+        renew, lease = self.lease_renew_s, self.lease_ttl_s
+        if self._blame("lease_renew_s", "lease_ttl_s") == "lease_renew_s":
+            yield "lease_renew_s", renew * 2 <= lease, f"{renew} s must be at most half the lease TTL ({lease} s)"
+        else:
+            yield "lease_ttl_s", renew * 2 <= lease, f"{lease} s must be at least twice the lease renewal ({renew} s)"
+        block, sock = self.block_s, self.socket_timeout_s
+        timeout = "a longer blocking read would time out instead of returning"
+        if self._blame("block_s", "socket_timeout_s") == "block_s":
+            yield "block_s", block < sock, f"{block} s must be below the socket timeout ({sock} s): {timeout}"
+        else:
+            yield "socket_timeout_s", block < sock, f"{sock} s must be above the blocking read ({block} s): {timeout}"
 
     @property
     def enabled(self) -> bool:

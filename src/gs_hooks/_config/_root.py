@@ -194,10 +194,15 @@ def _build(cls: type[Config], tree: dict[str, dict[str, Any]], name: Callable[[s
         return cls(**tree.get("", {}), **sections)
     except ConfigError as exc:
         if name is _toml_name and exc.setting in _KNOWN:  # checks name the variable: say the TOML key instead
-            raise ConfigError(_rename_to_toml(exc.setting), exc.problem) from None
+            problem = _ENV_NAME.sub(lambda m: _rename_to_toml(m[0]) if m[0] in _KNOWN else m[0], exc.problem)
+            raise ConfigError(_rename_to_toml(exc.setting), problem) from None
         raise
     except TypeError as exc:
         raise ConfigError("config", str(exc)) from None
+
+
+_ENV_NAME = re.compile(r"\bGS_HOOKS_[A-Z0-9_]+")
+"""A variable named in a problem's words (renamed to its TOML key for a config read from TOML)."""
 
 
 def _field_of(message: str) -> str:

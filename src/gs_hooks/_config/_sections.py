@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from .._exceptions import ConfigError
-from .._ids import player_id_problem
+from . import _checks as check
 from ._setting import (
     Secret,
     Section,
     Setting,
     at_least,
     cidrs,
+    header_name,
     http_url,
     one_of,
-    parse_hostport,
     positive,
     within,
 )
@@ -42,69 +40,6 @@ GAMEPOT_DEFAULT_URL = "https://dashboard-api.gamepot.ntruss.com"
 _DEFAULT_VERIFY_CONCURRENCY = 16
 """The default cap of concurrent token verifications (see :attr:`GamebaseConfig.verify_concurrency`)."""
 
-_SERVER_ID = re.compile(r"[A-Za-z0-9]{1,20}")
-_GAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-_NON_NEGATIVE = at_least(0)
-_OFF_AT_ZERO = at_least(0, "0 = off")
-_CIDRS = "CIDRs, empty = any"
-
-
-def _server_id(value: str) -> str | None:
-    if _SERVER_ID.fullmatch(value):
-        return None
-    return f"{value!r} is not allowed: a server id must be 1–20 letters/digits"
-
-
-def _server_ids(values: tuple[str, ...]) -> str | None:
-    if not values:
-        return "at least one server id is required"
-    for sid in values:
-        if not _SERVER_ID.fullmatch(sid):
-            return f"{sid!r} is not allowed: a CCU server id must be 1–20 letters/digits"
-    return None if len(set(values)) == len(values) else "server ids must be distinct"
-
-
-def _period(value: int) -> str | None:
-    if value > 0 and value % 60 == 0 and 3600 % value == 0:
-        return None
-    return (
-        f"{value} is not allowed: the period must be a whole number of minutes dividing an hour "
-        "(120 in production; 60 for demos)"
-    )
-
-
-def _xml_name(value: str) -> str | None:
-    return None if re.fullmatch(r"[A-Za-z_][\w.\-]*", value) else "not an XML name"
-
-
-def _api_version(value: str) -> str | None:
-    return None if re.fullmatch(r"v\d+\.\d+", value) else f"{value!r} is not an API version like v1.0 or v1.3"
-
-
-def _lead_times(values: tuple[float, ...]) -> str | None:
-    return None if all(v > 0 for v in values) else "must be > 0"
-
-
-def _route_path(value: str) -> str | None:
-    return None if value.startswith("/") else "must be a path starting with /"
-
-
-def _player_key_format(value: str) -> str | None:
-    if "{id}" not in value:
-        return "must contain {id}"
-    problem = player_id_problem(value.replace("{id}", "1"))
-    return None if problem is None else f"must make player ids, but {problem}"
-
-
-def _hostport(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        parse_hostport(value)
-    except ConfigError as exc:
-        return exc.problem
-    return None
-
 
 class SessionsConfig(Section, frozen=True, kw_only=True):
     """Session registry settings.
@@ -115,7 +50,7 @@ class SessionsConfig(Section, frozen=True, kw_only=True):
             ``kick_older`` (default), or ``refuse_newer``.
     """
 
-    server_id: Annotated[str, Setting("GS_HOOKS_SERVER_ID", check=_server_id, own=False)] = "0"
+    server_id: Annotated[str, Setting("GS_HOOKS_SERVER_ID", check=check.server_id, own=False)] = "0"
     duplicate_login: Annotated[
         Literal["allow", "kick_older", "refuse_newer"],
         Setting(
@@ -148,7 +83,7 @@ class CcuConfig(Section, frozen=True, kw_only=True):
     game: Annotated[str, Setting("GS_HOOKS_GAME", "Hive game key (e.g. `tinyfarm_KR`); also names the fleet")] = ""
     server_ids: Annotated[
         tuple[str, ...],
-        Setting("GS_HOOKS_SERVER_ID", "server id(s), comma-separated, 1–20 letters/digits", _server_ids),
+        Setting("GS_HOOKS_SERVER_ID", "server id(s), comma-separated, 1–20 letters/digits", check.server_ids),
     ] = ("0",)
     url: Annotated[str | None, Setting("GS_HOOKS_CCU_URL", "CCU collector URL; unset = no CCU reporting", http_url)] = (
         None
@@ -157,12 +92,12 @@ class CcuConfig(Section, frozen=True, kw_only=True):
         str | None, Setting("GS_HOOKS_CCU_MIRROR_URL", "best-effort copy of every sample (test server)", http_url)
     ] = None
     period_s: Annotated[
-        int, Setting("GS_HOOKS_CCU_PERIOD_S", "grid period, 120; shorter for demos/tests only", _period)
+        int, Setting("GS_HOOKS_CCU_PERIOD_S", "grid period, 120; shorter for demos/tests only", check.period)
     ] = 120
     spool_path: Annotated[
         str | None, Setting("GS_HOOKS_CCU_SPOOL", "sqlite spool path (default: `GS_HOOKS_STATE`)")
     ] = None
-    xml_root: Annotated[str, Setting("GS_HOOKS_CCU_XML_ROOT", "XML root element name", _xml_name)] = "currentuser"
+    xml_root: Annotated[str, Setting("GS_HOOKS_CCU_XML_ROOT", "XML root element name", check.xml_name)] = "currentuser"
     send_method: Annotated[
         Literal["form", "body"],
         Setting("GS_HOOKS_CCU_SEND_METHOD", "`form` (field `value`) or `body`", one_of("form", "body")),
@@ -182,17 +117,22 @@ class CcuConfig(Section, frozen=True, kw_only=True):
     timeout_s: Annotated[float, Setting("GS_HOOKS_CCU_TIMEOUT_S", "HTTP timeout of one CCU POST", positive)] = 10.0
     max_inflight: Annotated[int, Setting("GS_HOOKS_CCU_MAX_INFLIGHT", "backlog drain concurrency", at_least(1))] = 4
     backoff_base_s: Annotated[
-        float, Setting("GS_HOOKS_CCU_BACKOFF_BASE_S", "first retry delay (jittered, doubling)")
+        float, Setting("GS_HOOKS_CCU_BACKOFF_BASE_S", "first retry delay (jittered, doubling)", positive)
     ] = 2.0
-    backoff_max_s: Annotated[float, Setting("GS_HOOKS_CCU_BACKOFF_MAX_S", "largest retry delay")] = 120.0
+    backoff_max_s: Annotated[float, Setting("GS_HOOKS_CCU_BACKOFF_MAX_S", "largest retry delay", positive)] = 120.0
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
-        yield (
-            "game",
-            self.url is None or _GAME.fullmatch(self.game) is not None,
-            "the Hive game key is required when the CCU URL is set (letters, digits, _ and -, e.g. tinyfarm_KR)",
-        )
-        yield "backoff_base_s", 0 < self.backoff_base_s <= self.backoff_max_s, "need 0 < base <= max"
+        game_problem = None if self.url is None else check.game_key(self.game)
+        yield "game", game_problem is None, game_problem or ""
+        base, most = self.backoff_base_s, self.backoff_max_s
+        if self._blame("backoff_base_s", "backoff_max_s") == "backoff_base_s":
+            yield (
+                "backoff_base_s",
+                base <= most,
+                f"{base} s is above the largest retry delay ({most} s): need base <= max",
+            )
+        else:
+            yield "backoff_max_s", base <= most, f"{most} s is below the first retry delay ({base} s): need base <= max"
 
 
 class GamebaseConfig(Section, frozen=True, kw_only=True):
@@ -233,7 +173,9 @@ class GamebaseConfig(Section, frozen=True, kw_only=True):
     secret_key: Annotated[Secret | None, Setting("GS_HOOKS_GAMEBASE_SECRET_KEY", "`X-Secret-Key` (never logged)")] = (
         None
     )
-    api_version: Annotated[str, Setting("GS_HOOKS_GAMEBASE_API_VERSION", "`v1.0` or `v1.3`", _api_version)] = "v1.0"
+    api_version: Annotated[str, Setting("GS_HOOKS_GAMEBASE_API_VERSION", "`v1.0` or `v1.3`", check.api_version)] = (
+        "v1.0"
+    )
     timeout_s: Annotated[float, Setting("GS_HOOKS_GAMEBASE_TIMEOUT_S", "HTTP timeout of one call", positive)] = 5.0
     retries: Annotated[
         int, Setting("GS_HOOKS_GAMEBASE_RETRIES", "extra attempts on transient failures", within(0, 10))
@@ -242,10 +184,10 @@ class GamebaseConfig(Section, frozen=True, kw_only=True):
         int, Setting("GS_HOOKS_GAMEBASE_VERIFY_CONCURRENCY", "concurrent verifications", at_least(1))
     ] = _DEFAULT_VERIFY_CONCURRENCY
     token_cache_ttl_s: Annotated[
-        float, Setting("GS_HOOKS_GAMEBASE_TOKEN_CACHE_TTL_S", "positive cache TTL", _NON_NEGATIVE)
+        float, Setting("GS_HOOKS_GAMEBASE_TOKEN_CACHE_TTL_S", "positive cache TTL", check.NON_NEGATIVE)
     ] = 300.0
     negative_cache_ttl_s: Annotated[
-        float, Setting("GS_HOOKS_GAMEBASE_NEGATIVE_CACHE_TTL_S", "negative TTL", _NON_NEGATIVE)
+        float, Setting("GS_HOOKS_GAMEBASE_NEGATIVE_CACHE_TTL_S", "negative TTL", check.NON_NEGATIVE)
     ] = 5.0
     failure_policy: Annotated[
         Literal["fail_closed", "allow_cached"],
@@ -254,26 +196,26 @@ class GamebaseConfig(Section, frozen=True, kw_only=True):
         ),
     ] = "fail_closed"
     maintenance_poll_s: Annotated[
-        float, Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_POLL_S", "0 = watcher off", _OFF_AT_ZERO)
+        float, Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_POLL_S", "0 = watcher off", check.OFF_AT_ZERO)
     ] = 30.0
     maintenance_gate: Annotated[bool, Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_GATE", "refuse logins in maintenance")] = (
         True
     )
     maintenance_kick: Annotated[bool, Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_KICK", "kick all at begin")] = True
     maintenance_warn_s: Annotated[
-        tuple[float, ...], Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S", "warn lead times", _lead_times)
+        tuple[float, ...], Setting("GS_HOOKS_GAMEBASE_MAINTENANCE_WARN_S", "warn lead times", check.lead_times)
     ] = (600.0, 300.0, 60.0)
-    launching_os_code: Annotated[str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_OS", "poll simple launching as")] = (
-        None
-    )
+    launching_os_code: Annotated[
+        str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_OS", "poll simple launching as", check.os_code)
+    ] = None
     launching_client_version: Annotated[str | None, Setting("GS_HOOKS_GAMEBASE_LAUNCHING_VERSION", "…this version")] = (
         None
     )
     ban_poll_s: Annotated[
-        float, Setting("GS_HOOKS_GAMEBASE_BAN_POLL_S", "ban history poll period, 0 = off", _OFF_AT_ZERO)
+        float, Setting("GS_HOOKS_GAMEBASE_BAN_POLL_S", "ban history poll period, 0 = off", check.OFF_AT_ZERO)
     ] = 60.0
     ban_overlap_s: Annotated[
-        float, Setting("GS_HOOKS_GAMEBASE_BAN_OVERLAP_S", "re-read window per poll", _NON_NEGATIVE)
+        float, Setting("GS_HOOKS_GAMEBASE_BAN_OVERLAP_S", "re-read window per poll", check.NON_NEGATIVE)
     ] = 300.0
     ban_page_size: Annotated[int, Setting("GS_HOOKS_GAMEBASE_BAN_PAGE_SIZE", "history page size", within(1, 1000))] = (
         100
@@ -311,25 +253,25 @@ class HiveConfig(Section, frozen=True, kw_only=True):
     auth_key: Annotated[
         Secret | None, Setting("GS_HOOKS_HIVE_AUTH_KEY", "suspension webhook Bearer key; unset = off")
     ] = None
-    game_index: Annotated[int | None, Setting("GS_HOOKS_HIVE_GAME_INDEX", "Hive game index the webhook must carry")] = (
-        None
-    )
+    game_index: Annotated[
+        int | None, Setting("GS_HOOKS_HIVE_GAME_INDEX", "Hive game index the webhook must carry", check.game_index)
+    ] = None
     suspension_path: Annotated[
-        str, Setting("GS_HOOKS_HIVE_SUSPENSION_PATH", "suspension webhook path", _route_path)
+        str, Setting("GS_HOOKS_HIVE_SUSPENSION_PATH", "suspension webhook path", check.route_path)
     ] = "/hive/suspensions"
     date_utc_offset_h: Annotated[
         float, Setting("GS_HOOKS_HIVE_DATE_UTC_OFFSET_H", "zone of webhook dates (9=KST)", within(-14, 14))
     ] = 9.0
     player_key_format: Annotated[
-        str, Setting("GS_HOOKS_HIVE_PLAYER_KEY_FORMAT", "platform id → player key", _player_key_format)
+        str, Setting("GS_HOOKS_HIVE_PLAYER_KEY_FORMAT", "platform id → player key", check.player_key_format)
     ] = "{id}"
     webstore_enabled: Annotated[bool, Setting("GS_HOOKS_HIVE_WEBSTORE", "serve `POST /webstore-profile`")] = True
     webstore_key: Annotated[
         Secret | None, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY", "optional shared key for web-store")
     ] = None
-    webstore_key_header: Annotated[str, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header of that key")] = (
-        "x-gs-hooks-key"
-    )
+    webstore_key_header: Annotated[
+        str, Setting("GS_HOOKS_HIVE_WEBSTORE_KEY_HEADER", "header of that key", header_name)
+    ] = "x-gs-hooks-key"
     webstore_timeout_s: Annotated[
         float, Setting("GS_HOOKS_HIVE_WEBSTORE_TIMEOUT_S", "callback deadline (→ 500)", positive)
     ] = 3.0
@@ -367,7 +309,7 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
     """
 
     listen: Annotated[
-        str | None, Setting("GS_HOOKS_LISTEN", "`host:port` of the webhook listener; unset = off", _hostport)
+        str | None, Setting("GS_HOOKS_LISTEN", "`host:port` of the webhook listener; unset = off", check.hostport)
     ] = None
     max_header_bytes: Annotated[
         int, Setting("GS_HOOKS_LISTEN_MAX_HEADER_BYTES", "header block limit (431)", at_least(1024))
@@ -389,12 +331,14 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
         Setting("GS_HOOKS_LISTEN_MAX_CONNECTIONS_PER_ADDRESS", "per-IP cap (503); behind a proxy = cap", at_least(1)),
     ] = 64
     reserved_connections: Annotated[
-        int, Setting("GS_HOOKS_LISTEN_RESERVED_CONNECTIONS", "beyond the cap, for allowlisted IPs", _NON_NEGATIVE)
+        int, Setting("GS_HOOKS_LISTEN_RESERVED_CONNECTIONS", "beyond the cap, for allowlisted IPs", check.NON_NEGATIVE)
     ] = 64
     tls_cert: Annotated[str | None, Setting("GS_HOOKS_LISTEN_TLS_CERT", "PEM certificate (TLS on with key)")] = None
     tls_key: Annotated[str | None, Setting("GS_HOOKS_LISTEN_TLS_KEY", "PEM private key")] = None
-    suspension_allow: Annotated[tuple[str, ...], Setting("GS_HOOKS_LISTEN_SUSPENSION_ALLOW", _CIDRS, cidrs)] = ()
-    webstore_allow: Annotated[tuple[str, ...], Setting("GS_HOOKS_LISTEN_WEBSTORE_ALLOW", _CIDRS, cidrs)] = ()
+    suspension_allow: Annotated[
+        tuple[str, ...], Setting("GS_HOOKS_LISTEN_SUSPENSION_ALLOW", check.CIDRS_HELP, cidrs)
+    ] = ()
+    webstore_allow: Annotated[tuple[str, ...], Setting("GS_HOOKS_LISTEN_WEBSTORE_ALLOW", check.CIDRS_HELP, cidrs)] = ()
     dashboard_allow: Annotated[
         tuple[str, ...],
         Setting("GS_HOOKS_LISTEN_DASHBOARD_ALLOW", "CIDRs of `/dashboard`, empty = loopback only", cidrs),
@@ -409,9 +353,10 @@ class ListenerConfig(Section, frozen=True, kw_only=True):
 
     def _together(self) -> Iterable[tuple[str, bool, str]]:
         yield (
-            "tls_cert",
+            "tls_cert" if self.tls_cert is None else "tls_key",
             (self.tls_cert is None) == (self.tls_key is None),
-            "set both the TLS certificate and key, or neither",
+            "set both the TLS certificate and key, or neither: "
+            + ("the certificate is missing" if self.tls_cert is None else "the key is missing"),
         )
 
 
@@ -426,7 +371,12 @@ class GamePotConfig(Section, frozen=True, kw_only=True):
     """
 
     project_id: Annotated[
-        str | None, Setting("GS_HOOKS_GAMEPOT_PROJECT_ID", "project id of the CCU inquiry; unset = off")
+        str | None,
+        Setting(
+            "GS_HOOKS_GAMEPOT_PROJECT_ID",
+            "project id of the CCU inquiry; unset = off",
+            check.project_id,
+        ),
     ] = None
     api_key: Annotated[Secret | None, Setting("GS_HOOKS_GAMEPOT_API_KEY", "`x-api-key` the inquiry requires")] = None
     base_url: Annotated[str, Setting("GS_HOOKS_GAMEPOT_URL", "GamePot dashboard API base URL (client)", http_url)] = (

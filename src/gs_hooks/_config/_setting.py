@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from .._exceptions import ConfigError
 
 __all__ = [
+    "Check",
     "EnvVar",
     "Secret",
     "Section",
     "Setting",
     "at_least",
     "cidrs",
+    "defaults_of",
     "env_vars",
+    "header_name",
     "http_url",
     "one_of",
     "parse_hostport",
@@ -92,6 +98,8 @@ class Setting:
 
 
 _SETTINGS: dict[type, dict[str, Setting]] = {}
+_FLOATS: dict[type, frozenset[str]] = {}
+_DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def settings_of(cls: type) -> dict[str, Setting]:
@@ -109,20 +117,61 @@ def settings_of(cls: type) -> dict[str, Setting]:
     return found
 
 
+def _float_settings(cls: type) -> frozenset[str]:
+    """The settings of a struct that hold floats (``float``, ``float | None``, ``tuple[float, ...]``)."""
+    found = _FLOATS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = frozenset(name for name in settings_of(cls) if float in (hints[name], *typing.get_args(hints[name])))
+        _FLOATS[cls] = found
+    return found
+
+
+def defaults_of(cls: type[msgspec.Struct]) -> dict[str, Any]:
+    """The default of every field of a struct, by field name."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        found = {
+            f.name: f.default_factory() if f.default is msgspec.NODEFAULT else f.default
+            for f in msgspec.structs.fields(cls)
+            if f.default is not msgspec.NODEFAULT or f.default_factory is not msgspec.NODEFAULT
+        }
+        _DEFAULTS[cls] = found
+    return found
+
+
+def _finite(value: Any) -> str | None:
+    """Every number finite: ``inf`` (a deadline that never comes, a timeout aiohttp cannot round) and ``nan`` (no
+    comparison holds) are refused for every float setting, whatever its own check; 0 keeps the meaning its
+    setting documents (``0 = off``)."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if v is not None and not math.isfinite(v):
+            return f"{v!r} is not allowed: use a finite number"
+    return None
+
+
 class Section(msgspec.Struct, frozen=True, kw_only=True):
     """A group of settings that checks itself when it is made (by hand, from the environment or from TOML).
+
+    Every float setting must be finite (no ``inf``, ``nan``), then pass its own check, then the section's rules
+    over several fields (:meth:`_together`).
 
     Raises:
         ConfigError: a value is not allowed; the error names the setting's variable and what is allowed.
     """
 
     def __post_init__(self) -> None:
-        settings = settings_of(type(self))
+        cls = type(self)
+        settings = settings_of(cls)
+        floats = _float_settings(cls)
         for name, setting in settings.items():
-            if setting.check is not None:
-                problem = setting.check(getattr(self, name))
-                if problem is not None:
-                    raise ConfigError(setting.env, problem)
+            value = getattr(self, name)
+            problem = _finite(value) if name in floats else None
+            if problem is None and setting.check is not None:
+                problem = setting.check(value)
+            if problem is not None:
+                raise ConfigError(setting.env, problem)
         for name, ok, problem in self._together():
             if not ok:
                 raise ConfigError(settings[name].env, problem)
@@ -130,6 +179,17 @@ class Section(msgspec.Struct, frozen=True, kw_only=True):
     def _together(self) -> Iterable[tuple[str, bool, str]]:
         """Rules over several fields: (field named in the error, whether it holds, the problem)."""
         return ()
+
+    def _changed(self, name: str) -> bool:
+        """Whether a field differs from its default (for a rule over two fields: the one the operator set is the
+        one to name)."""
+        defaults = defaults_of(type(self))
+        return name not in defaults or getattr(self, name) != defaults[name]
+
+    def _blame(self, first: str, second: str) -> str:
+        """Of two fields whose relation does not hold, the one to name in the error: the one that was changed from
+        its default, ``first`` when both or neither were."""
+        return second if self._changed(second) and not self._changed(first) else first
 
 
 # -- checks ------------------------------------------------------------------------------------------------------
@@ -158,10 +218,29 @@ def one_of(*choices: str) -> Check:
 
 
 def http_url(value: str | None) -> str | None:
-    """An http(s) URL (or unset)."""
-    if value is None or (value.startswith(("http://", "https://")) and len(value) > len("http://")):
+    """An http(s) URL with a host, and a port from 0 to 65535 if any (or unset)."""
+    if value is None:
         return None
-    return f"{value!r} is not an http(s) URL"
+    if not value.startswith(("http://", "https://")) or any(c.isspace() or not c.isprintable() for c in value):
+        return f"{value!r} is not an http(s) URL (e.g. https://api.example.com)"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        return f"{value!r} is not an http(s) URL ({exc})"
+    if not parts.hostname:
+        return f"{value!r} is not an http(s) URL: it has no host (e.g. https://api.example.com)"
+    return None
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def header_name(value: str) -> str | None:
+    """An HTTP header name (RFC 9110 token: letters, digits and ``!#$%&'*+-.^_`|~``)."""
+    if _TOKEN.fullmatch(value):
+        return None
+    return f"{value!r} is not an HTTP header name: use letters, digits and !#$%&'*+-.^_`|~ (e.g. x-gs-hooks-key)"
 
 
 def cidrs(values: tuple[str, ...]) -> str | None:
