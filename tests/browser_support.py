@@ -60,7 +60,11 @@ class Page:
                     json.dumps({"id": self._id, "method": "Page.handleJavaScriptDialog", "params": answer})
                 )
             elif message.get("id") == mine:
-                assert "error" not in message, message["error"]
+                error = message.get("error")
+                if error is not None and "navigated or closed" in str(error.get("message", "")):
+                    # the page reloaded while the call ran (the dashboard reloads itself after an action)
+                    raise RuntimeError(f"the document was replaced during {method}")
+                assert error is None, error
                 return dict(message["result"])
 
     async def evaluate(self, expression: str) -> Any:
