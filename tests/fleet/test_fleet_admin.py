@@ -24,7 +24,7 @@ import msgspec
 import pytest
 from fleet_ccu_support import GAME, KEYS, sandbox_kwargs
 from fleet_hooks import until
-from fleet_support import RedisServer
+from fleet_support import RedisServer, TcpProxy
 
 import gs_hooks
 from gs_hooks import KickRequest, _metrics
@@ -311,3 +311,70 @@ async def test_a_kick_request_read_after_its_deadline_is_not_acted_on(
         with anyio.fail_after(5):
             while await redis_call(b, "LLEN", reply_key) != 1:
                 await anyio.sleep(0.02)
+
+
+async def test_a_request_past_the_askers_deadline_is_not_acted_on_whatever_the_owners_timeout(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The owner measured a request's age against its own timeout: a fresh request whose asker had already given
+    # up (its owner lookup took most of its time, or the asker's timeout is shorter) was still acted on, kicking
+    # after the operator had been told the kick did not reach that process.
+    async with fleet(redis_server, sandbox, tmp_path, n=1, timeout_s=10.0) as (b,):
+        assert b.hooks.fleet is not None and b.hooks.fleet.admin is not None
+        admin: FleetAdmin = b.hooks.fleet.admin
+        await login(sandbox, b)
+        request, reply_key = admin.asker.new_reply()
+        now_ms = await admin.asker.now_ms()
+        for deadline_ms, acted in ((now_ms - 1_000, False), (now_ms + 60_000, True)):
+            body = msgspec.msgpack.encode([PLAYER, "admin", "", reply_key, deadline_ms])
+            await admin.asker.send("host/7/scratch", OP_ADMIN_KICK, request, body)
+            entries = await redis_call(b, "XRANGE", KEYS.inbox("host/7/scratch"), "-", "+")
+            await admin.on_request(decode_entry(*entries[-1]))  # just put in the inbox: young, by its id
+            if acted:
+                await until(lambda: len(b.kicks) == 1)
+            else:
+                await anyio.sleep(0.2)  # what it would do, it does at once (in the answers' task group)
+                assert b.kicks == [] and await redis_call(b, "LLEN", reply_key) == 0
+
+
+async def test_one_process_that_cannot_be_asked_leaves_the_others_asked_and_counted(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A failed send (here: a process whose inbox key is not a stream) ended the whole forwarding: the processes
+    # asked before it kicked, but were reported unreached (and those after it were never asked).
+    async with fleet(redis_server, sandbox, tmp_path, policy="allow", n=3) as procs:
+        a, b, c = procs
+        await login(sandbox, b)
+        await login(sandbox, c)
+        await redis_call(a, "DEL", KEYS.inbox(b.pid))
+        await redis_call(a, "SET", KEYS.inbox(b.pid), "not a stream")  # XADD to it fails (WRONGTYPE)
+        r = await a.admin("POST", "kick", {"player": PLAYER, "reason": "admin"})
+        assert r.status_code == 504, r.text
+        assert r.json()["processes"] == {a.pid: 0, c.pid: 1} and r.json()["unreached"] == [b.pid]
+        assert len(c.kicks) == 1 and b.kicks == []
+
+
+async def test_an_answer_cancelled_on_its_way_never_leaves_its_reply_key_without_expiry(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The answer was pushed, then given its expiry in a second command: cancelled in between (a shutdown), the
+    # reply key stayed in Redis for good.
+    proxy = TcpProxy(redis_server.port)
+    try:
+        async with fleet(redis_server, sandbox, tmp_path, n=1, GS_HOOKS_REDIS_URL=proxy.url) as (b,):
+            assert b.hooks.fleet is not None and b.hooks.fleet.admin is not None
+            asker = b.hooks.fleet.admin.asker
+            _, reply_key = asker.new_reply()
+            proxy.hold_replies_after(reply_key.encode())  # the answer's command went out; its reply is held
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(asker.reply, reply_key, b"answer")
+                await until(proxy.holding.is_set)
+                tg.cancel_scope.cancel()
+            proxy.release()
+            direct = await anyio.connect_tcp("127.0.0.1", redis_server.port)
+            async with direct:
+                await direct.send(b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%s\r\n" % (len(reply_key), reply_key.encode()))
+                ttl = int((await direct.receive()).strip()[1:])
+            assert 0 < ttl <= 30_000  # pushed and given its expiry, in one step
+    finally:
+        proxy.close()

@@ -12,8 +12,9 @@ A process that does not answer in time, or that could not be asked, is reported 
 be live); so is Redis itself when it cannot be reached (:data:`~gs_hooks._fleet_ops.REDIS_UNREACHED`). The asked
 process kicks with the same reason and message through its kicker (counted in its ``gs_hooks_kicks_total`` by
 reason, logged on ``gs_hooks.admin`` with the asking process), answering once its sessions are out of the registry
-(their ``on_kick`` runs under the usual grace). A request older than the deadline when it is read (the asker gave
-up on it: a process paused, an inbox re-read) is not acted on: a later login of the player is not kicked by it.
+(their ``on_kick`` runs under the usual grace). A request carries the asker's deadline on Redis's clock; one read
+past it (less the time an answer needs: a process paused, an inbox re-read) is not acted on, so a later login of the
+player is not kicked by a request the operator was told did not reach that process.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = ["OP_ADMIN_KICK", "FleetAdmin"]
 
 log = logging.getLogger("gs_hooks.admin")
 
+_ANSWER_MARGIN_MS = 200  # a request read this close to its deadline is not acted on: the answer would come late
 OP_ADMIN_KICK = "admin_kick"  # an inbox message: kick a player's sessions here for another process's admin API
 
 
@@ -44,6 +46,7 @@ class _KickRequest(msgspec.Struct, array_like=True, frozen=True):
     reason: str
     message: str
     reply: str
+    deadline_ms: int = 0  # Redis's clock: the asker stops waiting then (0: a request without one)
 
 
 class _KickAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -143,17 +146,13 @@ class FleetAdmin:
             return RemoteKick(unreached=(REDIS_UNREACHED,))
         if not targets:
             return RemoteKick()
-        request, reply_key = self.asker.new_reply()
-        body = _ENCODE.encode(_KickRequest(player, reason, message, reply_key))
         sent: list[str] = []
         raw: list[bytes] = []
         with anyio.move_on_after(deadline - anyio.current_time()):
             try:
-                for pid in targets:
-                    await self.asker.send(pid, OP_ADMIN_KICK, request, body)
-                    sent.append(pid)
-                    self.asked += 1
-                await self.asker.wait(reply_key, deadline - anyio.current_time(), count=len(sent), got=raw)
+                sent, reply_key = await self._send(player, reason, message, targets, deadline)
+                if sent:
+                    await self.asker.wait(reply_key, deadline - anyio.current_time(), count=len(sent), got=raw)
             except FleetError as exc:
                 self.asker.redis.note("forwarding an admin kick", exc)
         counts: dict[str, int] = {}
@@ -165,6 +164,25 @@ class FleetAdmin:
             if answer.pid in sent:
                 counts[answer.pid] = answer.kicked
         return RemoteKick(counts=counts, unreached=tuple(pid for pid in targets if pid not in counts))
+
+    async def _send(
+        self, player: str, reason: str, message: str, targets: list[str], deadline: float
+    ) -> tuple[list[str], str]:
+        """Ask each target (a failed send leaves that one unreached, not the others); returns those asked and the
+        reply key. The request carries the asker's deadline on Redis's clock: the owner acts only before it."""
+        request, reply_key = self.asker.new_reply()
+        deadline_ms = await self.asker.now_ms() + int((deadline - anyio.current_time()) * 1000)
+        body = _ENCODE.encode(_KickRequest(player, reason, message, reply_key, deadline_ms))
+        sent: list[str] = []
+        for pid in targets:
+            try:
+                await self.asker.send(pid, OP_ADMIN_KICK, request, body)
+            except FleetError as exc:
+                self.asker.redis.note("forwarding an admin kick", exc)
+                continue
+            sent.append(pid)
+            self.asked += 1
+        return sent, reply_key
 
     # -- the answering side ------------------------------------------------------------------------------------
 
@@ -179,7 +197,7 @@ class FleetAdmin:
 
     async def _answer(self, entry: StreamEntry, request: _KickRequest) -> None:
         try:
-            if await self.asker.age_ms(entry) > self._timeout_s * 1000:
+            if await self._late(entry, request):
                 log.warning(
                     "admin: kick of player %r from process %s read after its deadline: not acted on",
                     request.player,
@@ -207,6 +225,13 @@ class FleetAdmin:
             self.asker.redis.note("answering an admin kick", exc)
             return
         self.answered += 1
+
+    async def _late(self, entry: StreamEntry, request: _KickRequest) -> bool:
+        """Whether the asker has given up (or nearly: the answer must reach it in time) on ``request``. Raises
+        FleetError."""
+        if request.deadline_ms:
+            return await self.asker.now_ms() > request.deadline_ms - _ANSWER_MARGIN_MS
+        return await self.asker.age_ms(entry) > self._timeout_s * 1000  # a request of a process without deadlines
 
     def __repr__(self) -> str:
         return f"FleetAdmin({self.pid!r}, asked={self.asked}, answered={self.answered})"

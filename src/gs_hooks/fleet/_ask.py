@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ._lua import REPLY
 from ._membership import INBOX_TTL_MS
 from ._protocol import Keys, StreamEntry, block_ms
 from ._redis import FleetRedis
@@ -110,9 +111,9 @@ class Asker:
         return max(0, await self.now_ms() - sent_ms)
 
     async def reply(self, reply_key: str, body: bytes) -> None:
-        """Push an answer to ``reply_key`` (which then expires after ``REPLY_TTL_MS``). Raises FleetError."""
-        await self.redis.call("RPUSH", reply_key, body)
-        await self.redis.call("PEXPIRE", reply_key, REPLY_TTL_MS)
+        """Push an answer to ``reply_key``, which expires ``REPLY_TTL_MS`` later (one script: a cancellation or a
+        lost connection between the push and the expiry cannot leave the key forever). Raises FleetError."""
+        await self.redis.script(REPLY, [reply_key], [body, REPLY_TTL_MS])
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Hold the task group the answers run in; until cancelled."""

@@ -286,6 +286,16 @@ return {'claimed', prev or '', 0}
 """,
 )
 
+REPLY = Script(
+    "reply",
+    """
+-- KEYS: the reply list; ARGV: the answer, its expiry (ms). One step: a reply key never stays without an expiry.
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+""",
+)
+
 ALL_SCRIPTS = (
     PUBLISH,
     PUBLISH_BANS,
@@ -300,4 +310,5 @@ ALL_SCRIPTS = (
     FENCED_SET,
     BANS_PRUNE,
     CLAIM,
+    REPLY,
 )
