@@ -27,12 +27,13 @@ import trustme
 from tests.asgi_support import run_uvicorn
 
 import gs_hooks
-from gs_hooks import FakeClock, GamebaseConfig, HttpTransportError, Secret
+from gs_hooks import FakeClock, HttpTransportError
 from gs_hooks._fast_http import FastHttpClient
 from gs_hooks._fast_http_wire import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from gs_hooks._http_client import AutoHttpClient
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.sandbox import Sandbox
+from http_client_support import verify_only
 
 pytestmark = pytest.mark.anyio
 
@@ -142,6 +143,12 @@ async def answer_each(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.St
         writer.write(OK)
 
 
+async def stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request, never answer it (the connection stays open until the client closes it)."""
+    await srv.read_request(reader)
+    await srv.wait_eof(reader)
+
+
 def answer_with(*replies: bytes, then_close: bool = True) -> Callable[[Raw, Any, Any], Awaitable[None]]:
     """A handler answering the first requests of each connection with ``replies`` in turn, then closing."""
 
@@ -229,10 +236,6 @@ async def test_the_pool_cap_holds_and_every_waiting_request_is_answered() -> Non
 
 
 async def test_a_request_waiting_for_a_slot_times_out_and_leaves_the_queue() -> None:
-    async def stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await srv.read_request(reader)
-        await srv.wait_eof(reader)
-
     async with raw(stall) as srv, client(max_connections=1) as http:
         first = asyncio.create_task(http.request("GET", srv.url + "/stall", timeout_s=5.0))
         await asyncio.wait_for(srv.got_request.wait(), 5)
@@ -391,10 +394,6 @@ async def test_a_slot_handed_over_as_the_client_closes_is_not_carried_into_the_n
 async def test_requests_that_give_up_waiting_leave_the_queue_at_once() -> None:
     # In an outage (every slot held by a stalled request) the requests that timed out or were cancelled while
     # waiting stayed queued until a slot freed, each holding its error, its traceback and its request's frames.
-    async def stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await srv.read_request(reader)
-        await srv.wait_eof(reader)
-
     async with raw(stall) as srv, client(max_connections=1) as http:
         held = asyncio.create_task(http.request("GET", srv.url + "/held", timeout_s=30.0))
         await asyncio.wait_for(srv.got_request.wait(), 5)
@@ -565,12 +564,12 @@ async def test_a_head_or_a_body_over_the_cap_raises() -> None:
 
 
 async def test_a_stalled_answer_times_out_and_its_connection_is_closed() -> None:
-    async def stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def half_then_stall(srv: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await srv.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")  # then nothing
         await srv.wait_eof(reader)
 
-    async with raw(stall) as srv, client() as http:
+    async with raw(half_then_stall) as srv, client() as http:
         error = await rejected(http, srv.url + "/tokens/tok-SECRET-2", timeout_s=0.2)
         assert error.kind == "timeout" and "tok-SECRET" not in str(error)
         await asyncio.wait_for(srv.client_gone.wait(), 5)
@@ -770,17 +769,7 @@ async def test_the_knob_picks_aiohttp_through_setup_and_a_bad_value_is_named() -
         async with gs_hooks.setup(config) as hooks:
             assert (await hooks.verify_token("u1", token)).member.valid == "Y"
             assert isinstance(hooks.http, AutoHttpClient) and hooks.http.backend == "aiohttp"
-        default = gs_hooks.Config(
-            state_path=":memory:",
-            gamebase=GamebaseConfig(
-                url=sb.url,
-                app_id=sb.gamebase_app_id,
-                secret_key=Secret(sb.gamebase_secret),
-                maintenance_poll_s=0,
-                ban_poll_s=0,
-            ),
-        )
-        async with gs_hooks.setup(default) as hooks:
+        async with gs_hooks.setup(verify_only(sb)) as hooks:
             assert (await hooks.verify_token("u1", gs_hooks_token(sb))).member.valid == "Y"
             assert isinstance(hooks.http, AutoHttpClient) and hooks.http.backend == "fast"
     with pytest.raises(gs_hooks.ConfigError, match="GS_HOOKS_HTTP_CLIENT"):

@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 import gs_hooks
-from gs_hooks import ClosedError, FakeClock, GamebaseConfig, HttpTransportError, Secret
+from gs_hooks import ClosedError, FakeClock, HttpTransportError
 from gs_hooks._http_client import AiohttpClient, AutoHttpClient, FastHttpClient, HttpClient, HttpxClient, as_http_client
 from gs_hooks.http import Request, Response, Router, serve_http
 from gs_hooks.http._server import HttpServer
 from gs_hooks.sandbox import Sandbox
+from http_client_support import verify_only
 
 pytestmark = pytest.mark.anyio
 
@@ -178,20 +179,6 @@ async def test_a_given_httpx_client_carries_every_request_and_stays_open(server:
     assert sent == ["/p/a", "/p/b"]
 
 
-def _verify_only(sb: Sandbox) -> gs_hooks.Config:
-    """Hooks that only verify tokens against the sandbox's Gamebase (no polls)."""
-    return gs_hooks.Config(
-        state_path=":memory:",
-        gamebase=GamebaseConfig(
-            url=sb.url,
-            app_id=sb.gamebase_app_id,
-            secret_key=Secret(sb.gamebase_secret),
-            maintenance_poll_s=0,
-            ban_poll_s=0,
-        ),
-    )
-
-
 async def test_setup_with_a_game_httpx_client_sends_the_platform_calls_through_it(anyio_backend: str) -> None:
     sent: list[str] = []
 
@@ -205,7 +192,7 @@ async def test_setup_with_a_game_httpx_client_sends_the_platform_calls_through_i
         assert sb.gamebase is not None
         sb.gamebase.add_member("u1")
         token = sb.gamebase.issue_token("u1")
-        config = _verify_only(sb)
+        config = verify_only(sb)
         async with gs_hooks.setup(config, http_client=given) as hooks:
             info = await hooks.verify_token("u1", token)
             assert info.member.user_id == "u1"
@@ -221,7 +208,7 @@ async def test_the_default_path_verifies_through_the_fast_client_and_logs_no_tok
         assert sb.gamebase is not None
         sb.gamebase.add_member("u1")
         token = sb.gamebase.issue_token("u1")
-        config = _verify_only(sb)
+        config = verify_only(sb)
         async with gs_hooks.setup(config) as hooks:
             assert (await hooks.verify_token("u1", token)).member.valid == "Y"
             assert isinstance(hooks.http, AutoHttpClient)
