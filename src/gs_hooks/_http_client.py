@@ -12,11 +12,12 @@ Why the library's own client on asyncio: the platform calls share the game's loo
 is what matters. Measured side by side on one sandbox (16 concurrent keep-alive GETs of the Gamebase token URL,
 ``python -m bench.http_clients``, figures in BENCHMARKS.md): plain httpx ~1,060 µs of client CPU per request, a
 plain aiohttp session 89-93, aiosonic 103, pyreqwest 102, and an ``asyncio.Protocol`` with httptools' parser
-28-30. :class:`~gs_hooks._fast_http.FastHttpClient` is that shape with a bounded keep-alive pool, one deadline
-per request and the checks a product needs. It has no proxy support: with proxies in the environment
-(``HTTPS_PROXY``...) the shared client takes aiohttp, which honours them, as it does when the game asks for it
-(``GS_HOOKS_HTTP_CLIENT=aiohttp``). aiohttp and the fast client are asyncio-only (uvloop's loop included), so on
-trio (and whenever the game hands in its own ``httpx.AsyncClient``) the same interface runs on httpx.
+28-30 (a bare prototype). :class:`~gs_hooks._fast_http.FastHttpClient` is that shape (~50 µs in the same bench)
+with a bounded keep-alive pool, one deadline per request and the checks a product needs. It has no proxy support:
+with proxies in the environment (``HTTPS_PROXY``...) the shared client takes aiohttp, which honours them, as it
+does when the game asks for it (``GS_HOOKS_HTTP_CLIENT=aiohttp``). aiohttp and the fast client are asyncio-only
+(uvloop's loop included), so on trio (and whenever the game hands in its own ``httpx.AsyncClient``) the same
+interface runs on httpx.
 
 - :class:`~gs_hooks._fast_http.FastHttpClient`: HTTP/1.1 on ``asyncio.Protocol`` + httptools, the default on
   asyncio.

@@ -46,7 +46,7 @@ class _KickRequest(msgspec.Struct, array_like=True, frozen=True):
     reason: str
     message: str
     reply: str
-    deadline_ms: int = 0  # Redis's clock: the asker stops waiting then (0: a request without one)
+    deadline_ms: int  # Redis's clock: the asker stops waiting then
 
 
 class _KickAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -197,7 +197,7 @@ class FleetAdmin:
 
     async def _answer(self, entry: StreamEntry, request: _KickRequest) -> None:
         try:
-            if await self._late(entry, request):
+            if await self._late(request):
                 log.warning(
                     "admin: kick of player %r from process %s read after its deadline: not acted on",
                     request.player,
@@ -226,12 +226,10 @@ class FleetAdmin:
             return
         self.answered += 1
 
-    async def _late(self, entry: StreamEntry, request: _KickRequest) -> bool:
+    async def _late(self, request: _KickRequest) -> bool:
         """Whether the asker has given up (or nearly: the answer must reach it in time) on ``request``. Raises
         FleetError."""
-        if request.deadline_ms:
-            return await self.asker.now_ms() > request.deadline_ms - _ANSWER_MARGIN_MS
-        return await self.asker.age_ms(entry) > self._timeout_s * 1000  # a request of a process without deadlines
+        return await self.asker.now_ms() > request.deadline_ms - _ANSWER_MARGIN_MS
 
     def __repr__(self) -> str:
         return f"FleetAdmin({self.pid!r}, asked={self.asked}, answered={self.answered})"

@@ -7,9 +7,9 @@ asker waits on it with BLPOP, in waits kept below the socket timeout, until its 
 answer on one reply key (a request sent to many): the asker collects as many answers as it sent requests.
 
 :class:`Asker` holds both sides for one process: :meth:`Asker.live` (whether a process is a live member now),
-:meth:`Asker.send`, :meth:`Asker.wait`, :meth:`Asker.reply`, :meth:`Asker.age_ms` (how old a request is, by
-Redis's clock: a request the asker gave up on is not acted on), and the task group answers run in
-(:meth:`Asker.run`, :meth:`Asker.soon`: a slow answer never holds up the inbox). The verbs' payloads are theirs
+:meth:`Asker.send`, :meth:`Asker.wait`, :meth:`Asker.reply`, :meth:`Asker.now_ms` (Redis's clock, on which a
+request's deadline is set and checked: a request the asker gave up on is not acted on), and the task group answers
+run in (:meth:`Asker.run`, :meth:`Asker.soon`: a slow answer never holds up the inbox). The verbs' payloads are theirs
 (``_webstore``, ``_admin``).
 """
 
@@ -24,7 +24,7 @@ import anyio.abc
 
 from ._lua import REPLY
 from ._membership import INBOX_TTL_MS
-from ._protocol import Keys, StreamEntry, block_ms
+from ._protocol import Keys, block_ms
 from ._redis import FleetRedis
 from ._stream import Outgoing, publish_one
 
@@ -104,11 +104,6 @@ class Asker:
         return answers
 
     # -- the answering side ------------------------------------------------------------------------------------
-
-    async def age_ms(self, entry: StreamEntry) -> int:
-        """How long ago (Redis's clock, ms) the request ``entry`` was put in the inbox. Raises FleetError."""
-        sent_ms = int(entry.id.partition("-")[0])
-        return max(0, await self.now_ms() - sent_ms)
 
     async def reply(self, reply_key: str, body: bytes) -> None:
         """Push an answer to ``reply_key``, which expires ``REPLY_TTL_MS`` later (one script: a cancellation or a
